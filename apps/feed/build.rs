@@ -1,0 +1,166 @@
+//! Builds the feed's WebAssembly (page and service-worker logic) and embeds
+//! it, with the static files, into the server binary.
+//!
+//! Steps: a nested `cargo build` of `feed-web` for `wasm32-unknown-unknown`,
+//! `wasm-bindgen` (as a library, the same version as the crate, so the glue
+//! always matches), a content hash in the bundle's file name, and that name
+//! written into `sw.js` and `index.html`. The browser compares only `sw.js`
+//! for updates, never the `.wasm`: without the hash in `sw.js`, a Rust-only
+//! change would never reach users.
+//!
+//! Set `BGSYNC_SKIP_WASM=1` for `cargo check`/`clippy` runs that do not need
+//! a working page: the bundle is then an empty placeholder.
+
+use std::collections::hash_map::DefaultHasher;
+use std::env;
+use std::fs;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Static files: (URL path, file in `static/`, content type, long-lived).
+const STATIC: &[(&str, &str, &str)] = &[
+    ("/", "index.html", "text/html; charset=utf-8"),
+    ("/sw.js", "sw.js", "text/javascript; charset=utf-8"),
+    ("/app.css", "app.css", "text/css; charset=utf-8"),
+    (
+        "/manifest.webmanifest",
+        "manifest.webmanifest",
+        "application/manifest+json",
+    ),
+    ("/icon.svg", "icon.svg", "image/svg+xml"),
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.join("../..").canonicalize().unwrap();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+
+    for path in [
+        "apps/feed/static",
+        "apps/feed/web/src",
+        "apps/feed/web/Cargo.toml",
+        "apps/feed/post/src",
+        "crates/bgsync-web/src",
+        "crates/bgsync-web/Cargo.toml",
+        "crates/bgsync-core/src",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    println!("cargo:rerun-if-env-changed=BGSYNC_SKIP_WASM");
+
+    let (js, wasm) = if env::var_os("BGSYNC_SKIP_WASM").is_some() {
+        println!("cargo:warning=BGSYNC_SKIP_WASM is set: the page and worker will not work");
+        (String::new(), Vec::new())
+    } else {
+        build_wasm(&root, &out_dir)
+    };
+
+    let mut hasher = DefaultHasher::new();
+    hasher.write(js.as_bytes());
+    hasher.write(&wasm);
+    let bundle = format!("feed_web-{:016x}", hasher.finish());
+
+    let assets = out_dir.join("assets");
+    let _ = fs::remove_dir_all(&assets);
+    fs::create_dir_all(&assets).unwrap();
+    let mut table = Vec::new();
+    for (url, file, content_type) in STATIC {
+        let text = fs::read(manifest_dir.join("static").join(file)).unwrap();
+        let text = match String::from_utf8(text) {
+            Ok(s) => s.replace("__BUNDLE__", &bundle).into_bytes(),
+            Err(e) => e.into_bytes(),
+        };
+        fs::write(assets.join(file), text).unwrap();
+        table.push((url.to_string(), file.to_string(), *content_type, false));
+    }
+    let js_name = format!("{bundle}.js");
+    let wasm_name = format!("{bundle}.wasm");
+    fs::write(assets.join(&js_name), js).unwrap();
+    fs::write(assets.join(&wasm_name), wasm).unwrap();
+    table.push((
+        format!("/{js_name}"),
+        js_name,
+        "text/javascript; charset=utf-8",
+        true,
+    ));
+    table.push((format!("/{wasm_name}"), wasm_name, "application/wasm", true));
+
+    let mut code = format!(
+        "/// The content-hashed stem of the wasm bundle.\npub const BUNDLE: &str = {bundle:?};\n\n"
+    );
+    code.push_str("pub static ASSETS: &[Asset] = &[\n");
+    for (url, file, content_type, immutable) in table {
+        let path = assets.join(&file);
+        code.push_str(&format!(
+            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}) }},\n"
+        ));
+    }
+    code.push_str("];\n");
+    fs::write(out_dir.join("assets.rs"), code).unwrap();
+}
+
+/// Returns the wasm-bindgen JS glue and the wasm module.
+fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
+    // A nested build in the outer target dir would wait forever on the
+    // outer build's lock, so it gets a directory of its own.
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("wasm");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).args([
+        "build",
+        "--release",
+        "--locked",
+        "--package",
+        "feed-web",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--target-dir",
+    ]);
+    cmd.arg(&target_dir);
+    // The outer build's settings describe the host build, not this one.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        let cargo_var =
+            key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS";
+        if cargo_var
+            || matches!(
+                &*key,
+                "RUSTFLAGS"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "CARGO_ENCODED_RUSTFLAGS"
+            )
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    let status = cmd
+        .status()
+        .expect("could not run cargo for the wasm build");
+    assert!(
+        status.success(),
+        "the wasm build of feed-web failed (see above)"
+    );
+
+    let input = target_dir.join("wasm32-unknown-unknown/release/feed_web.wasm");
+    let bindgen_dir = out_dir.join("bindgen");
+    let _ = fs::remove_dir_all(&bindgen_dir);
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&input)
+        .no_modules(true)
+        .unwrap()
+        .typescript(false)
+        .remove_name_section(true)
+        .remove_producers_section(true)
+        .out_name("feed_web")
+        .generate(&bindgen_dir)
+        .unwrap_or_else(|e| panic!("wasm-bindgen failed on {}: {e:?}", input.display()));
+    let js = fs::read_to_string(bindgen_dir.join("feed_web.js")).unwrap();
+    let wasm = fs::read(bindgen_dir.join("feed_web_bg.wasm")).unwrap();
+    (js, wasm)
+}

@@ -1,0 +1,18 @@
+use feed::config::{Command, HELP};
+
+#[tokio::main]
+async fn main() {
+    match Command::parse(std::env::args().skip(1)) {
+        Ok(Command::Help) => print!("{HELP}"),
+        Ok(Command::Serve(config)) => {
+            if let Err(e) = feed::serve(config).await {
+                eprintln!("feed: {e}");
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("feed: {e}");
+            std::process::exit(2);
+        }
+    }
+}

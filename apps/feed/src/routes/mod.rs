@@ -1,0 +1,3 @@
+//! HTTP endpoints, one file each.
+
+pub mod posts;

@@ -1,0 +1,62 @@
+// The feed's service worker: a bootstrap for the Rust code in the wasm.
+// Every listener is registered synchronously at top level (the browser only
+// dispatches to listeners present at the first evaluation); the work itself
+// runs in Rust inside waitUntil/respondWith.
+importScripts("/__BUNDLE__.js");
+
+const SHELL_PREFIX = "feed-shell-";
+const SHELL_CACHE = SHELL_PREFIX + "__BUNDLE__";
+const WASM = "/__BUNDLE__.wasm";
+const SHELL = ["/", "/app.css", "/manifest.webmanifest", "/icon.svg", "/__BUNDLE__.js", WASM];
+
+// The wasm comes from the shell cache, so a worker the browser restarts
+// while offline still runs: the browser keeps sw.js and the imported glue,
+// but never the .wasm, for us.
+let rust = null;
+function ready() {
+  if (!rust) {
+    rust = caches
+      .match(WASM, { cacheName: SHELL_CACHE })
+      .then((cached) => cached || fetch(WASM))
+      .then((module_or_path) => wasm_bindgen({ module_or_path }))
+      .then(() => wasm_bindgen)
+      .catch((error) => {
+        rust = null;
+        throw error;
+      });
+  }
+  return rust;
+}
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches
+      .open(SHELL_CACHE)
+      .then((cache) => cache.addAll(SHELL))
+      .then(() => self.skipWaiting()),
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    ready()
+      .then((w) => w.worker_activate(SHELL_PREFIX, SHELL_CACHE))
+      .then(() => self.clients.claim()),
+  );
+});
+
+self.addEventListener("sync", (event) => {
+  event.waitUntil(ready().then((w) => w.worker_sync(event.tag, event.lastChance)));
+});
+
+self.addEventListener("message", (event) => {
+  event.waitUntil(ready().then((w) => w.worker_message(event.data, event.source)));
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET" || new URL(request.url).origin !== self.location.origin) {
+    return;
+  }
+  event.respondWith(ready().then((w) => w.worker_fetch(request, SHELL_CACHE)));
+});

@@ -1,0 +1,176 @@
+//! The real server for tests: the feed app on a random port, on a SQLite
+//! file in a temporary directory, on a runtime of its own so a test can
+//! stop it dead (every connection dropped, as when the process dies) and
+//! start it again on the same port.
+
+#![allow(dead_code)]
+
+pub mod browser;
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use feed::AppState;
+use sqlx::SqlitePool;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    fault: Arc<Fault>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+/// A fault the test injects in front of `POST /api/posts`: answer with this
+/// status instead of handling the request.
+#[derive(Default)]
+struct Fault {
+    status: AtomicU16,
+    failed: AtomicUsize,
+}
+
+impl TestServer {
+    /// Starts the app on a fresh database and a random port.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("feed.db").display());
+        let mut server = Self {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            database_url,
+            fault: Arc::default(),
+            runtime: None,
+            _dir: dir,
+        };
+        server.up();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn origin(&self) -> String {
+        self.url()
+    }
+
+    /// Starts serving again on the same port and database.
+    pub fn up(&mut self) {
+        assert!(self.runtime.is_none(), "the server is already up");
+        let listener = bind(self.addr);
+        self.addr = listener.local_addr().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = self.database_url.clone();
+        let fault = self.fault.clone();
+        runtime.spawn(async move {
+            let db = feed::db::connect(&url).await.expect("test database");
+            let app = feed::router(AppState { db }).layer(middleware::from_fn(
+                move |req: Request, next: Next| {
+                    let fault = fault.clone();
+                    async move { inject(&fault, req, next).await }
+                },
+            ));
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+        self.runtime = Some(runtime);
+    }
+
+    /// Stops serving at once: the listener and every open connection close,
+    /// as when the process is killed.
+    pub fn down(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Tasks are dropped on the runtime's threads; `up` waits for
+            // the port if they have not let go of it yet.
+            runtime.shutdown_background();
+        }
+    }
+
+    /// From now on, answer every `POST /api/posts` with `status` (or serve
+    /// normally with `None`).
+    pub fn fail_posts_with(&self, status: Option<u16>) {
+        self.fault
+            .status
+            .store(status.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// How many requests the fault answered.
+    pub fn failed_posts(&self) -> usize {
+        self.fault.failed.load(Ordering::SeqCst)
+    }
+
+    /// The stored posts as (id, title, location), read from the database
+    /// itself rather than through the API.
+    pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
+        let pool = SqlitePool::connect(&self.database_url).await.unwrap();
+        let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        rows
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::net::TcpListener {
+    // After `down`, the old socket may take a moment to be released.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => {
+                listener.set_nonblocking(true).unwrap();
+                return listener;
+            }
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting to bind {addr}: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("cannot bind {addr}: {e}"),
+        }
+    }
+}
+
+async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
+    let status = fault.status.load(Ordering::SeqCst);
+    if status != 0 && req.method() == Method::POST && req.uri().path() == "/api/posts" {
+        fault.failed.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::from_u16(status).unwrap(), "injected fault").into_response();
+    }
+    next.run(req).await
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after
+/// `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

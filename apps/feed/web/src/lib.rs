@@ -1,0 +1,70 @@
+//! The feed app in the browser, compiled to one wasm module that both the
+//! page (`start_page`) and the service worker (`worker_*`, called from
+//! `sw.js` inside `waitUntil`/`respondWith`) load.
+
+mod page;
+
+use bgsync_web::queue::Queue;
+use bgsync_web::{replay, worker};
+use wasm_bindgen::prelude::*;
+use web_sys::{Request, Response};
+
+/// The one-shot sync tag the page registers after queueing a post.
+pub const SYNC_TAG: &str = "sync-new-posts";
+/// Where posts are delivered.
+pub const POSTS_URL: &str = "/api/posts";
+
+fn posts() -> Queue {
+    Queue::new(Queue::POSTS)
+}
+
+/// Entry point of the page.
+#[wasm_bindgen]
+pub fn start_page() {
+    page::start();
+}
+
+/// `sync` event: replays the posts queue. Rejecting tells the browser to
+/// retry later, so the promise rejects exactly when a post is still owed.
+#[wasm_bindgen]
+pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> {
+    if tag != SYNC_TAG {
+        return Ok(());
+    }
+    let summary = replay::replay(&posts()).await?;
+    if summary.needs_retry() {
+        let when = if last_chance {
+            "the page will retry when opened"
+        } else {
+            "the browser will retry"
+        };
+        return Err(JsValue::from_str(&format!(
+            "{} post(s) could not be delivered yet; {when}",
+            summary.retrying
+        )));
+    }
+    Ok(())
+}
+
+/// `fetch` event for a same-origin GET.
+#[wasm_bindgen]
+pub async fn worker_fetch(request: Request, shell_cache: String) -> Result<Response, JsValue> {
+    worker::respond(request, &shell_cache).await
+}
+
+/// `activate` event: drop the caches of earlier versions.
+#[wasm_bindgen]
+pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Result<(), JsValue> {
+    worker::remove_old_caches(&shell_prefix, &shell_cache).await
+}
+
+/// `message` event from a page; answers go back to the sender.
+#[wasm_bindgen]
+pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValue> {
+    if let Some(reply) = worker::answer(&posts(), &data).await? {
+        let post: js_sys::Function =
+            js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
+        post.call1(&source, &reply)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,354 @@
+//! The feed page: the form, the snackbar, the list and the sync indicator.
+//!
+//! The list is rendered from two sources: the posts the server has, and the
+//! posts still queued in IndexedDB (marked as waiting, or as failed with the
+//! server's reason). Any change broadcast by the worker re-renders it, so a
+//! post delivered in the background turns into a sent one without a reload.
+
+use crate::{posts, POSTS_URL, SYNC_TAG};
+use bgsync_web::client;
+use bgsync_web::events::CHANNEL;
+use bgsync_web::replay;
+use feed_post::{FieldError, NewPost};
+use js_sys::{Array, Object, Reflect};
+use std::cell::Cell;
+use std::collections::HashSet;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{BroadcastChannel, Document, Element, Event, HtmlFormElement, HtmlInputElement};
+
+const SNACKBAR_MS: i32 = 6000;
+
+thread_local! {
+    // Renders are async; only the newest one may write the list.
+    static RENDER: Cell<u32> = const { Cell::new(0) };
+    static SNACKBAR_TIMER: Cell<i32> = const { Cell::new(0) };
+}
+
+pub fn start() {
+    if let Err(e) = wire_up() {
+        web_sys::console::error_2(&"feed: the page could not start".into(), &e);
+    }
+}
+
+fn doc() -> Document {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .expect("a page has a document")
+}
+
+fn by_id<T: JsCast>(id: &str) -> T {
+    doc()
+        .get_element_by_id(id)
+        .unwrap_or_else(|| panic!("index.html has no #{id}"))
+        .dyn_into()
+        .unwrap_or_else(|_| panic!("#{id} has an unexpected element type"))
+}
+
+fn wire_up() -> Result<(), JsValue> {
+    let window = web_sys::window().ok_or("no window")?;
+
+    let form: HtmlFormElement = by_id("post-form");
+    let on_submit = Closure::<dyn FnMut(Event)>::new(|event: Event| {
+        event.prevent_default();
+        spawn_local(submit());
+    });
+    form.add_event_listener_with_callback("submit", on_submit.as_ref().unchecked_ref())?;
+    on_submit.forget();
+
+    let channel = BroadcastChannel::new(CHANNEL)?;
+    let on_change = Closure::<dyn FnMut()>::new(|| spawn_local(render()));
+    channel.set_onmessage(Some(on_change.as_ref().unchecked_ref()));
+    on_change.forget();
+    // The channel must outlive this function to keep receiving.
+    std::mem::forget(channel);
+
+    let on_online = Closure::<dyn FnMut()>::new(|| {
+        spawn_local(async {
+            render().await;
+            fallback_replay().await;
+        })
+    });
+    window.add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref())?;
+    on_online.forget();
+    let on_offline = Closure::<dyn FnMut()>::new(|| spawn_local(render()));
+    window.add_event_listener_with_callback("offline", on_offline.as_ref().unchecked_ref())?;
+    on_offline.forget();
+
+    spawn_local(async {
+        if client::has_service_worker() {
+            if let Err(e) = client::register_worker("/sw.js").await {
+                web_sys::console::warn_2(
+                    &"feed: no service worker, sending from the page".into(),
+                    &e,
+                );
+            }
+        }
+        render().await;
+        fallback_replay().await;
+    });
+    Ok(())
+}
+
+async fn submit() {
+    let title: HtmlInputElement = by_id("title");
+    let location: HtmlInputElement = by_id("location");
+    let id = match client::random_uuid() {
+        Ok(id) => id,
+        Err(e) => return snackbar(&format!("Could not save the post: {}", describe(&e))),
+    };
+    let post = match NewPost::parse(&id, &title.value(), &location.value()) {
+        Ok(post) => post,
+        Err(errors) => return show_field_errors(&errors),
+    };
+    show_field_errors(&[]);
+    let body = Object::new();
+    for (k, v) in [
+        ("id", &post.id),
+        ("title", &post.title),
+        ("location", &post.location),
+    ] {
+        let _ = Reflect::set(&body, &k.into(), &v.into());
+    }
+    let body = js_sys::JSON::stringify(&body)
+        .map(String::from)
+        .unwrap_or_default();
+    if let Err(e) = client::enqueue(&posts(), POSTS_URL, body).await {
+        // Nothing was stored: keep what the user typed.
+        return snackbar(&format!("Could not save the post: {}", describe(&e)));
+    }
+    by_id::<HtmlFormElement>("post-form").reset();
+    match client::register_sync(SYNC_TAG).await {
+        Ok(true) => snackbar("Your post was saved for syncing"),
+        Ok(false) => {
+            snackbar("Your post was saved and will be sent when the server can be reached");
+            fallback_replay().await;
+        }
+        Err(e) => {
+            web_sys::console::warn_2(&"feed: sync registration failed".into(), &e);
+            snackbar("Your post was saved and will be sent when the server can be reached");
+            fallback_replay().await;
+        }
+    }
+    render().await;
+}
+
+/// Where the browser has no Background Sync, the queue is replayed on page
+/// load, on `online` and after each submit: by the worker when one
+/// controls the page, else by the page itself.
+async fn fallback_replay() {
+    if client::has_sync_manager() {
+        return;
+    }
+    let ask_worker = Object::new();
+    let _ = Reflect::set(&ask_worker, &"type".into(), &"replay".into());
+    if client::post_to_worker(&ask_worker) {
+        return;
+    }
+    if let Err(e) = replay::replay(&posts()).await {
+        web_sys::console::warn_2(&"feed: replay failed".into(), &e);
+    }
+    // Our own broadcasts do not reach us.
+    render().await;
+}
+
+fn show_field_errors(errors: &[FieldError]) {
+    for field in ["title", "location"] {
+        let slot: Element = by_id(&format!("{field}-error"));
+        let input: Element = by_id(field);
+        match errors.iter().find(|e| e.field == field) {
+            Some(error) => {
+                slot.set_text_content(Some(&error.message));
+                let _ = slot.remove_attribute("hidden");
+                let _ = input.set_attribute("aria-invalid", "true");
+            }
+            None => {
+                slot.set_text_content(None);
+                let _ = slot.set_attribute("hidden", "");
+                let _ = input.remove_attribute("aria-invalid");
+            }
+        }
+    }
+    if let Some(first) = errors.first() {
+        if let Ok(input) = doc()
+            .get_element_by_id(first.field)
+            .unwrap()
+            .dyn_into::<web_sys::HtmlElement>()
+        {
+            let _ = input.focus();
+        }
+    }
+}
+
+fn snackbar(message: &str) {
+    let bar: Element = by_id("snackbar");
+    bar.set_text_content(Some(message));
+    let _ = bar.class_list().add_1("visible");
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let hide = Closure::once_into_js(move || {
+        let _ = bar.class_list().remove_1("visible");
+    });
+    let previous = SNACKBAR_TIMER.with(Cell::get);
+    window.clear_timeout_with_handle(previous);
+    if let Ok(handle) = window
+        .set_timeout_with_callback_and_timeout_and_arguments_0(hide.unchecked_ref(), SNACKBAR_MS)
+    {
+        SNACKBAR_TIMER.with(|t| t.set(handle));
+    }
+}
+
+/// A post as the list shows it.
+struct Item {
+    id: String,
+    title: String,
+    location: String,
+    state: &'static str,
+    note: String,
+}
+
+async fn render() {
+    let generation = RENDER.with(|r| {
+        r.set(r.get().wrapping_add(1));
+        r.get()
+    });
+    let queued = posts().all().await.unwrap_or_default();
+    let server = fetch_server_posts().await;
+    if RENDER.with(Cell::get) != generation {
+        return;
+    }
+
+    let mut items = Vec::new();
+    let server_ids: HashSet<String> = server
+        .as_ref()
+        .map(|p| p.iter().map(|i| i.id.clone()).collect())
+        .unwrap_or_default();
+    let mut queued = queued;
+    queued.sort_by(|a, b| b.enqueued_at_ms.total_cmp(&a.enqueued_at_ms));
+    let (mut waiting, mut failed) = (0, 0);
+    for entry in &queued {
+        let Some(mut item) = item_from_json(&entry.body) else {
+            continue;
+        };
+        // Delivered but not yet deleted: the server's copy is shown.
+        if server_ids.contains(&item.id) {
+            continue;
+        }
+        if entry.rejected {
+            failed += 1;
+            item.state = "failed";
+            item.note = format!(
+                "Not sent: {}",
+                entry
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("refused by the server")
+            );
+        } else {
+            waiting += 1;
+            item.state = "pending";
+            item.note = match &entry.last_error {
+                Some(e) => format!("Waiting to be sent (last try: {e})"),
+                None => "Waiting to be sent".into(),
+            };
+        }
+        items.push(item);
+    }
+    let online = web_sys::window()
+        .map(|w| w.navigator().on_line())
+        .unwrap_or(true);
+    let reachable = server.is_some();
+    items.extend(server.unwrap_or_default());
+
+    let list: Element = by_id("posts");
+    list.set_text_content(None);
+    let document = doc();
+    for item in &items {
+        if let Ok(li) = post_element(&document, item) {
+            let _ = list.append_child(&li);
+        }
+    }
+    if items.is_empty() {
+        if let Ok(li) = document.create_element("li") {
+            li.set_class_name("empty");
+            li.set_text_content(Some("No posts yet. Share the first one above."));
+            let _ = list.append_child(&li);
+        }
+    }
+
+    let (state, text) = match (waiting, failed, online && reachable) {
+        (0, 0, true) => ("synced", "All posts sent".to_string()),
+        (0, 0, false) => (
+            "offline",
+            "Offline: showing the last posts seen".to_string(),
+        ),
+        (w, 0, _) => ("pending", format!("{w} post(s) waiting to be sent")),
+        (w, f, _) => ("failed", format!("{w} waiting, {f} could not be sent")),
+    };
+    let status: Element = by_id("sync-status");
+    let _ = status.set_attribute("data-state", state);
+    status.set_text_content(Some(&text));
+}
+
+fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
+    let li = document.create_element("li")?;
+    li.set_class_name("post");
+    li.set_attribute("data-state", item.state)?;
+    li.set_attribute("data-id", &item.id)?;
+    for (class, text) in [
+        ("title", &item.title),
+        ("location", &item.location),
+        ("note", &item.note),
+    ] {
+        let span = document.create_element("span")?;
+        span.set_class_name(class);
+        span.set_text_content(Some(text));
+        li.append_child(&span)?;
+    }
+    Ok(li)
+}
+
+fn item_from_json(text: &str) -> Option<Item> {
+    item_from_value(&js_sys::JSON::parse(text).ok()?)
+}
+
+fn item_from_value(value: &JsValue) -> Option<Item> {
+    let text = |k: &str| Reflect::get(value, &k.into()).ok()?.as_string();
+    Some(Item {
+        id: text("id")?,
+        title: text("title")?,
+        location: text("location")?,
+        state: "sent",
+        note: "Sent".into(),
+    })
+}
+
+/// The server's posts (through the worker, which answers from its cache
+/// when offline), or `None` when neither has them.
+async fn fetch_server_posts() -> Option<Vec<Item>> {
+    let window = web_sys::window()?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(POSTS_URL))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    if !response.ok() {
+        return None;
+    }
+    let json = JsFuture::from(response.json().ok()?).await.ok()?;
+    let list = Reflect::get(&json, &"posts".into()).ok()?;
+    Some(
+        Array::from(&list)
+            .iter()
+            .filter_map(|v| item_from_value(&v))
+            .collect(),
+    )
+}
+
+fn describe(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| Reflect::get(e, &"message".into()).ok()?.as_string())
+        .unwrap_or_else(|| "unknown error".into())
+}

@@ -1,0 +1,202 @@
+//! `Idempotency-Key`: the header, and the key store that makes a repeated
+//! request return the first result instead of applying the effect again.
+//!
+//! The key row is written in the same database transaction as the effect
+//! and the response it produced, so there is no moment at which the effect
+//! exists without its key (a retry would apply it twice) or the key without
+//! its effect (a retry would be answered with a response for nothing).
+
+use crate::problem::Problem;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bgsync_core::wire::{is_valid_idempotency_key, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LEN};
+use sqlx::SqliteConnection;
+
+/// The schema of the key store, for the app to include in its migrations.
+pub const SQLITE_SCHEMA: &str = "\
+CREATE TABLE idempotency_keys (
+    key          TEXT PRIMARY KEY NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER,
+    content_type TEXT,
+    body         BLOB,
+    created_at   INTEGER NOT NULL
+);";
+
+/// A validated `Idempotency-Key` header value. As an extractor it answers 400
+/// when the header is missing; as `Option<IdempotencyKey>` only when the
+/// header is present but invalid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(value: &HeaderValue) -> Result<Self, Problem> {
+        match value.to_str() {
+            Ok(key) if is_valid_idempotency_key(key) => Ok(Self(key.to_owned())),
+            _ => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key",
+                format!(
+                    "The {IDEMPOTENCY_KEY} header must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} \
+                     printable ASCII characters, such as a UUID."
+                ),
+            )),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Problem> {
+        let mut values = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key",
+                format!("Send the {IDEMPOTENCY_KEY} header once, not several times."),
+            ));
+        }
+        Self::parse(first).map(Some)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
+            .await?
+            .ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "missing-idempotency-key",
+                    "Missing Idempotency-Key",
+                    format!("This endpoint requires an {IDEMPOTENCY_KEY} header (a UUID made once per request)."),
+                )
+            })
+    }
+}
+
+/// What the key store says about a key at the start of a transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// First use: apply the effect, then [`complete`] in the same transaction.
+    New,
+    /// Already completed: answer with the stored response.
+    Replay(StoredResponse),
+    /// The key was used with another payload: 422, nothing applied.
+    Mismatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl IntoResponse for StoredResponse {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
+        let mut response = (status, self.body).into_response();
+        if let Some(value) = self
+            .content_type
+            .and_then(|ct| HeaderValue::from_str(&ct).ok())
+        {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+        }
+        response
+            .headers_mut()
+            .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+        response
+    }
+}
+
+/// The answer for [`Claim::Mismatch`].
+pub fn mismatch_problem() -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency-key-reused",
+        "Idempotency-Key reused",
+        format!("This {IDEMPOTENCY_KEY} was already used with a different request body; make a new key for a new request."),
+    )
+}
+
+/// Claims `key` inside the caller's open transaction.
+///
+/// The claim is an INSERT, the transaction's first write: SQLite then holds
+/// the write lock (waiting for it under the busy timeout rather than failing
+/// on a stale read snapshot), and a concurrent request with the same key
+/// waits for this transaction to commit and then sees its stored response.
+pub async fn claim(
+    conn: &mut SqliteConnection,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now_ms: i64,
+) -> Result<Claim, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (key, fingerprint, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key.as_str())
+    .bind(fingerprint)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    let (stored_fingerprint, status, content_type, body): (
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<Vec<u8>>,
+    ) = sqlx::query_as(
+        "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE key = ?",
+    )
+    .bind(key.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    if stored_fingerprint != fingerprint {
+        return Ok(Claim::Mismatch);
+    }
+    // The row and its response commit together, so a visible row always
+    // has a status; a NULL would mean a writer that bypassed `complete`.
+    let status = status
+        .ok_or_else(|| sqlx::Error::Protocol("idempotency key stored without a response".into()))?;
+    Ok(Claim::Replay(StoredResponse {
+        status: u16::try_from(status).unwrap_or(200),
+        content_type,
+        body: body.unwrap_or_default(),
+    }))
+}
+
+/// Stores the response for a key claimed as [`Claim::New`], in the same
+/// transaction as the effect.
+pub async fn complete(
+    conn: &mut SqliteConnection,
+    key: &IdempotencyKey,
+    response: &StoredResponse,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE idempotency_keys SET status = ?, content_type = ?, body = ? WHERE key = ?")
+        .bind(i64::from(response.status))
+        .bind(response.content_type.as_deref())
+        .bind(&response.body)
+        .bind(key.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

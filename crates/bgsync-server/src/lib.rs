@@ -1,0 +1,17 @@
+//! Server pieces for requests that arrive by background sync.
+//!
+//! A service worker delivers at least once: it retries after lost responses,
+//! and the browser itself resends a POST when a kept-alive connection is
+//! reset. These pieces make the effect exactly-once and the errors precise:
+//!
+//! - [`problem`]: RFC 9457 `application/problem+json` responses;
+//! - [`json`]: a JSON body reader whose every refusal is a precise problem;
+//! - [`idempotency`]: the `Idempotency-Key` header and the key store that
+//!   commits in the same transaction as the effect.
+
+pub mod idempotency;
+pub mod json;
+pub mod problem;
+
+pub use idempotency::{Claim, IdempotencyKey};
+pub use problem::Problem;

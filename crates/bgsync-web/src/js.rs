@@ -1,0 +1,105 @@
+//! Small bridges from JavaScript's callback and promise APIs to Rust.
+
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{IdbRequest, IdbTransaction};
+
+pub type JsResult<T> = Result<T, JsValue>;
+
+#[wasm_bindgen]
+extern "C" {
+    // `fetch` exists on both `Window` and `WorkerGlobalScope`; binding the
+    // global function serves both without asking which one we are in.
+    #[wasm_bindgen(js_name = fetch)]
+    pub(crate) fn global_fetch(input: &web_sys::Request) -> Promise;
+}
+
+/// A property of the global object (`self` in a worker, `window` in a page).
+pub(crate) fn global<T: JsCast>(name: &str) -> JsResult<T> {
+    let value = Reflect::get(&js_sys::global(), &JsValue::from_str(name))?;
+    value.dyn_into::<T>().map_err(|_| {
+        JsValue::from_str(&format!(
+            "`{name}` is not available in this browser context"
+        ))
+    })
+}
+
+pub(crate) fn get(target: &JsValue, name: &str) -> JsResult<JsValue> {
+    Reflect::get(target, &JsValue::from_str(name))
+}
+
+pub(crate) fn set(target: &JsValue, name: &str, value: impl Into<JsValue>) {
+    // Setting a property on a plain object we made cannot fail.
+    let _ = Reflect::set(target, &JsValue::from_str(name), &value.into());
+}
+
+pub(crate) async fn await_promise(promise: Promise) -> JsResult<JsValue> {
+    JsFuture::from(promise).await
+}
+
+/// Resolves with the request's result on `success`, rejects on `error`.
+pub(crate) async fn request(req: &IdbRequest) -> JsResult<JsValue> {
+    let promise = Promise::new(&mut |resolve: Function, reject: Function| {
+        let ok = req.clone();
+        let on_success = Closure::once_into_js(move || {
+            let _ = resolve.call1(&JsValue::NULL, &ok.result().unwrap_or(JsValue::UNDEFINED));
+        });
+        let failed = req.clone();
+        let on_error = Closure::once_into_js(move || {
+            let error = failed
+                .error()
+                .ok()
+                .flatten()
+                .map(JsValue::from)
+                .unwrap_or(JsValue::NULL);
+            let _ = reject.call1(&JsValue::NULL, &error);
+        });
+        req.set_onsuccess(Some(on_success.unchecked_ref()));
+        req.set_onerror(Some(on_error.unchecked_ref()));
+    });
+    await_promise(promise).await
+}
+
+/// Resolves once the transaction has committed: only then is a write
+/// durable, and only then may the user be told it is saved.
+pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
+    let promise = Promise::new(&mut |resolve: Function, reject: Function| {
+        let on_complete = Closure::once_into_js(move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        let failed = tx.clone();
+        let on_abort = Closure::once_into_js(move || {
+            let error = failed
+                .error()
+                .map(JsValue::from)
+                .unwrap_or_else(|| "transaction aborted".into());
+            let _ = reject.call1(&JsValue::NULL, &error);
+        });
+        tx.set_oncomplete(Some(on_complete.unchecked_ref()));
+        // An error that is not handled aborts the transaction, so `abort`
+        // covers both.
+        tx.set_onabort(Some(on_abort.unchecked_ref()));
+    });
+    await_promise(promise).await.map(|_| ())
+}
+
+/// A readable message for an error that crossed from JavaScript.
+pub fn describe(error: &JsValue) -> String {
+    if let Some(s) = error.as_string() {
+        return s;
+    }
+    let message = get(error, "message").ok().and_then(|m| m.as_string());
+    let name = get(error, "name").ok().and_then(|m| m.as_string());
+    match (name, message) {
+        (Some(n), Some(m)) if !m.is_empty() => format!("{n}: {m}"),
+        (_, Some(m)) => m,
+        (Some(n), None) => n,
+        _ => String::from(
+            js_sys::JSON::stringify(error)
+                .ok()
+                .unwrap_or_else(|| "unknown error".into()),
+        ),
+    }
+}

@@ -1,0 +1,23 @@
+//! bgsync in the browser: the adapters around `bgsync-core`.
+//!
+//! - [`queue`]: the durable queue in IndexedDB (works in pages and workers);
+//! - [`transport`]: delivery of one entry with `fetch` and its
+//!   `Idempotency-Key`;
+//! - [`replay`]: a replay round, one at a time per JavaScript context, with
+//!   every change broadcast to open pages;
+//! - [`worker`]: the service-worker side (app-shell cache, fetch strategies);
+//! - [`client`]: the page side (worker registration, sync registration,
+//!   messages to the worker).
+//!
+//! Everything here also runs in a window, so a browser without a service
+//! worker still queues durably and replays from the page.
+
+pub mod client;
+pub mod events;
+mod js;
+pub mod queue;
+pub mod replay;
+pub mod transport;
+pub mod worker;
+
+pub use js::JsResult;

@@ -1,0 +1,140 @@
+//! The service-worker side: how requests are answered while offline, and
+//! cache housekeeping.
+//!
+//! `respondWith` must be called synchronously, so which requests reach this
+//! module is decided in `sw.js` (same-origin GETs); how they are answered is
+//! decided here.
+
+use crate::js::{self, JsResult};
+use crate::queue::Queue;
+use js_sys::{Array, Object};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Cache, CacheStorage, Request, Response, ResponseInit, Url};
+
+/// Where responses of the API are kept for offline reads.
+pub const DATA_CACHE: &str = "bgsync-data";
+
+/// Answers a same-origin GET: API reads network-first (so the page sees
+/// fresh data and still sees the last data offline), everything else (the
+/// app shell) cache-first from `shell_cache`.
+pub async fn respond(request: Request, shell_cache: &str) -> JsResult<Response> {
+    let path = Url::new(&request.url())?.pathname();
+    if path.starts_with("/api/") {
+        network_first(request).await
+    } else {
+        cache_first(request, shell_cache).await
+    }
+}
+
+async fn network_first(request: Request) -> JsResult<Response> {
+    let caches: CacheStorage = js::global("caches")?;
+    let cache: Cache = js::await_promise(caches.open(DATA_CACHE))
+        .await?
+        .dyn_into()?;
+    match fetch(&request.clone()?).await {
+        Ok(response) => {
+            if response.ok() {
+                // A failed cache write must not fail the read itself.
+                let _ =
+                    js::await_promise(cache.put_with_request(&request, &response.clone()?)).await;
+            }
+            Ok(response)
+        }
+        Err(error) => match cached(&cache, &request).await? {
+            Some(response) => Ok(response),
+            None => offline_problem(&js::describe(&error)),
+        },
+    }
+}
+
+async fn cache_first(request: Request, shell_cache: &str) -> JsResult<Response> {
+    let caches: CacheStorage = js::global("caches")?;
+    let cache: Cache = js::await_promise(caches.open(shell_cache))
+        .await?
+        .dyn_into()?;
+    if let Some(response) = cached(&cache, &request).await? {
+        return Ok(response);
+    }
+    match fetch(&request).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            // Offline navigation to any page of the app: serve the shell.
+            if request.mode() == web_sys::RequestMode::Navigate {
+                let shell: JsValue = js::await_promise(cache.match_with_str("/")).await?;
+                if let Ok(response) = shell.dyn_into::<Response>() {
+                    return Ok(response);
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn cached(cache: &Cache, request: &Request) -> JsResult<Option<Response>> {
+    let hit = js::await_promise(cache.match_with_request(request)).await?;
+    Ok(hit.dyn_into::<Response>().ok())
+}
+
+async fn fetch(request: &Request) -> JsResult<Response> {
+    js::await_promise(js::global_fetch(request))
+        .await?
+        .dyn_into()
+}
+
+fn offline_problem(error: &str) -> JsResult<Response> {
+    let body = Object::new();
+    js::set(&body, "type", "/problems/offline");
+    js::set(&body, "title", "Offline");
+    js::set(&body, "status", 503);
+    js::set(
+        &body,
+        "detail",
+        format!("The server could not be reached ({error}) and no copy is stored; try again when online."),
+    );
+    let init = ResponseInit::new();
+    init.set_status(503);
+    let headers = Object::new();
+    js::set(&headers, "Content-Type", "application/problem+json");
+    init.set_headers(&headers);
+    let text = js_sys::JSON::stringify(&body)?;
+    Response::new_with_opt_str_and_init(text.as_string().as_deref(), &init)
+}
+
+/// At activation: deletes the caches of earlier versions of the app shell
+/// (those named `prefix…` other than `keep`).
+pub async fn remove_old_caches(prefix: &str, keep: &str) -> JsResult<()> {
+    let caches: CacheStorage = js::global("caches")?;
+    let names = Array::from(&js::await_promise(caches.keys()).await?);
+    for name in names.iter().filter_map(|n| n.as_string()) {
+        if name.starts_with(prefix) && name != keep {
+            js::await_promise(caches.delete(&name)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What the worker holds, for a page that asks.
+pub async fn status(queue: &Queue) -> JsResult<JsValue> {
+    let entries = queue.all().await?;
+    let rejected = entries.iter().filter(|e| e.rejected).count();
+    let o = Object::new();
+    js::set(&o, "type", "status");
+    js::set(
+        &o,
+        "runtime",
+        concat!("bgsync-web ", env!("CARGO_PKG_VERSION")),
+    );
+    js::set(&o, "queued", (entries.len() - rejected) as u32);
+    js::set(&o, "rejected", rejected as u32);
+    Ok(o.into())
+}
+
+/// Answers a page's message: `{type: "replay"}` runs a round, `{type:
+/// "status"}` returns [`status`] for the caller to post back.
+pub async fn answer(queue: &Queue, message: &JsValue) -> JsResult<Option<JsValue>> {
+    match js::get(message, "type")?.as_string().as_deref() {
+        Some("replay") => crate::replay::replay(queue).await.map(|_| None),
+        Some("status") => status(queue).await.map(Some),
+        _ => Ok(None),
+    }
+}
