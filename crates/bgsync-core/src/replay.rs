@@ -2,7 +2,7 @@
 //! for each entry whether it may be deleted.
 //!
 //! The platform reads the queue, hands it to [`Replay::new`], then loops:
-//! take [`Replay::next`], send it, report the result with
+//! take [`Replay::next_to_send`], send it, report the result with
 //! [`Replay::record`] and carry out the returned [`Action`] durably before
 //! asking for the next entry. An entry is only ever deleted on
 //! [`Action::Delete`], which only a 2xx produces, so a crash anywhere in the
@@ -79,17 +79,17 @@ impl Replay {
 
     /// The next entry to send, or `None` when the round is over. Entries
     /// are sent one at a time: call [`Replay::record`] before asking again.
-    pub fn next(&mut self) -> Option<Entry> {
+    pub fn next_to_send(&mut self) -> Option<Entry> {
         assert!(
             self.in_flight.is_none(),
-            "Replay::next called before the previous attempt was recorded"
+            "Replay::next_to_send called before the previous attempt was recorded"
         );
         let entry = self.pending.pop_front()?;
         self.in_flight = Some(entry.clone());
         Some(entry)
     }
 
-    /// Records the result of sending the entry last returned by `next`.
+    /// Records the result of sending the entry last returned by `next_to_send`.
     pub fn record(&mut self, attempt: Attempt) -> Action {
         let mut entry = self
             .in_flight
@@ -119,7 +119,7 @@ impl Replay {
         }
     }
 
-    /// The tally so far; final once `next` has returned `None`.
+    /// The tally so far; final once `next_to_send` has returned `None`.
     pub fn summary(&self) -> Summary {
         self.summary
     }
@@ -143,7 +143,7 @@ mod tests {
     fn run(replay: &mut Replay, results: &[Attempt]) -> Vec<Action> {
         let mut actions = Vec::new();
         let mut results = results.iter();
-        while replay.next().is_some() {
+        while replay.next_to_send().is_some() {
             actions.push(replay.record(results.next().expect("a result per entry").clone()));
         }
         actions
@@ -153,7 +153,7 @@ mod tests {
     fn delivers_in_enqueue_order_and_deletes_only_on_2xx() {
         let mut r = Replay::new(vec![entry("b", 2.0), entry("a", 1.0), entry("c", 3.0)]);
         let order: Vec<_> = std::iter::from_fn(|| {
-            let e = r.next()?;
+            let e = r.next_to_send()?;
             r.record(Attempt::Status(201));
             Some(e.key.to_string())
         })
@@ -251,7 +251,7 @@ mod tests {
     #[should_panic(expected = "before the previous attempt was recorded")]
     fn one_attempt_at_a_time() {
         let mut r = Replay::new(vec![entry("a", 1.0), entry("b", 2.0)]);
-        r.next();
-        r.next();
+        r.next_to_send();
+        r.next_to_send();
     }
 }

@@ -36,7 +36,7 @@ pub async fn replay(queue: &Queue) -> JsResult<Summary> {
 
 async fn round(queue: &Queue) -> JsResult<Summary> {
     let mut replay = Replay::new(queue.all().await?);
-    while let Some(entry) = replay.next() {
+    while let Some(entry) = replay.next_to_send() {
         let attempt = transport::send(&entry).await;
         match replay.record(attempt) {
             Action::Delete(key) => {

@@ -1,1 +1,331 @@
-// placeholder
+//! A real headless Chromium for the tests, driven over the DevTools
+//! protocol, with the operations the tests need: open the app, use its
+//! form, read its IndexedDB, take the worker offline, stop workers, and
+//! dispatch sync events.
+
+use chromiumoxide::cdp::browser_protocol::service_worker::{
+    DispatchSyncEventParams, EnableParams as ServiceWorkerEnable, EventWorkerRegistrationUpdated,
+    StopAllWorkersParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{AttachToTargetParams, GetTargetsParams, SetAutoAttachParams, TargetId};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::types::{Command, Method, MethodId};
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::Command as Process;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::eventually;
+
+/// Chromium's flags for tests (DESIGN.md): headless, no network of its own,
+/// and Background Sync retries after 5 s and 10 s instead of 5 and 15 min.
+const FLAGS: &[&str] = &[
+    "headless",
+    "no-sandbox",
+    "disable-gpu",
+    "disable-quic",
+    "no-first-run",
+    "disable-background-networking",
+    "disable-component-update",
+    "disable-sync",
+    "disable-extensions",
+    "log-level=3",
+    "force-fieldtrials=BackgroundSync/Test",
+    "force-fieldtrial-params=BackgroundSync.Test:initial_retry_delay_sec/5/retry_delay_factor/2/max_sync_attempts/3",
+];
+
+/// One browser at a time: two Chromiums on two cores make timings flaky.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+pub struct Chromium {
+    pub browser: Browser,
+    /// The DevTools session on the worker. Chromium counts offline
+    /// emulation per session and only goes back online when the session
+    /// that went offline says so, so one session is kept and reused.
+    worker_session: Mutex<Option<String>>,
+    handler: tokio::task::JoinHandle<()>,
+    _profile: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Chromium {
+    pub async fn launch() -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
+        let profile = tempfile::tempdir().unwrap();
+        let config = BrowserConfig::builder()
+            .chrome_executable(executable())
+            .disable_default_args()
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .args(FLAGS.iter().copied())
+            .launch_timeout(Duration::from_secs(60))
+            .request_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
+        let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
+        Self { browser, worker_session: Mutex::new(None), handler, _profile: profile, _turn: turn }
+    }
+
+    /// Opens the app and waits until its worker controls the page (so the
+    /// app shell is cached) and the Rust page code has rendered.
+    pub async fn open_app(&self, url: &str) -> Page {
+        let page = self.new_page(url).await;
+        self.wait_until_ready(&page).await;
+        page
+    }
+
+    async fn wait_until_ready(&self, page: &Page) {
+        let page = page.clone();
+        let controlled = tokio::time::timeout(
+            Duration::from_secs(30),
+            wait_for(&page, "the worker to control the page", "navigator.serviceWorker.controller !== null"),
+        )
+        .await;
+        if controlled.is_err() {
+            let state: serde_json::Value = eval(
+                &page,
+                "navigator.serviceWorker.getRegistration().then(r => ({ url: location.href, \
+                 installing: r?.installing?.state ?? null, waiting: r?.waiting?.state ?? null, \
+                 active: r?.active?.state ?? null, registered: !!r }))",
+            )
+            .await;
+            panic!("the worker does not control the page: {state}");
+        }
+        wait_for(&page, "the page to render", "document.querySelector('#sync-status').dataset.state !== 'starting'").await;
+    }
+
+    /// Opens the app in a page where `SyncManager` does not exist, as in
+    /// browsers without Background Sync.
+    pub async fn open_app_without_background_sync(&self, url: &str) -> Page {
+        let page = self.new_page("about:blank").await;
+        page.evaluate_on_new_document("delete window.SyncManager").await.unwrap();
+        page.goto(url).await.unwrap();
+        self.wait_until_ready(&page).await;
+        page
+    }
+
+    /// The service worker's DevTools target.
+    async fn worker_target(&self) -> TargetId {
+        let targets = self.browser.execute(GetTargetsParams::default()).await.unwrap();
+        targets
+            .result
+            .target_infos
+            .iter()
+            .find(|t| t.r#type == "service_worker" && t.url.ends_with("/sw.js"))
+            .map(|t| t.target_id.clone())
+            .expect("a running service worker")
+    }
+
+    /// Takes the worker (not the page) offline, or back online. Clearing
+    /// it is what makes Chromium fire pending syncs.
+    pub async fn set_worker_offline(&self, offline: bool) {
+        let mut slot = self.worker_session.lock().await;
+        if slot.is_none() {
+            let target = self.worker_target().await;
+            let attached = self
+                .browser
+                .execute(AttachToTargetParams::builder().target_id(target).flatten(false).build().unwrap())
+                .await
+                .unwrap();
+            *slot = Some(attached.result.session_id.inner().clone());
+        }
+        let session = slot.clone().unwrap();
+        for message in [
+            serde_json::json!({ "id": 1, "method": "Network.enable", "params": {} }),
+            serde_json::json!({ "id": 2, "method": "Network.emulateNetworkConditions", "params": {
+                "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1
+            }}),
+        ] {
+            self.browser
+                .execute(SendMessageToTarget { message: message.to_string(), session_id: session.clone() })
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Opens a tab that is not the app, for DevTools calls that need a page
+    /// session while no page of the app is open.
+    pub async fn blank_page(&self) -> Page {
+        self.new_page("about:blank").await
+    }
+
+    /// A new tab at `url`. chromiumoxide makes each page session auto-attach
+    /// to related targets paused until a debugger resumes them; it then
+    /// detaches from service workers, which races with resuming them and
+    /// leaves a worker that never starts now and then. Pages here do not
+    /// auto-attach: the tests reach the worker through its own session.
+    async fn new_page(&self, url: &str) -> Page {
+        let page = self.browser.new_page("about:blank").await.unwrap();
+        let mut params = SetAutoAttachParams::new(false, false);
+        params.flatten = Some(true);
+        page.execute(params).await.unwrap();
+        if url != "about:blank" {
+            page.goto(url).await.unwrap();
+        }
+        page
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.browser.close().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+}
+
+/// `Target.sendMessageToTarget`, deprecated in the protocol and so missing
+/// from chromiumoxide's generated types, but the way to reach a worker's
+/// own session (DESIGN.md).
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+struct SendMessageToTarget {
+    message: String,
+    session_id: String,
+}
+
+impl Method for SendMessageToTarget {
+    fn identifier(&self) -> MethodId {
+        "Target.sendMessageToTarget".into()
+    }
+}
+
+impl Command for SendMessageToTarget {
+    type Response = serde_json::Value;
+}
+
+/// Stops every service worker, as the browser does to an idle one.
+pub async fn stop_all_workers(page: &Page) {
+    page.execute(ServiceWorkerEnable::default()).await.unwrap();
+    page.execute(StopAllWorkersParams::default()).await.unwrap();
+}
+
+/// Fires `sync` with `tag` at the worker registered for `origin`, from any
+/// page session (fire-and-forget: the caller watches for the effect).
+pub async fn dispatch_sync(page: &Page, origin: &str, tag: &str) {
+    let mut updates = page.event_listener::<EventWorkerRegistrationUpdated>().await.unwrap();
+    page.execute(ServiceWorkerEnable::default()).await.unwrap();
+    let scope = format!("{origin}/");
+    let registration = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(update) = updates.next().await {
+            if let Some(r) = update.registrations.iter().find(|r| r.scope_url == scope && !r.is_deleted) {
+                return r.registration_id.clone();
+            }
+        }
+        panic!("the event stream ended");
+    })
+    .await
+    .expect("the worker registration is reported");
+    page.execute(DispatchSyncEventParams::new(origin, registration, tag, false)).await.unwrap();
+}
+
+/// Evaluates `js` in the page, awaiting a promise, and returns its value.
+pub async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
+    let params = EvaluateParams::builder()
+        .expression(js)
+        .await_promise(true)
+        .return_by_value(true)
+        .build()
+        .unwrap();
+    let result = page.evaluate_expression(params).await.unwrap_or_else(|e| panic!("{js}: {e}"));
+    result.into_value().unwrap_or_else(|e| panic!("{js}: {e}"))
+}
+
+pub async fn wait_for(page: &Page, what: &str, condition: &str) {
+    eventually(what, Duration::from_secs(30), || async {
+        eval::<bool>(page, &format!("Boolean({condition})")).await.then_some(())
+    })
+    .await
+}
+
+/// Types a post into the real form and submits it with the button.
+pub async fn submit_post(page: &Page, title: &str, location: &str) {
+    for (selector, text) in [("#title", title), ("#location", location)] {
+        let input = page.find_element(selector).await.unwrap();
+        input.click().await.unwrap();
+        if !text.is_empty() {
+            input.type_str(text).await.unwrap();
+        }
+    }
+    page.find_element("#post-button").await.unwrap().click().await.unwrap();
+}
+
+/// The entries in the app's queue (IndexedDB `bgsync` / `sync-posts`), read
+/// by the page's own IndexedDB, never created by the reading.
+pub async fn queued(page: &Page) -> Vec<serde_json::Value> {
+    eval(
+        page,
+        r#"new Promise((resolve, reject) => {
+            const open = indexedDB.open("bgsync");
+            open.onupgradeneeded = () => open.transaction.abort();
+            open.onerror = () => resolve([]);
+            open.onsuccess = () => {
+                const db = open.result;
+                if (!db.objectStoreNames.contains("sync-posts")) { db.close(); return resolve([]); }
+                const all = db.transaction("sync-posts").objectStore("sync-posts").getAll();
+                all.onsuccess = () => { db.close(); resolve(all.result); };
+                all.onerror = () => reject(all.error);
+            };
+        })"#,
+    )
+    .await
+}
+
+/// The text of the snackbar once it is shown.
+pub async fn snackbar(page: &Page) -> String {
+    wait_for(page, "the snackbar", "document.querySelector('#snackbar').classList.contains('visible')").await;
+    eval(page, "document.querySelector('#snackbar').textContent").await
+}
+
+/// The state (`pending`, `sent`, `failed`) of the listed post with `title`.
+pub async fn listed_state(page: &Page, title: &str) -> Option<String> {
+    let js = format!(
+        "[...document.querySelectorAll('#posts .post')].filter(li => li.querySelector('.title').textContent === {}).map(li => li.dataset.state)[0] ?? null",
+        serde_json::to_string(title).unwrap()
+    );
+    eval(page, &js).await
+}
+
+/// Chromium's path: `BGSYNC_CHROMIUM`, else Debian's `chromium`. A machine
+/// without it gets it from apt when the tests run as root (as CI does);
+/// otherwise the tests stop with one line saying how to install it.
+pub fn executable() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(path) = std::env::var_os("BGSYNC_CHROMIUM") {
+            return PathBuf::from(path);
+        }
+        let found = || which("chromium").or_else(|| which("chromium-browser"));
+        if let Some(path) = found() {
+            return path;
+        }
+        let root = Process::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+        if root && which("apt-get").is_some() {
+            eprintln!("Chromium is missing: installing Debian's chromium and chromium-driver with apt-get");
+            let ok = Process::new("sh")
+                .args(["-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if let (true, Some(path)) = (ok, found()) {
+                return path;
+            }
+        }
+        panic!(
+            "Chromium not found: install it (Debian: `sudo apt-get install chromium chromium-driver`) or set BGSYNC_CHROMIUM to its path"
+        );
+    })
+    .clone()
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.is_file())
+}

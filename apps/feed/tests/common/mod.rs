@@ -147,6 +147,9 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
 }
 
 async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
+    if std::env::var_os("BGSYNC_TEST_LOG").is_some() {
+        eprintln!("server: {} {}", req.method(), req.uri());
+    }
     let status = fault.status.load(Ordering::SeqCst);
     if status != 0 && req.method() == Method::POST && req.uri().path() == "/api/posts" {
         fault.failed.fetch_add(1, Ordering::SeqCst);
