@@ -5,7 +5,8 @@
 mod common;
 
 use common::browser::{
-    dispatch_sync, eval, listed_state, queued, snackbar, stop_all_workers, submit_post, wait_for, Chromium,
+    dispatch_sync, eval, listed_state, queued, snackbar, stop_all_workers, submit_post, wait_for,
+    Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -21,21 +22,39 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
 
     // Blank input: told inline, nothing queued.
     submit_post(&page, "   ", "").await;
-    wait_for(&page, "the inline errors", "!document.querySelector('#title-error').hidden").await;
-    let errors: Vec<String> =
-        eval(&page, "['#title-error', '#location-error'].map(s => document.querySelector(s).textContent)").await;
+    wait_for(
+        &page,
+        "the inline errors",
+        "!document.querySelector('#title-error').hidden",
+    )
+    .await;
+    let errors: Vec<String> = eval(
+        &page,
+        "['#title-error', '#location-error'].map(s => document.querySelector(s).textContent)",
+    )
+    .await;
     assert_eq!(errors, ["Title is required.", "Location is required."]);
     assert!(queued(&page).await.is_empty());
-    assert!(eval::<bool>(&page, "document.querySelector('#post-form').reset() === undefined").await);
+    assert!(
+        eval::<bool>(
+            &page,
+            "document.querySelector('#post-form').reset() === undefined"
+        )
+        .await
+    );
 
     chromium.set_worker_offline(true).await;
     submit_post(&page, "Sunset at the pier", "Lisbon").await;
     assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
     let entries = queued(&page).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let body: serde_json::Value = serde_json::from_str(entries[0]["body"].as_str().unwrap()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(entries[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["title"], "Sunset at the pier");
-    assert_eq!(listed_state(&page, "Sunset at the pier").await.as_deref(), Some("pending"));
+    assert_eq!(
+        listed_state(&page, "Sunset at the pier").await.as_deref(),
+        Some("pending")
+    );
     // Offline, the sync does not fire: give it the chance to misbehave.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(server.stored_posts().await.is_empty());
@@ -47,21 +66,40 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
     })
     .await;
     assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].1.as_str(), stored[0].2.as_str()), ("Sunset at the pier", "Lisbon"));
+    assert_eq!(
+        (stored[0].1.as_str(), stored[0].2.as_str()),
+        ("Sunset at the pier", "Lisbon")
+    );
     assert_eq!(stored[0].0, body["id"].as_str().unwrap());
 
-    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')").await;
-    assert_eq!(listed_state(&page, "Sunset at the pier").await.as_deref(), Some("sent"));
+    wait_for(
+        &page,
+        "the page to show the post as sent",
+        "document.querySelector('#posts .post[data-state=sent]')",
+    )
+    .await;
+    assert_eq!(
+        listed_state(&page, "Sunset at the pier").await.as_deref(),
+        Some("sent")
+    );
     assert!(queued(&page).await.is_empty());
     // Later syncs (the browser's own retries) change nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(server.stored_posts().await.len(), 1);
 
     let png = page
-        .screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build())
+        .screenshot(
+            chromiumoxide::page::ScreenshotParams::builder()
+                .full_page(true)
+                .build(),
+        )
         .await
         .unwrap();
-    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed.png"), png).unwrap();
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed.png"),
+        png,
+    )
+    .unwrap();
     chromium.close().await;
 }
 
@@ -92,7 +130,10 @@ async fn queued_post_is_delivered_after_the_tab_is_closed() {
     // Open the app again: the queue is empty and the post is listed as sent.
     let page = chromium.open_app(&server.url()).await;
     assert!(queued(&page).await.is_empty());
-    assert_eq!(listed_state(&page, "Written on the train").await.as_deref(), Some("sent"));
+    assert_eq!(
+        listed_state(&page, "Written on the train").await.as_deref(),
+        Some("sent")
+    );
     assert_eq!(server.stored_posts().await.len(), 1);
     chromium.close().await;
 }
@@ -108,7 +149,12 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     page.reload().await.unwrap();
     // The page, its wasm and the worker's wasm came from the shell cache,
     // through the worker's Rust fetch handler.
-    wait_for(&page, "the page to render offline", "document.querySelector('#sync-status').dataset.state !== 'starting'").await;
+    wait_for(
+        &page,
+        "the page to render offline",
+        "document.querySelector('#sync-status').dataset.state !== 'starting'",
+    )
+    .await;
     assert!(eval::<bool>(&page, "document.querySelector('#post-form') !== null").await);
     let status: serde_json::Value = eval(
         &page,
@@ -119,7 +165,13 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     )
     .await;
     assert_eq!(status["type"], "status");
-    assert!(status["runtime"].as_str().unwrap().starts_with("bgsync-web "), "{status}");
+    assert!(
+        status["runtime"]
+            .as_str()
+            .unwrap()
+            .starts_with("bgsync-web "),
+        "{status}"
+    );
     assert_eq!(status["queued"], 0);
 
     // And it queues while the server is down.
@@ -142,9 +194,16 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
         (server.failed_posts() >= 1).then_some(())
     })
     .await;
-    let entry = eventually("the failure to be recorded on the entry", DELIVERY, || async {
-        queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
-    })
+    let entry = eventually(
+        "the failure to be recorded on the entry",
+        DELIVERY,
+        || async {
+            queued(&page)
+                .await
+                .into_iter()
+                .find(|e| e["attempts"].as_u64() >= Some(1))
+        },
+    )
     .await;
     assert_eq!(entry["lastError"], "the server answered HTTP 500");
     assert_eq!(entry["rejected"], false);
@@ -159,8 +218,16 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
     })
     .await;
     assert_eq!(stored.len(), 1);
-    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
-    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')").await;
+    eventually("the queue to empty", DELIVERY, || async {
+        queued(&page).await.is_empty().then_some(())
+    })
+    .await;
+    wait_for(
+        &page,
+        "the page to show the post as sent",
+        "document.querySelector('#posts .post[data-state=sent]')",
+    )
+    .await;
     chromium.close().await;
 }
 
@@ -169,7 +236,9 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
     let mut server = TestServer::start();
     let chromium = Chromium::launch().await;
     // A browser without SyncManager (Firefox, Safari).
-    let page = chromium.open_app_without_background_sync(&server.url()).await;
+    let page = chromium
+        .open_app_without_background_sync(&server.url())
+        .await;
     assert!(!eval::<bool>(&page, "'SyncManager' in window").await);
 
     server.down();
@@ -179,10 +248,16 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
         "Your post was saved and will be sent when the server can be reached"
     );
     eventually("the failed attempt to be recorded", DELIVERY, || async {
-        queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
+        queued(&page)
+            .await
+            .into_iter()
+            .find(|e| e["attempts"].as_u64() >= Some(1))
     })
     .await;
-    assert_eq!(listed_state(&page, "No sync manager here").await.as_deref(), Some("pending"));
+    assert_eq!(
+        listed_state(&page, "No sync manager here").await.as_deref(),
+        Some("pending")
+    );
 
     server.up();
     page.reload().await.unwrap();
@@ -192,7 +267,15 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
     })
     .await;
     assert_eq!(stored.len(), 1);
-    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
-    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')").await;
+    eventually("the queue to empty", DELIVERY, || async {
+        queued(&page).await.is_empty().then_some(())
+    })
+    .await;
+    wait_for(
+        &page,
+        "the page to show the post as sent",
+        "document.querySelector('#posts .post[data-state=sent]')",
+    )
+    .await;
     chromium.close().await;
 }

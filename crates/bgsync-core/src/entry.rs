@@ -1,4 +1,5 @@
-//! A queued entry: one request the user made that is still owed to the server.
+//! An entry (one request the user made that is still owed to the server)
+//! and a dead letter (an entry that will not be sent again, with why).
 
 use crate::wire::is_valid_idempotency_key;
 use std::fmt;
@@ -41,29 +42,32 @@ impl fmt::Display for InvalidKey {
 
 impl std::error::Error for InvalidKey {}
 
-/// One queued request, as it is stored durably by the platform.
+/// One queued request, as the platform stores it durably.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
     pub key: EntryKey,
-    /// Path of the endpoint the body is sent to, such as `/api/posts`.
+    pub method: String,
+    /// Path (or URL) of the endpoint, such as `/api/posts`.
     pub url: String,
-    /// The request body, already serialised (JSON for the feed app).
+    /// Extra request headers (the transport adds `Content-Type` and the
+    /// `Idempotency-Key`).
+    pub headers: Vec<(String, String)>,
+    /// The request body, already serialised.
     pub body: String,
-    /// When the entry was enqueued, in milliseconds since the Unix epoch
-    /// (given by the platform; the core reads no clock).
+    /// When the entry was enqueued, in milliseconds since the Unix epoch.
+    /// The platform keeps it increasing (it is the queue order; ties are
+    /// broken by key).
     pub enqueued_at_ms: f64,
-    /// How many delivery attempts have failed so far.
+    /// Failed attempts so far (a skipped batch item or a pause does not count).
     pub attempts: u32,
+    /// Not to be sent before this time (ms since the epoch): the backoff.
+    pub not_before_ms: u64,
     /// Why the last attempt failed, for the page to show.
     pub last_error: Option<String>,
-    /// The server refused the entry for good (a 4xx no retry can fix). It
-    /// stays stored and shown until the user deals with it, and is not sent
-    /// again by a replay.
-    pub rejected: bool,
 }
 
 impl Entry {
-    /// A fresh entry, not yet attempted.
+    /// A fresh `POST` entry, not yet attempted.
     pub fn new(
         key: EntryKey,
         url: impl Into<String>,
@@ -72,12 +76,79 @@ impl Entry {
     ) -> Self {
         Self {
             key,
+            method: "POST".into(),
             url: url.into(),
+            headers: Vec::new(),
             body: body.into(),
             enqueued_at_ms: now_ms,
             attempts: 0,
+            not_before_ms: 0,
             last_error: None,
-            rejected: false,
         }
     }
+
+    /// The bytes this entry adds to a batch request (for batch limits).
+    pub fn size(&self) -> usize {
+        self.key.as_str().len()
+            + self.method.len()
+            + self.url.len()
+            + self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// Why an entry will not be sent again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeadReason {
+    /// The server refused it with a status no retry can fix.
+    Rejected { status: u16, body: String },
+    /// It failed `attempts` times, the last one for `last_error`.
+    TooManyAttempts { attempts: u32, last_error: String },
+    /// It was still undelivered after `age_ms`.
+    TooOld {
+        age_ms: u64,
+        last_error: Option<String>,
+    },
+}
+
+impl fmt::Display for DeadReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeadReason::Rejected { status, body } if body.is_empty() => {
+                write!(f, "the server refused it (HTTP {status})")
+            }
+            DeadReason::Rejected { status, body } => {
+                write!(f, "the server refused it (HTTP {status}): {body}")
+            }
+            DeadReason::TooManyAttempts {
+                attempts,
+                last_error,
+            } => {
+                write!(
+                    f,
+                    "gave up after {attempts} attempts; the last: {last_error}"
+                )
+            }
+            DeadReason::TooOld { age_ms, last_error } => {
+                write!(f, "gave up after {} hours undelivered", age_ms / 3_600_000)?;
+                match last_error {
+                    Some(e) => write!(f, "; the last attempt: {e}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// An entry that left the queue without being delivered. It is kept (never
+/// dropped silently) until the user retries or discards it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub entry: Entry,
+    pub reason: DeadReason,
+    pub at_ms: u64,
 }

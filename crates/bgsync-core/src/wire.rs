@@ -1,4 +1,5 @@
-//! Names shared on the wire between the browser runtime and the server.
+//! Names and types shared on the wire between the browser runtime and the
+//! server.
 
 /// The request header that makes a replayed request exactly-once on the
 /// server (IETF httpapi Idempotency-Key draft).
@@ -14,6 +15,44 @@ pub fn is_valid_idempotency_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= IDEMPOTENCY_KEY_MAX_LEN
         && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A batch replay request: entries the server runs one by one, each as if
+/// it had arrived alone with its own `Idempotency-Key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BatchRequest {
+    /// Stop at the first entry that does not succeed and report the rest as
+    /// not attempted, so an ordered queue stays in order.
+    pub ordered: bool,
+    pub entries: Vec<BatchEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BatchEntry {
+    pub key: String,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// The answer to a [`BatchRequest`], one result per entry, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BatchResponse {
+    pub results: Vec<BatchResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BatchResult {
+    pub key: String,
+    /// `None`: not attempted (after a failure in an ordered batch).
+    pub status: Option<u16>,
+    pub retry_after: Option<String>,
+    pub body: String,
 }
 
 #[cfg(test)]

@@ -1,0 +1,452 @@
+//! The engine: one queue of entries and everything that happens to them.
+//!
+//! Lifecycle of an entry: queued → sending → done (deleted) | waiting until
+//! T (backoff) | dead (moved to the dead letters, with its reason), and the
+//! whole queue can be paused (401/403) until [`Queue::resume`].
+//!
+//! The platform owns storage and the network; the engine owns decisions:
+//!
+//! 1. Store an entry durably, then [`Queue::enqueue`] it.
+//! 2. Loop on [`Queue::poll_transmit`], send what it returns (one request,
+//!    or one batch request), and hand the result to [`Queue::handle`].
+//! 3. After each call, carry out every [`Queue::poll_store`] operation
+//!    durably, and show every [`Queue::poll_event`].
+//! 4. When nothing is to be sent, sleep until [`Queue::poll_timeout`].
+//!
+//! After a crash the platform builds a new `Queue` from what it stored: an
+//! entry whose acknowledgement was never stored is simply sent again, and
+//! the server's idempotency makes that harmless. An entry is deleted only
+//! on a 2xx for it.
+
+use crate::entry::{DeadLetter, DeadReason, Entry, EntryKey};
+use crate::event::Event;
+use crate::outcome::{describe, AttemptResult, Outcome, OutcomePolicy, Response};
+use crate::retry::RetryPolicy;
+use crate::rng::Rng;
+use crate::wire::{BatchEntry, BatchRequest, BatchResult};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// FIFO delivery: an entry waiting for a retry holds up the ones behind
+    /// it, and one request is in flight at a time. A dead-lettered entry
+    /// never holds anything up.
+    pub ordered: bool,
+    pub retry: RetryPolicy,
+    pub outcomes: OutcomePolicy,
+    /// Send up to this much per request to a batch endpoint; `None` sends
+    /// one request per entry.
+    pub batch: Option<BatchLimits>,
+    /// Requests in flight at once when not ordered.
+    pub max_in_flight: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            ordered: true,
+            retry: RetryPolicy::default(),
+            outcomes: OutcomePolicy::default(),
+            batch: None,
+            max_in_flight: 4,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_entries: usize,
+    pub max_bytes: usize,
+}
+
+/// A durable change the platform must make to its store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoreOp {
+    /// Replace the stored entry (its attempts, backoff or error changed).
+    Put(Entry),
+    /// The server has it: delete it.
+    Delete(EntryKey),
+    /// Move it from the queue to the dead letters, in one transaction.
+    DeadLetter(DeadLetter),
+}
+
+/// One request to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transmit {
+    pub id: u64,
+    pub entries: Vec<Entry>,
+    /// Send as one batch request (else `entries` holds exactly one entry,
+    /// sent as its own request).
+    pub batch: bool,
+}
+
+impl Transmit {
+    pub fn batch_request(&self, ordered: bool) -> BatchRequest {
+        BatchRequest {
+            ordered,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| BatchEntry {
+                    key: e.key.to_string(),
+                    method: e.method.clone(),
+                    path: e.url.clone(),
+                    headers: e.headers.clone(),
+                    body: e.body.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What came back for a [`Transmit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransmitResult {
+    /// The answer to a single-entry request.
+    Single(AttemptResult),
+    /// The per-entry results of a batch request.
+    Batch(Vec<BatchResult>),
+    /// The batch request as a whole failed (network error, or a non-2xx for
+    /// the whole batch): every entry in it failed transiently.
+    BatchFailed(AttemptResult),
+}
+
+/// Queue order: enqueue time, then key.
+type Position = (u64, EntryKey);
+
+fn position(entry: &Entry) -> Position {
+    // Non-negative floats order like their bit patterns.
+    (entry.enqueued_at_ms.max(0.0).to_bits(), entry.key.clone())
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    config: QueueConfig,
+    rng: Rng,
+    entries: BTreeMap<Position, Entry>,
+    index: HashMap<EntryKey, Position>,
+    sending: HashSet<EntryKey>,
+    in_flight: BTreeMap<u64, Vec<EntryKey>>,
+    next_id: u64,
+    paused: bool,
+    ops: VecDeque<StoreOp>,
+    events: VecDeque<Event>,
+}
+
+impl Queue {
+    /// A queue holding the entries read from the store. `seed` drives the
+    /// retry jitter.
+    pub fn new(config: QueueConfig, seed: u64, stored: Vec<Entry>) -> Self {
+        let mut queue = Self {
+            config,
+            rng: Rng::new(seed),
+            entries: BTreeMap::new(),
+            index: HashMap::new(),
+            sending: HashSet::new(),
+            in_flight: BTreeMap::new(),
+            next_id: 1,
+            paused: false,
+            ops: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        for entry in stored {
+            queue.insert(entry);
+        }
+        queue
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Adds an entry the platform has already stored durably.
+    pub fn enqueue(&mut self, entry: Entry) {
+        let key = entry.key.clone();
+        if self.insert(entry) {
+            self.events.push_back(Event::Queued { key });
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) -> bool {
+        if self.index.contains_key(&entry.key) {
+            return false;
+        }
+        let pos = position(&entry);
+        self.index.insert(entry.key.clone(), pos.clone());
+        self.entries.insert(pos, entry);
+        true
+    }
+
+    fn remove(&mut self, key: &EntryKey) -> Option<Entry> {
+        let pos = self.index.remove(key)?;
+        self.entries.remove(&pos)
+    }
+
+    /// The next request to make now, if any.
+    pub fn poll_transmit(&mut self, now_ms: u64) -> Option<Transmit> {
+        let max_in_flight = if self.config.ordered {
+            1
+        } else {
+            self.config.max_in_flight.max(1)
+        };
+        if self.paused || self.in_flight.len() >= max_in_flight {
+            return None;
+        }
+        self.expire(now_ms);
+        let (max_entries, max_bytes) = match self.config.batch {
+            Some(limits) => (limits.max_entries.max(1), limits.max_bytes),
+            None => (1, usize::MAX),
+        };
+        let mut picked: Vec<Entry> = Vec::new();
+        let mut bytes = 0;
+        for entry in self.entries.values() {
+            if self.sending.contains(&entry.key) {
+                continue;
+            }
+            if entry.not_before_ms > now_ms {
+                if self.config.ordered {
+                    break;
+                }
+                continue;
+            }
+            // The first entry always goes, whatever its size: a limit must
+            // never strand an entry.
+            if !picked.is_empty()
+                && (picked.len() >= max_entries || bytes + entry.size() > max_bytes)
+            {
+                break;
+            }
+            bytes += entry.size();
+            picked.push(entry.clone());
+        }
+        if picked.is_empty() {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let keys: Vec<EntryKey> = picked.iter().map(|e| e.key.clone()).collect();
+        self.sending.extend(keys.iter().cloned());
+        self.in_flight.insert(id, keys.clone());
+        self.events.push_back(Event::Sending { keys });
+        Some(Transmit {
+            id,
+            entries: picked,
+            batch: self.config.batch.is_some(),
+        })
+    }
+
+    /// Dead-letters entries older than the policy allows.
+    fn expire(&mut self, now_ms: u64) {
+        let max_age = self.config.retry.max_age_ms as f64;
+        let too_old: Vec<EntryKey> = self
+            .entries
+            .values()
+            .filter(|e| {
+                !self.sending.contains(&e.key) && now_ms as f64 - e.enqueued_at_ms >= max_age
+            })
+            .map(|e| e.key.clone())
+            .collect();
+        for key in too_old {
+            let entry = self.remove(&key).expect("listed above");
+            let reason = DeadReason::TooOld {
+                age_ms: (now_ms as f64 - entry.enqueued_at_ms) as u64,
+                last_error: entry.last_error.clone(),
+            };
+            self.dead_letter(entry, reason, now_ms);
+        }
+    }
+
+    /// Applies what came back for transmit `id`. Unknown ids (from before a
+    /// restart) are ignored.
+    pub fn handle(&mut self, id: u64, result: TransmitResult, now_ms: u64) {
+        let Some(keys) = self.in_flight.remove(&id) else {
+            return;
+        };
+        let whole_batch_failed = matches!(result, TransmitResult::BatchFailed(_));
+        for key in keys {
+            self.sending.remove(&key);
+            let attempt = match &result {
+                TransmitResult::Single(r) | TransmitResult::BatchFailed(r) => r.clone(),
+                TransmitResult::Batch(items) => {
+                    match items.iter().find(|i| i.key == key.as_str()) {
+                        Some(BatchResult {
+                            status: Some(status),
+                            retry_after,
+                            body,
+                            ..
+                        }) => AttemptResult::Response(Response {
+                            status: *status,
+                            retry_after: retry_after.clone(),
+                            body: body.clone(),
+                        }),
+                        _ => AttemptResult::Skipped,
+                    }
+                }
+            };
+            let mut outcome = self.config.outcomes.classify(&attempt, now_ms);
+            if whole_batch_failed && outcome == Outcome::Dead {
+                // A refusal of the batch as a whole says nothing about any
+                // one entry in it.
+                outcome = Outcome::Retry {
+                    retry_after_ms: None,
+                };
+            }
+            self.apply(key, outcome, &attempt, now_ms);
+        }
+        if self.entries.is_empty() {
+            self.events.push_back(Event::Drained);
+        }
+    }
+
+    fn apply(&mut self, key: EntryKey, outcome: Outcome, attempt: &AttemptResult, now_ms: u64) {
+        match outcome {
+            Outcome::Skipped => {}
+            Outcome::Done => {
+                if self.remove(&key).is_some() {
+                    self.ops.push_back(StoreOp::Delete(key.clone()));
+                    self.events.push_back(Event::Sent { key });
+                }
+            }
+            Outcome::Dead => {
+                let Some(entry) = self.remove(&key) else {
+                    return;
+                };
+                let (status, body) = match attempt {
+                    AttemptResult::Response(r) => (r.status, r.body.clone()),
+                    _ => (0, String::new()),
+                };
+                self.dead_letter(entry, DeadReason::Rejected { status, body }, now_ms);
+            }
+            Outcome::Pause => {
+                let status = match attempt {
+                    AttemptResult::Response(r) => r.status,
+                    _ => 0,
+                };
+                if let Some(entry) = self.entry_mut(&key) {
+                    entry.last_error = Some(describe(attempt));
+                    let entry = entry.clone();
+                    self.ops.push_back(StoreOp::Put(entry));
+                }
+                if !self.paused {
+                    self.paused = true;
+                    self.events.push_back(Event::Paused { status });
+                }
+            }
+            Outcome::Retry { retry_after_ms } => {
+                let Some(entry) = self.entry_mut(&key) else {
+                    return;
+                };
+                entry.attempts += 1;
+                entry.last_error = Some(describe(attempt));
+                let attempts = entry.attempts;
+                if attempts >= self.config.retry.max_attempts {
+                    let entry = self.remove(&key).expect("found above");
+                    let last_error = entry.last_error.clone().unwrap_or_default();
+                    self.dead_letter(
+                        entry,
+                        DeadReason::TooManyAttempts {
+                            attempts,
+                            last_error,
+                        },
+                        now_ms,
+                    );
+                    return;
+                }
+                let delay = self
+                    .config
+                    .retry
+                    .delay_ms(attempts, retry_after_ms, &mut self.rng);
+                let entry = self.entry_mut(&key).expect("found above");
+                entry.not_before_ms = now_ms.saturating_add(delay);
+                let entry = entry.clone();
+                self.events.push_back(Event::RetryScheduled {
+                    key,
+                    at_ms: entry.not_before_ms,
+                    error: entry.last_error.clone().unwrap_or_default(),
+                });
+                self.ops.push_back(StoreOp::Put(entry));
+            }
+        }
+    }
+
+    fn entry_mut(&mut self, key: &EntryKey) -> Option<&mut Entry> {
+        let pos = self.index.get(key)?;
+        self.entries.get_mut(pos)
+    }
+
+    fn dead_letter(&mut self, entry: Entry, reason: DeadReason, now_ms: u64) {
+        self.events.push_back(Event::DeadLettered {
+            key: entry.key.clone(),
+            reason: reason.clone(),
+        });
+        self.ops.push_back(StoreOp::DeadLetter(DeadLetter {
+            entry,
+            reason,
+            at_ms: now_ms,
+        }));
+    }
+
+    /// New credentials arrived: send again.
+    pub fn resume(&mut self) {
+        if self.paused {
+            self.paused = false;
+            self.events.push_back(Event::Resumed);
+        }
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// When [`Queue::poll_transmit`] will next have something to send, if
+    /// nothing changes before: `None` while paused, while the in-flight
+    /// limit is reached, or when the queue is empty.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let max_in_flight = if self.config.ordered {
+            1
+        } else {
+            self.config.max_in_flight.max(1)
+        };
+        if self.paused || self.in_flight.len() >= max_in_flight {
+            return None;
+        }
+        let mut waiting = self
+            .entries
+            .values()
+            .filter(|e| !self.sending.contains(&e.key));
+        if self.config.ordered {
+            waiting.next().map(|e| e.not_before_ms)
+        } else {
+            waiting.map(|e| e.not_before_ms).min()
+        }
+    }
+
+    pub fn poll_store(&mut self) -> Option<StoreOp> {
+        self.ops.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Entries still owed to the server (queued, waiting or in flight).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The entries in queue order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+}
+
+#[cfg(test)]
+mod tests;
