@@ -23,11 +23,7 @@ const STATIC: &[(&str, &str, &str)] = &[
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/sw.js", "sw.js", "text/javascript; charset=utf-8"),
     ("/app.css", "app.css", "text/css; charset=utf-8"),
-    (
-        "/manifest.webmanifest",
-        "manifest.webmanifest",
-        "application/manifest+json",
-    ),
+    ("/manifest.webmanifest", "manifest.webmanifest", "application/manifest+json"),
     ("/icon.svg", "icon.svg", "image/svg+xml"),
 ];
 
@@ -79,17 +75,10 @@ fn main() {
     let wasm_name = format!("{bundle}.wasm");
     fs::write(assets.join(&js_name), js).unwrap();
     fs::write(assets.join(&wasm_name), wasm).unwrap();
-    table.push((
-        format!("/{js_name}"),
-        js_name,
-        "text/javascript; charset=utf-8",
-        true,
-    ));
+    table.push((format!("/{js_name}"), js_name, "text/javascript; charset=utf-8", true));
     table.push((format!("/{wasm_name}"), wasm_name, "application/wasm", true));
 
-    let mut code = format!(
-        "/// The content-hashed stem of the wasm bundle.\npub const BUNDLE: &str = {bundle:?};\n\n"
-    );
+    let mut code = format!("/// The content-hashed stem of the wasm bundle.\npub const BUNDLE: &str = {bundle:?};\n\n");
     code.push_str("pub static ASSETS: &[Asset] = &[\n");
     for (url, file, content_type, immutable) in table {
         let path = assets.join(&file);
@@ -105,10 +94,8 @@ fn main() {
 fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
     // A nested build in the outer target dir would wait forever on the
     // outer build's lock, so it gets a directory of its own.
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("wasm");
+    let target_dir =
+        env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).args([
@@ -125,27 +112,15 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
     // The outer build's settings describe the host build, not this one.
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy();
-        let cargo_var =
-            key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS";
+        let cargo_var = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS";
         if cargo_var
-            || matches!(
-                &*key,
-                "RUSTFLAGS"
-                    | "RUSTC_WRAPPER"
-                    | "RUSTC_WORKSPACE_WRAPPER"
-                    | "CARGO_ENCODED_RUSTFLAGS"
-            )
+            || matches!(&*key, "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "CARGO_ENCODED_RUSTFLAGS")
         {
             cmd.env_remove(&*key);
         }
     }
-    let status = cmd
-        .status()
-        .expect("could not run cargo for the wasm build");
-    assert!(
-        status.success(),
-        "the wasm build of feed-web failed (see above)"
-    );
+    let status = cmd.status().expect("could not run cargo for the wasm build");
+    assert!(status.success(), "the wasm build of feed-web failed (see above)");
 
     let input = target_dir.join("wasm32-unknown-unknown/release/feed_web.wasm");
     let bindgen_dir = out_dir.join("bindgen");

@@ -21,8 +21,7 @@ pub fn find(path: &str) -> Option<&'static Asset> {
 /// Serves an embedded file, or a problem for an unknown path.
 pub async fn serve(uri: Uri) -> Response {
     let Some(asset) = find(uri.path()) else {
-        return bgsync_server::Problem::not_found(format!("There is nothing at {}.", uri.path()))
-            .into_response();
+        return bgsync_server::Problem::not_found(format!("There is nothing at {}.", uri.path())).into_response();
     };
     let cache = if asset.immutable {
         "public, max-age=31536000, immutable"
@@ -34,10 +33,7 @@ pub async fn serve(uri: Uri) -> Response {
     (
         StatusCode::OK,
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(asset.content_type),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         asset.body,

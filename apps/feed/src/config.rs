@@ -59,21 +59,15 @@ impl Command {
                 Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
                 _ => (arg.clone(), None),
             };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| UsageError(format!("{name} needs a value")))
-            };
+            let mut value =
+                || inline.clone().or_else(|| args.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
             match name.as_str() {
                 "-h" | "--help" => return Ok(Command::Help),
                 "--addr" => {
                     let v = value()?;
-                    config.addr = v.parse().map_err(|_| {
-                        UsageError(format!(
-                            "--addr {v:?} is not HOST:PORT, such as 127.0.0.1:8080"
-                        ))
-                    })?;
+                    config.addr = v
+                        .parse()
+                        .map_err(|_| UsageError(format!("--addr {v:?} is not HOST:PORT, such as 127.0.0.1:8080")))?;
                 }
                 "--database-url" => {
                     let v = value()?;
@@ -98,12 +92,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         assert_eq!(parse(&[]).unwrap(), Command::Serve(Config::default()));
-        let Command::Serve(c) = parse(&[
-            "--addr",
-            "0.0.0.0:9000",
-            "--database-url=sqlite:///tmp/x.db",
-        ])
-        .unwrap() else {
+        let Command::Serve(c) = parse(&["--addr", "0.0.0.0:9000", "--database-url=sqlite:///tmp/x.db"]).unwrap() else {
             panic!()
         };
         assert_eq!(c.addr.port(), 9000);
@@ -113,18 +102,9 @@ mod tests {
 
     #[test]
     fn bad_arguments_say_what_to_do() {
-        assert!(parse(&["--addr", "nope"])
-            .unwrap_err()
-            .0
-            .contains("HOST:PORT"));
+        assert!(parse(&["--addr", "nope"]).unwrap_err().0.contains("HOST:PORT"));
         assert!(parse(&["--addr"]).unwrap_err().0.contains("needs a value"));
-        assert!(parse(&["--port", "1"])
-            .unwrap_err()
-            .0
-            .contains("unknown argument"));
-        assert!(parse(&["--database-url", "mysql://x"])
-            .unwrap_err()
-            .0
-            .contains("sqlite://"));
+        assert!(parse(&["--port", "1"]).unwrap_err().0.contains("unknown argument"));
+        assert!(parse(&["--database-url", "mysql://x"]).unwrap_err().0.contains("sqlite://"));
     }
 }

@@ -41,17 +41,10 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pool = db::connect(&config.database_url)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", config.database_url))?;
-    let listener = TcpListener::bind(config.addr).await.map_err(|e| {
-        format!(
-            "cannot listen on {}: {e} (choose another with --addr)",
-            config.addr
-        )
-    })?;
-    println!(
-        "feed: serving on http://{} (database {})",
-        listener.local_addr()?,
-        config.database_url
-    );
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e} (choose another with --addr)", config.addr))?;
+    println!("feed: serving on http://{} (database {})", listener.local_addr()?, config.database_url);
     axum::serve(listener, router(AppState { db: pool.clone() }))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

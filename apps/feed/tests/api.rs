@@ -15,10 +15,7 @@ struct Api {
 
 impl Api {
     fn start() -> Self {
-        Self {
-            server: TestServer::start(),
-            http: Client::new(),
-        }
+        Self { server: TestServer::start(), http: Client::new() }
     }
 
     fn url(&self) -> String {
@@ -26,42 +23,22 @@ impl Api {
     }
 
     async fn post(&self, key: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        self.post_raw(key, "application/json", serde_json::to_vec(body).unwrap())
-            .await
+        self.post_raw(key, "application/json", serde_json::to_vec(body).unwrap()).await
     }
 
-    async fn post_raw(
-        &self,
-        key: Option<&str>,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .post(self.url())
-            .header("content-type", content_type)
-            .body(body);
+    async fn post_raw(&self, key: Option<&str>, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url()).header("content-type", content_type).body(body);
         if let Some(key) = key {
             req = req.header("Idempotency-Key", key);
         }
         let res = req.send().await.unwrap();
         let status = res.status();
-        let ct = res
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
         let body: Value = res.json().await.unwrap();
         if !status.is_success() {
-            assert_eq!(
-                ct.as_deref(),
-                Some("application/problem+json"),
-                "{status} {body}"
-            );
+            assert_eq!(ct.as_deref(), Some("application/problem+json"), "{status} {body}");
             assert_eq!(body["status"], status.as_u16(), "{body}");
-            assert!(
-                body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-                "{body}"
-            );
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
         }
         (status, body)
     }
@@ -76,35 +53,15 @@ async fn a_valid_post_is_stored_trimmed_and_listed_newest_first() {
     let api = Api::start();
     let (status, body) = api.post(Some("k-1"), &post("  Sunset ", " Lisbon ")).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        (body["id"].as_str(), body["title"].as_str()),
-        (Some(ID), Some("Sunset"))
-    );
+    assert_eq!((body["id"].as_str(), body["title"].as_str()), (Some(ID), Some("Sunset")));
 
     let second = json!({ "title": "Harbour", "location": "Porto" });
     let (status, created) = api.post(None, &second).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(
-        created["id"].as_str().unwrap().len(),
-        36,
-        "the server makes a UUID when none is sent"
-    );
+    assert_eq!(created["id"].as_str().unwrap().len(), 36, "the server makes a UUID when none is sent");
 
-    let list: Value = api
-        .http
-        .get(api.url())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let titles: Vec<_> = list["posts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["title"].as_str().unwrap())
-        .collect();
+    let list: Value = api.http.get(api.url()).send().await.unwrap().json().await.unwrap();
+    let titles: Vec<_> = list["posts"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["Harbour", "Sunset"]);
     assert_eq!(api.server.stored_posts().await.len(), 2);
 }
@@ -156,13 +113,7 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown field `admin`",
         ),
-        (
-            "malformed",
-            "application/json",
-            br#"{"title":"a","#.to_vec(),
-            StatusCode::BAD_REQUEST,
-            "not valid JSON",
-        ),
+        ("malformed", "application/json", br#"{"title":"a","#.to_vec(), StatusCode::BAD_REQUEST, "not valid JSON"),
         (
             "invalid utf-8",
             "application/json",
@@ -201,12 +152,7 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing() {
     let res = api.http.delete(api.url()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "GET, POST");
-    let res = api
-        .http
-        .get(format!("{}/api/nothing", api.server.url()))
-        .send()
-        .await
-        .unwrap();
+    let res = api.http.get(format!("{}/api/nothing", api.server.url())).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 
@@ -279,41 +225,17 @@ async fn fifty_concurrent_requests_with_one_key_store_one_row() {
 #[tokio::test]
 async fn the_app_is_served_with_the_hashed_bundle() {
     let api = Api::start();
-    let html = api
-        .http
-        .get(api.server.url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let sw = api
-        .http
-        .get(format!("{}/sw.js", api.server.url()))
-        .send()
-        .await
-        .unwrap();
+    let html = api.http.get(api.server.url()).send().await.unwrap().text().await.unwrap();
+    let sw = api.http.get(format!("{}/sw.js", api.server.url())).send().await.unwrap();
     assert_eq!(sw.headers()["cache-control"], "no-cache");
     let sw = sw.text().await.unwrap();
     let bundle = feed::assets::BUNDLE;
-    assert!(
-        bundle.starts_with("feed_web-") && bundle.len() == "feed_web-".len() + 16,
-        "{bundle}"
-    );
+    assert!(bundle.starts_with("feed_web-") && bundle.len() == "feed_web-".len() + 16, "{bundle}");
     assert!(html.contains(&format!("/{bundle}.wasm")) && sw.contains(&format!("/{bundle}.wasm")));
     assert!(!html.contains("__BUNDLE__") && !sw.contains("__BUNDLE__"));
-    let wasm = api
-        .http
-        .get(format!("{}/{bundle}.wasm", api.server.url()))
-        .send()
-        .await
-        .unwrap();
+    let wasm = api.http.get(format!("{}/{bundle}.wasm", api.server.url())).send().await.unwrap();
     assert_eq!(wasm.headers()["content-type"], "application/wasm");
-    assert!(wasm.headers()["cache-control"]
-        .to_str()
-        .unwrap()
-        .contains("immutable"));
+    assert!(wasm.headers()["cache-control"].to_str().unwrap().contains("immutable"));
     assert_eq!(&wasm.bytes().await.unwrap()[..4], b"\0asm");
 }
 
@@ -324,11 +246,8 @@ async fn raw_post(addr: std::net::SocketAddr, body: &[u8], chunked: bool) -> (u1
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut read, mut write) = stream.into_split();
-    let framing = if chunked {
-        "Transfer-Encoding: chunked".to_string()
-    } else {
-        format!("Content-Length: {}", body.len())
-    };
+    let framing =
+        if chunked { "Transfer-Encoding: chunked".to_string() } else { format!("Content-Length: {}", body.len()) };
     let head = format!(
         "POST /api/posts HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
     );
@@ -348,28 +267,17 @@ async fn raw_post(addr: std::net::SocketAddr, body: &[u8], chunked: bool) -> (u1
         let _ = write.write_all(&payload).await;
     });
     let mut answer = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        read.read_to_end(&mut answer),
-    )
-    .await
-    .expect("the server answers a huge body promptly")
-    .ok();
+    tokio::time::timeout(std::time::Duration::from_secs(20), read.read_to_end(&mut answer))
+        .await
+        .expect("the server answers a huge body promptly")
+        .ok();
     writer.abort();
     let text = String::from_utf8_lossy(&answer).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let content_type = head
         .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_owned)
-        })
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_owned))
         .unwrap_or_default();
     (status, content_type, body.to_owned())
 }

@@ -5,8 +5,7 @@
 mod common;
 
 use common::browser::{
-    dispatch_sync, eval, listed_state, queued, snackbar, stop_all_workers, submit_post, wait_for,
-    Chromium,
+    dispatch_sync, eval, listed_state, queued, snackbar, stop_all_workers, submit_post, wait_for, Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -22,39 +21,21 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
 
     // Blank input: told inline, nothing queued.
     submit_post(&page, "   ", "").await;
-    wait_for(
-        &page,
-        "the inline errors",
-        "!document.querySelector('#title-error').hidden",
-    )
-    .await;
-    let errors: Vec<String> = eval(
-        &page,
-        "['#title-error', '#location-error'].map(s => document.querySelector(s).textContent)",
-    )
-    .await;
+    wait_for(&page, "the inline errors", "!document.querySelector('#title-error').hidden").await;
+    let errors: Vec<String> =
+        eval(&page, "['#title-error', '#location-error'].map(s => document.querySelector(s).textContent)").await;
     assert_eq!(errors, ["Title is required.", "Location is required."]);
     assert!(queued(&page).await.is_empty());
-    assert!(
-        eval::<bool>(
-            &page,
-            "document.querySelector('#post-form').reset() === undefined"
-        )
-        .await
-    );
+    assert!(eval::<bool>(&page, "document.querySelector('#post-form').reset() === undefined").await);
 
     chromium.set_worker_offline(true).await;
     submit_post(&page, "Sunset at the pier", "Lisbon").await;
     assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
     let entries = queued(&page).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
-    let body: serde_json::Value =
-        serde_json::from_str(entries[0]["body"].as_str().unwrap()).unwrap();
+    let body: serde_json::Value = serde_json::from_str(entries[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["title"], "Sunset at the pier");
-    assert_eq!(
-        listed_state(&page, "Sunset at the pier").await.as_deref(),
-        Some("pending")
-    );
+    assert_eq!(listed_state(&page, "Sunset at the pier").await.as_deref(), Some("pending"));
     // Offline, the sync does not fire: give it the chance to misbehave.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(server.stored_posts().await.is_empty());
@@ -66,40 +47,19 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
     })
     .await;
     assert_eq!(stored.len(), 1);
-    assert_eq!(
-        (stored[0].1.as_str(), stored[0].2.as_str()),
-        ("Sunset at the pier", "Lisbon")
-    );
+    assert_eq!((stored[0].1.as_str(), stored[0].2.as_str()), ("Sunset at the pier", "Lisbon"));
     assert_eq!(stored[0].0, body["id"].as_str().unwrap());
 
-    wait_for(
-        &page,
-        "the page to show the post as sent",
-        "document.querySelector('#posts .post[data-state=sent]')",
-    )
-    .await;
-    assert_eq!(
-        listed_state(&page, "Sunset at the pier").await.as_deref(),
-        Some("sent")
-    );
+    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
+        .await;
+    assert_eq!(listed_state(&page, "Sunset at the pier").await.as_deref(), Some("sent"));
     assert!(queued(&page).await.is_empty());
     // Later syncs (the browser's own retries) change nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(server.stored_posts().await.len(), 1);
 
-    let png = page
-        .screenshot(
-            chromiumoxide::page::ScreenshotParams::builder()
-                .full_page(true)
-                .build(),
-        )
-        .await
-        .unwrap();
-    std::fs::write(
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed.png"),
-        png,
-    )
-    .unwrap();
+    let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
+    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed.png"), png).unwrap();
     chromium.close().await;
 }
 
@@ -130,10 +90,7 @@ async fn queued_post_is_delivered_after_the_tab_is_closed() {
     // Open the app again: the queue is empty and the post is listed as sent.
     let page = chromium.open_app(&server.url()).await;
     assert!(queued(&page).await.is_empty());
-    assert_eq!(
-        listed_state(&page, "Written on the train").await.as_deref(),
-        Some("sent")
-    );
+    assert_eq!(listed_state(&page, "Written on the train").await.as_deref(), Some("sent"));
     assert_eq!(server.stored_posts().await.len(), 1);
     chromium.close().await;
 }
@@ -165,13 +122,7 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     )
     .await;
     assert_eq!(status["type"], "status");
-    assert!(
-        status["runtime"]
-            .as_str()
-            .unwrap()
-            .starts_with("bgsync-web "),
-        "{status}"
-    );
+    assert!(status["runtime"].as_str().unwrap().starts_with("bgsync-web "), "{status}");
     assert_eq!(status["queued"], 0);
 
     // And it queues while the server is down.
@@ -190,23 +141,13 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
     server.fail_posts_with(Some(500));
     submit_post(&page, "Through the storm", "Atlantic").await;
     assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
-    eventually("the sync to hit the failing server", DELIVERY, || async {
-        (server.failed_posts() >= 1).then_some(())
+    eventually("the sync to hit the failing server", DELIVERY, || async { (server.failed_posts() >= 1).then_some(()) })
+        .await;
+    let entry = eventually("the failure to be recorded on the entry", DELIVERY, || async {
+        queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
     })
     .await;
-    let entry = eventually(
-        "the failure to be recorded on the entry",
-        DELIVERY,
-        || async {
-            queued(&page)
-                .await
-                .into_iter()
-                .find(|e| e["attempts"].as_u64() >= Some(1))
-        },
-    )
-    .await;
     assert_eq!(entry["lastError"], "the server answered HTTP 500");
-    assert_eq!(entry["rejected"], false);
     assert!(server.stored_posts().await.is_empty());
     assert_eq!(queued(&page).await.len(), 1, "nothing deleted");
 
@@ -218,16 +159,9 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
     })
     .await;
     assert_eq!(stored.len(), 1);
-    eventually("the queue to empty", DELIVERY, || async {
-        queued(&page).await.is_empty().then_some(())
-    })
-    .await;
-    wait_for(
-        &page,
-        "the page to show the post as sent",
-        "document.querySelector('#posts .post[data-state=sent]')",
-    )
-    .await;
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
+        .await;
     chromium.close().await;
 }
 
@@ -236,28 +170,17 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
     let mut server = TestServer::start();
     let chromium = Chromium::launch().await;
     // A browser without SyncManager (Firefox, Safari).
-    let page = chromium
-        .open_app_without_background_sync(&server.url())
-        .await;
+    let page = chromium.open_app_without_background_sync(&server.url()).await;
     assert!(!eval::<bool>(&page, "'SyncManager' in window").await);
 
     server.down();
     submit_post(&page, "No sync manager here", "Firefox").await;
-    assert_eq!(
-        snackbar(&page).await,
-        "Your post was saved and will be sent when the server can be reached"
-    );
+    assert_eq!(snackbar(&page).await, "Your post was saved and will be sent when the server can be reached");
     eventually("the failed attempt to be recorded", DELIVERY, || async {
-        queued(&page)
-            .await
-            .into_iter()
-            .find(|e| e["attempts"].as_u64() >= Some(1))
+        queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
     })
     .await;
-    assert_eq!(
-        listed_state(&page, "No sync manager here").await.as_deref(),
-        Some("pending")
-    );
+    assert_eq!(listed_state(&page, "No sync manager here").await.as_deref(), Some("pending"));
 
     server.up();
     page.reload().await.unwrap();
@@ -267,15 +190,62 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
     })
     .await;
     assert_eq!(stored.len(), 1);
-    eventually("the queue to empty", DELIVERY, || async {
-        queued(&page).await.is_empty().then_some(())
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
+        .await;
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    server.refuse_posts_containing("POISON");
+
+    chromium.set_worker_offline(true).await;
+    for title in ["A POISON post", "Second post", "Third post"] {
+        submit_post(&page, title, "Here").await;
+        assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
+    }
+    assert_eq!(queued(&page).await.len(), 3);
+    chromium.set_worker_offline(false).await;
+
+    let stored = eventually("the good posts to reach the server", DELIVERY, || async {
+        let posts = server.stored_posts().await;
+        (posts.len() == 2).then_some(posts)
     })
     .await;
-    wait_for(
+    let titles: Vec<&str> = stored.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(titles, ["Second post", "Third post"], "delivered, in order, past the refused one");
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+
+    let dead: Vec<serde_json::Value> = eval(
         &page,
-        "the page to show the post as sent",
-        "document.querySelector('#posts .post[data-state=sent]')",
+        r#"new Promise((resolve, reject) => {
+            const open = indexedDB.open("bgsync");
+            open.onsuccess = () => {
+                const all = open.result.transaction("dead-letters").objectStore("dead-letters").getAll();
+                all.onsuccess = () => { open.result.close(); resolve(all.result); };
+                all.onerror = () => reject(all.error);
+            };
+        })"#,
     )
     .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("the server refused it (HTTP 400)"), "{reason}");
+    assert_eq!(reason, "the server refused it (HTTP 400): This post is refused by the test server.");
+    assert!(dead[0]["entry"]["body"].as_str().unwrap().contains("A POISON post"));
+
+    wait_for(&page, "the page to show the refused post", "document.querySelector('#posts .post[data-state=failed]')")
+        .await;
+    let note: String = eval(&page, "document.querySelector('#posts .post[data-state=failed] .note').textContent").await;
+    assert!(note.starts_with("Not sent: the server refused it (HTTP 400)"), "{note}");
+    assert_eq!(listed_state(&page, "Second post").await.as_deref(), Some("sent"));
+    let status: String = eval(&page, "document.querySelector('#sync-status').textContent").await;
+    assert_eq!(status, "1 post(s) could not be sent");
+    let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
+    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed-dead-letter.png"), png).unwrap();
     chromium.close().await;
 }

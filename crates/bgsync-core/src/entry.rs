@@ -68,12 +68,7 @@ pub struct Entry {
 
 impl Entry {
     /// A fresh `POST` entry, not yet attempted.
-    pub fn new(
-        key: EntryKey,
-        url: impl Into<String>,
-        body: impl Into<String>,
-        now_ms: f64,
-    ) -> Self {
+    pub fn new(key: EntryKey, url: impl Into<String>, body: impl Into<String>, now_ms: f64) -> Self {
         Self {
             key,
             method: "POST".into(),
@@ -93,11 +88,7 @@ impl Entry {
             + self.method.len()
             + self.url.len()
             + self.body.len()
-            + self
-                .headers
-                .iter()
-                .map(|(n, v)| n.len() + v.len())
-                .sum::<usize>()
+            + self.headers.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>()
     }
 }
 
@@ -109,10 +100,7 @@ pub enum DeadReason {
     /// It failed `attempts` times, the last one for `last_error`.
     TooManyAttempts { attempts: u32, last_error: String },
     /// It was still undelivered after `age_ms`.
-    TooOld {
-        age_ms: u64,
-        last_error: Option<String>,
-    },
+    TooOld { age_ms: u64, last_error: Option<String> },
 }
 
 impl fmt::Display for DeadReason {
@@ -124,14 +112,8 @@ impl fmt::Display for DeadReason {
             DeadReason::Rejected { status, body } => {
                 write!(f, "the server refused it (HTTP {status}): {body}")
             }
-            DeadReason::TooManyAttempts {
-                attempts,
-                last_error,
-            } => {
-                write!(
-                    f,
-                    "gave up after {attempts} attempts; the last: {last_error}"
-                )
+            DeadReason::TooManyAttempts { attempts, last_error } => {
+                write!(f, "gave up after {attempts} attempts; the last: {last_error}")
             }
             DeadReason::TooOld { age_ms, last_error } => {
                 write!(f, "gave up after {} hours undelivered", age_ms / 3_600_000)?;

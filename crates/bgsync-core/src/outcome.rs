@@ -20,11 +20,7 @@ pub struct Response {
 
 impl Response {
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            retry_after: None,
-            body: String::new(),
-        }
+        Self { status, retry_after: None, body: String::new() }
     }
 }
 
@@ -76,17 +72,12 @@ impl OutcomePolicy {
     pub fn classify(&self, result: &AttemptResult, now_ms: u64) -> Outcome {
         match result {
             AttemptResult::Skipped => Outcome::Skipped,
-            AttemptResult::NetworkError(_) => Outcome::Retry {
-                retry_after_ms: None,
-            },
+            AttemptResult::NetworkError(_) => Outcome::Retry { retry_after_ms: None },
             AttemptResult::Response(r) if (200..300).contains(&r.status) => Outcome::Done,
             AttemptResult::Response(r) if self.pause.contains(&r.status) => Outcome::Pause,
-            AttemptResult::Response(r) if self.retry.contains(&r.status) => Outcome::Retry {
-                retry_after_ms: r
-                    .retry_after
-                    .as_deref()
-                    .and_then(|v| parse_retry_after(v, now_ms)),
-            },
+            AttemptResult::Response(r) if self.retry.contains(&r.status) => {
+                Outcome::Retry { retry_after_ms: r.retry_after.as_deref().and_then(|v| parse_retry_after(v, now_ms)) }
+            }
             AttemptResult::Response(_) => Outcome::Dead,
         }
     }
@@ -118,13 +109,7 @@ mod tests {
             assert_eq!(classify(s), Outcome::Done, "{s}");
         }
         for s in [408, 409, 425, 429, 500, 502, 503, 504] {
-            assert_eq!(
-                classify(s),
-                Outcome::Retry {
-                    retry_after_ms: None
-                },
-                "{s}"
-            );
+            assert_eq!(classify(s), Outcome::Retry { retry_after_ms: None }, "{s}");
         }
         for s in [401, 403] {
             assert_eq!(classify(s), Outcome::Pause, "{s}");
@@ -133,49 +118,26 @@ mod tests {
             assert_eq!(classify(s), Outcome::Dead, "{s}");
         }
         let lost = AttemptResult::NetworkError("Failed to fetch".into());
-        assert_eq!(
-            OutcomePolicy::default().classify(&lost, 0),
-            Outcome::Retry {
-                retry_after_ms: None
-            }
-        );
+        assert_eq!(OutcomePolicy::default().classify(&lost, 0), Outcome::Retry { retry_after_ms: None });
     }
 
     #[test]
     fn retry_after_is_read_from_retryable_answers_only() {
-        let r = |status| {
-            AttemptResult::Response(Response {
-                status,
-                retry_after: Some("7".into()),
-                body: String::new(),
-            })
-        };
+        let r =
+            |status| AttemptResult::Response(Response { status, retry_after: Some("7".into()), body: String::new() });
         let p = OutcomePolicy::default();
-        assert_eq!(
-            p.classify(&r(429), 0),
-            Outcome::Retry {
-                retry_after_ms: Some(7000)
-            }
-        );
+        assert_eq!(p.classify(&r(429), 0), Outcome::Retry { retry_after_ms: Some(7000) });
         assert_eq!(p.classify(&r(400), 0), Outcome::Dead);
     }
 
     #[test]
     fn the_policy_is_configurable() {
-        let p = OutcomePolicy {
-            retry: vec![404],
-            pause: vec![],
-        };
+        let p = OutcomePolicy { retry: vec![404], pause: vec![] };
         assert_eq!(
             p.classify(&AttemptResult::Response(Response::status(404)), 0),
-            Outcome::Retry {
-                retry_after_ms: None
-            }
+            Outcome::Retry { retry_after_ms: None }
         );
-        assert_eq!(
-            p.classify(&AttemptResult::Response(Response::status(401)), 0),
-            Outcome::Dead
-        );
+        assert_eq!(p.classify(&AttemptResult::Response(Response::status(401)), 0), Outcome::Dead);
     }
 
     proptest! {

@@ -184,11 +184,7 @@ impl Queue {
 
     /// The next request to make now, if any.
     pub fn poll_transmit(&mut self, now_ms: u64) -> Option<Transmit> {
-        let max_in_flight = if self.config.ordered {
-            1
-        } else {
-            self.config.max_in_flight.max(1)
-        };
+        let max_in_flight = if self.config.ordered { 1 } else { self.config.max_in_flight.max(1) };
         if self.paused || self.in_flight.len() >= max_in_flight {
             return None;
         }
@@ -211,9 +207,7 @@ impl Queue {
             }
             // The first entry always goes, whatever its size: a limit must
             // never strand an entry.
-            if !picked.is_empty()
-                && (picked.len() >= max_entries || bytes + entry.size() > max_bytes)
-            {
+            if !picked.is_empty() && (picked.len() >= max_entries || bytes + entry.size() > max_bytes) {
                 break;
             }
             bytes += entry.size();
@@ -228,11 +222,7 @@ impl Queue {
         self.sending.extend(keys.iter().cloned());
         self.in_flight.insert(id, keys.clone());
         self.events.push_back(Event::Sending { keys });
-        Some(Transmit {
-            id,
-            entries: picked,
-            batch: self.config.batch.is_some(),
-        })
+        Some(Transmit { id, entries: picked, batch: self.config.batch.is_some() })
     }
 
     /// Dead-letters entries older than the policy allows.
@@ -241,9 +231,7 @@ impl Queue {
         let too_old: Vec<EntryKey> = self
             .entries
             .values()
-            .filter(|e| {
-                !self.sending.contains(&e.key) && now_ms as f64 - e.enqueued_at_ms >= max_age
-            })
+            .filter(|e| !self.sending.contains(&e.key) && now_ms as f64 - e.enqueued_at_ms >= max_age)
             .map(|e| e.key.clone())
             .collect();
         for key in too_old {
@@ -267,29 +255,22 @@ impl Queue {
             self.sending.remove(&key);
             let attempt = match &result {
                 TransmitResult::Single(r) | TransmitResult::BatchFailed(r) => r.clone(),
-                TransmitResult::Batch(items) => {
-                    match items.iter().find(|i| i.key == key.as_str()) {
-                        Some(BatchResult {
-                            status: Some(status),
-                            retry_after,
-                            body,
-                            ..
-                        }) => AttemptResult::Response(Response {
+                TransmitResult::Batch(items) => match items.iter().find(|i| i.key == key.as_str()) {
+                    Some(BatchResult { status: Some(status), retry_after, body, .. }) => {
+                        AttemptResult::Response(Response {
                             status: *status,
                             retry_after: retry_after.clone(),
                             body: body.clone(),
-                        }),
-                        _ => AttemptResult::Skipped,
+                        })
                     }
-                }
+                    _ => AttemptResult::Skipped,
+                },
             };
             let mut outcome = self.config.outcomes.classify(&attempt, now_ms);
             if whole_batch_failed && outcome == Outcome::Dead {
                 // A refusal of the batch as a whole says nothing about any
                 // one entry in it.
-                outcome = Outcome::Retry {
-                    retry_after_ms: None,
-                };
+                outcome = Outcome::Retry { retry_after_ms: None };
             }
             self.apply(key, outcome, &attempt, now_ms);
         }
@@ -342,20 +323,10 @@ impl Queue {
                 if attempts >= self.config.retry.max_attempts {
                     let entry = self.remove(&key).expect("found above");
                     let last_error = entry.last_error.clone().unwrap_or_default();
-                    self.dead_letter(
-                        entry,
-                        DeadReason::TooManyAttempts {
-                            attempts,
-                            last_error,
-                        },
-                        now_ms,
-                    );
+                    self.dead_letter(entry, DeadReason::TooManyAttempts { attempts, last_error }, now_ms);
                     return;
                 }
-                let delay = self
-                    .config
-                    .retry
-                    .delay_ms(attempts, retry_after_ms, &mut self.rng);
+                let delay = self.config.retry.delay_ms(attempts, retry_after_ms, &mut self.rng);
                 let entry = self.entry_mut(&key).expect("found above");
                 entry.not_before_ms = now_ms.saturating_add(delay);
                 let entry = entry.clone();
@@ -375,15 +346,8 @@ impl Queue {
     }
 
     fn dead_letter(&mut self, entry: Entry, reason: DeadReason, now_ms: u64) {
-        self.events.push_back(Event::DeadLettered {
-            key: entry.key.clone(),
-            reason: reason.clone(),
-        });
-        self.ops.push_back(StoreOp::DeadLetter(DeadLetter {
-            entry,
-            reason,
-            at_ms: now_ms,
-        }));
+        self.events.push_back(Event::DeadLettered { key: entry.key.clone(), reason: reason.clone() });
+        self.ops.push_back(StoreOp::DeadLetter(DeadLetter { entry, reason, at_ms: now_ms }));
     }
 
     /// New credentials arrived: send again.
@@ -402,18 +366,11 @@ impl Queue {
     /// nothing changes before: `None` while paused, while the in-flight
     /// limit is reached, or when the queue is empty.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let max_in_flight = if self.config.ordered {
-            1
-        } else {
-            self.config.max_in_flight.max(1)
-        };
+        let max_in_flight = if self.config.ordered { 1 } else { self.config.max_in_flight.max(1) };
         if self.paused || self.in_flight.len() >= max_in_flight {
             return None;
         }
-        let mut waiting = self
-            .entries
-            .values()
-            .filter(|e| !self.sending.contains(&e.key));
+        let mut waiting = self.entries.values().filter(|e| !self.sending.contains(&e.key));
         if self.config.ordered {
             waiting.next().map(|e| e.not_before_ms)
         } else {

@@ -39,9 +39,7 @@ impl RetryPolicy {
     /// `min(cap, base * factor^(attempts-1))`.
     pub fn ceiling_ms(&self, attempts: u32) -> u64 {
         let exponent = attempts.saturating_sub(1);
-        let growth = u64::from(self.factor)
-            .checked_pow(exponent)
-            .unwrap_or(u64::MAX);
+        let growth = u64::from(self.factor).checked_pow(exponent).unwrap_or(u64::MAX);
         self.base_ms.saturating_mul(growth).min(self.cap_ms)
     }
 
@@ -49,12 +47,7 @@ impl RetryPolicy {
     /// `0..=ceiling` ("full jitter", so that many clients that failed
     /// together do not come back together). With it: exactly what the
     /// server asked, up to `retry_after_cap_ms`.
-    pub(crate) fn delay_ms(
-        &self,
-        attempts: u32,
-        retry_after_ms: Option<u64>,
-        rng: &mut Rng,
-    ) -> u64 {
+    pub(crate) fn delay_ms(&self, attempts: u32, retry_after_ms: Option<u64>, rng: &mut Rng) -> u64 {
         match retry_after_ms {
             Some(asked) => asked.min(self.retry_after_cap_ms),
             None => rng.up_to(self.ceiling_ms(attempts)),
@@ -68,12 +61,7 @@ impl RetryPolicy {
 pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(
-            value
-                .parse::<u64>()
-                .unwrap_or(u64::MAX / 1000)
-                .saturating_mul(1000),
-        );
+        return Some(value.parse::<u64>().unwrap_or(u64::MAX / 1000).saturating_mul(1000));
     }
     let at_ms = parse_http_date(value)?;
     Some(at_ms.saturating_sub(now_ms))
@@ -103,13 +91,7 @@ fn parse_http_date(value: &str) -> Option<u64> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT"
-        || parts.next().is_some()
-        || !(1..=31).contains(&day)
-        || h > 23
-        || m > 59
-        || s > 60
-    {
+    if parts.next()? != "GMT" || parts.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -138,10 +120,7 @@ mod tests {
     fn ceilings_grow_then_cap() {
         let p = RetryPolicy::default();
         let ceilings: Vec<_> = (1..=10).map(|a| p.ceiling_ms(a)).collect();
-        assert_eq!(
-            ceilings,
-            [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000]
-        );
+        assert_eq!(ceilings, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 300_000]);
         assert_eq!(p.ceiling_ms(1_000), 300_000, "no overflow");
     }
 
@@ -152,26 +131,12 @@ mod tests {
         let date = "Sun, 06 Nov 1994 08:49:37 GMT";
         let at = 784_111_777_000;
         assert_eq!(parse_retry_after(date, at - 2_500), Some(2_500));
-        assert_eq!(
-            parse_retry_after(date, at + 10),
-            Some(0),
-            "a past date means now"
-        );
-        for bad in [
-            "",
-            "-1",
-            "1.5",
-            "soon",
-            "Sun, 06 Nov 1994 08:49:37 UTC",
-            "Sun, 32 Nov 1994 08:49:37 GMT",
-        ] {
+        assert_eq!(parse_retry_after(date, at + 10), Some(0), "a past date means now");
+        for bad in ["", "-1", "1.5", "soon", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 32 Nov 1994 08:49:37 GMT"] {
             assert_eq!(parse_retry_after(bad, 0), None, "{bad:?}");
         }
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(
-            parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"),
-            Some(1_709_208_000_000)
-        );
+        assert_eq!(parse_http_date("Thu, 29 Feb 2024 12:00:00 GMT"), Some(1_709_208_000_000));
     }
 
     proptest! {

@@ -12,17 +12,12 @@ pub struct PeriodicSchedule {
 
 impl PeriodicSchedule {
     pub fn new(tag: impl Into<String>, min_interval_ms: u64) -> Self {
-        Self {
-            tag: tag.into(),
-            min_interval_ms,
-            last_success_ms: None,
-        }
+        Self { tag: tag.into(), min_interval_ms, last_success_ms: None }
     }
 
     /// The earliest time the next pull is due (0: now, never pulled).
     pub fn next_due_ms(&self) -> u64 {
-        self.last_success_ms
-            .map_or(0, |t| t.saturating_add(self.min_interval_ms))
+        self.last_success_ms.map_or(0, |t| t.saturating_add(self.min_interval_ms))
     }
 
     pub fn is_due(&self, now_ms: u64) -> bool {

@@ -12,9 +12,7 @@ pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 /// ASCII characters. Checked on both sides so that a key the browser made is
 /// never refused by the server.
 pub fn is_valid_idempotency_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= IDEMPOTENCY_KEY_MAX_LEN
-        && key.bytes().all(|b| b.is_ascii_graphic())
+    !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_MAX_LEN && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A batch replay request: entries the server runs one by one, each as if
@@ -61,9 +59,7 @@ mod tests {
 
     #[test]
     fn keys_are_printable_ascii_and_bounded() {
-        assert!(is_valid_idempotency_key(
-            "3f1c2a9e-0d7b-4e55-9a51-2f3c4d5e6f70"
-        ));
+        assert!(is_valid_idempotency_key("3f1c2a9e-0d7b-4e55-9a51-2f3c4d5e6f70"));
         assert!(!is_valid_idempotency_key(""));
         assert!(!is_valid_idempotency_key("has space"));
         assert!(!is_valid_idempotency_key("tab\there"));

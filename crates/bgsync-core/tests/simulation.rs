@@ -22,8 +22,8 @@
 
 use bgsync_core::wire::BatchResult;
 use bgsync_core::{
-    AttemptResult, BatchLimits, DeadLetter, DeadReason, Entry, EntryKey, Queue, QueueConfig,
-    Response, RetryPolicy, StoreOp, Transmit, TransmitResult,
+    AttemptResult, BatchLimits, DeadLetter, DeadReason, Entry, EntryKey, Queue, QueueConfig, Response, RetryPolicy,
+    StoreOp, Transmit, TransmitResult,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -71,17 +71,9 @@ struct World {
 enum Msg {
     /// A request on its way to the server. `echo` requests are the network's
     /// duplicates: the server handles them, nobody reads the answer.
-    Request {
-        transmit: Transmit,
-        incarnation: u64,
-        echo: bool,
-    },
+    Request { transmit: Transmit, incarnation: u64, echo: bool },
     /// An answer (or a timeout) on its way to the client.
-    Answer {
-        id: u64,
-        result: TransmitResult,
-        incarnation: u64,
-    },
+    Answer { id: u64, result: TransmitResult, incarnation: u64 },
 }
 
 struct Server {
@@ -206,18 +198,12 @@ impl Sim {
                 factor: dice.range(1, 3) as u32,
                 cap_ms: dice.range(2_000, 120_000),
                 retry_after_cap_ms: dice.range(1_000, 60_000),
-                max_attempts: if dice.chance(0.3) {
-                    dice.range(1, 4) as u32
-                } else {
-                    1_000
-                },
+                max_attempts: if dice.chance(0.3) { dice.range(1, 4) as u32 } else { 1_000 },
                 ..RetryPolicy::default()
             },
             ..QueueConfig::default()
         };
-        let mut next_enqueue: Vec<u64> = (0..world.entries)
-            .map(|_| dice.below(world.enqueue_until_ms + 1))
-            .collect();
+        let mut next_enqueue: Vec<u64> = (0..world.entries).map(|_| dice.below(world.enqueue_until_ms + 1)).collect();
         next_enqueue.sort_unstable_by(|a, b| b.cmp(a));
         let queue = Queue::new(config.clone(), seed, Vec::new());
         Self {
@@ -232,11 +218,7 @@ impl Sim {
             dead: BTreeMap::new(),
             net: Vec::new(),
             msg_seq: 0,
-            server: Server {
-                stored: HashMap::new(),
-                applied: Vec::new(),
-                poison: HashSet::new(),
-            },
+            server: Server { stored: HashMap::new(), applied: Vec::new(), poison: HashSet::new() },
             enqueued: Vec::new(),
             next_enqueue,
             acked: HashSet::new(),
@@ -254,19 +236,13 @@ impl Sim {
     }
 
     fn latency(&mut self) -> u64 {
-        self.dice
-            .range(self.world.latency_ms.0, self.world.latency_ms.1)
+        self.dice.range(self.world.latency_ms.0, self.world.latency_ms.1)
     }
 
     fn run(mut self) -> Stats {
         loop {
             self.steps += 1;
-            ensure!(
-                self,
-                self.steps < 200_000,
-                "no progress after {} steps",
-                self.steps
-            );
+            ensure!(self, self.steps < 200_000, "no progress after {} steps", self.steps);
             self.pump();
             let Some(next) = self.next_time() else { break };
             ensure!(self, next >= self.now, "time went backwards");
@@ -289,45 +265,24 @@ impl Sim {
     fn pump(&mut self) {
         while let Some(transmit) = self.queue.poll_transmit(self.now) {
             self.apply_ops(None);
-            self.transmit_keys.insert(
-                transmit.id,
-                transmit.entries.iter().map(|e| e.key.clone()).collect(),
-            );
+            self.transmit_keys.insert(transmit.id, transmit.entries.iter().map(|e| e.key.clone()).collect());
             self.stats.batches += u64::from(transmit.batch);
             let latency = self.latency();
             if self.dice.chance(self.world.p_drop) {
                 // Lost on the way: the client times out.
                 let at = self.now + self.world.request_timeout_ms;
                 let result = self.network_error(&transmit, "request lost");
-                self.send(
-                    at,
-                    Msg::Answer {
-                        id: transmit.id,
-                        result,
-                        incarnation: self.incarnation,
-                    },
-                );
+                self.send(at, Msg::Answer { id: transmit.id, result, incarnation: self.incarnation });
             } else {
                 if self.dice.chance(self.world.p_duplicate) {
                     let at = self.now + latency + self.dice.below(5_000);
                     self.send(
                         at,
-                        Msg::Request {
-                            transmit: transmit.clone(),
-                            incarnation: self.incarnation,
-                            echo: true,
-                        },
+                        Msg::Request { transmit: transmit.clone(), incarnation: self.incarnation, echo: true },
                     );
                 }
                 let at = self.now + latency;
-                self.send(
-                    at,
-                    Msg::Request {
-                        transmit,
-                        incarnation: self.incarnation,
-                        echo: false,
-                    },
-                );
+                self.send(at, Msg::Request { transmit, incarnation: self.incarnation, echo: false });
             }
         }
         self.apply_ops(None);
@@ -382,16 +337,8 @@ impl Sim {
         due.sort_by_key(|(at, seq, _)| (*at, *seq));
         for (_, _, msg) in due {
             match msg {
-                Msg::Request {
-                    transmit,
-                    incarnation,
-                    echo,
-                } => self.serve(transmit, incarnation, echo),
-                Msg::Answer {
-                    id,
-                    result,
-                    incarnation,
-                } => self.answer(id, result, incarnation),
+                Msg::Request { transmit, incarnation, echo } => self.serve(transmit, incarnation, echo),
+                Msg::Answer { id, result, incarnation } => self.answer(id, result, incarnation),
             }
             self.check_always();
         }
@@ -421,20 +368,11 @@ impl Sim {
 
     /// The server handles a request; the answer travels back (or is lost).
     fn serve(&mut self, transmit: Transmit, incarnation: u64, echo: bool) {
-        let bursting = self
-            .world
-            .bursts
-            .clone()
-            .into_iter()
-            .any(|w| self.in_window(Some(w)));
+        let bursting = self.world.bursts.clone().into_iter().any(|w| self.in_window(Some(w)));
         let whole = if self.in_window(self.world.unauthorised) {
             Some(Response::status(401))
         } else if bursting {
-            Some(Response::status(if self.dice.chance(0.5) {
-                503
-            } else {
-                500
-            }))
+            Some(Response::status(if self.dice.chance(0.5) { 503 } else { 500 }))
         } else {
             None
         };
@@ -453,22 +391,13 @@ impl Sim {
                     if self.config.ordered && status.is_some_and(|s| !(200..300).contains(&s)) {
                         stopped = true;
                     }
-                    results.push(BatchResult {
-                        key: entry.key.to_string(),
-                        status,
-                        retry_after,
-                        body: String::new(),
-                    });
+                    results.push(BatchResult { key: entry.key.to_string(), status, retry_after, body: String::new() });
                 }
                 TransmitResult::Batch(results)
             }
             None => {
                 let (status, retry_after) = self.apply_one(&transmit.entries[0]);
-                TransmitResult::Single(AttemptResult::Response(Response {
-                    status,
-                    retry_after,
-                    body: String::new(),
-                }))
+                TransmitResult::Single(AttemptResult::Response(Response { status, retry_after, body: String::new() }))
             }
         };
         if echo {
@@ -478,24 +407,10 @@ impl Sim {
             // Committed, but the answer never arrives: the client times out.
             let result = self.network_error(&transmit, "response lost");
             let at = self.now + self.world.request_timeout_ms;
-            self.send(
-                at,
-                Msg::Answer {
-                    id: transmit.id,
-                    result,
-                    incarnation,
-                },
-            );
+            self.send(at, Msg::Answer { id: transmit.id, result, incarnation });
         } else {
             let at = self.now + self.latency();
-            self.send(
-                at,
-                Msg::Answer {
-                    id: transmit.id,
-                    result,
-                    incarnation,
-                },
-            );
+            self.send(at, Msg::Answer { id: transmit.id, result, incarnation });
         }
     }
 
@@ -517,12 +432,7 @@ impl Sim {
             };
             return (429, Some(retry_after));
         }
-        ensure!(
-            self,
-            !self.server.applied.contains(&entry.key),
-            "{} applied twice",
-            entry.key
-        );
+        ensure!(self, !self.server.applied.contains(&entry.key), "{} applied twice", entry.key);
         self.server.applied.push(entry.key.clone());
         self.server.stored.insert(entry.key.clone(), 201);
         (201, None)
@@ -573,10 +483,7 @@ impl Sim {
             if (200..300).contains(&r.status) {
                 self.acked.insert(key.clone());
             }
-            retry_after = r
-                .retry_after
-                .as_deref()
-                .and_then(|v| bgsync_core::retry::parse_retry_after(v, self.now));
+            retry_after = r.retry_after.as_deref().and_then(|v| bgsync_core::retry::parse_retry_after(v, self.now));
             self.stats.retry_after += u64::from(retry_after.is_some());
         }
         self.retry_after.insert(key, retry_after);
@@ -616,20 +523,11 @@ impl Sim {
                             ),
                         }
                     }
-                    ensure!(
-                        self,
-                        self.store.contains_key(&entry.key),
-                        "{} put after it left the store",
-                        entry.key
-                    );
+                    ensure!(self, self.store.contains_key(&entry.key), "{} put after it left the store", entry.key);
                     self.store.insert(entry.key.clone(), entry);
                 }
                 StoreOp::Delete(key) => {
-                    ensure!(
-                        self,
-                        self.acked.contains(&key),
-                        "{key} deleted before any 2xx for it arrived"
-                    );
+                    ensure!(self, self.acked.contains(&key), "{key} deleted before any 2xx for it arrived");
                     ensure!(
                         self,
                         self.server.stored.contains_key(&key),
@@ -639,12 +537,7 @@ impl Sim {
                 }
                 StoreOp::DeadLetter(dl) => {
                     if let DeadReason::Rejected { status, .. } = &dl.reason {
-                        ensure!(
-                            self,
-                            *status == 400,
-                            "{} dead-lettered for HTTP {status}",
-                            dl.entry.key
-                        );
+                        ensure!(self, *status == 400, "{} dead-lettered for HTTP {status}", dl.entry.key);
                         ensure!(
                             self,
                             self.server.poison.contains(&dl.entry.key),
@@ -672,53 +565,26 @@ impl Sim {
     fn check_always(&self) {
         // An ordered queue's delivered entries were applied in enqueue order.
         if self.config.ordered {
-            let delivered: Vec<&EntryKey> = self
-                .server
-                .applied
-                .iter()
-                .filter(|k| self.acked.contains(*k))
-                .collect();
-            ensure!(
-                self,
-                delivered.windows(2).all(|w| w[0] < w[1]),
-                "applied out of enqueue order: {delivered:?}"
-            );
+            let delivered: Vec<&EntryKey> = self.server.applied.iter().filter(|k| self.acked.contains(*k)).collect();
+            ensure!(self, delivered.windows(2).all(|w| w[0] < w[1]), "applied out of enqueue order: {delivered:?}");
         }
     }
 
     fn check_end(&self) {
         ensure!(self, self.next_enqueue.is_empty(), "enqueues left");
-        ensure!(
-            self,
-            self.queue.is_empty(),
-            "{} entries never finished",
-            self.queue.len()
-        );
-        ensure!(
-            self,
-            self.store.is_empty(),
-            "the store still holds {:?}",
-            self.store.keys().collect::<Vec<_>>()
-        );
+        ensure!(self, self.queue.is_empty(), "{} entries never finished", self.queue.len());
+        ensure!(self, self.store.is_empty(), "the store still holds {:?}", self.store.keys().collect::<Vec<_>>());
         for key in &self.enqueued {
             let applied = self.server.applied.iter().filter(|k| *k == key).count();
             match self.dead.get(key) {
                 Some(dl) => {
-                    ensure!(
-                        self,
-                        !dl.reason.to_string().is_empty(),
-                        "{key} dead without a reason"
-                    );
+                    ensure!(self, !dl.reason.to_string().is_empty(), "{key} dead without a reason");
                     if matches!(dl.reason, DeadReason::Rejected { .. }) {
                         ensure!(self, applied == 0, "{key} refused yet applied");
                     }
                 }
                 None => {
-                    ensure!(
-                        self,
-                        self.acked.contains(key),
-                        "{key} left the queue without a 2xx"
-                    );
+                    ensure!(self, self.acked.contains(key), "{key} left the queue without a 2xx");
                     ensure!(self, applied == 1, "{key} applied {applied} times");
                 }
             }
@@ -728,19 +594,13 @@ impl Sim {
 
 #[test]
 fn simulation() {
-    if let Some(seed) = std::env::var("BGSYNC_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
+    if let Some(seed) = std::env::var("BGSYNC_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         let sim = Sim::new(seed);
         eprintln!("seed {seed}: {:#?}\n{:#?}", sim.world, sim.config);
         sim.run();
         return;
     }
-    let seeds: u64 = std::env::var("BGSYNC_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
+    let seeds: u64 = std::env::var("BGSYNC_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let mut total = Stats::default();
     for seed in 0..seeds {
         total.add(&Sim::new(seed).run());

@@ -76,16 +76,14 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
-            .await?
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "missing-idempotency-key",
-                    "Missing Idempotency-Key",
-                    format!("This endpoint requires an {IDEMPOTENCY_KEY} header (a UUID made once per request)."),
-                )
-            })
+        <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await?.ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "missing-idempotency-key",
+                "Missing Idempotency-Key",
+                format!("This endpoint requires an {IDEMPOTENCY_KEY} header (a UUID made once per request)."),
+            )
+        })
     }
 }
 
@@ -111,15 +109,10 @@ impl IntoResponse for StoredResponse {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         let mut response = (status, self.body).into_response();
-        if let Some(value) = self
-            .content_type
-            .and_then(|ct| HeaderValue::from_str(&ct).ok())
-        {
+        if let Some(value) = self.content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
             response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
-        response
-            .headers_mut()
-            .insert("Idempotent-Replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("Idempotent-Replayed", HeaderValue::from_static("true"));
         response
     }
 }
@@ -130,7 +123,9 @@ pub fn mismatch_problem() -> Problem {
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency-key-reused",
         "Idempotency-Key reused",
-        format!("This {IDEMPOTENCY_KEY} was already used with a different request body; make a new key for a new request."),
+        format!(
+            "This {IDEMPOTENCY_KEY} was already used with a different request body; make a new key for a new request."
+        ),
     )
 }
 
@@ -159,24 +154,17 @@ pub async fn claim(
     if inserted == 1 {
         return Ok(Claim::New);
     }
-    let (stored_fingerprint, status, content_type, body): (
-        String,
-        Option<i64>,
-        Option<String>,
-        Option<Vec<u8>>,
-    ) = sqlx::query_as(
-        "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE key = ?",
-    )
-    .bind(key.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
+    let (stored_fingerprint, status, content_type, body): (String, Option<i64>, Option<String>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE key = ?")
+            .bind(key.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
     if stored_fingerprint != fingerprint {
         return Ok(Claim::Mismatch);
     }
     // The row and its response commit together, so a visible row always
     // has a status; a NULL would mean a writer that bypassed `complete`.
-    let status = status
-        .ok_or_else(|| sqlx::Error::Protocol("idempotency key stored without a response".into()))?;
+    let status = status.ok_or_else(|| sqlx::Error::Protocol("idempotency key stored without a response".into()))?;
     Ok(Claim::Replay(StoredResponse {
         status: u16::try_from(status).unwrap_or(200),
         content_type,

@@ -14,10 +14,7 @@ use serde::de::DeserializeOwned;
 /// Parses `body` as JSON into `T`: 415 for a missing or non-JSON
 /// `Content-Type`, 413 for a body over the route's limit, 400 for bytes that
 /// are not JSON (including invalid UTF-8), 422 for JSON of the wrong shape.
-pub fn parse<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Problem> {
+pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
     if !is_json(headers) {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -69,14 +66,8 @@ fn is_json(headers: &HeaderMap) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]
@@ -107,24 +98,13 @@ mod tests {
     #[test]
     fn each_kind_of_bad_body_has_its_status() {
         assert_eq!(status("application/json", br#"{"name":"a"}"#), 200);
-        assert_eq!(
-            status("application/json; charset=utf-8", br#"{"name":"a"}"#),
-            200
-        );
-        assert_eq!(
-            status("application/merge-patch+json", br#"{"name":"a"}"#),
-            200
-        );
+        assert_eq!(status("application/json; charset=utf-8", br#"{"name":"a"}"#), 200);
+        assert_eq!(status("application/merge-patch+json", br#"{"name":"a"}"#), 200);
         assert_eq!(status("text/plain", br#"{"name":"a"}"#), 415);
         assert_eq!(status("application/json", b"{\"name\":"), 400);
         assert_eq!(status("application/json", b"{\"name\":\"\xff\"}"), 400);
         assert_eq!(status("application/json", br#"{"name":1}"#), 422);
         assert_eq!(status("application/json", br#"{"name":"a","x":1}"#), 422);
-        assert_eq!(
-            parse::<Thing>(&HeaderMap::new(), Ok(Bytes::new()))
-                .unwrap_err()
-                .status,
-            415
-        );
+        assert_eq!(parse::<Thing>(&HeaderMap::new(), Ok(Bytes::new())).unwrap_err().status, 415);
     }
 }

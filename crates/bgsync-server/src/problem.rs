@@ -42,10 +42,7 @@ impl Problem {
     }
 
     pub fn with_errors(mut self, errors: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.errors = errors
-            .into_iter()
-            .map(|(field, message)| FieldProblem { field, message })
-            .collect();
+        self.errors = errors.into_iter().map(|(field, message)| FieldProblem { field, message }).collect();
         self
     }
 

@@ -1,7 +1,7 @@
 //! The page side: queueing, worker and sync registration, and messages to
 //! the worker.
 
-use crate::events::Event;
+use crate::events;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use bgsync_core::{Entry, EntryKey};
@@ -13,23 +13,28 @@ use web_sys::{Navigator, ServiceWorkerContainer, ServiceWorkerRegistration};
 /// here is the `Idempotency-Key` of every delivery attempt.
 pub async fn enqueue(queue: &Queue, url: &str, body: String) -> JsResult<Entry> {
     let key = EntryKey::parse(&random_uuid()?).map_err(|e| JsValue::from_str(&e.to_string()))?;
-    let entry = Entry::new(key, url, body, js_sys::Date::now());
+    let entry = Entry::new(key, url, body, enqueue_time());
     queue.push(&entry).await?;
-    Event::Queued {
-        queue: queue.name(),
-        key: entry.key.as_str(),
-    }
-    .broadcast();
+    events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
     Ok(entry)
+}
+
+/// The queue order: milliseconds with a fraction (`timeOrigin + now()`), so
+/// two posts in the same millisecond keep the order they were written in.
+fn enqueue_time() -> f64 {
+    let precise = js::get(&js_sys::global(), "performance").ok().and_then(|p| {
+        let origin = js::get(&p, "timeOrigin").ok()?.as_f64()?;
+        let now: Function = js::get(&p, "now").ok()?.dyn_into().ok()?;
+        Some(origin + now.call0(&p).ok()?.as_f64()?)
+    });
+    precise.unwrap_or_else(js_sys::Date::now)
 }
 
 /// A random (v4) UUID from the browser's CSPRNG.
 pub fn random_uuid() -> JsResult<String> {
     let crypto = js::get(&js_sys::global(), "crypto")?;
     let make: Function = js::get(&crypto, "randomUUID")?.dyn_into()?;
-    make.call0(&crypto)?
-        .as_string()
-        .ok_or_else(|| "crypto.randomUUID returned no string".into())
+    make.call0(&crypto)?.as_string().ok_or_else(|| "crypto.randomUUID returned no string".into())
 }
 
 fn container() -> Option<ServiceWorkerContainer> {
@@ -47,19 +52,14 @@ pub fn has_service_worker() -> bool {
 /// Whether the browser has one-shot Background Sync (Chromium does;
 /// Firefox and Safari do not).
 pub fn has_sync_manager() -> bool {
-    js::get(&js_sys::global(), "SyncManager")
-        .map(|v| !v.is_undefined())
-        .unwrap_or(false)
+    js::get(&js_sys::global(), "SyncManager").map(|v| !v.is_undefined()).unwrap_or(false)
 }
 
 /// Registers the worker script; resolves once it is registered (not yet
 /// necessarily active).
 pub async fn register_worker(script: &str) -> JsResult<ServiceWorkerRegistration> {
-    let container =
-        container().ok_or_else(|| JsValue::from_str("service workers are not available"))?;
-    js::await_promise(container.register(script))
-        .await?
-        .dyn_into()
+    let container = container().ok_or_else(|| JsValue::from_str("service workers are not available"))?;
+    js::await_promise(container.register(script)).await?.dyn_into()
 }
 
 /// Registers a one-shot sync `tag` with the active worker. Returns `false`

@@ -1,88 +1,63 @@
 //! State changes broadcast to every open page of the origin.
 //!
 //! The worker (or a page replaying on its own) posts a small object on the
-//! `bgsync` BroadcastChannel for each change, so every open tab can update
-//! its list and indicator without polling.
+//! `bgsync` BroadcastChannel for each event of the engine, so every open tab
+//! can update its list and indicator without polling. BroadcastChannel does
+//! not deliver to the sender itself.
 
 use crate::js;
-use js_sys::Object;
+use bgsync_core::Event;
+use js_sys::{Array, Object};
 use wasm_bindgen::JsValue;
 use web_sys::BroadcastChannel;
 
 pub const CHANNEL: &str = "bgsync";
 
-/// One change of state of a queue.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event<'a> {
-    /// An entry was stored.
-    Queued { queue: &'a str, key: &'a str },
-    /// The server acknowledged an entry and it was deleted.
-    Sent { queue: &'a str, key: &'a str },
-    /// An attempt failed; the entry stays queued (or is kept as rejected).
-    Failed {
-        queue: &'a str,
-        key: &'a str,
-        error: &'a str,
-        rejected: bool,
-    },
-    /// A replay round ended.
-    Replayed {
-        queue: &'a str,
-        delivered: usize,
-        retrying: usize,
-        rejected: usize,
-    },
+/// The event as a plain object: `{type, queue, ...}` with `type` one of
+/// `queued`, `sending`, `sent`, `retry-scheduled`, `dead-lettered`,
+/// `paused`, `resumed`, `drained`.
+pub fn to_js(queue: &str, event: &Event) -> JsValue {
+    let o = Object::new();
+    js::set(&o, "queue", queue);
+    let kind = match event {
+        Event::Queued { key } => {
+            js::set(&o, "key", key.as_str());
+            "queued"
+        }
+        Event::Sending { keys } => {
+            js::set(&o, "keys", keys.iter().map(|k| JsValue::from_str(k.as_str())).collect::<Array>());
+            "sending"
+        }
+        Event::Sent { key } => {
+            js::set(&o, "key", key.as_str());
+            "sent"
+        }
+        Event::RetryScheduled { key, at_ms, error } => {
+            js::set(&o, "key", key.as_str());
+            js::set(&o, "at", *at_ms as f64);
+            js::set(&o, "error", error.as_str());
+            "retry-scheduled"
+        }
+        Event::DeadLettered { key, reason } => {
+            js::set(&o, "key", key.as_str());
+            js::set(&o, "reason", reason.to_string());
+            "dead-lettered"
+        }
+        Event::Paused { status } => {
+            js::set(&o, "status", *status);
+            "paused"
+        }
+        Event::Resumed => "resumed",
+        Event::Drained => "drained",
+    };
+    js::set(&o, "type", kind);
+    o.into()
 }
 
-impl Event<'_> {
-    pub fn to_js(&self) -> JsValue {
-        let o = Object::new();
-        match self {
-            Event::Queued { queue, key } => {
-                js::set(&o, "type", "queued");
-                js::set(&o, "queue", *queue);
-                js::set(&o, "key", *key);
-            }
-            Event::Sent { queue, key } => {
-                js::set(&o, "type", "sent");
-                js::set(&o, "queue", *queue);
-                js::set(&o, "key", *key);
-            }
-            Event::Failed {
-                queue,
-                key,
-                error,
-                rejected,
-            } => {
-                js::set(&o, "type", "failed");
-                js::set(&o, "queue", *queue);
-                js::set(&o, "key", *key);
-                js::set(&o, "error", *error);
-                js::set(&o, "rejected", *rejected);
-            }
-            Event::Replayed {
-                queue,
-                delivered,
-                retrying,
-                rejected,
-            } => {
-                js::set(&o, "type", "replayed");
-                js::set(&o, "queue", *queue);
-                js::set(&o, "delivered", *delivered as u32);
-                js::set(&o, "retrying", *retrying as u32);
-                js::set(&o, "rejected", *rejected as u32);
-            }
-        }
-        o.into()
-    }
-
-    /// Posts the event to the other contexts of the origin. BroadcastChannel
-    /// does not deliver to the sender itself, which is why a page that
-    /// replays on its own also updates its own view directly.
-    pub fn broadcast(&self) {
-        if let Ok(channel) = BroadcastChannel::new(CHANNEL) {
-            let _ = channel.post_message(&self.to_js());
-            channel.close();
-        }
+/// Posts the event to the other contexts of the origin.
+pub fn broadcast(queue: &str, event: &Event) {
+    if let Ok(channel) = BroadcastChannel::new(CHANNEL) {
+        let _ = channel.post_message(&to_js(queue, event));
+        channel.close();
     }
 }

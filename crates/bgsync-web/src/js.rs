@@ -19,11 +19,7 @@ extern "C" {
 /// A property of the global object (`self` in a worker, `window` in a page).
 pub(crate) fn global<T: JsCast>(name: &str) -> JsResult<T> {
     let value = Reflect::get(&js_sys::global(), &JsValue::from_str(name))?;
-    value.dyn_into::<T>().map_err(|_| {
-        JsValue::from_str(&format!(
-            "`{name}` is not available in this browser context"
-        ))
-    })
+    value.dyn_into::<T>().map_err(|_| JsValue::from_str(&format!("`{name}` is not available in this browser context")))
 }
 
 pub(crate) fn get(target: &JsValue, name: &str) -> JsResult<JsValue> {
@@ -48,12 +44,7 @@ pub(crate) async fn request(req: &IdbRequest) -> JsResult<JsValue> {
         });
         let failed = req.clone();
         let on_error = Closure::once_into_js(move || {
-            let error = failed
-                .error()
-                .ok()
-                .flatten()
-                .map(JsValue::from)
-                .unwrap_or(JsValue::NULL);
+            let error = failed.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL);
             let _ = reject.call1(&JsValue::NULL, &error);
         });
         req.set_onsuccess(Some(on_success.unchecked_ref()));
@@ -71,10 +62,7 @@ pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
         });
         let failed = tx.clone();
         let on_abort = Closure::once_into_js(move || {
-            let error = failed
-                .error()
-                .map(JsValue::from)
-                .unwrap_or_else(|| "transaction aborted".into());
+            let error = failed.error().map(JsValue::from).unwrap_or_else(|| "transaction aborted".into());
             let _ = reject.call1(&JsValue::NULL, &error);
         });
         tx.set_oncomplete(Some(on_complete.unchecked_ref()));
@@ -96,10 +84,6 @@ pub fn describe(error: &JsValue) -> String {
         (Some(n), Some(m)) if !m.is_empty() => format!("{n}: {m}"),
         (_, Some(m)) => m,
         (Some(n), None) => n,
-        _ => String::from(
-            js_sys::JSON::stringify(error)
-                .ok()
-                .unwrap_or_else(|| "unknown error".into()),
-        ),
+        _ => String::from(js_sys::JSON::stringify(error).ok().unwrap_or_else(|| "unknown error".into())),
     }
 }

@@ -1,24 +1,26 @@
-//! The durable queue: entries in an IndexedDB object store.
+//! The durable queue: entries in an IndexedDB object store, and the dead
+//! letters beside them.
 //!
 //! One database (`bgsync`) holds one object store per queue, keyed by the
-//! entry key. Pages and the service worker open the same database, so an
-//! entry a page wrote is what the worker replays after the tab is gone.
+//! entry key, and one store of dead letters. Pages and the service worker
+//! open the same database, so an entry a page wrote is what the worker
+//! replays after the tab is gone.
 
 use crate::js::{self, JsResult};
-use bgsync_core::{Entry, EntryKey};
+use bgsync_core::{DeadLetter, Entry, EntryKey, StoreOp};
 use js_sys::{Array, Object};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{
-    IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbTransactionMode, IdbVersionChangeEvent,
-};
+use web_sys::{IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbTransactionMode, IdbVersionChangeEvent};
 
 pub const DATABASE: &str = "bgsync";
 /// Bumped when the set of object stores changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// Where entries that will not be sent again are kept, for the user.
+pub const DEAD_LETTERS: &str = "dead-letters";
 /// The object stores this version creates.
-const STORES: &[&str] = &[Queue::POSTS];
+const STORES: &[&str] = &[Queue::POSTS, DEAD_LETTERS];
 
 thread_local! {
     // Opening a database costs a round trip to the browser process; one
@@ -47,23 +49,44 @@ impl Queue {
 
     /// Stores a new entry; returns once the write has committed.
     pub async fn push(&self, entry: &Entry) -> JsResult<()> {
-        self.put(entry).await
-    }
-
-    /// Replaces a stored entry (after a failed attempt).
-    pub async fn put(&self, entry: &Entry) -> JsResult<()> {
         let db = database().await?;
         let tx = db.transaction_with_str_and_mode(self.name, IdbTransactionMode::Readwrite)?;
         tx.object_store(self.name)?.put(&to_js(entry))?;
         js::committed(&tx).await
     }
 
-    /// Deletes an entry; returns once the deletion has committed.
-    pub async fn delete(&self, key: &EntryKey) -> JsResult<()> {
+    /// Carries out one of the engine's store operations durably. A dead
+    /// letter leaves the queue and enters the dead letters in one
+    /// transaction, so it is in exactly one of them whatever happens.
+    pub async fn apply(&self, op: &StoreOp) -> JsResult<()> {
         let db = database().await?;
-        let tx = db.transaction_with_str_and_mode(self.name, IdbTransactionMode::Readwrite)?;
-        tx.object_store(self.name)?
-            .delete(&JsValue::from_str(key.as_str()))?;
+        let stores = Array::of2(&self.name.into(), &DEAD_LETTERS.into());
+        let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+        let queue = tx.object_store(self.name)?;
+        match op {
+            StoreOp::Put(entry) => {
+                // Only while still queued: an answer that arrives after
+                // another context deleted the entry must not bring it back.
+                let count = queue.count_with_key(&JsValue::from_str(entry.key.as_str()))?;
+                let counted = count.clone();
+                let store = queue.clone();
+                let value = to_js(entry);
+                // The success handler runs while the transaction is active.
+                let on_count = Closure::once_into_js(move || {
+                    if counted.result().ok().and_then(|n| n.as_f64()) == Some(1.0) {
+                        let _ = store.put(&value);
+                    }
+                });
+                count.set_onsuccess(Some(on_count.unchecked_ref()));
+            }
+            StoreOp::Delete(key) => {
+                queue.delete(&JsValue::from_str(key.as_str()))?;
+            }
+            StoreOp::DeadLetter(dead) => {
+                queue.delete(&JsValue::from_str(dead.entry.key.as_str()))?;
+                tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(dead))?;
+            }
+        }
         js::committed(&tx).await
     }
 
@@ -77,14 +100,29 @@ impl Queue {
         for value in Array::from(&values).iter() {
             match from_js(&value) {
                 Some(entry) => entries.push(entry),
-                None => web_sys::console::warn_2(
-                    &"bgsync: skipping an unreadable queue record".into(),
-                    &value,
-                ),
+                None => web_sys::console::warn_2(&"bgsync: skipping an unreadable queue record".into(), &value),
             }
         }
         Ok(entries)
     }
+}
+
+/// The dead letters of every queue, oldest first.
+pub async fn dead_letters() -> JsResult<Vec<(Entry, String)>> {
+    let db = database().await?;
+    let tx = db.transaction_with_str(DEAD_LETTERS)?;
+    let values = js::request(&tx.object_store(DEAD_LETTERS)?.get_all()?).await?;
+    let mut dead: Vec<(Entry, String, f64)> = Array::from(&values)
+        .iter()
+        .filter_map(|v| {
+            let entry = from_js(&js::get(&v, "entry").ok()?)?;
+            let reason = js::get(&v, "reason").ok()?.as_string()?;
+            let at = js::get(&v, "at").ok()?.as_f64().unwrap_or(0.0);
+            Some((entry, reason, at))
+        })
+        .collect();
+    dead.sort_by(|a, b| a.2.total_cmp(&b.2));
+    Ok(dead.into_iter().map(|(e, r, _)| (e, r)).collect())
 }
 
 async fn database() -> JsResult<IdbDatabase> {
@@ -93,25 +131,24 @@ async fn database() -> JsResult<IdbDatabase> {
     }
     let factory: IdbFactory = js::global("indexedDB")?;
     let open = factory.open_with_u32(DATABASE, VERSION)?;
-    let upgrade =
-        Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
-            let Some(db) = event
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok())
-                .and_then(|r| r.result().ok())
-                .and_then(|r| r.dyn_into::<IdbDatabase>().ok())
-            else {
-                return;
-            };
-            let existing = db.object_store_names();
-            for store in STORES {
-                if !existing.contains(store) {
-                    let params = IdbObjectStoreParameters::new();
-                    params.set_key_path(&JsValue::from_str("key"));
-                    let _ = db.create_object_store_with_optional_parameters(store, &params);
-                }
+    let upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
+        let Some(db) = event
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok())
+            .and_then(|r| r.result().ok())
+            .and_then(|r| r.dyn_into::<IdbDatabase>().ok())
+        else {
+            return;
+        };
+        let existing = db.object_store_names();
+        for store in STORES {
+            if !existing.contains(store) {
+                let params = IdbObjectStoreParameters::new();
+                params.set_key_path(&JsValue::from_str("key"));
+                let _ = db.create_object_store_with_optional_parameters(store, &params);
             }
-        });
+        }
+    });
     open.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
     let db: IdbDatabase = js::request(&open).await?.dyn_into()?;
     drop(upgrade);
@@ -133,32 +170,56 @@ async fn database() -> JsResult<IdbDatabase> {
 fn to_js(entry: &Entry) -> JsValue {
     let o = Object::new();
     js::set(&o, "key", entry.key.as_str());
+    js::set(&o, "method", entry.method.as_str());
     js::set(&o, "url", entry.url.as_str());
+    let headers = Array::new();
+    for (name, value) in &entry.headers {
+        headers.push(&Array::of2(&name.into(), &value.into()));
+    }
+    js::set(&o, "headers", headers);
     js::set(&o, "body", entry.body.as_str());
     js::set(&o, "enqueuedAt", entry.enqueued_at_ms);
     js::set(&o, "attempts", entry.attempts);
-    js::set(
-        &o,
-        "lastError",
-        entry
-            .last_error
-            .as_deref()
-            .map(JsValue::from_str)
-            .unwrap_or(JsValue::NULL),
-    );
-    js::set(&o, "rejected", entry.rejected);
+    // Milliseconds since the epoch fit a double exactly.
+    js::set(&o, "notBefore", entry.not_before_ms as f64);
+    js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
     o.into()
 }
 
 fn from_js(value: &JsValue) -> Option<Entry> {
     let text = |name| js::get(value, name).ok()?.as_string();
+    let number = |name| js::get(value, name).ok()?.as_f64();
+    let headers = js::get(value, "headers")
+        .ok()
+        .filter(|h| h.is_object())
+        .map(|h| {
+            Array::from(&h)
+                .iter()
+                .filter_map(|pair| {
+                    let pair = Array::from(&pair);
+                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Entry {
         key: EntryKey::parse(&text("key")?).ok()?,
+        method: text("method").unwrap_or_else(|| "POST".into()),
         url: text("url")?,
+        headers,
         body: text("body")?,
-        enqueued_at_ms: js::get(value, "enqueuedAt").ok()?.as_f64()?,
-        attempts: js::get(value, "attempts").ok()?.as_f64().unwrap_or(0.0) as u32,
+        enqueued_at_ms: number("enqueuedAt")?,
+        attempts: number("attempts").unwrap_or(0.0) as u32,
+        not_before_ms: number("notBefore").unwrap_or(0.0) as u64,
         last_error: text("lastError"),
-        rejected: js::get(value, "rejected").ok()?.as_bool().unwrap_or(false),
     })
+}
+
+fn dead_to_js(dead: &DeadLetter) -> JsValue {
+    let o = Object::new();
+    js::set(&o, "key", dead.entry.key.as_str());
+    js::set(&o, "entry", to_js(&dead.entry));
+    js::set(&o, "reason", dead.reason.to_string());
+    js::set(&o, "at", dead.at_ms as f64);
+    o.into()
 }

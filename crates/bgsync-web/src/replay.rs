@@ -1,71 +1,123 @@
-//! Replaying a queue: the platform shell around [`bgsync_core::Replay`].
+//! Replaying a queue: the browser shell around the engine
+//! ([`bgsync_core::Queue`]).
+//!
+//! A round reads the stored entries, lets the engine decide what to send
+//! and what each answer means, carries out its store operations in
+//! IndexedDB before the next step, and broadcasts its events. Rounds run one
+//! at a time per JavaScript context; while the context lives, a round that
+//! ends with entries waiting for a retry can be followed by another when
+//! the engine's timer is due ([`replay_while_alive`]); otherwise the
+//! browser's own sync retry (or the next page load) brings the next round.
 
-use crate::events::Event;
+use crate::events;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use crate::transport;
-use bgsync_core::{Action, Replay, Summary};
+use bgsync_core::{Queue as Engine, QueueConfig, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 thread_local! {
     // The promise that settles when the round in progress ends. A `sync`
-    // event, a page's "retry now" and a fetch can all start a round in the
-    // same worker; they run one after another, so no entry is in flight
-    // twice from one context and no stale copy of an entry is written back
-    // after another round deleted it.
+    // event, a page's "retry now" and a timer can all start a round in the
+    // same context; they run one after another, so no entry is in flight
+    // twice from one context.
     static TAIL: RefCell<Option<Promise>> = const { RefCell::new(None) };
 }
 
-/// Runs one replay round of `queue` after any round already running in
-/// this context, and returns its summary.
-pub async fn replay(queue: &Queue) -> JsResult<Summary> {
+/// How a round ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    pub delivered: usize,
+    /// Entries still queued (waiting for a retry, or behind one).
+    pub remaining: usize,
+    /// When the engine wants to send again (ms since the epoch).
+    pub next_at_ms: Option<u64>,
+    /// The server asked for credentials (401/403).
+    pub paused: bool,
+}
+
+impl Round {
+    /// Whether the browser should be asked to try again later.
+    pub fn needs_retry(&self) -> bool {
+        self.remaining > 0
+    }
+}
+
+pub fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// Runs one round of `queue` after any round already running in this
+/// context.
+pub async fn replay(queue: &Queue, config: &QueueConfig) -> JsResult<Round> {
     let mut release: Option<Function> = None;
     let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
     let previous = TAIL.with(|tail| tail.borrow_mut().replace(mine));
     if let Some(previous) = previous {
         let _ = js::await_promise(previous).await;
     }
-    let result = round(queue).await;
+    let result = round(queue, config).await;
     if let Some(release) = release {
         let _ = release.call0(&JsValue::NULL);
     }
     result
 }
 
-async fn round(queue: &Queue) -> JsResult<Summary> {
-    let mut replay = Replay::new(queue.all().await?);
-    while let Some(entry) = replay.next_to_send() {
-        let attempt = transport::send(&entry).await;
-        match replay.record(attempt) {
-            Action::Delete(key) => {
-                queue.delete(&key).await?;
-                Event::Sent {
-                    queue: queue.name(),
-                    key: key.as_str(),
-                }
-                .broadcast();
+/// Rounds until the queue is empty, paused, or the next retry is further
+/// away than `budget_ms` from now: the engine's timers, honoured while this
+/// context is alive anyway (inside a `waitUntil`, or an open page).
+pub async fn replay_while_alive(queue: &Queue, config: &QueueConfig, budget_ms: u64) -> JsResult<Round> {
+    let deadline = now_ms() + budget_ms;
+    loop {
+        let round = replay(queue, config).await?;
+        match round.next_at_ms {
+            Some(at) if round.remaining > 0 && !round.paused && at <= deadline => {
+                sleep_until(at).await;
             }
-            Action::Update(entry) => {
-                queue.put(&entry).await?;
-                Event::Failed {
-                    queue: queue.name(),
-                    key: entry.key.as_str(),
-                    error: entry.last_error.as_deref().unwrap_or_default(),
-                    rejected: entry.rejected,
-                }
-                .broadcast();
-            }
+            _ => return Ok(round),
         }
     }
-    let summary = replay.summary();
-    Event::Replayed {
-        queue: queue.name(),
-        delivered: summary.delivered,
-        retrying: summary.retrying,
-        rejected: summary.rejected,
+}
+
+async fn sleep_until(at_ms: u64) {
+    let delay = at_ms.saturating_sub(now_ms()).min(i32::MAX as u64) as i32;
+    let promise = Promise::new(&mut |resolve, _| {
+        if let Ok(set_timeout) = js::get(&js_sys::global(), "setTimeout").and_then(|f| f.dyn_into::<Function>()) {
+            let _ = set_timeout.call2(&JsValue::NULL, &resolve, &JsValue::from(delay));
+        }
+    });
+    let _ = js::await_promise(promise).await;
+}
+
+async fn round(queue: &Queue, config: &QueueConfig) -> JsResult<Round> {
+    // The browser transport sends one request per entry.
+    let config = QueueConfig { batch: None, ..config.clone() };
+    let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+    let mut engine = Engine::new(config, seed, queue.all().await?);
+    let mut delivered = 0;
+    loop {
+        let transmit = engine.poll_transmit(now_ms());
+        delivered += flush(queue, &mut engine).await?;
+        let Some(transmit) = transmit else { break };
+        let result = transport::send(&transmit.entries[0]).await;
+        engine.handle(transmit.id, TransmitResult::Single(result), now_ms());
+        delivered += flush(queue, &mut engine).await?;
     }
-    .broadcast();
-    Ok(summary)
+    Ok(Round { delivered, remaining: engine.len(), next_at_ms: engine.poll_timeout(), paused: engine.is_paused() })
+}
+
+/// Stores the engine's decisions, then tells the pages. Returns how many
+/// entries were delivered.
+async fn flush(queue: &Queue, engine: &mut Engine) -> JsResult<usize> {
+    while let Some(op) = engine.poll_store() {
+        queue.apply(&op).await?;
+    }
+    let mut delivered = 0;
+    while let Some(event) = engine.poll_event() {
+        delivered += usize::from(matches!(event, bgsync_core::Event::Sent { .. }));
+        events::broadcast(queue.name(), &event);
+    }
+    Ok(delivered)
 }

@@ -7,6 +7,7 @@
 
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
+use bgsync_core::QueueConfig;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Cache, CacheStorage, Request, Response, ResponseInit, Url};
@@ -28,15 +29,12 @@ pub async fn respond(request: Request, shell_cache: &str) -> JsResult<Response> 
 
 async fn network_first(request: Request) -> JsResult<Response> {
     let caches: CacheStorage = js::global("caches")?;
-    let cache: Cache = js::await_promise(caches.open(DATA_CACHE))
-        .await?
-        .dyn_into()?;
+    let cache: Cache = js::await_promise(caches.open(DATA_CACHE)).await?.dyn_into()?;
     match fetch(&request.clone()?).await {
         Ok(response) => {
             if response.ok() {
                 // A failed cache write must not fail the read itself.
-                let _ =
-                    js::await_promise(cache.put_with_request(&request, &response.clone()?)).await;
+                let _ = js::await_promise(cache.put_with_request(&request, &response.clone()?)).await;
             }
             Ok(response)
         }
@@ -49,9 +47,7 @@ async fn network_first(request: Request) -> JsResult<Response> {
 
 async fn cache_first(request: Request, shell_cache: &str) -> JsResult<Response> {
     let caches: CacheStorage = js::global("caches")?;
-    let cache: Cache = js::await_promise(caches.open(shell_cache))
-        .await?
-        .dyn_into()?;
+    let cache: Cache = js::await_promise(caches.open(shell_cache)).await?.dyn_into()?;
     if let Some(response) = cached(&cache, &request).await? {
         return Ok(response);
     }
@@ -76,9 +72,7 @@ async fn cached(cache: &Cache, request: &Request) -> JsResult<Option<Response>> 
 }
 
 async fn fetch(request: &Request) -> JsResult<Response> {
-    js::await_promise(js::global_fetch(request))
-        .await?
-        .dyn_into()
+    js::await_promise(js::global_fetch(request)).await?.dyn_into()
 }
 
 fn offline_problem(error: &str) -> JsResult<Response> {
@@ -115,25 +109,26 @@ pub async fn remove_old_caches(prefix: &str, keep: &str) -> JsResult<()> {
 
 /// What the worker holds, for a page that asks.
 pub async fn status(queue: &Queue) -> JsResult<JsValue> {
-    let entries = queue.all().await?;
-    let rejected = entries.iter().filter(|e| e.rejected).count();
+    let queued = queue.all().await?.len();
+    let dead = crate::queue::dead_letters().await?.len();
     let o = Object::new();
     js::set(&o, "type", "status");
-    js::set(
-        &o,
-        "runtime",
-        concat!("bgsync-web ", env!("CARGO_PKG_VERSION")),
-    );
-    js::set(&o, "queued", (entries.len() - rejected) as u32);
-    js::set(&o, "rejected", rejected as u32);
+    js::set(&o, "runtime", concat!("bgsync-web ", env!("CARGO_PKG_VERSION")));
+    js::set(&o, "queued", queued as u32);
+    js::set(&o, "deadLetters", dead as u32);
     Ok(o.into())
 }
 
-/// Answers a page's message: `{type: "replay"}` runs a round, `{type:
-/// "status"}` returns [`status`] for the caller to post back.
-pub async fn answer(queue: &Queue, message: &JsValue) -> JsResult<Option<JsValue>> {
+/// How long a round started by a page's message may keep retrying on the
+/// engine's timers.
+const MESSAGE_BUDGET_MS: u64 = 30_000;
+
+/// Answers a page's message: `{type: "replay"}` runs rounds while the
+/// worker is kept alive, `{type: "status"}` returns [`status`] for the
+/// caller to post back.
+pub async fn answer(queue: &Queue, config: &QueueConfig, message: &JsValue) -> JsResult<Option<JsValue>> {
     match js::get(message, "type")?.as_string().as_deref() {
-        Some("replay") => crate::replay::replay(queue).await.map(|_| None),
+        Some("replay") => crate::replay::replay_while_alive(queue, config, MESSAGE_BUDGET_MS).await.map(|_| None),
         Some("status") => status(queue).await.map(Some),
         _ => Ok(None),
     }

@@ -36,20 +36,11 @@ impl NewPost {
     /// Validates raw input, reporting every invalid field at once.
     pub fn parse(id: &str, title: &str, location: &str) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let id = parse_uuid(id).map_err(|message| {
-            errors.push(FieldError {
-                field: "id",
-                message,
-            })
-        });
+        let id = parse_uuid(id).map_err(|message| errors.push(FieldError { field: "id", message }));
         let title = parse_text("title", "Title", title).map_err(|e| errors.push(e));
         let location = parse_text("location", "Location", location).map_err(|e| errors.push(e));
         match (id, title, location) {
-            (Ok(id), Ok(title), Ok(location)) => Ok(Self {
-                id,
-                title,
-                location,
-            }),
+            (Ok(id), Ok(title), Ok(location)) => Ok(Self { id, title, location }),
             _ => Err(errors),
         }
     }
@@ -124,12 +115,7 @@ mod tests {
 
     #[test]
     fn uuid_shape_is_strict() {
-        for bad in [
-            "",
-            "not-a-uuid",
-            "3f1c2a9e0d7b4e559a512f3c4d5e6f70",
-            "3f1c2a9e-0d7b-4e55-9a51-2f3c4d5e6f7g",
-        ] {
+        for bad in ["", "not-a-uuid", "3f1c2a9e0d7b4e559a512f3c4d5e6f70", "3f1c2a9e-0d7b-4e55-9a51-2f3c4d5e6f7g"] {
             assert!(parse_uuid(bad).is_err(), "{bad}");
         }
     }

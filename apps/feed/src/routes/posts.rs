@@ -42,12 +42,7 @@ type PostRow = (String, String, String, i64);
 
 impl From<PostRow> for Post {
     fn from((id, title, location, created_at): PostRow) -> Self {
-        Self {
-            id,
-            title,
-            location,
-            created_at,
-        }
+        Self { id, title, location, created_at }
     }
 }
 
@@ -57,16 +52,13 @@ pub struct PostList {
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<PostList>, Problem> {
-    let rows = sqlx::query_as::<_, PostRow>(
-        "SELECT id, title, location, created_at FROM posts ORDER BY seq DESC LIMIT ?",
-    )
-    .bind(LIST_LIMIT)
-    .fetch_all(&state.db)
-    .await
-    .map_err(|e| Problem::storage(&e))?;
-    Ok(Json(PostList {
-        posts: rows.into_iter().map(Post::from).collect(),
-    }))
+    let rows =
+        sqlx::query_as::<_, PostRow>("SELECT id, title, location, created_at FROM posts ORDER BY seq DESC LIMIT ?")
+            .bind(LIST_LIMIT)
+            .fetch_all(&state.db)
+            .await
+            .map_err(|e| Problem::storage(&e))?;
+    Ok(Json(PostList { posts: rows.into_iter().map(Post::from).collect() }))
 }
 
 pub async fn create(
@@ -81,17 +73,13 @@ pub async fn create(
     let post = NewPost::parse(&id, &input.title, &input.location).map_err(invalid_post)?;
     // What the key is bound to: a retry must carry the same post. An id the
     // server made up is not part of what the client sent.
-    let fingerprint =
-        serde_json::to_string(&(given_id.then_some(&post.id), &post.title, &post.location))
-            .expect("strings always serialise");
+    let fingerprint = serde_json::to_string(&(given_id.then_some(&post.id), &post.title, &post.location))
+        .expect("strings always serialise");
     let now = now_ms();
 
     let mut tx = state.db.begin().await.map_err(|e| Problem::storage(&e))?;
     if let Some(key) = &key {
-        match idempotency::claim(&mut tx, key, &fingerprint, now)
-            .await
-            .map_err(|e| Problem::storage(&e))?
-        {
+        match idempotency::claim(&mut tx, key, &fingerprint, now).await.map_err(|e| Problem::storage(&e))? {
             Claim::New => {}
             Claim::Replay(stored) => return Ok(stored.into_response()),
             Claim::Mismatch => return Err(idempotency::mismatch_problem()),
@@ -105,30 +93,16 @@ pub async fn create(
             content_type: Some("application/json".into()),
             body: body.clone(),
         };
-        idempotency::complete(&mut tx, key, &response)
-            .await
-            .map_err(|e| Problem::storage(&e))?;
+        idempotency::complete(&mut tx, key, &response).await.map_err(|e| Problem::storage(&e))?;
     }
     tx.commit().await.map_err(|e| Problem::storage(&e))?;
-    Ok((
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok((status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 /// Inserts the post unless one with its id exists: a repeat of the same
 /// post answers 200 with the stored one; another post under the same id is
 /// refused.
-async fn insert(
-    conn: &mut SqliteConnection,
-    post: &NewPost,
-    now: i64,
-) -> Result<(StatusCode, Post), Problem> {
+async fn insert(conn: &mut SqliteConnection, post: &NewPost, now: i64) -> Result<(StatusCode, Post), Problem> {
     let inserted = sqlx::query(
         "INSERT INTO posts (id, title, location, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
@@ -140,14 +114,12 @@ async fn insert(
     .await
     .map_err(|e| Problem::storage(&e))?
     .rows_affected();
-    let stored: Post = sqlx::query_as::<_, PostRow>(
-        "SELECT id, title, location, created_at FROM posts WHERE id = ?",
-    )
-    .bind(&post.id)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| Problem::storage(&e))?
-    .into();
+    let stored: Post = sqlx::query_as::<_, PostRow>("SELECT id, title, location, created_at FROM posts WHERE id = ?")
+        .bind(&post.id)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| Problem::storage(&e))?
+        .into();
     if inserted == 1 {
         return Ok((StatusCode::CREATED, stored));
     }
@@ -158,32 +130,18 @@ async fn insert(
             StatusCode::UNPROCESSABLE_ENTITY,
             "post-id-taken",
             "Post id already used",
-            format!(
-                "A different post already has the id {}; make a new id for a new post.",
-                post.id
-            ),
+            format!("A different post already has the id {}; make a new id for a new post.", post.id),
         ))
     }
 }
 
 fn invalid_post(errors: Vec<FieldError>) -> Problem {
-    let detail = errors
-        .iter()
-        .map(|e| e.message.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid-post",
-        "Invalid post",
-        detail,
-    )
-    .with_errors(errors.into_iter().map(|e| (e.field.to_owned(), e.message)))
+    let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
+    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-post", "Invalid post", detail)
+        .with_errors(errors.into_iter().map(|e| (e.field.to_owned(), e.message)))
 }
 
 fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

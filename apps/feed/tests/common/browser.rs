@@ -4,8 +4,7 @@
 //! dispatch sync events.
 
 use chromiumoxide::cdp::browser_protocol::service_worker::{
-    DispatchSyncEventParams, EnableParams as ServiceWorkerEnable, EventWorkerRegistrationUpdated,
-    StopAllWorkersParams,
+    DispatchSyncEventParams, EnableParams as ServiceWorkerEnable, EventWorkerRegistrationUpdated, StopAllWorkersParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
     AttachToTargetParams, GetTargetsParams, SetAutoAttachParams, TargetId,
@@ -71,13 +70,7 @@ impl Chromium {
             .unwrap();
         let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
-        Self {
-            browser,
-            worker_session: Mutex::new(None),
-            handler,
-            _profile: profile,
-            _turn: turn,
-        }
+        Self { browser, worker_session: Mutex::new(None), handler, _profile: profile, _turn: turn }
     }
 
     /// Opens the app and waits until its worker controls the page (so the
@@ -92,11 +85,7 @@ impl Chromium {
         let page = page.clone();
         let controlled = tokio::time::timeout(
             Duration::from_secs(30),
-            wait_for(
-                &page,
-                "the worker to control the page",
-                "navigator.serviceWorker.controller !== null",
-            ),
+            wait_for(&page, "the worker to control the page", "navigator.serviceWorker.controller !== null"),
         )
         .await;
         if controlled.is_err() {
@@ -109,21 +98,15 @@ impl Chromium {
             .await;
             panic!("the worker does not control the page: {state}");
         }
-        wait_for(
-            &page,
-            "the page to render",
-            "document.querySelector('#sync-status').dataset.state !== 'starting'",
-        )
-        .await;
+        wait_for(&page, "the page to render", "document.querySelector('#sync-status').dataset.state !== 'starting'")
+            .await;
     }
 
     /// Opens the app in a page where `SyncManager` does not exist, as in
     /// browsers without Background Sync.
     pub async fn open_app_without_background_sync(&self, url: &str) -> Page {
         let page = self.new_page("about:blank").await;
-        page.evaluate_on_new_document("delete window.SyncManager")
-            .await
-            .unwrap();
+        page.evaluate_on_new_document("delete window.SyncManager").await.unwrap();
         page.goto(url).await.unwrap();
         self.wait_until_ready(&page).await;
         page
@@ -131,11 +114,7 @@ impl Chromium {
 
     /// The service worker's DevTools target.
     async fn worker_target(&self) -> TargetId {
-        let targets = self
-            .browser
-            .execute(GetTargetsParams::default())
-            .await
-            .unwrap();
+        let targets = self.browser.execute(GetTargetsParams::default()).await.unwrap();
         targets
             .result
             .target_infos
@@ -153,13 +132,7 @@ impl Chromium {
             let target = self.worker_target().await;
             let attached = self
                 .browser
-                .execute(
-                    AttachToTargetParams::builder()
-                        .target_id(target)
-                        .flatten(false)
-                        .build()
-                        .unwrap(),
-                )
+                .execute(AttachToTargetParams::builder().target_id(target).flatten(false).build().unwrap())
                 .await
                 .unwrap();
             *slot = Some(attached.result.session_id.inner().clone());
@@ -172,10 +145,7 @@ impl Chromium {
             }}),
         ] {
             self.browser
-                .execute(SendMessageToTarget {
-                    message: message.to_string(),
-                    session_id: session.clone(),
-                })
+                .execute(SendMessageToTarget { message: message.to_string(), session_id: session.clone() })
                 .await
                 .unwrap();
         }
@@ -239,19 +209,12 @@ pub async fn stop_all_workers(page: &Page) {
 /// Fires `sync` with `tag` at the worker registered for `origin`, from any
 /// page session (fire-and-forget: the caller watches for the effect).
 pub async fn dispatch_sync(page: &Page, origin: &str, tag: &str) {
-    let mut updates = page
-        .event_listener::<EventWorkerRegistrationUpdated>()
-        .await
-        .unwrap();
+    let mut updates = page.event_listener::<EventWorkerRegistrationUpdated>().await.unwrap();
     page.execute(ServiceWorkerEnable::default()).await.unwrap();
     let scope = format!("{origin}/");
     let registration = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(update) = updates.next().await {
-            if let Some(r) = update
-                .registrations
-                .iter()
-                .find(|r| r.scope_url == scope && !r.is_deleted)
-            {
+            if let Some(r) = update.registrations.iter().find(|r| r.scope_url == scope && !r.is_deleted) {
                 return r.registration_id.clone();
             }
         }
@@ -259,36 +222,19 @@ pub async fn dispatch_sync(page: &Page, origin: &str, tag: &str) {
     })
     .await
     .expect("the worker registration is reported");
-    page.execute(DispatchSyncEventParams::new(
-        origin,
-        registration,
-        tag,
-        false,
-    ))
-    .await
-    .unwrap();
+    page.execute(DispatchSyncEventParams::new(origin, registration, tag, false)).await.unwrap();
 }
 
 /// Evaluates `js` in the page, awaiting a promise, and returns its value.
 pub async fn eval<T: DeserializeOwned>(page: &Page, js: &str) -> T {
-    let params = EvaluateParams::builder()
-        .expression(js)
-        .await_promise(true)
-        .return_by_value(true)
-        .build()
-        .unwrap();
-    let result = page
-        .evaluate_expression(params)
-        .await
-        .unwrap_or_else(|e| panic!("{js}: {e}"));
+    let params = EvaluateParams::builder().expression(js).await_promise(true).return_by_value(true).build().unwrap();
+    let result = page.evaluate_expression(params).await.unwrap_or_else(|e| panic!("{js}: {e}"));
     result.into_value().unwrap_or_else(|e| panic!("{js}: {e}"))
 }
 
 pub async fn wait_for(page: &Page, what: &str, condition: &str) {
     eventually(what, Duration::from_secs(30), || async {
-        eval::<bool>(page, &format!("Boolean({condition})"))
-            .await
-            .then_some(())
+        eval::<bool>(page, &format!("Boolean({condition})")).await.then_some(())
     })
     .await
 }
@@ -302,12 +248,7 @@ pub async fn submit_post(page: &Page, title: &str, location: &str) {
             input.type_str(text).await.unwrap();
         }
     }
-    page.find_element("#post-button")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    page.find_element("#post-button").await.unwrap().click().await.unwrap();
 }
 
 /// The entries in the app's queue (IndexedDB `bgsync` / `sync-posts`), read
@@ -333,12 +274,7 @@ pub async fn queued(page: &Page) -> Vec<serde_json::Value> {
 
 /// The text of the snackbar once it is shown.
 pub async fn snackbar(page: &Page) -> String {
-    wait_for(
-        page,
-        "the snackbar",
-        "document.querySelector('#snackbar').classList.contains('visible')",
-    )
-    .await;
+    wait_for(page, "the snackbar", "document.querySelector('#snackbar').classList.contains('visible')").await;
     eval(page, "document.querySelector('#snackbar').textContent").await
 }
 
@@ -384,9 +320,5 @@ pub fn executable() -> PathBuf {
 }
 
 fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| PathBuf::from(dir).join(name))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join(name)).find(|p| p.is_file())
 }

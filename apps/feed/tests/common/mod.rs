@@ -32,6 +32,8 @@ pub struct TestServer {
 struct Fault {
     status: AtomicU16,
     failed: AtomicUsize,
+    /// Posts whose body contains this are refused with 400 (a poison entry).
+    poison: std::sync::Mutex<Option<String>>,
 }
 
 impl TestServer {
@@ -63,21 +65,15 @@ impl TestServer {
         assert!(self.runtime.is_none(), "the server is already up");
         let listener = bind(self.addr);
         self.addr = listener.local_addr().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let url = self.database_url.clone();
         let fault = self.fault.clone();
         runtime.spawn(async move {
             let db = feed::db::connect(&url).await.expect("test database");
-            let app = feed::router(AppState { db }).layer(middleware::from_fn(
-                move |req: Request, next: Next| {
-                    let fault = fault.clone();
-                    async move { inject(&fault, req, next).await }
-                },
-            ));
+            let app = feed::router(AppState { db }).layer(middleware::from_fn(move |req: Request, next: Next| {
+                let fault = fault.clone();
+                async move { inject(&fault, req, next).await }
+            }));
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
         });
@@ -97,9 +93,13 @@ impl TestServer {
     /// From now on, answer every `POST /api/posts` with `status` (or serve
     /// normally with `None`).
     pub fn fail_posts_with(&self, status: Option<u16>) {
-        self.fault
-            .status
-            .store(status.unwrap_or(0), Ordering::SeqCst);
+        self.fault.status.store(status.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// From now on, refuse every post whose body contains `marker` with a
+    /// 400 problem, as a server refuses input it will never accept.
+    pub fn refuse_posts_containing(&self, marker: &str) {
+        *self.fault.poison.lock().unwrap() = Some(marker.to_owned());
     }
 
     /// How many requests the fault answered.
@@ -111,10 +111,7 @@ impl TestServer {
     /// itself rather than through the API.
     pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
         let pool = SqlitePool::connect(&self.database_url).await.unwrap();
-        let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq").fetch_all(&pool).await.unwrap();
         pool.close().await;
         rows
     }
@@ -150,12 +147,29 @@ async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     if std::env::var_os("BGSYNC_TEST_LOG").is_some() {
         eprintln!("server: {} {}", req.method(), req.uri());
     }
+    if req.method() != Method::POST || req.uri().path() != "/api/posts" {
+        return next.run(req).await;
+    }
     let status = fault.status.load(Ordering::SeqCst);
-    if status != 0 && req.method() == Method::POST && req.uri().path() == "/api/posts" {
+    if status != 0 {
         fault.failed.fetch_add(1, Ordering::SeqCst);
         return (StatusCode::from_u16(status).unwrap(), "injected fault").into_response();
     }
-    next.run(req).await
+    let marker = fault.poison.lock().unwrap().clone();
+    let Some(marker) = marker else { return next.run(req).await };
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    if String::from_utf8_lossy(&bytes).contains(&marker) {
+        fault.failed.fetch_add(1, Ordering::SeqCst);
+        let problem = bgsync_server::Problem::new(
+            StatusCode::BAD_REQUEST,
+            "poison",
+            "Refused",
+            "This post is refused by the test server.",
+        );
+        return problem.into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
 /// Polls `check` until it returns `Some`, or panics with `what` after
@@ -170,10 +184,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

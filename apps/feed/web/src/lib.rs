@@ -4,6 +4,7 @@
 
 mod page;
 
+use bgsync_core::QueueConfig;
 use bgsync_web::queue::Queue;
 use bgsync_web::{replay, worker};
 use wasm_bindgen::prelude::*;
@@ -14,8 +15,18 @@ pub const SYNC_TAG: &str = "sync-new-posts";
 /// Where posts are delivered.
 pub const POSTS_URL: &str = "/api/posts";
 
+/// How long a `sync` event keeps retrying on the engine's own timers
+/// before it hands the next attempt back to the browser's sync schedule.
+const SYNC_BUDGET_MS: u64 = 20_000;
+
 fn posts() -> Queue {
     Queue::new(Queue::POSTS)
+}
+
+/// The feed's queue: ordered (the posts are a timeline), default retry
+/// policy and outcome table.
+fn config() -> QueueConfig {
+    QueueConfig::default()
 }
 
 /// Entry point of the page.
@@ -25,23 +36,17 @@ pub fn start_page() {
 }
 
 /// `sync` event: replays the posts queue. Rejecting tells the browser to
-/// retry later, so the promise rejects exactly when a post is still owed.
+/// retry later, so the promise rejects exactly when a post is still owed
+/// (dead letters are not owed: no retry can deliver them).
 #[wasm_bindgen]
 pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> {
     if tag != SYNC_TAG {
         return Ok(());
     }
-    let summary = replay::replay(&posts()).await?;
-    if summary.needs_retry() {
-        let when = if last_chance {
-            "the page will retry when opened"
-        } else {
-            "the browser will retry"
-        };
-        return Err(JsValue::from_str(&format!(
-            "{} post(s) could not be delivered yet; {when}",
-            summary.retrying
-        )));
+    let round = replay::replay_while_alive(&posts(), &config(), SYNC_BUDGET_MS).await?;
+    if round.needs_retry() {
+        let when = if last_chance { "the page will retry when opened" } else { "the browser will retry" };
+        return Err(JsValue::from_str(&format!("{} post(s) could not be delivered yet; {when}", round.remaining)));
     }
     Ok(())
 }
@@ -61,9 +66,8 @@ pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Resul
 /// `message` event from a page; answers go back to the sender.
 #[wasm_bindgen]
 pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValue> {
-    if let Some(reply) = worker::answer(&posts(), &data).await? {
-        let post: js_sys::Function =
-            js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
+    if let Some(reply) = worker::answer(&posts(), &config(), &data).await? {
+        let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
         post.call1(&source, &reply)?;
     }
     Ok(())

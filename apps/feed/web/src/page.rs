@@ -5,7 +5,7 @@
 //! server's reason). Any change broadcast by the worker re-renders it, so a
 //! post delivered in the background turns into a sent one without a reload.
 
-use crate::{posts, POSTS_URL, SYNC_TAG};
+use crate::{config, posts, POSTS_URL, SYNC_TAG};
 use bgsync_web::client;
 use bgsync_web::events::CHANNEL;
 use bgsync_web::replay;
@@ -33,9 +33,7 @@ pub fn start() {
 }
 
 fn doc() -> Document {
-    web_sys::window()
-        .and_then(|w| w.document())
-        .expect("a page has a document")
+    web_sys::window().and_then(|w| w.document()).expect("a page has a document")
 }
 
 fn by_id<T: JsCast>(id: &str) -> T {
@@ -79,10 +77,7 @@ fn wire_up() -> Result<(), JsValue> {
     spawn_local(async {
         if client::has_service_worker() {
             if let Err(e) = client::register_worker("/sw.js").await {
-                web_sys::console::warn_2(
-                    &"feed: no service worker, sending from the page".into(),
-                    &e,
-                );
+                web_sys::console::warn_2(&"feed: no service worker, sending from the page".into(), &e);
             }
         }
         render().await;
@@ -104,16 +99,10 @@ async fn submit() {
     };
     show_field_errors(&[]);
     let body = Object::new();
-    for (k, v) in [
-        ("id", &post.id),
-        ("title", &post.title),
-        ("location", &post.location),
-    ] {
+    for (k, v) in [("id", &post.id), ("title", &post.title), ("location", &post.location)] {
         let _ = Reflect::set(&body, &k.into(), &v.into());
     }
-    let body = js_sys::JSON::stringify(&body)
-        .map(String::from)
-        .unwrap_or_default();
+    let body = js_sys::JSON::stringify(&body).map(String::from).unwrap_or_default();
     if let Err(e) = client::enqueue(&posts(), POSTS_URL, body).await {
         // Nothing was stored: keep what the user typed.
         return snackbar(&format!("Could not save the post: {}", describe(&e)));
@@ -146,8 +135,19 @@ async fn fallback_replay() {
     if client::post_to_worker(&ask_worker) {
         return;
     }
-    if let Err(e) = replay::replay(&posts()).await {
-        web_sys::console::warn_2(&"feed: replay failed".into(), &e);
+    // No worker controls this page: replay here, retrying on the engine's
+    // timers for as long as the page stays open.
+    match replay::replay(&posts(), &config()).await {
+        Ok(round) => {
+            if let (true, Some(at)) = (round.needs_retry() && !round.paused, round.next_at_ms) {
+                let delay = at.saturating_sub(replay::now_ms()).min(i32::MAX as u64) as i32;
+                let again = Closure::once_into_js(|| spawn_local(fallback_replay()));
+                if let Some(window) = web_sys::window() {
+                    let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), delay);
+                }
+            }
+        }
+        Err(e) => web_sys::console::warn_2(&"feed: replay failed".into(), &e),
     }
     // Our own broadcasts do not reach us.
     render().await;
@@ -171,11 +171,7 @@ fn show_field_errors(errors: &[FieldError]) {
         }
     }
     if let Some(first) = errors.first() {
-        if let Ok(input) = doc()
-            .get_element_by_id(first.field)
-            .unwrap()
-            .dyn_into::<web_sys::HtmlElement>()
-        {
+        if let Ok(input) = doc().get_element_by_id(first.field).unwrap().dyn_into::<web_sys::HtmlElement>() {
             let _ = input.focus();
         }
     }
@@ -193,8 +189,7 @@ fn snackbar(message: &str) {
     });
     let previous = SNACKBAR_TIMER.with(Cell::get);
     window.clear_timeout_with_handle(previous);
-    if let Ok(handle) = window
-        .set_timeout_with_callback_and_timeout_and_arguments_0(hide.unchecked_ref(), SNACKBAR_MS)
+    if let Ok(handle) = window.set_timeout_with_callback_and_timeout_and_arguments_0(hide.unchecked_ref(), SNACKBAR_MS)
     {
         SNACKBAR_TIMER.with(|t| t.set(handle));
     }
@@ -215,19 +210,18 @@ async fn render() {
         r.get()
     });
     let queued = posts().all().await.unwrap_or_default();
+    let dead = bgsync_web::queue::dead_letters().await.unwrap_or_default();
     let server = fetch_server_posts().await;
     if RENDER.with(Cell::get) != generation {
         return;
     }
 
     let mut items = Vec::new();
-    let server_ids: HashSet<String> = server
-        .as_ref()
-        .map(|p| p.iter().map(|i| i.id.clone()).collect())
-        .unwrap_or_default();
+    let server_ids: HashSet<String> =
+        server.as_ref().map(|p| p.iter().map(|i| i.id.clone()).collect()).unwrap_or_default();
     let mut queued = queued;
     queued.sort_by(|a, b| b.enqueued_at_ms.total_cmp(&a.enqueued_at_ms));
-    let (mut waiting, mut failed) = (0, 0);
+    let mut waiting = 0;
     for entry in &queued {
         let Some(mut item) = item_from_json(&entry.body) else {
             continue;
@@ -236,29 +230,25 @@ async fn render() {
         if server_ids.contains(&item.id) {
             continue;
         }
-        if entry.rejected {
-            failed += 1;
-            item.state = "failed";
-            item.note = format!(
-                "Not sent: {}",
-                entry
-                    .last_error
-                    .as_deref()
-                    .unwrap_or("refused by the server")
-            );
-        } else {
-            waiting += 1;
-            item.state = "pending";
-            item.note = match &entry.last_error {
-                Some(e) => format!("Waiting to be sent (last try: {e})"),
-                None => "Waiting to be sent".into(),
-            };
-        }
+        waiting += 1;
+        item.state = "pending";
+        item.note = match &entry.last_error {
+            Some(e) => format!("Waiting to be sent (last try: {e})"),
+            None => "Waiting to be sent".into(),
+        };
         items.push(item);
     }
-    let online = web_sys::window()
-        .map(|w| w.navigator().on_line())
-        .unwrap_or(true);
+    let mut failed = 0;
+    for (entry, reason) in dead.iter().rev() {
+        let Some(mut item) = item_from_json(&entry.body) else {
+            continue;
+        };
+        failed += 1;
+        item.state = "failed";
+        item.note = format!("Not sent: {reason}");
+        items.push(item);
+    }
+    let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
     let reachable = server.is_some();
     items.extend(server.unwrap_or_default());
 
@@ -280,11 +270,9 @@ async fn render() {
 
     let (state, text) = match (waiting, failed, online && reachable) {
         (0, 0, true) => ("synced", "All posts sent".to_string()),
-        (0, 0, false) => (
-            "offline",
-            "Offline: showing the last posts seen".to_string(),
-        ),
+        (0, 0, false) => ("offline", "Offline: showing the last posts seen".to_string()),
         (w, 0, _) => ("pending", format!("{w} post(s) waiting to be sent")),
+        (0, f, _) => ("failed", format!("{f} post(s) could not be sent")),
         (w, f, _) => ("failed", format!("{w} waiting, {f} could not be sent")),
     };
     let status: Element = by_id("sync-status");
@@ -297,11 +285,7 @@ fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
     li.set_class_name("post");
     li.set_attribute("data-state", item.state)?;
     li.set_attribute("data-id", &item.id)?;
-    for (class, text) in [
-        ("title", &item.title),
-        ("location", &item.location),
-        ("note", &item.note),
-    ] {
+    for (class, text) in [("title", &item.title), ("location", &item.location), ("note", &item.note)] {
         let span = document.create_element("span")?;
         span.set_class_name(class);
         span.set_text_content(Some(text));
@@ -329,22 +313,13 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
 /// when offline), or `None` when neither has them.
 async fn fetch_server_posts() -> Option<Vec<Item>> {
     let window = web_sys::window()?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(POSTS_URL))
-        .await
-        .ok()?
-        .dyn_into()
-        .ok()?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(POSTS_URL)).await.ok()?.dyn_into().ok()?;
     if !response.ok() {
         return None;
     }
     let json = JsFuture::from(response.json().ok()?).await.ok()?;
     let list = Reflect::get(&json, &"posts".into()).ok()?;
-    Some(
-        Array::from(&list)
-            .iter()
-            .filter_map(|v| item_from_value(&v))
-            .collect(),
-    )
+    Some(Array::from(&list).iter().filter_map(|v| item_from_value(&v)).collect())
 }
 
 fn describe(e: &JsValue) -> String {

@@ -13,11 +13,7 @@ fn status(s: u16) -> TransmitResult {
 }
 
 fn queue(config: QueueConfig, keys: &[&str]) -> Queue {
-    let entries = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| entry(k, i as f64 + 1.0))
-        .collect();
+    let entries = keys.iter().enumerate().map(|(i, k)| entry(k, i as f64 + 1.0)).collect();
     Queue::new(config, 7, entries)
 }
 
@@ -49,26 +45,12 @@ fn delivers_in_order_and_deletes_only_on_2xx() {
 #[test]
 fn a_waiting_head_holds_up_an_ordered_queue_only() {
     for ordered in [true, false] {
-        let mut q = queue(
-            QueueConfig {
-                ordered,
-                ..QueueConfig::default()
-            },
-            &["a", "b"],
-        );
+        let mut q = queue(QueueConfig { ordered, ..QueueConfig::default() }, &["a", "b"]);
         let t = q.poll_transmit(0).unwrap();
         q.handle(t.id, status(503), 0);
-        let [StoreOp::Put(a)] = &ops(&mut q)[..] else {
-            panic!()
-        };
-        assert_eq!(
-            (a.attempts, a.last_error.as_deref()),
-            (1, Some("the server answered HTTP 503"))
-        );
-        assert!(
-            a.not_before_ms <= 1_000,
-            "full jitter within the first ceiling"
-        );
+        let [StoreOp::Put(a)] = &ops(&mut q)[..] else { panic!() };
+        assert_eq!((a.attempts, a.last_error.as_deref()), (1, Some("the server answered HTTP 503")));
+        assert!(a.not_before_ms <= 1_000, "full jitter within the first ceiling");
         let next = q.poll_transmit(0).filter(|t| t.entries[0].key == key("b"));
         assert_eq!(next.is_some(), !ordered, "ordered: {ordered}");
         if ordered {
@@ -83,30 +65,11 @@ fn a_waiting_head_holds_up_an_ordered_queue_only() {
 fn a_rejected_entry_is_dead_lettered_and_does_not_hold_up_the_rest() {
     let mut q = queue(QueueConfig::default(), &["poison", "b"]);
     let t = q.poll_transmit(10).unwrap();
-    let refusal = Response {
-        status: 400,
-        retry_after: None,
-        body: "title missing".into(),
-    };
-    q.handle(
-        t.id,
-        TransmitResult::Single(AttemptResult::Response(refusal)),
-        10,
-    );
-    let [StoreOp::DeadLetter(dl)] = &ops(&mut q)[..] else {
-        panic!()
-    };
-    assert_eq!(
-        dl.reason,
-        DeadReason::Rejected {
-            status: 400,
-            body: "title missing".into()
-        }
-    );
-    assert_eq!(
-        dl.reason.to_string(),
-        "the server refused it (HTTP 400): title missing"
-    );
+    let refusal = Response { status: 400, retry_after: None, body: "title missing".into() };
+    q.handle(t.id, TransmitResult::Single(AttemptResult::Response(refusal)), 10);
+    let [StoreOp::DeadLetter(dl)] = &ops(&mut q)[..] else { panic!() };
+    assert_eq!(dl.reason, DeadReason::Rejected { status: 400, body: "title missing".into() });
+    assert_eq!(dl.reason.to_string(), "the server refused it (HTTP 400): title missing");
     assert_eq!(sent_keys(&q.poll_transmit(10).unwrap()), ["b"]);
 }
 
@@ -122,27 +85,15 @@ fn unauthorised_pauses_until_resumed_and_keeps_the_entry() {
     assert!(std::iter::from_fn(|| q.poll_event()).any(|e| e == Event::Paused { status: 401 }));
     q.resume();
     let t = q.poll_transmit(0).unwrap();
-    assert_eq!(
-        (sent_keys(&t), t.entries[0].attempts),
-        (vec!["a"], 0),
-        "a pause is not a failed attempt"
-    );
+    assert_eq!((sent_keys(&t), t.entries[0].attempts), (vec!["a"], 0), "a pause is not a failed attempt");
 }
 
 #[test]
 fn retry_after_is_honoured() {
     let mut q = queue(QueueConfig::default(), &["a"]);
     let t = q.poll_transmit(1_000).unwrap();
-    let busy = Response {
-        status: 429,
-        retry_after: Some("30".into()),
-        body: String::new(),
-    };
-    q.handle(
-        t.id,
-        TransmitResult::Single(AttemptResult::Response(busy)),
-        1_000,
-    );
+    let busy = Response { status: 429, retry_after: Some("30".into()), body: String::new() };
+    q.handle(t.id, TransmitResult::Single(AttemptResult::Response(busy)), 1_000);
     assert_eq!(q.poll_timeout(), Some(31_000));
     assert_eq!(q.poll_transmit(30_999), None);
     assert!(q.poll_transmit(31_000).is_some());
@@ -150,148 +101,62 @@ fn retry_after_is_honoured() {
 
 #[test]
 fn too_many_attempts_or_too_old_ends_in_the_dead_letters() {
-    let retry = RetryPolicy {
-        max_attempts: 2,
-        ..RetryPolicy::default()
-    };
-    let mut q = queue(
-        QueueConfig {
-            retry,
-            ..QueueConfig::default()
-        },
-        &["a"],
-    );
+    let retry = RetryPolicy { max_attempts: 2, ..RetryPolicy::default() };
+    let mut q = queue(QueueConfig { retry, ..QueueConfig::default() }, &["a"]);
     let mut now = 0;
     for _ in 0..2 {
         let t = q.poll_transmit(now).unwrap();
-        q.handle(
-            t.id,
-            TransmitResult::Single(AttemptResult::NetworkError("offline".into())),
-            now,
-        );
+        q.handle(t.id, TransmitResult::Single(AttemptResult::NetworkError("offline".into())), now);
         now = q.poll_timeout().unwrap_or(now);
     }
     let last = ops(&mut q).pop().unwrap();
-    let StoreOp::DeadLetter(dl) = last else {
-        panic!("{last:?}")
-    };
+    let StoreOp::DeadLetter(dl) = last else { panic!("{last:?}") };
     assert_eq!(
         dl.reason,
-        DeadReason::TooManyAttempts {
-            attempts: 2,
-            last_error: "the server could not be reached (offline)".into()
-        }
+        DeadReason::TooManyAttempts { attempts: 2, last_error: "the server could not be reached (offline)".into() }
     );
 
-    let retry = RetryPolicy {
-        max_age_ms: 1_000,
-        ..RetryPolicy::default()
-    };
-    let mut q = queue(
-        QueueConfig {
-            retry,
-            ..QueueConfig::default()
-        },
-        &["old"],
-    );
+    let retry = RetryPolicy { max_age_ms: 1_000, ..RetryPolicy::default() };
+    let mut q = queue(QueueConfig { retry, ..QueueConfig::default() }, &["old"]);
     assert_eq!(q.poll_transmit(5_000), None);
-    assert!(matches!(
-        &ops(&mut q)[..],
-        [StoreOp::DeadLetter(DeadLetter {
-            reason: DeadReason::TooOld { .. },
-            ..
-        })]
-    ));
+    assert!(matches!(&ops(&mut q)[..], [StoreOp::DeadLetter(DeadLetter { reason: DeadReason::TooOld { .. }, .. })]));
 }
 
 #[test]
 fn batches_respect_entry_and_byte_limits_and_skipped_items_stay_queued() {
-    let batch = Some(BatchLimits {
-        max_entries: 3,
-        max_bytes: 1_000,
-    });
-    let mut q = queue(
-        QueueConfig {
-            batch,
-            ..QueueConfig::default()
-        },
-        &["a", "b", "c", "d"],
-    );
+    let batch = Some(BatchLimits { max_entries: 3, max_bytes: 1_000 });
+    let mut q = queue(QueueConfig { batch, ..QueueConfig::default() }, &["a", "b", "c", "d"]);
     let t = q.poll_transmit(0).unwrap();
     assert!(t.batch);
     assert_eq!(sent_keys(&t), ["a", "b", "c"]);
     let request = t.batch_request(true);
     assert!(request.ordered && request.entries.len() == 3);
-    let item = |k: &str, status: Option<u16>| BatchResult {
-        key: k.into(),
-        status,
-        retry_after: None,
-        body: String::new(),
-    };
-    q.handle(
-        t.id,
-        TransmitResult::Batch(vec![
-            item("a", Some(201)),
-            item("b", Some(503)),
-            item("c", None),
-        ]),
-        0,
-    );
-    assert_eq!(
-        ops(&mut q).len(),
-        2,
-        "a deleted, b rescheduled, c untouched"
-    );
+    let item =
+        |k: &str, status: Option<u16>| BatchResult { key: k.into(), status, retry_after: None, body: String::new() };
+    q.handle(t.id, TransmitResult::Batch(vec![item("a", Some(201)), item("b", Some(503)), item("c", None)]), 0);
+    assert_eq!(ops(&mut q).len(), 2, "a deleted, b rescheduled, c untouched");
     let c = q.entries().find(|e| e.key == key("c")).unwrap();
     assert_eq!(c.attempts, 0);
 
     let mut big = entry("big", 1.0);
     big.body = "x".repeat(5_000);
-    let mut q = Queue::new(
-        QueueConfig {
-            batch,
-            ..QueueConfig::default()
-        },
-        1,
-        vec![big, entry("small", 2.0)],
-    );
-    assert_eq!(
-        sent_keys(&q.poll_transmit(0).unwrap()),
-        ["big"],
-        "an oversized entry still goes, alone"
-    );
+    let mut q = Queue::new(QueueConfig { batch, ..QueueConfig::default() }, 1, vec![big, entry("small", 2.0)]);
+    assert_eq!(sent_keys(&q.poll_transmit(0).unwrap()), ["big"], "an oversized entry still goes, alone");
 }
 
 #[test]
 fn a_batch_refused_as_a_whole_is_retried_not_dead_lettered() {
-    let batch = Some(BatchLimits {
-        max_entries: 10,
-        max_bytes: 1 << 20,
-    });
-    let mut q = queue(
-        QueueConfig {
-            batch,
-            ..QueueConfig::default()
-        },
-        &["a", "b"],
-    );
+    let batch = Some(BatchLimits { max_entries: 10, max_bytes: 1 << 20 });
+    let mut q = queue(QueueConfig { batch, ..QueueConfig::default() }, &["a", "b"]);
     let t = q.poll_transmit(0).unwrap();
-    q.handle(
-        t.id,
-        TransmitResult::BatchFailed(AttemptResult::Response(Response::status(413))),
-        0,
-    );
+    q.handle(t.id, TransmitResult::BatchFailed(AttemptResult::Response(Response::status(413))), 0);
     assert_eq!(q.len(), 2);
     assert!(ops(&mut q).iter().all(|op| matches!(op, StoreOp::Put(_))));
 }
 
 #[test]
 fn unordered_queues_pipeline_up_to_the_limit() {
-    let config = QueueConfig {
-        ordered: false,
-        max_in_flight: 2,
-        ..QueueConfig::default()
-    };
+    let config = QueueConfig { ordered: false, max_in_flight: 2, ..QueueConfig::default() };
     let mut q = queue(config, &["a", "b", "c"]);
     let first = q.poll_transmit(0).unwrap();
     let second = q.poll_transmit(0).unwrap();
