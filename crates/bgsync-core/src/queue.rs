@@ -111,6 +111,18 @@ pub enum TransmitResult {
     BatchFailed(AttemptResult),
 }
 
+/// Entries per state (dead letters are counted by the platform's store).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Ready to be sent.
+    pub queued: usize,
+    /// Backing off until their retry time.
+    pub waiting: usize,
+    /// In a request whose answer has not come back.
+    pub sending: usize,
+    pub paused: bool,
+}
+
 /// Queue order: enqueue time, then key.
 type Position = (u64, EntryKey);
 
@@ -384,6 +396,21 @@ impl Queue {
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// How many entries are in each state at `now_ms`, for the UI.
+    pub fn counts(&self, now_ms: u64) -> Counts {
+        let mut counts = Counts { paused: self.paused, ..Counts::default() };
+        for entry in self.entries.values() {
+            if self.sending.contains(&entry.key) {
+                counts.sending += 1;
+            } else if entry.not_before_ms > now_ms {
+                counts.waiting += 1;
+            } else {
+                counts.queued += 1;
+            }
+        }
+        counts
     }
 
     /// Entries still owed to the server (queued, waiting or in flight).

@@ -173,3 +173,14 @@ fn a_stale_answer_after_restart_is_ignored() {
     q.handle(99, status(200), 0);
     assert_eq!(q.len(), 1);
 }
+
+#[test]
+fn counts_per_state() {
+    let mut q = queue(QueueConfig::default(), &["a", "b"]);
+    let t = q.poll_transmit(0).unwrap();
+    assert_eq!(q.counts(0), Counts { queued: 1, waiting: 0, sending: 1, paused: false });
+    let busy = Response { status: 503, retry_after: Some("10".into()), body: String::new() };
+    q.handle(t.id, TransmitResult::Single(AttemptResult::Response(busy)), 0);
+    assert_eq!(q.counts(0), Counts { queued: 1, waiting: 1, sending: 0, paused: false });
+    assert_eq!(q.counts(10_000), Counts { queued: 2, waiting: 0, sending: 0, paused: false });
+}
