@@ -15,7 +15,8 @@ USAGE:
 
 OPTIONS:
     --addr HOST:PORT       where to listen [default: 127.0.0.1:8080]
-    --database-url URL     sqlite://PATH (created if absent) [default: sqlite://feed.db]
+    --database-url URL     sqlite://PATH (created if absent) or
+                           postgres://USER@HOST:PORT/DATABASE [default: sqlite://feed.db]
     -h, --help             print this help
 ";
 
@@ -106,5 +107,6 @@ mod tests {
         assert!(parse(&["--addr"]).unwrap_err().0.contains("needs a value"));
         assert!(parse(&["--port", "1"]).unwrap_err().0.contains("unknown argument"));
         assert!(parse(&["--database-url", "mysql://x"]).unwrap_err().0.contains("sqlite://"));
+        assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
     }
 }

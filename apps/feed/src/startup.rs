@@ -1,29 +1,48 @@
 //! Building the app and serving it.
 
-use crate::routes::posts;
+use crate::db::Db;
+use crate::routes::{batch, posts};
 use crate::{assets, db, Config};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use bgsync_server::Problem;
-use sqlx::SqlitePool;
+use bgsync_server::{FailPoint, InFlight, Problem};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+
+/// How long an idempotency key is kept: longer than any retry of its
+/// request (the browser gives up on a sync after about a day).
+pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Clone)]
 pub struct AppState {
-    pub db: SqlitePool,
+    pub db: Db,
+    pub in_flight: Arc<InFlight>,
+    /// Fails a post between its effect and its commit (tests only).
+    pub before_commit: Arc<FailPoint>,
 }
 
-/// The whole app: the API and the embedded PWA.
+impl AppState {
+    pub fn new(db: Db) -> Self {
+        Self { db, in_flight: Arc::default(), before_commit: Arc::default() }
+    }
+}
+
+/// The whole app: the API, the batch endpoint and the embedded PWA.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/api/posts", get(posts::list).post(posts::create))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(posts::MAX_BODY_BYTES))
-        .fallback(assets::serve)
-        .with_state(state)
+        .with_state(state);
+    let batch = Router::new()
+        .route(batch::PATH, post(batch::handle))
+        .layer(DefaultBodyLimit::max(batch::MAX_BODY_BYTES))
+        .with_state(batch::BatchState { api: api.clone() });
+    api.merge(batch).fallback(assets::serve)
 }
 
 async fn method_not_allowed(method: Method) -> impl IntoResponse {
@@ -36,20 +55,36 @@ async fn method_not_allowed(method: Method) -> impl IntoResponse {
     ([(header::ALLOW, "GET, POST")], problem)
 }
 
+/// Deletes expired idempotency keys every few minutes, for as long as the
+/// server runs.
+pub fn spawn_key_purge(db: Db) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            every.tick().await;
+            let cutoff = posts::now_ms() - KEY_TTL.as_millis() as i64;
+            if let Err(e) = bgsync_server::idempotency::purge_older_than(&db.pool, cutoff).await {
+                eprintln!("feed: purging old idempotency keys failed (will retry): {e}");
+            }
+        }
+    });
+}
+
 /// Opens the database and serves until Ctrl-C.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let pool = db::connect(&config.database_url)
+    let db = db::connect(&config.database_url)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", config.database_url))?;
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e} (choose another with --addr)", config.addr))?;
     println!("feed: serving on http://{} (database {})", listener.local_addr()?, config.database_url);
-    axum::serve(listener, router(AppState { db: pool.clone() }))
+    spawn_key_purge(db.clone());
+    axum::serve(listener, router(AppState::new(db.clone())))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    pool.close().await;
+    db.pool.close().await;
     Ok(())
 }

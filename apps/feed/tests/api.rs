@@ -1,8 +1,10 @@
-//! The posts API over real HTTP, against the real server on a SQLite file.
+//! The posts API over real HTTP, against the real server, each test on a
+//! SQLite file and on a PostgreSQL database.
 
 mod common;
 
 use common::TestServer;
+use feed::db::Backend;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
@@ -14,8 +16,8 @@ struct Api {
 }
 
 impl Api {
-    fn start() -> Self {
-        Self { server: TestServer::start(), http: Client::new() }
+    fn start(backend: Backend) -> Self {
+        Self { server: TestServer::start_on(backend), http: Client::new() }
     }
 
     fn url(&self) -> String {
@@ -27,7 +29,20 @@ impl Api {
     }
 
     async fn post_raw(&self, key: Option<&str>, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let mut req = self.http.post(self.url()).header("content-type", content_type).body(body);
+        self.send(key, &self.url(), content_type, body).await
+    }
+
+    async fn post_raw_to(&self, url: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        self.send(None, url, content_type, body).await
+    }
+
+    async fn get(&self, url: &str) -> (StatusCode, Value) {
+        let res = self.http.get(url).send().await.unwrap();
+        (res.status(), res.json().await.unwrap())
+    }
+
+    async fn send(&self, key: Option<&str>, url: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self.http.post(url).header("content-type", content_type).body(body);
         if let Some(key) = key {
             req = req.header("Idempotency-Key", key);
         }
@@ -48,9 +63,8 @@ fn post(title: &str, location: &str) -> Value {
     json!({ "id": ID, "title": title, "location": location })
 }
 
-#[tokio::test]
-async fn a_valid_post_is_stored_trimmed_and_listed_newest_first() {
-    let api = Api::start();
+async fn a_valid_post_is_stored_trimmed_and_listed_newest_first(backend: Backend) {
+    let api = Api::start(backend);
     let (status, body) = api.post(Some("k-1"), &post("  Sunset ", " Lisbon ")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!((body["id"].as_str(), body["title"].as_str()), (Some(ID), Some("Sunset")));
@@ -66,9 +80,8 @@ async fn a_valid_post_is_stored_trimmed_and_listed_newest_first() {
     assert_eq!(api.server.stored_posts().await.len(), 2);
 }
 
-#[tokio::test]
-async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing() {
-    let api = Api::start();
+async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing(backend: Backend) {
+    let api = Api::start(backend);
     let long = "x".repeat(201);
     let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
         (
@@ -159,9 +172,8 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing() {
     assert!(api.server.stored_posts().await.is_empty());
 }
 
-#[tokio::test]
-async fn a_repeated_key_or_post_id_returns_the_first_result_and_stores_once() {
-    let api = Api::start();
+async fn a_repeated_key_or_post_id_returns_the_first_result_and_stores_once(backend: Backend) {
+    let api = Api::start(backend);
     let (first_status, first) = api.post(Some("key-a"), &post("Sunset", "Lisbon")).await;
     assert_eq!(first_status, StatusCode::CREATED);
 
@@ -194,37 +206,202 @@ async fn a_repeated_key_or_post_id_returns_the_first_result_and_stores_once() {
     assert_eq!(api.server.stored_posts().await.len(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_requests_with_one_key_store_one_row() {
-    let api = Api::start();
-    let requests = (0..50).map(|_| {
-        let http = api.http.clone();
-        let url = api.url();
-        tokio::spawn(async move {
-            let res = http
-                .post(url)
-                .header("Idempotency-Key", "the-one-key")
-                .json(&post("Crowd", "Stadium"))
-                .send()
-                .await
-                .unwrap();
-            (res.status(), res.json::<Value>().await.unwrap())
-        })
-    });
-    let mut answers = Vec::new();
+async fn fifty_concurrent_requests_with_one_key_store_one_row(backend: Backend) {
+    let api = Api::start(backend);
+    let send = |http: Client, url: String| async move {
+        let res = http
+            .post(url)
+            .header("Idempotency-Key", "the-one-key")
+            .json(&post("Crowd", "Stadium"))
+            .send()
+            .await
+            .unwrap();
+        let retry_after = res.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        (res.status(), retry_after, res.json::<Value>().await.unwrap())
+    };
+    let requests: Vec<_> = (0..50).map(|_| tokio::spawn(send(api.http.clone(), api.url()))).collect();
+    let mut first = None;
+    let mut in_flight = 0;
     for r in requests {
-        answers.push(r.await.unwrap());
+        let (status, retry_after, body) = r.await.unwrap();
+        match status {
+            // The first, or a replay of its stored answer.
+            StatusCode::CREATED => assert_eq!(first.get_or_insert_with(|| body.clone()), &body),
+            // Still in flight in this server: try again shortly.
+            StatusCode::CONFLICT => {
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                assert_eq!(body["type"], "/problems/idempotency-key-in-flight");
+                in_flight += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
     }
-    for (status, body) in &answers {
-        assert_eq!(*status, StatusCode::CREATED, "{body}");
-        assert_eq!(body, &answers[0].1);
-    }
-    assert_eq!(api.server.stored_posts().await.len(), 1);
+    let first = first.expect("one request went through");
+    // A retry after a 409 gets the stored answer.
+    let (status, _, body) = send(api.http.clone(), api.url()).await;
+    assert_eq!((status, &body), (StatusCode::CREATED, &first));
+    assert_eq!(api.server.stored_posts().await.len(), 1, "{in_flight} answered 409");
+    assert_eq!(api.server.count("idempotency_keys").await, 1);
 }
 
-#[tokio::test]
-async fn the_app_is_served_with_the_hashed_bundle() {
-    let api = Api::start();
+async fn two_hundred_concurrent_requests_with_twenty_keys_make_twenty_posts(backend: Backend) {
+    let api = Api::start(backend);
+    let requests: Vec<_> = (0..200)
+        .map(|i| {
+            let (http, url) = (api.http.clone(), api.url());
+            tokio::spawn(async move {
+                let k = i % 20;
+                let body = json!({ "id": format!("00000000-0000-4000-8000-{k:012}"), "title": format!("Post {k}"), "location": "Here" });
+                loop {
+                    let res = http.post(&url).header("Idempotency-Key", format!("key-{k}")).json(&body).send().await.unwrap();
+                    match res.status() {
+                        StatusCode::CONFLICT => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                        status => return (k, status),
+                    }
+                }
+            })
+        })
+        .collect();
+    for r in requests {
+        let (k, status) = r.await.unwrap();
+        assert!(status == StatusCode::CREATED || status == StatusCode::OK, "key {k}: {status}");
+    }
+    assert_eq!(api.server.stored_posts().await.len(), 20);
+    assert_eq!(api.server.count("idempotency_keys").await, 20);
+}
+
+async fn a_crash_between_the_effect_and_the_stored_answer_leaves_neither(backend: Backend) {
+    let api = Api::start(backend);
+    api.server.fail_before_commit(true);
+    let (status, problem) = api.post(Some("crash-key"), &post("Half done", "Nowhere")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
+    assert_eq!(api.server.count("posts").await, 0, "no effect without its key");
+    assert_eq!(api.server.count("idempotency_keys").await, 0, "no key without its effect");
+
+    api.server.fail_before_commit(false);
+    let (status, _) = api.post(Some("crash-key"), &post("Half done", "Nowhere")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!((api.server.count("posts").await, api.server.count("idempotency_keys").await), (1, 1));
+}
+
+async fn expired_keys_are_purged(backend: Backend) {
+    let api = Api::start(backend);
+    api.post(Some("old-key"), &post("Old", "Then")).await;
+    let pool = &api.server.state.as_ref().unwrap().db.pool;
+    let now = feed::routes::posts::now_ms();
+    assert_eq!(bgsync_server::idempotency::purge_older_than(pool, now - 60_000).await.unwrap(), 0, "young keys stay");
+    assert_eq!(bgsync_server::idempotency::purge_older_than(pool, now + 1).await.unwrap(), 1);
+    assert_eq!(api.server.count("idempotency_keys").await, 0);
+    assert_eq!(api.server.count("posts").await, 1, "the post itself stays");
+}
+
+fn batch_entry(key: &str, body: Value) -> Value {
+    json!({ "key": key, "method": "POST", "path": "/api/posts", "headers": [], "body": body.to_string() })
+}
+
+async fn a_batch_runs_each_entry_as_if_alone(backend: Backend) {
+    let api = Api::start(backend);
+    let url = format!("{}/api/sync/batch", api.server.url());
+    let good = |n: u32| json!({ "id": format!("00000000-0000-4000-8000-{n:012}"), "title": format!("Batch {n}"), "location": "B" });
+    let request = json!({ "ordered": false, "entries": [
+        batch_entry("b-1", good(1)),
+        batch_entry("b-2", json!({ "title": "", "location": "B" })),
+        json!({ "key": "b-3", "method": "POST", "path": "/api/sync/batch", "headers": [], "body": "{}" }),
+        batch_entry("b-4", good(4)),
+        batch_entry("b-1", good(1)),
+    ]});
+    let res: Value = api.http.post(&url).json(&request).send().await.unwrap().json().await.unwrap();
+    let statuses: Vec<_> = res["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [Some(201), Some(422), Some(400), Some(201), Some(201)], "{res}");
+    let refused: Value = serde_json::from_str(res["results"][1]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(refused["detail"], "Title is required.");
+    assert_eq!(api.server.stored_posts().await.len(), 2, "the repeated key applied once");
+
+    // Ordered: stop at the first failure, report the rest as not attempted.
+    let request = json!({ "ordered": true, "entries": [
+        batch_entry("o-1", good(11)), batch_entry("o-2", json!({ "title": "x", "location": "" })), batch_entry("o-3", good(13)),
+    ]});
+    let res: Value = api.http.post(&url).json(&request).send().await.unwrap().json().await.unwrap();
+    let statuses: Vec<_> = res["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [Some(201), Some(422), None], "{res}");
+    assert_eq!(api.server.stored_posts().await.len(), 3);
+
+    let too_many = json!({ "ordered": false, "entries": (0..101).map(|i| batch_entry(&format!("m-{i}"), good(i))).collect::<Vec<_>>() });
+    let res = api.http.post(&url).json(&too_many).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, problem) = api.post_raw_to(&url, "application/json", br#"{"ordered":true}"#.to_vec()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+}
+
+async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
+    let api = Api::start(backend);
+    let url = api.url();
+    let (status, problem) = api.get(&format!("{url}?since=nope")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (status, _) = api.get(&format!("{url}?since=0.0&limit=0")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Two servers write concurrently on the same database while a reader
+    // follows the feed page by page.
+    let other = api.server.another_on_same_database();
+    let writers: Vec<_> = [api.server.url(), other.url()]
+        .into_iter()
+        .enumerate()
+        .map(|(w, base)| {
+            let http = api.http.clone();
+            tokio::spawn(async move {
+                for i in 0..40 {
+                    let body = json!({ "title": format!("w{w}-{i}"), "location": "L" });
+                    let res = http.post(format!("{base}/api/posts")).json(&body).send().await.unwrap();
+                    assert_eq!(res.status(), StatusCode::CREATED);
+                }
+            })
+        })
+        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor = "0.0".to_string();
+    let mut writers_done = false;
+    let mut writers = writers;
+    loop {
+        let (status, page) = api.get(&format!("{url}?since={cursor}&limit=7")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(page["posts"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_owned()));
+        cursor = page["cursor"].as_str().unwrap().to_owned();
+        if writers_done && !page["more"].as_bool().unwrap() && seen.len() == 80 {
+            break;
+        }
+        if !writers_done && writers.iter().all(|w| w.is_finished()) {
+            for w in writers.drain(..) {
+                w.await.unwrap();
+            }
+            writers_done = true;
+        }
+        assert!(seen.len() <= 80, "repeats: {seen:?}");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 80, "no gaps, no repeats");
+
+    // Nothing changed since: 304 for the same ETag.
+    let res = api.http.get(format!("{url}?since={cursor}")).send().await.unwrap();
+    let etag = res.headers()["etag"].clone();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["posts"].as_array().unwrap().len(), 0);
+    let res = api.http.get(format!("{url}?since={cursor}")).header("If-None-Match", etag.clone()).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    // A new post changes the answer and its ETag.
+    api.post(None, &json!({ "title": "late", "location": "L" })).await;
+    let later = api.http.get(format!("{url}?since={cursor}")).header("If-None-Match", etag).send().await.unwrap();
+    // On PostgreSQL the new row may wait for older transactions to end.
+    if later.status() == StatusCode::OK {
+        let body: Value = later.json().await.unwrap();
+        assert!(body["posts"].as_array().unwrap().len() <= 1);
+    }
+}
+
+async fn the_app_is_served_with_the_hashed_bundle(backend: Backend) {
+    let api = Api::start(backend);
     let html = api.http.get(api.server.url()).send().await.unwrap().text().await.unwrap();
     let sw = api.http.get(format!("{}/sw.js", api.server.url())).send().await.unwrap();
     assert_eq!(sw.headers()["cache-control"], "no-cache");
@@ -281,3 +458,38 @@ async fn raw_post(addr: std::net::SocketAddr, body: &[u8], chunked: bool) -> (u1
         .unwrap_or_default();
     (status, content_type, body.to_owned())
 }
+
+/// Each test, once on SQLite and once on PostgreSQL.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(feed::db::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(feed::db::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    a_valid_post_is_stored_trimmed_and_listed_newest_first,
+    each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing,
+    a_repeated_key_or_post_id_returns_the_first_result_and_stores_once,
+    fifty_concurrent_requests_with_one_key_store_one_row,
+    two_hundred_concurrent_requests_with_twenty_keys_make_twenty_posts,
+    a_crash_between_the_effect_and_the_stored_answer_leaves_neither,
+    expired_keys_are_purged,
+    a_batch_runs_each_entry_as_if_alone,
+    the_delta_feed_returns_each_change_once_with_etags,
+    the_app_is_served_with_the_hashed_bundle,
+);

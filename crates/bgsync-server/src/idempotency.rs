@@ -12,18 +12,35 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bgsync_core::wire::{is_valid_idempotency_key, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LEN};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
-/// The schema of the key store, for the app to include in its migrations.
+/// The schema of the key store on SQLite, for the app's migrations.
 pub const SQLITE_SCHEMA: &str = "\
 CREATE TABLE idempotency_keys (
-    key          TEXT PRIMARY KEY NOT NULL,
+    scope        TEXT NOT NULL DEFAULT '',
+    key          TEXT NOT NULL,
     fingerprint  TEXT NOT NULL,
     status       INTEGER,
     content_type TEXT,
     body         BLOB,
-    created_at   INTEGER NOT NULL
-);";
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);";
+
+/// The schema of the key store on PostgreSQL.
+pub const POSTGRES_SCHEMA: &str = "\
+CREATE TABLE idempotency_keys (
+    scope        TEXT NOT NULL DEFAULT '',
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       BIGINT,
+    content_type TEXT,
+    body         BYTEA,
+    created_at   BIGINT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);";
 
 /// A validated `Idempotency-Key` header value. As an extractor it answers 400
 /// when the header is missing; as `Option<IdempotencyKey>` only when the
@@ -133,18 +150,24 @@ pub fn mismatch_problem() -> Problem {
 ///
 /// The claim is an INSERT, the transaction's first write: SQLite then holds
 /// the write lock (waiting for it under the busy timeout rather than failing
-/// on a stale read snapshot), and a concurrent request with the same key
-/// waits for this transaction to commit and then sees its stored response.
+/// on a stale read snapshot), and on PostgreSQL a concurrent request with
+/// the same key waits on the row until this transaction commits, then sees
+/// its stored response.
+///
+/// `scope` separates the keys of different clients (an authenticated user
+/// id, say); use `""` when there is no client identity.
 pub async fn claim(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    scope: &str,
     key: &IdempotencyKey,
     fingerprint: &str,
     now_ms: i64,
 ) -> Result<Claim, sqlx::Error> {
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (key, fingerprint, created_at) VALUES (?, ?, ?) \
-         ON CONFLICT (key) DO NOTHING",
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (scope, key) DO NOTHING",
     )
+    .bind(scope)
     .bind(key.as_str())
     .bind(fingerprint)
     .bind(now_ms)
@@ -155,10 +178,13 @@ pub async fn claim(
         return Ok(Claim::New);
     }
     let (stored_fingerprint, status, content_type, body): (String, Option<i64>, Option<String>, Option<Vec<u8>>) =
-        sqlx::query_as("SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE key = ?")
-            .bind(key.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+        sqlx::query_as(
+            "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
     if stored_fingerprint != fingerprint {
         return Ok(Claim::Mismatch);
     }
@@ -175,16 +201,67 @@ pub async fn claim(
 /// Stores the response for a key claimed as [`Claim::New`], in the same
 /// transaction as the effect.
 pub async fn complete(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    scope: &str,
     key: &IdempotencyKey,
     response: &StoredResponse,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE idempotency_keys SET status = ?, content_type = ?, body = ? WHERE key = ?")
+    sqlx::query("UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5")
         .bind(i64::from(response.status))
-        .bind(response.content_type.as_deref())
-        .bind(&response.body)
+        .bind(response.content_type.clone())
+        .bind(response.body.clone())
+        .bind(scope)
         .bind(key.as_str())
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Deletes keys created before `cutoff_ms`; returns how many. Run it
+/// periodically: a key only has to outlive every retry of its request.
+pub async fn purge_older_than(pool: &sqlx::AnyPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(cutoff_ms)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+/// The keys being processed by this server process. A second request with a
+/// key still in flight here is answered 409 at once, with `Retry-After`,
+/// instead of queueing behind the first (on several servers, PostgreSQL's
+/// row lock makes it wait for the first to commit, then replay its answer).
+#[derive(Debug, Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::HashSet<(String, String)>>);
+
+/// Releases its key when dropped, however the request ended.
+#[must_use]
+pub struct InFlightGuard<'a> {
+    set: &'a InFlight,
+    entry: (String, String),
+}
+
+impl InFlight {
+    pub fn enter(&self, scope: &str, key: &IdempotencyKey) -> Result<InFlightGuard<'_>, Problem> {
+        let entry = (scope.to_owned(), key.as_str().to_owned());
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !set.insert(entry.clone()) {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "Request in progress",
+                format!(
+                    "A request with this {IDEMPOTENCY_KEY} is still being processed; retry shortly to get its result."
+                ),
+            )
+            .with_retry_after(1));
+        }
+        Ok(InFlightGuard { set: self, entry })
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.set.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.entry);
+    }
 }

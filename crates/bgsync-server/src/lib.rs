@@ -9,9 +9,11 @@
 //! - [`idempotency`]: the `Idempotency-Key` header and the key store that
 //!   commits in the same transaction as the effect.
 
+pub mod failpoint;
 pub mod idempotency;
 pub mod json;
 pub mod problem;
 
-pub use idempotency::{Claim, IdempotencyKey};
+pub use failpoint::FailPoint;
+pub use idempotency::{Claim, IdempotencyKey, InFlight};
 pub use problem::Problem;

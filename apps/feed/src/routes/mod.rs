@@ -1,3 +1,4 @@
 //! HTTP endpoints, one file each.
 
+pub mod batch;
 pub mod posts;

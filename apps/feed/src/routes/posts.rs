@@ -1,18 +1,19 @@
 //! `/api/posts`: create a post (exactly once per Idempotency-Key or post
-//! id), list posts newest first.
+//! id); list posts newest first; or, with `since`, the delta feed.
 
+use crate::db::Backend;
 use crate::startup::AppState;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use bgsync_server::idempotency::{self, Claim, StoredResponse};
 use bgsync_server::{json, IdempotencyKey, Problem};
 use feed_post::{FieldError, NewPost};
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
+use std::fmt;
 
 /// The largest request body accepted; a post is at most a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,27 +39,125 @@ pub struct Post {
     pub created_at: i64,
 }
 
-type PostRow = (String, String, String, i64);
+type PostRow = (i64, i64, String, String, String, i64);
 
-impl From<PostRow> for Post {
-    fn from((id, title, location, created_at): PostRow) -> Self {
-        Self { id, title, location, created_at }
+fn post_of((_, _, id, title, location, created_at): PostRow) -> Post {
+    Post { id, title, location, created_at }
+}
+
+/// A position in the delta feed: the writing transaction, then the
+/// sequence. Opaque to clients (`"<txid>.<seq>"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    txid: i64,
+    seq: i64,
+}
+
+impl Cursor {
+    fn parse(text: &str) -> Option<Self> {
+        let (txid, seq) = text.split_once('.')?;
+        let cursor = Cursor { txid: txid.parse().ok()?, seq: seq.parse().ok()? };
+        (cursor.txid >= 0 && cursor.seq >= 0).then_some(cursor)
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.txid, self.seq)
     }
 }
 
 #[derive(Serialize)]
 pub struct PostList {
     pub posts: Vec<Post>,
+    /// Pass as `since` to get what changed after this answer.
+    pub cursor: String,
+    /// More changes are waiting past `limit`: ask again with `cursor`.
+    pub more: bool,
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<PostList>, Problem> {
-    let rows =
-        sqlx::query_as::<_, PostRow>("SELECT id, title, location, created_at FROM posts ORDER BY seq DESC LIMIT ?")
-            .bind(LIST_LIMIT)
-            .fetch_all(&state.db)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+/// On PostgreSQL, only rows of transactions older than every running one
+/// are stable; see `migrations/postgres/0001_posts.sql`.
+fn stable(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let Query(query) = query.map_err(|e| bad_query(format!("The query string is invalid: {e}.")))?;
+    let limit = query.limit.unwrap_or(LIST_LIMIT);
+    if !(1..=LIST_LIMIT).contains(&limit) {
+        return Err(bad_query(format!("limit must be between 1 and {LIST_LIMIT}.")));
+    }
+    let db = &state.db;
+    let storage = |e: sqlx::Error| Problem::storage(&e);
+    let (list, tag) = match query.since.as_deref() {
+        None => {
+            let rows: Vec<PostRow> = sqlx::query_as(
+                "SELECT txid, seq, id, title, location, created_at FROM posts ORDER BY seq DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&db.pool)
             .await
-            .map_err(|e| Problem::storage(&e))?;
-    Ok(Json(PostList { posts: rows.into_iter().map(Post::from).collect() }))
+            .map_err(storage)?;
+            let head: Option<(i64, i64)> = sqlx::query_as(&format!(
+                "SELECT txid, seq FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
+                stable(db.backend)
+            ))
+            .fetch_optional(&db.pool)
+            .await
+            .map_err(storage)?;
+            let cursor = head.map(|(txid, seq)| Cursor { txid, seq }).unwrap_or_default();
+            let newest = rows.first().map_or(0, |r| r.1);
+            let tag = format!("head-{cursor}-{newest}-{}", rows.len());
+            (PostList { posts: rows.into_iter().map(post_of).collect(), cursor: cursor.to_string(), more: false }, tag)
+        }
+        Some(since) => {
+            let since = Cursor::parse(since)
+                .ok_or_else(|| bad_query("since must be a cursor returned by this API, such as \"0.0\".".into()))?;
+            let mut rows: Vec<PostRow> = sqlx::query_as(&format!(
+                "SELECT txid, seq, id, title, location, created_at FROM posts \
+                 WHERE (txid > $1 OR (txid = $1 AND seq > $2)) {} ORDER BY txid, seq LIMIT $3",
+                stable(db.backend)
+            ))
+            .bind(since.txid)
+            .bind(since.seq)
+            .bind(limit + 1)
+            .fetch_all(&db.pool)
+            .await
+            .map_err(storage)?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let cursor = rows.last().map_or(since, |r| Cursor { txid: r.0, seq: r.1 });
+            let tag = format!("since-{since}-{cursor}-{}", rows.len());
+            (PostList { posts: rows.into_iter().map(post_of).collect(), cursor: cursor.to_string(), more }, tag)
+        }
+    };
+    let etag = HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("digits, dots and dashes");
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii() == etag.as_bytes()))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((StatusCode::OK, [(header::ETAG, etag)], axum::Json(list)).into_response())
+}
+
+fn bad_query(detail: String) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, "invalid-query", "Invalid query", detail)
 }
 
 pub async fn create(
@@ -76,10 +175,16 @@ pub async fn create(
     let fingerprint = serde_json::to_string(&(given_id.then_some(&post.id), &post.title, &post.location))
         .expect("strings always serialise");
     let now = now_ms();
+    let scope = "";
 
-    let mut tx = state.db.begin().await.map_err(|e| Problem::storage(&e))?;
+    let _in_flight = match &key {
+        Some(key) => Some(state.in_flight.enter(scope, key)?),
+        None => None,
+    };
+    let storage = |e: sqlx::Error| Problem::storage(&e);
+    let mut tx = state.db.pool.begin().await.map_err(storage)?;
     if let Some(key) = &key {
-        match idempotency::claim(&mut tx, key, &fingerprint, now).await.map_err(|e| Problem::storage(&e))? {
+        match idempotency::claim(&mut tx, scope, key, &fingerprint, now).await.map_err(storage)? {
             Claim::New => {}
             Claim::Replay(stored) => return Ok(stored.into_response()),
             Claim::Mismatch => return Err(idempotency::mismatch_problem()),
@@ -93,33 +198,35 @@ pub async fn create(
             content_type: Some("application/json".into()),
             body: body.clone(),
         };
-        idempotency::complete(&mut tx, key, &response).await.map_err(|e| Problem::storage(&e))?;
+        idempotency::complete(&mut tx, scope, key, &response).await.map_err(storage)?;
     }
-    tx.commit().await.map_err(|e| Problem::storage(&e))?;
+    state.before_commit.check()?;
+    tx.commit().await.map_err(storage)?;
     Ok((status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 /// Inserts the post unless one with its id exists: a repeat of the same
 /// post answers 200 with the stored one; another post under the same id is
 /// refused.
-async fn insert(conn: &mut SqliteConnection, post: &NewPost, now: i64) -> Result<(StatusCode, Post), Problem> {
+async fn insert(conn: &mut AnyConnection, post: &NewPost, now: i64) -> Result<(StatusCode, Post), Problem> {
+    let storage = |e: sqlx::Error| Problem::storage(&e);
     let inserted = sqlx::query(
-        "INSERT INTO posts (id, title, location, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO posts (id, title, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
     )
-    .bind(&post.id)
-    .bind(&post.title)
-    .bind(&post.location)
+    .bind(post.id.clone())
+    .bind(post.title.clone())
+    .bind(post.location.clone())
     .bind(now)
     .execute(&mut *conn)
     .await
-    .map_err(|e| Problem::storage(&e))?
+    .map_err(storage)?
     .rows_affected();
-    let stored: Post = sqlx::query_as::<_, PostRow>("SELECT id, title, location, created_at FROM posts WHERE id = ?")
-        .bind(&post.id)
+    let stored: PostRow = sqlx::query_as("SELECT txid, seq, id, title, location, created_at FROM posts WHERE id = $1")
+        .bind(post.id.clone())
         .fetch_one(&mut *conn)
         .await
-        .map_err(|e| Problem::storage(&e))?
-        .into();
+        .map_err(storage)?;
+    let stored = post_of(stored);
     if inserted == 1 {
         return Ok((StatusCode::CREATED, stored));
     }
@@ -141,7 +248,7 @@ fn invalid_post(errors: Vec<FieldError>) -> Problem {
         .with_errors(errors.into_iter().map(|e| (e.field.to_owned(), e.message)))
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

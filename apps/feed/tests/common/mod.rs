@@ -1,7 +1,11 @@
 //! The real server for tests: the feed app on a random port, on a SQLite
-//! file in a temporary directory, on a runtime of its own so a test can
-//! stop it dead (every connection dropped, as when the process dies) and
-//! start it again on the same port.
+//! file in a temporary directory or a fresh PostgreSQL database, on a
+//! runtime of its own so a test can stop it dead (every connection dropped,
+//! as when the process dies) and start it again on the same port.
+//!
+//! PostgreSQL: `BGSYNC_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) must reach a server that lets
+//! that user create databases. Tests fail, never skip, when it does not.
 
 #![allow(dead_code)]
 
@@ -11,8 +15,9 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use feed::db::Backend;
 use feed::AppState;
-use sqlx::SqlitePool;
+use sqlx::any::AnyPoolOptions;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,9 +26,36 @@ use std::time::{Duration, Instant};
 pub struct TestServer {
     pub addr: SocketAddr,
     pub database_url: String,
+    pub backend: Backend,
+    pub state: Option<AppState>,
     fault: Arc<Fault>,
+    before_commit: Arc<bgsync_server::FailPoint>,
     runtime: Option<tokio::runtime::Runtime>,
+    postgres_database: Option<String>,
     _dir: tempfile::TempDir,
+}
+
+/// The admin URL of the test PostgreSQL server.
+pub fn postgres_admin_url() -> String {
+    std::env::var("BGSYNC_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Runs `f` to completion on a runtime of its own, from sync code that may
+/// itself be inside a runtime.
+fn block_on<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
+        .join()
+        .unwrap()
+}
+
+async fn postgres_admin(sql: String) {
+    sqlx::any::install_default_drivers();
+    let url = postgres_admin_url();
+    let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for these tests and is not reachable at {url} ({e}); start it or set BGSYNC_TEST_POSTGRES")
+    });
+    sqlx::query(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
 }
 
 /// A fault the test injects in front of `POST /api/posts`: answer with this
@@ -37,19 +69,60 @@ struct Fault {
 }
 
 impl TestServer {
-    /// Starts the app on a fresh database and a random port.
+    /// Starts the app on a fresh SQLite file and a random port.
     pub fn start() -> Self {
+        Self::start_on(Backend::Sqlite)
+    }
+
+    /// Starts the app on a fresh database of `backend` and a random port.
+    pub fn start_on(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite://{}", dir.path().join("feed.db").display());
+        let (database_url, postgres_database) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("feed.db").display()), None),
+            Backend::Postgres => {
+                let name = format!("feed_test_{}", uuid::Uuid::new_v4().simple());
+                block_on(postgres_admin(format!("CREATE DATABASE {name}")));
+                let admin = postgres_admin_url();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+                (format!("{base}/{name}"), Some(name))
+            }
+        };
         let mut server = Self {
             addr: "127.0.0.1:0".parse().unwrap(),
             database_url,
+            backend,
+            state: None,
             fault: Arc::default(),
+            before_commit: Arc::default(),
             runtime: None,
+            postgres_database,
             _dir: dir,
         };
         server.up();
         server
+    }
+
+    /// Another server on the same database (several stateless servers).
+    pub fn another_on_same_database(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            database_url: self.database_url.clone(),
+            backend: self.backend,
+            state: None,
+            fault: Arc::default(),
+            before_commit: Arc::default(),
+            runtime: None,
+            postgres_database: None,
+            _dir: dir,
+        };
+        server.up();
+        server
+    }
+
+    /// Makes every post fail after its effect, before its commit.
+    pub fn fail_before_commit(&self, armed: bool) {
+        self.before_commit.arm(armed);
     }
 
     pub fn url(&self) -> String {
@@ -68,9 +141,13 @@ impl TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let url = self.database_url.clone();
         let fault = self.fault.clone();
+        let before_commit = self.before_commit.clone();
+        // Migrations run before the port answers, so a test never races them.
+        let db = block_on(async move { feed::db::connect(&url).await.expect("test database") });
+        let state = AppState { before_commit, ..AppState::new(db) };
+        self.state = Some(state.clone());
         runtime.spawn(async move {
-            let db = feed::db::connect(&url).await.expect("test database");
-            let app = feed::router(AppState { db }).layer(middleware::from_fn(move |req: Request, next: Next| {
+            let app = feed::router(state).layer(middleware::from_fn(move |req: Request, next: Next| {
                 let fault = fault.clone();
                 async move { inject(&fault, req, next).await }
             }));
@@ -110,10 +187,22 @@ impl TestServer {
     /// The stored posts as (id, title, location), read from the database
     /// itself rather than through the API.
     pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
-        let pool = SqlitePool::connect(&self.database_url).await.unwrap();
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
         let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq").fetch_all(&pool).await.unwrap();
         pool.close().await;
         rows
+    }
+}
+
+impl TestServer {
+    /// Rows in a table, read from the database itself.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
     }
 }
 
@@ -121,6 +210,12 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
+        }
+        if let Some(state) = self.state.take() {
+            block_on(async move { state.db.pool.close().await });
+        }
+        if let Some(name) = self.postgres_database.take() {
+            block_on(postgres_admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
         }
     }
 }
