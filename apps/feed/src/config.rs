@@ -11,12 +11,14 @@ feed: the bgsync demo app (posts with a title and a location, sent in the
 background when offline).
 
 USAGE:
-    feed [--addr HOST:PORT] [--database-url URL]
+    feed [--addr HOST:PORT] [--database-url URL] [--key-ttl SECONDS]
 
 OPTIONS:
     --addr HOST:PORT       where to listen [default: 127.0.0.1:8080]
     --database-url URL     sqlite://PATH (created if absent) or
                            postgres://USER@HOST:PORT/DATABASE [default: sqlite://feed.db]
+    --key-ttl SECONDS      how long an Idempotency-Key and its answer are kept; longer
+                           than any client keeps retrying [default: 86400]
     -h, --help             print this help
 ";
 
@@ -24,6 +26,8 @@ OPTIONS:
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: String,
+    /// How long an Idempotency-Key and its stored answer are kept.
+    pub key_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -31,6 +35,7 @@ impl Default for Config {
         Self {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
             database_url: DEFAULT_DATABASE_URL.into(),
+            key_ttl_secs: 24 * 60 * 60,
         }
     }
 }
@@ -75,6 +80,13 @@ impl Command {
                     crate::db::check_url(&v).map_err(UsageError)?;
                     config.database_url = v;
                 }
+                "--key-ttl" => {
+                    let v = value()?;
+                    config.key_ttl_secs =
+                        v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                            UsageError(format!("--key-ttl {v:?} is not a positive number of seconds"))
+                        })?;
+                }
                 other => return Err(UsageError(format!("unknown argument {other:?}"))),
             }
         }
@@ -108,5 +120,7 @@ mod tests {
         assert!(parse(&["--port", "1"]).unwrap_err().0.contains("unknown argument"));
         assert!(parse(&["--database-url", "mysql://x"]).unwrap_err().0.contains("sqlite://"));
         assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
+        assert!(parse(&["--key-ttl", "0"]).unwrap_err().0.contains("positive"));
+        assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Command::Serve(Config { key_ttl_secs: 60, .. }))));
     }
 }

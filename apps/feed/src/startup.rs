@@ -13,10 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long an idempotency key is kept: longer than any retry of its
-/// request (the browser gives up on a sync after about a day).
-pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
@@ -55,14 +51,14 @@ async fn method_not_allowed(method: Method) -> impl IntoResponse {
     ([(header::ALLOW, "GET, POST")], problem)
 }
 
-/// Deletes expired idempotency keys every few minutes, for as long as the
-/// server runs.
-pub fn spawn_key_purge(db: Db) {
+/// Deletes idempotency keys older than `ttl` every few minutes, for as long
+/// as the server runs. A key only has to outlive every retry of its request.
+pub fn spawn_key_purge(db: Db, ttl: Duration) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(300));
         loop {
             every.tick().await;
-            let cutoff = posts::now_ms() - KEY_TTL.as_millis() as i64;
+            let cutoff = posts::now_ms().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
             if let Err(e) = bgsync_server::idempotency::purge_older_than(&db.pool, cutoff).await {
                 eprintln!("feed: purging old idempotency keys failed (will retry): {e}");
             }
@@ -79,7 +75,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e} (choose another with --addr)", config.addr))?;
     println!("feed: serving on http://{} (database {})", listener.local_addr()?, config.database_url);
-    spawn_key_purge(db.clone());
+    spawn_key_purge(db.clone(), Duration::from_secs(config.key_ttl_secs));
     axum::serve(listener, router(AppState::new(db.clone())))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -265,3 +265,34 @@ impl Drop for InFlightGuard<'_> {
         self.set.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.entry);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::parse(&HeaderValue::from_str(k).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_key_in_flight_is_refused_with_409_until_released() {
+        let set = InFlight::default();
+        let first = set.enter("", &key("k")).unwrap();
+        let problem = set.enter("", &key("k")).err().unwrap();
+        assert_eq!((problem.status, problem.retry_after_secs), (409, Some(1)));
+        assert!(set.enter("other-client", &key("k")).is_ok(), "keys are per scope");
+        assert!(set.enter("", &key("k2")).is_ok());
+        drop(first);
+        assert!(set.enter("", &key("k")).is_ok());
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        for bad in ["", "with space", "é"] {
+            let value = HeaderValue::from_bytes(bad.as_bytes()).unwrap();
+            assert_eq!(IdempotencyKey::parse(&value).unwrap_err().status, 400, "{bad:?}");
+        }
+        let long = HeaderValue::from_str(&"k".repeat(256)).unwrap();
+        assert!(IdempotencyKey::parse(&long).is_err());
+    }
+}
