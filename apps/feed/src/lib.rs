@@ -8,4 +8,4 @@ pub mod routes;
 pub mod startup;
 
 pub use config::Config;
-pub use startup::{router, serve, AppState};
+pub use startup::{router, router_wrapping_api, serve, AppState};

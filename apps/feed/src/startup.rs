@@ -8,6 +8,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use bgsync_core::wire::{Advertisement, BatchEndpoint, WELL_KNOWN_PATH};
 use bgsync_server::{FailPoint, InFlight, Problem};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,16 +30,37 @@ impl AppState {
 
 /// The whole app: the API, the batch endpoint and the embedded PWA.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/posts", get(posts::list).post(posts::create))
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(posts::MAX_BODY_BYTES))
-        .with_state(state);
+    router_wrapping_api(state, |api| api)
+}
+
+/// The app with the API routes wrapped by `wrap` (middleware), which then
+/// also applies to each entry of a batch, since a batch runs its entries
+/// through those same routes.
+pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router) -> Router {
+    let api = wrap(
+        Router::new()
+            .route("/api/posts", get(posts::list).post(posts::create))
+            .method_not_allowed_fallback(method_not_allowed)
+            .layer(DefaultBodyLimit::max(posts::MAX_BODY_BYTES))
+            .with_state(state),
+    );
     let batch = Router::new()
         .route(batch::PATH, post(batch::handle))
         .layer(DefaultBodyLimit::max(batch::MAX_BODY_BYTES))
         .with_state(batch::BatchState { api: api.clone() });
-    api.merge(batch).fallback(assets::serve)
+    api.merge(batch).route(WELL_KNOWN_PATH, get(advertise)).fallback(assets::serve)
+}
+
+/// Tells background-sync clients that batches are welcome, and how large.
+async fn advertise() -> impl IntoResponse {
+    let document = Advertisement {
+        batch: Some(BatchEndpoint {
+            url: batch::PATH.into(),
+            max_entries: batch::MAX_ENTRIES,
+            max_bytes: batch::MAX_BODY_BYTES,
+        }),
+    };
+    ([(header::CACHE_CONTROL, "max-age=3600")], axum::Json(document))
 }
 
 async fn method_not_allowed(method: Method) -> impl IntoResponse {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::browser::{
-    dispatch_sync, eval, listed_state, queued, snackbar, stop_all_workers, submit_post, wait_for, Chromium,
+    dispatch_sync, eval, queued, snackbar, stop_all_workers, submit_post, wait_for, wait_for_state, Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -35,7 +35,7 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     let body: serde_json::Value = serde_json::from_str(entries[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["title"], "Sunset at the pier");
-    assert_eq!(listed_state(&page, "Sunset at the pier").await.as_deref(), Some("pending"));
+    wait_for_state(&page, "Sunset at the pier", "pending").await;
     // Offline, the sync does not fire: give it the chance to misbehave.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(server.stored_posts().await.is_empty());
@@ -52,7 +52,7 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
 
     wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
         .await;
-    assert_eq!(listed_state(&page, "Sunset at the pier").await.as_deref(), Some("sent"));
+    wait_for_state(&page, "Sunset at the pier", "sent").await;
     assert!(queued(&page).await.is_empty());
     // Later syncs (the browser's own retries) change nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -90,7 +90,7 @@ async fn queued_post_is_delivered_after_the_tab_is_closed() {
     // Open the app again: the queue is empty and the post is listed as sent.
     let page = chromium.open_app(&server.url()).await;
     assert!(queued(&page).await.is_empty());
-    assert_eq!(listed_state(&page, "Written on the train").await.as_deref(), Some("sent"));
+    wait_for_state(&page, "Written on the train", "sent").await;
     assert_eq!(server.stored_posts().await.len(), 1);
     chromium.close().await;
 }
@@ -180,7 +180,7 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
         queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
     })
     .await;
-    assert_eq!(listed_state(&page, "No sync manager here").await.as_deref(), Some("pending"));
+    wait_for_state(&page, "No sync manager here", "pending").await;
 
     server.up();
     page.reload().await.unwrap();
@@ -218,6 +218,12 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
     .await;
     let titles: Vec<&str> = stored.iter().map(|p| p.1.as_str()).collect();
     assert_eq!(titles, ["Second post", "Third post"], "delivered, in order, past the refused one");
+    // The worker found the advertised batch endpoint and used it: the
+    // ordered batch stopped at the refused post, the next one carried the
+    // other two.
+    assert_eq!(server.requests("GET /.well-known/bgsync"), 1);
+    assert_eq!(server.requests("POST /api/sync/batch"), 2);
+    assert_eq!(server.requests("POST /api/posts"), 0, "no post was sent alone");
     eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
 
     let dead: Vec<serde_json::Value> = eval(
@@ -242,7 +248,7 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
         .await;
     let note: String = eval(&page, "document.querySelector('#posts .post[data-state=failed] .note').textContent").await;
     assert!(note.starts_with("Not sent: the server refused it (HTTP 400)"), "{note}");
-    assert_eq!(listed_state(&page, "Second post").await.as_deref(), Some("sent"));
+    wait_for_state(&page, "Second post", "sent").await;
     let status: String = eval(&page, "document.querySelector('#sync-status').textContent").await;
     assert_eq!(status, "1 post(s) could not be sent");
     let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();

@@ -15,6 +15,25 @@ pub fn is_valid_idempotency_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= IDEMPOTENCY_KEY_MAX_LEN && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// Where a server says what it offers background-sync clients.
+pub const WELL_KNOWN_PATH: &str = "/.well-known/bgsync";
+
+/// The document at [`WELL_KNOWN_PATH`]. A client that finds no batch
+/// endpoint there sends one request per entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Advertisement {
+    pub batch: Option<BatchEndpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BatchEndpoint {
+    pub url: String,
+    pub max_entries: usize,
+    pub max_bytes: usize,
+}
+
 /// A batch replay request: entries the server runs one by one, each as if
 /// it had arrived alone with its own `Idempotency-Key`.
 #[derive(Clone, Debug, PartialEq, Eq)]

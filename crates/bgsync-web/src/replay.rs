@@ -13,7 +13,7 @@ use crate::events;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use crate::transport;
-use bgsync_core::{Queue as Engine, QueueConfig, TransmitResult};
+use bgsync_core::{BatchLimits, Queue as Engine, QueueConfig, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::RefCell;
 use wasm_bindgen::{JsCast, JsValue};
@@ -92,17 +92,31 @@ async fn sleep_until(at_ms: u64) {
 }
 
 async fn round(queue: &Queue, config: &QueueConfig) -> JsResult<Round> {
-    // The browser transport sends one request per entry.
-    let config = QueueConfig { batch: None, ..config.clone() };
+    let entries = queue.all().await?;
+    // Batches when the server offers them, within its limits and ours.
+    let endpoint = if entries.is_empty() { None } else { transport::batch_endpoint().await };
+    let batch = endpoint.as_ref().map(|e| {
+        let ours = config.batch.unwrap_or(BatchLimits { max_entries: usize::MAX, max_bytes: usize::MAX });
+        BatchLimits {
+            max_entries: e.max_entries.min(ours.max_entries),
+            // Room for the JSON around each entry.
+            max_bytes: (e.max_bytes / 2).min(ours.max_bytes),
+        }
+    });
+    let config = QueueConfig { batch, ..config.clone() };
+    let ordered = config.ordered;
     let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-    let mut engine = Engine::new(config, seed, queue.all().await?);
+    let mut engine = Engine::new(config, seed, entries);
     let mut delivered = 0;
     loop {
         let transmit = engine.poll_transmit(now_ms());
         delivered += flush(queue, &mut engine).await?;
         let Some(transmit) = transmit else { break };
-        let result = transport::send(&transmit.entries[0]).await;
-        engine.handle(transmit.id, TransmitResult::Single(result), now_ms());
+        let result = match (&endpoint, transmit.batch) {
+            (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered).await,
+            _ => TransmitResult::Single(transport::send(&transmit.entries[0]).await),
+        };
+        engine.handle(transmit.id, result, now_ms());
         delivered += flush(queue, &mut engine).await?;
     }
     Ok(Round { delivered, remaining: engine.len(), next_at_ms: engine.poll_timeout(), paused: engine.is_paused() })

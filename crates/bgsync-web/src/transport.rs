@@ -1,8 +1,10 @@
-//! Delivery of one entry over `fetch`.
+//! Delivery over `fetch`: one entry per request, or many in one batch
+//! request when the server advertises a batch endpoint.
 
 use crate::js;
-use bgsync_core::wire::IDEMPOTENCY_KEY;
-use bgsync_core::{AttemptResult, Entry, Response as Answer};
+use bgsync_core::wire::{BatchEndpoint, BatchResult, IDEMPOTENCY_KEY, WELL_KNOWN_PATH};
+use bgsync_core::{AttemptResult, Entry, Response as Answer, Transmit, TransmitResult};
+use js_sys::{Array, Object};
 use wasm_bindgen::JsCast;
 use web_sys::{Headers, Request, RequestInit, Response};
 
@@ -59,4 +61,108 @@ async fn try_send(entry: &Entry) -> js::JsResult<Answer> {
 fn problem_detail(body: &str) -> Option<String> {
     let value = js_sys::JSON::parse(body).ok()?;
     ["detail", "title"].iter().find_map(|field| js::get(&value, field).ok()?.as_string())
+}
+
+thread_local! {
+    // What the server advertised, once learnt in this context.
+    static ADVERTISED: std::cell::RefCell<Option<Option<BatchEndpoint>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The server's batch endpoint, from its `/.well-known/bgsync` document.
+/// Learnt once per context; while the server cannot be reached it is
+/// unknown and entries go one by one.
+pub async fn batch_endpoint() -> Option<BatchEndpoint> {
+    if let Some(known) = ADVERTISED.with(|a| a.borrow().clone()) {
+        return known;
+    }
+    let found = match fetch_advertisement().await {
+        Ok(found) => found,
+        Err(_) => return None,
+    };
+    ADVERTISED.with(|a| *a.borrow_mut() = Some(found.clone()));
+    found
+}
+
+async fn fetch_advertisement() -> js::JsResult<Option<BatchEndpoint>> {
+    let request = Request::new_with_str(WELL_KNOWN_PATH)?;
+    let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+    if !response.ok() {
+        // No document: the server offers nothing more (a definite answer).
+        return Ok(None);
+    }
+    let document = js::await_promise(response.json()?).await?;
+    let batch = js::get(&document, "batch")?;
+    if !batch.is_object() {
+        return Ok(None);
+    }
+    let number = |name| js::get(&batch, name).ok()?.as_f64().map(|n| n as usize);
+    Ok((|| {
+        Some(BatchEndpoint {
+            url: js::get(&batch, "url").ok()?.as_string()?,
+            max_entries: number("max_entries")?,
+            max_bytes: number("max_bytes")?,
+        })
+    })())
+}
+
+/// Sends the entries of `transmit` as one batch request.
+pub async fn send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: bool) -> TransmitResult {
+    match try_send_batch(endpoint, transmit, ordered).await {
+        Ok(result) => result,
+        Err(error) => TransmitResult::BatchFailed(AttemptResult::NetworkError(js::describe(&error))),
+    }
+}
+
+async fn try_send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: bool) -> js::JsResult<TransmitResult> {
+    let entries = Array::new();
+    for entry in &transmit.entries {
+        let o = Object::new();
+        js::set(&o, "key", entry.key.as_str());
+        js::set(&o, "method", entry.method.as_str());
+        js::set(&o, "path", entry.url.as_str());
+        let headers = Array::new();
+        for (name, value) in &entry.headers {
+            headers.push(&Array::of2(&name.into(), &value.into()));
+        }
+        js::set(&o, "headers", headers);
+        js::set(&o, "body", entry.body.as_str());
+        entries.push(&o);
+    }
+    let body = Object::new();
+    js::set(&body, "ordered", ordered);
+    js::set(&body, "entries", entries);
+    let headers = Headers::new()?;
+    headers.set("Content-Type", "application/json")?;
+    headers.set("Accept", "application/json")?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&js_sys::JSON::stringify(&body)?.into());
+    let request = Request::new_with_str_and_init(&endpoint.url, &init)?;
+    let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+    if !response.ok() {
+        let retry_after = response.headers().get("Retry-After").ok().flatten();
+        let _ = js::await_promise(response.text()?).await;
+        return Ok(TransmitResult::BatchFailed(AttemptResult::Response(Answer {
+            status: response.status(),
+            retry_after,
+            body: String::new(),
+        })));
+    }
+    let document = js::await_promise(response.json()?).await?;
+    let results = Array::from(&js::get(&document, "results")?)
+        .iter()
+        .filter_map(|item| {
+            let text = |name| js::get(&item, name).ok()?.as_string();
+            let status = js::get(&item, "status").ok()?.as_f64().map(|s| s as u16);
+            let body = text("body").unwrap_or_default();
+            let body = if status.is_some_and(|s| (200..300).contains(&s)) {
+                String::new()
+            } else {
+                problem_detail(&body).unwrap_or(body)
+            };
+            Some(BatchResult { key: text("key")?, status, retry_after: text("retry_after"), body })
+        })
+        .collect();
+    Ok(TransmitResult::Batch(results))
 }

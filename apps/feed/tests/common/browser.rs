@@ -281,10 +281,18 @@ pub async fn snackbar(page: &Page) -> String {
 /// The state (`pending`, `sent`, `failed`) of the listed post with `title`.
 pub async fn listed_state(page: &Page, title: &str) -> Option<String> {
     let js = format!(
-        "[...document.querySelectorAll('#posts .post')].filter(li => li.querySelector('.title').textContent === {}).map(li => li.dataset.state)[0] ?? null",
+        "[...document.querySelectorAll('#posts .post')].filter(li => li.querySelector('.title').textContent === {}).map(li => li.dataset.state)[0] ?? ''",
         serde_json::to_string(title).unwrap()
     );
-    eval(page, &js).await
+    Some(eval::<String>(page, &js).await).filter(|s| !s.is_empty())
+}
+
+/// Waits until the listed post with `title` is in `state`.
+pub async fn wait_for_state(page: &Page, title: &str, state: &str) {
+    eventually(&format!("{title:?} to be listed as {state}"), Duration::from_secs(30), || async {
+        (listed_state(page, title).await.as_deref() == Some(state)).then_some(())
+    })
+    .await
 }
 
 /// Chromium's path: `BGSYNC_CHROMIUM`, else Debian's `chromium`. A machine

@@ -30,6 +30,7 @@ pub struct TestServer {
     pub state: Option<AppState>,
     fault: Arc<Fault>,
     before_commit: Arc<bgsync_server::FailPoint>,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
     runtime: Option<tokio::runtime::Runtime>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
@@ -94,6 +95,7 @@ impl TestServer {
             state: None,
             fault: Arc::default(),
             before_commit: Arc::default(),
+            requests: Arc::default(),
             runtime: None,
             postgres_database,
             _dir: dir,
@@ -112,6 +114,7 @@ impl TestServer {
             state: None,
             fault: Arc::default(),
             before_commit: Arc::default(),
+            requests: Arc::default(),
             runtime: None,
             postgres_database: None,
             _dir: dir,
@@ -142,14 +145,23 @@ impl TestServer {
         let url = self.database_url.clone();
         let fault = self.fault.clone();
         let before_commit = self.before_commit.clone();
+        let requests = self.requests.clone();
         // Migrations run before the port answers, so a test never races them.
         let db = block_on(async move { feed::db::connect(&url).await.expect("test database") });
         let state = AppState { before_commit, ..AppState::new(db) };
         self.state = Some(state.clone());
         runtime.spawn(async move {
-            let app = feed::router(state).layer(middleware::from_fn(move |req: Request, next: Next| {
-                let fault = fault.clone();
-                async move { inject(&fault, req, next).await }
+            // The faults wrap the API routes, so they also reach each entry
+            // of a batch.
+            let app = feed::router_wrapping_api(state, |api| {
+                api.layer(middleware::from_fn(move |req: Request, next: Next| {
+                    let fault = fault.clone();
+                    async move { inject(&fault, req, next).await }
+                }))
+            })
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
+                let requests = requests.clone();
+                async move { log(&requests, req, next).await }
             }));
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
@@ -177,6 +189,11 @@ impl TestServer {
     /// 400 problem, as a server refuses input it will never accept.
     pub fn refuse_posts_containing(&self, marker: &str) {
         *self.fault.poison.lock().unwrap() = Some(marker.to_owned());
+    }
+
+    /// How many requests came in as `"METHOD /path"`.
+    pub fn requests(&self, line: &str) -> usize {
+        self.requests.lock().unwrap().iter().filter(|l| *l == line).count()
     }
 
     /// How many requests the fault answered.
@@ -238,10 +255,18 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
     }
 }
 
-async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
+/// Records every request the server receives (and prints it with
+/// `BGSYNC_TEST_LOG` set).
+async fn log(requests: &std::sync::Mutex<Vec<String>>, req: Request, next: Next) -> Response {
+    let line = format!("{} {}", req.method(), req.uri().path());
     if std::env::var_os("BGSYNC_TEST_LOG").is_some() {
-        eprintln!("server: {} {}", req.method(), req.uri());
+        eprintln!("server: {line}");
     }
+    requests.lock().unwrap().push(line);
+    next.run(req).await
+}
+
+async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     if req.method() != Method::POST || req.uri().path() != "/api/posts" {
         return next.run(req).await;
     }
