@@ -1,7 +1,8 @@
 //! Builds the feed's WebAssembly (page and service-worker logic) and embeds
 //! it, with the static files, into the server binary.
 //!
-//! Steps: a nested `cargo build` of `feed-web` for `wasm32-unknown-unknown`,
+//! Steps: a nested `cargo build --profile wasm` of `feed-web` for
+//! `wasm32-unknown-unknown` (size-optimised, see the workspace manifest),
 //! `wasm-bindgen` (as a library, the same version as the crate, so the glue
 //! always matches), a content hash in the bundle's file name, and that name
 //! written into `sw.js` and `index.html`. The browser compares only `sw.js`
@@ -100,7 +101,8 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).args([
         "build",
-        "--release",
+        "--profile",
+        "wasm",
         "--locked",
         "--package",
         "feed-web",
@@ -122,7 +124,7 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
     let status = cmd.status().expect("could not run cargo for the wasm build");
     assert!(status.success(), "the wasm build of feed-web failed (see above)");
 
-    let input = target_dir.join("wasm32-unknown-unknown/release/feed_web.wasm");
+    let input = target_dir.join("wasm32-unknown-unknown/wasm/feed_web.wasm");
     let bindgen_dir = out_dir.join("bindgen");
     let _ = fs::remove_dir_all(&bindgen_dir);
     wasm_bindgen_cli_support::Bindgen::new()
