@@ -9,7 +9,7 @@
 //! time per cell (default 3).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use common::TestServer;
@@ -67,7 +67,12 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_owned()))
             .unwrap_or_default()
     );
     let report = format!("Ingest, {seconds} s per cell, server and clients on one machine ({machine}):\n\n{table}");

@@ -5,7 +5,8 @@
 mod common;
 
 use common::browser::{
-    dispatch_sync, eval, queued, snackbar, stop_all_workers, submit_post, wait_for, wait_for_state, Chromium,
+    dispatch_sync, eval, queued, snackbar, stop_all_workers, submit_post, until_delivered_on_page, until_stored,
+    wait_for, wait_for_state, Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -41,11 +42,7 @@ async fn offline_post_is_queued_then_delivered_once_when_back_online() {
     assert!(server.stored_posts().await.is_empty());
 
     chromium.set_worker_offline(false).await;
-    let stored = eventually("the post to reach the server", DELIVERY, || async {
-        let posts = server.stored_posts().await;
-        (!posts.is_empty()).then_some(posts)
-    })
-    .await;
+    let stored = until_stored(&server, 1).await;
     assert_eq!(stored.len(), 1);
     assert_eq!((stored[0].1.as_str(), stored[0].2.as_str()), ("Sunset at the pier", "Lisbon"));
     assert_eq!(stored[0].0, body["id"].as_str().unwrap());
@@ -79,11 +76,7 @@ async fn queued_post_is_delivered_after_the_tab_is_closed() {
     stop_all_workers(&other).await;
     server.up();
     dispatch_sync(&other, &server.origin(), TAG).await;
-    let stored = eventually("the post to reach the server", DELIVERY, || async {
-        let posts = server.stored_posts().await;
-        (!posts.is_empty()).then_some(posts)
-    })
-    .await;
+    let stored = until_stored(&server, 1).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].1, "Written on the train");
 
@@ -153,15 +146,9 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
 
     server.fail_posts_with(None);
     dispatch_sync(&page, &server.origin(), TAG).await;
-    let stored = eventually("the post to reach the server", DELIVERY, || async {
-        let posts = server.stored_posts().await;
-        (!posts.is_empty()).then_some(posts)
-    })
-    .await;
+    let stored = until_stored(&server, 1).await;
     assert_eq!(stored.len(), 1);
-    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
-    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
-        .await;
+    until_delivered_on_page(&page).await;
     chromium.close().await;
 }
 
@@ -184,15 +171,9 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
 
     server.up();
     page.reload().await.unwrap();
-    let stored = eventually("the post to reach the server", DELIVERY, || async {
-        let posts = server.stored_posts().await;
-        (!posts.is_empty()).then_some(posts)
-    })
-    .await;
+    let stored = until_stored(&server, 1).await;
     assert_eq!(stored.len(), 1);
-    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
-    wait_for(&page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
-        .await;
+    until_delivered_on_page(&page).await;
     chromium.close().await;
 }
 

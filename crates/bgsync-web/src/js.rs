@@ -73,6 +73,12 @@ pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
     await_promise(promise).await.map(|_| ())
 }
 
+/// Header pairs as a JavaScript array of `[name, value]` arrays, the form
+/// both the stored entries and the batch wire format use.
+pub(crate) fn header_pairs(headers: &[(String, String)]) -> js_sys::Array {
+    headers.iter().map(|(name, value)| js_sys::Array::of2(&name.into(), &value.into())).collect()
+}
+
 /// A readable message for an error that crossed from JavaScript.
 pub fn describe(error: &JsValue) -> String {
     if let Some(s) = error.as_string() {

@@ -172,11 +172,7 @@ fn to_js(entry: &Entry) -> JsValue {
     js::set(&o, "key", entry.key.as_str());
     js::set(&o, "method", entry.method.as_str());
     js::set(&o, "url", entry.url.as_str());
-    let headers = Array::new();
-    for (name, value) in &entry.headers {
-        headers.push(&Array::of2(&name.into(), &value.into()));
-    }
-    js::set(&o, "headers", headers);
+    js::set(&o, "headers", js::header_pairs(&entry.headers));
     js::set(&o, "body", entry.body.as_str());
     js::set(&o, "enqueuedAt", entry.enqueued_at_ms);
     js::set(&o, "attempts", entry.attempts);

@@ -120,11 +120,7 @@ async fn try_send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: 
         js::set(&o, "key", entry.key.as_str());
         js::set(&o, "method", entry.method.as_str());
         js::set(&o, "path", entry.url.as_str());
-        let headers = Array::new();
-        for (name, value) in &entry.headers {
-            headers.push(&Array::of2(&name.into(), &value.into()));
-        }
-        js::set(&o, "headers", headers);
+        js::set(&o, "headers", js::header_pairs(&entry.headers));
         js::set(&o, "body", entry.body.as_str());
         entries.push(&o);
     }

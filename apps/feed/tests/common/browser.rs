@@ -330,3 +330,20 @@ pub fn executable() -> PathBuf {
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join(name)).find(|p| p.is_file())
 }
+
+/// Waits until the server stores `n` posts, and returns them.
+pub async fn until_stored(server: &super::TestServer, n: usize) -> Vec<(String, String, String)> {
+    eventually(&format!("{n} post(s) to reach the server"), Duration::from_secs(45), || async {
+        let posts = server.stored_posts().await;
+        (posts.len() >= n).then_some(posts)
+    })
+    .await
+}
+
+/// Waits until the app's queue is empty and the page lists a sent post.
+pub async fn until_delivered_on_page(page: &Page) {
+    eventually("the queue to empty", Duration::from_secs(45), || async { queued(page).await.is_empty().then_some(()) })
+        .await;
+    wait_for(page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
+        .await;
+}
