@@ -49,6 +49,10 @@ self.addEventListener("sync", (event) => {
   event.waitUntil(ready().then((w) => w.worker_sync(event.tag, event.lastChance)));
 });
 
+self.addEventListener("periodicsync", (event) => {
+  event.waitUntil(ready().then((w) => w.worker_periodic_sync(event.tag)));
+});
+
 self.addEventListener("message", (event) => {
   event.waitUntil(ready().then((w) => w.worker_message(event.data, event.source)));
 });

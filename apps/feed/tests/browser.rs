@@ -5,8 +5,8 @@
 mod common;
 
 use common::browser::{
-    dispatch_sync, eval, queued, snackbar, stop_all_workers, submit_post, until_delivered_on_page, until_stored,
-    wait_for, wait_for_state, Chromium,
+    dispatch_periodic_sync, dispatch_sync, eval, queued, snackbar, stop_all_workers, submit_post,
+    until_delivered_on_page, until_stored, wait_for, wait_for_state, Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -234,5 +234,52 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
     assert_eq!(status, "1 post(s) could not be sent");
     let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
     std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed-dead-letter.png"), png).unwrap();
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_sync_pulls_only_the_delta_and_a_page_opened_offline_shows_it() {
+    let mut server = TestServer::start();
+    let http = reqwest::Client::new();
+    let publish = |title: &'static str| {
+        let (http, url) = (http.clone(), format!("{}/api/posts", server.url()));
+        async move {
+            let res = http.post(url).json(&serde_json::json!({ "title": title, "location": "Elsewhere" })).send().await;
+            assert_eq!(res.unwrap().status(), 201);
+        }
+    };
+    publish("Written by someone else").await;
+    publish("And another").await;
+
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    // Opening the app pulled everything (never pulled before).
+    wait_for_state(&page, "And another", "sent").await;
+    assert_eq!(server.requests("GET /api/posts?since=0.0&limit=500"), 1);
+
+    publish("Published while the app was closed").await;
+    page.close().await.unwrap();
+    let other = chromium.blank_page().await;
+    stop_all_workers(&other).await;
+    dispatch_periodic_sync(&other, &server.origin(), "pull-posts").await;
+    let pulls = eventually("the worker's delta pull", DELIVERY, || async {
+        let delta: Vec<String> = server
+            .request_log()
+            .into_iter()
+            .filter(|l| l.starts_with("GET /api/posts?since=") && !l.contains("since=0.0"))
+            .collect();
+        (!delta.is_empty()).then_some(delta)
+    })
+    .await;
+    assert_eq!(pulls.len(), 1, "one request, from the last cursor: {pulls:?}");
+
+    // The server goes away; the app opens from the shell cache and lists
+    // everything from IndexedDB, including what the worker pulled.
+    server.down();
+    let page = chromium.open_app(&server.url()).await;
+    wait_for_state(&page, "Published while the app was closed", "sent").await;
+    let titles: Vec<String> =
+        eval(&page, "[...document.querySelectorAll('#posts .post .title')].map(t => t.textContent)").await;
+    assert_eq!(titles, ["Published while the app was closed", "And another", "Written by someone else"]);
     chromium.close().await;
 }

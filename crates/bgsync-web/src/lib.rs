@@ -5,6 +5,8 @@
 //!   `Idempotency-Key`;
 //! - [`replay`]: a replay round, one at a time per JavaScript context, with
 //!   every change broadcast to open pages;
+//! - [`pull`]: the delta feed pulled into IndexedDB (periodic sync, or
+//!   when the app opens or comes online), so pages render offline;
 //! - [`worker`]: the service-worker side (app-shell cache, fetch strategies);
 //! - [`client`]: the page side (worker registration, sync registration,
 //!   messages to the worker).
@@ -15,6 +17,7 @@
 pub mod client;
 pub mod events;
 mod js;
+pub mod pull;
 pub mod queue;
 pub mod replay;
 pub mod transport;

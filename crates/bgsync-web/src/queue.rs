@@ -16,11 +16,12 @@ use web_sys::{IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbTransactionM
 
 pub const DATABASE: &str = "bgsync";
 /// Bumped when the set of object stores changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Where entries that will not be sent again are kept, for the user.
 pub const DEAD_LETTERS: &str = "dead-letters";
-/// The object stores this version creates.
-const STORES: &[&str] = &[Queue::POSTS, DEAD_LETTERS];
+/// The object stores this version creates, with their key paths.
+const STORES: &[(&str, &str)] =
+    &[(Queue::POSTS, "key"), (DEAD_LETTERS, "key"), (crate::pull::PULLED_POSTS, "id"), (crate::pull::META, "key")];
 
 thread_local! {
     // Opening a database costs a round trip to the browser process; one
@@ -39,7 +40,7 @@ impl Queue {
     pub const POSTS: &'static str = "sync-posts";
 
     pub fn new(name: &'static str) -> Self {
-        assert!(STORES.contains(&name), "unknown queue {name}");
+        assert!(STORES.iter().any(|(store, _)| *store == name), "unknown queue {name}");
         Self { name }
     }
 
@@ -125,7 +126,7 @@ pub async fn dead_letters() -> JsResult<Vec<(Entry, String)>> {
     Ok(dead.into_iter().map(|(e, r, _)| (e, r)).collect())
 }
 
-async fn database() -> JsResult<IdbDatabase> {
+pub(crate) async fn database() -> JsResult<IdbDatabase> {
     if let Some(db) = DB.with(|db| db.borrow().clone()) {
         return Ok(db);
     }
@@ -141,10 +142,10 @@ async fn database() -> JsResult<IdbDatabase> {
             return;
         };
         let existing = db.object_store_names();
-        for store in STORES {
+        for (store, key_path) in STORES {
             if !existing.contains(store) {
                 let params = IdbObjectStoreParameters::new();
-                params.set_key_path(&JsValue::from_str("key"));
+                params.set_key_path(&JsValue::from_str(key_path));
                 let _ = db.create_object_store_with_optional_parameters(store, &params);
             }
         }

@@ -4,7 +4,8 @@
 //! dispatch sync events.
 
 use chromiumoxide::cdp::browser_protocol::service_worker::{
-    DispatchSyncEventParams, EnableParams as ServiceWorkerEnable, EventWorkerRegistrationUpdated, StopAllWorkersParams,
+    DisableParams as ServiceWorkerDisable, DispatchPeriodicSyncEventParams, DispatchSyncEventParams,
+    EnableParams as ServiceWorkerEnable, EventWorkerRegistrationUpdated, RegistrationId, StopAllWorkersParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
     AttachToTargetParams, GetTargetsParams, SetAutoAttachParams, TargetId,
@@ -206,13 +207,15 @@ pub async fn stop_all_workers(page: &Page) {
     page.execute(StopAllWorkersParams::default()).await.unwrap();
 }
 
-/// Fires `sync` with `tag` at the worker registered for `origin`, from any
-/// page session (fire-and-forget: the caller watches for the effect).
-pub async fn dispatch_sync(page: &Page, origin: &str, tag: &str) {
+/// The id of the worker registration for `origin`, from a page session.
+async fn registration_id(page: &Page, origin: &str) -> RegistrationId {
     let mut updates = page.event_listener::<EventWorkerRegistrationUpdated>().await.unwrap();
+    // Enabling reports every registration, but only once per session: start
+    // afresh in case the domain was enabled before.
+    page.execute(ServiceWorkerDisable::default()).await.unwrap();
     page.execute(ServiceWorkerEnable::default()).await.unwrap();
     let scope = format!("{origin}/");
-    let registration = tokio::time::timeout(Duration::from_secs(10), async {
+    tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(update) = updates.next().await {
             if let Some(r) = update.registrations.iter().find(|r| r.scope_url == scope && !r.is_deleted) {
                 return r.registration_id.clone();
@@ -221,8 +224,21 @@ pub async fn dispatch_sync(page: &Page, origin: &str, tag: &str) {
         panic!("the event stream ended");
     })
     .await
-    .expect("the worker registration is reported");
+    .expect("the worker registration is reported")
+}
+
+/// Fires `sync` with `tag` at the worker registered for `origin`, from any
+/// page session (fire-and-forget: the caller watches for the effect).
+pub async fn dispatch_sync(page: &Page, origin: &str, tag: &str) {
+    let registration = registration_id(page, origin).await;
     page.execute(DispatchSyncEventParams::new(origin, registration, tag, false)).await.unwrap();
+}
+
+/// Fires `periodicsync` with `tag`, as Chromium does on its own schedule
+/// (at most about twice a day: never waited for in a test).
+pub async fn dispatch_periodic_sync(page: &Page, origin: &str, tag: &str) {
+    let registration = registration_id(page, origin).await;
+    page.execute(DispatchPeriodicSyncEventParams::new(origin, registration, tag)).await.unwrap();
 }
 
 /// Evaluates `js` in the page, awaiting a promise, and returns its value.

@@ -191,7 +191,12 @@ impl TestServer {
         *self.fault.poison.lock().unwrap() = Some(marker.to_owned());
     }
 
-    /// How many requests came in as `"METHOD /path"`.
+    /// Every request so far, as `"METHOD /path?query"`.
+    pub fn request_log(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests came in as `"METHOD /path?query"`.
     pub fn requests(&self, line: &str) -> usize {
         self.requests.lock().unwrap().iter().filter(|l| *l == line).count()
     }
@@ -258,7 +263,8 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
 /// Records every request the server receives (and prints it with
 /// `BGSYNC_TEST_LOG` set).
 async fn log(requests: &std::sync::Mutex<Vec<String>>, req: Request, next: Next) -> Response {
-    let line = format!("{} {}", req.method(), req.uri().path());
+    let target = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.to_string());
+    let line = format!("{} {target}", req.method());
     if std::env::var_os("BGSYNC_TEST_LOG").is_some() {
         eprintln!("server: {line}");
     }

@@ -5,6 +5,7 @@
 mod page;
 
 use bgsync_core::QueueConfig;
+use bgsync_web::pull::{self, Feed};
 use bgsync_web::queue::Queue;
 use bgsync_web::{replay, worker};
 use wasm_bindgen::prelude::*;
@@ -14,6 +15,16 @@ use web_sys::{Request, Response};
 pub const SYNC_TAG: &str = "sync-new-posts";
 /// Where posts are delivered.
 pub const POSTS_URL: &str = "/api/posts";
+
+/// The posts feed the worker and the page pull (the server's delta feed).
+pub const FEED: Feed = Feed {
+    url: POSTS_URL,
+    items: "posts",
+    tag: "pull-posts",
+    // Chromium will not fire it more often than about twice a day anyway.
+    min_interval_ms: 12 * 60 * 60 * 1000,
+    fresh_for_ms: 30 * 1000,
+};
 
 /// How long a `sync` event keeps retrying on the engine's own timers
 /// before it hands the next attempt back to the browser's sync schedule.
@@ -44,9 +55,23 @@ pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> 
         return Ok(());
     }
     let round = replay::replay_while_alive(&posts(), &config(), SYNC_BUDGET_MS).await?;
+    if round.delivered > 0 {
+        // The feed changed: the next open shows the delivered posts as
+        // sent, even if no page is open now. A failed pull changes nothing.
+        let _ = pull::pull(&FEED).await;
+    }
     if round.needs_retry() {
         let when = if last_chance { "the page will retry when opened" } else { "the browser will retry" };
         return Err(JsValue::from_str(&format!("{} post(s) could not be delivered yet; {when}", round.remaining)));
+    }
+    Ok(())
+}
+
+/// `periodicsync` event: pull what changed since the last pull.
+#[wasm_bindgen]
+pub async fn worker_periodic_sync(tag: String) -> Result<(), JsValue> {
+    if tag == FEED.tag {
+        pull::pull(&FEED).await?;
     }
     Ok(())
 }

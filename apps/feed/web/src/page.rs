@@ -1,21 +1,24 @@
 //! The feed page: the form, the snackbar, the list and the sync indicator.
 //!
-//! The list is rendered from two sources: the posts the server has, and the
-//! posts still queued in IndexedDB (marked as waiting, or as failed with the
-//! server's reason). Any change broadcast by the worker re-renders it, so a
-//! post delivered in the background turns into a sent one without a reload.
+//! The list is rendered from IndexedDB only: the posts pulled from the
+//! server's delta feed, the posts still queued (waiting), and the dead
+//! letters (failed, with the server's reason). So it renders at once and
+//! offline; pulls (on open and `online` when due, after a delivery, and by
+//! the worker on `periodicsync`) bring what changed. Any change broadcast by
+//! the worker re-renders it, so a post delivered in the background turns
+//! into a sent one without a reload.
 
-use crate::{config, posts, POSTS_URL, SYNC_TAG};
+use crate::{config, posts, FEED, POSTS_URL, SYNC_TAG};
 use bgsync_web::client;
 use bgsync_web::events::CHANNEL;
-use bgsync_web::replay;
+use bgsync_web::{pull, replay};
 use feed_post::{FieldError, NewPost};
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Object, Reflect};
 use std::cell::Cell;
 use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 use web_sys::{BroadcastChannel, Document, Element, Event, HtmlFormElement, HtmlInputElement};
 
 const SNACKBAR_MS: i32 = 6000;
@@ -56,7 +59,18 @@ fn wire_up() -> Result<(), JsValue> {
     on_submit.forget();
 
     let channel = BroadcastChannel::new(CHANNEL)?;
-    let on_change = Closure::<dyn FnMut()>::new(|| spawn_local(render()));
+    let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|event: web_sys::MessageEvent| {
+        let kind = Reflect::get(&event.data(), &"type".into()).ok().and_then(|t| t.as_string());
+        spawn_local(async move {
+            // A delivered post is on the server now: fetch it with the
+            // delta feed (one small request) rather than guess.
+            if kind.as_deref() == Some("sent") {
+                refresh(false).await;
+            } else {
+                render().await;
+            }
+        })
+    });
     channel.set_onmessage(Some(on_change.as_ref().unchecked_ref()));
     on_change.forget();
     // The channel must outlive this function to keep receiving.
@@ -64,7 +78,7 @@ fn wire_up() -> Result<(), JsValue> {
 
     let on_online = Closure::<dyn FnMut()>::new(|| {
         spawn_local(async {
-            render().await;
+            refresh(true).await;
             fallback_replay().await;
         })
     });
@@ -80,10 +94,29 @@ fn wire_up() -> Result<(), JsValue> {
                 web_sys::console::warn_2(&"feed: no service worker, sending from the page".into(), &e);
             }
         }
+        // What was pulled last time, at once, offline too; then what changed.
         render().await;
+        refresh(true).await;
         fallback_replay().await;
+        pull::register_periodic(&FEED).await;
     });
     Ok(())
+}
+
+thread_local! {
+    // Whether the last pull reached the server (for the indicator).
+    static REACHABLE: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Pulls the delta feed (only when the schedule says it is due, if
+/// `if_due`) and renders.
+async fn refresh(if_due: bool) {
+    let due = !if_due || pull::schedule(&FEED).await.map(|s| s.is_due(replay::now_ms())).unwrap_or(true);
+    if due {
+        let ok = pull::pull(&FEED).await.is_ok();
+        REACHABLE.with(|r| r.set(ok));
+    }
+    render().await;
 }
 
 async fn submit() {
@@ -211,7 +244,7 @@ async fn render() {
     });
     let queued = posts().all().await.unwrap_or_default();
     let dead = bgsync_web::queue::dead_letters().await.unwrap_or_default();
-    let server = fetch_server_posts().await;
+    let server = pulled_posts().await;
     if RENDER.with(Cell::get) != generation {
         return;
     }
@@ -249,7 +282,7 @@ async fn render() {
         items.push(item);
     }
     let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
-    let reachable = server.is_some();
+    let reachable = REACHABLE.with(Cell::get);
     items.extend(server.unwrap_or_default());
 
     let list: Element = by_id("posts");
@@ -309,17 +342,19 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
     })
 }
 
-/// The server's posts (through the worker, which answers from its cache
-/// when offline), or `None` when neither has them.
-async fn fetch_server_posts() -> Option<Vec<Item>> {
-    let window = web_sys::window()?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(POSTS_URL)).await.ok()?.dyn_into().ok()?;
-    if !response.ok() {
-        return None;
-    }
-    let json = JsFuture::from(response.json().ok()?).await.ok()?;
-    let list = Reflect::get(&json, &"posts".into()).ok()?;
-    Some(Array::from(&list).iter().filter_map(|v| item_from_value(&v)).collect())
+/// The posts pulled from the server, newest first, from IndexedDB.
+async fn pulled_posts() -> Option<Vec<Item>> {
+    let mut posts: Vec<(f64, Item)> = pull::items()
+        .await
+        .ok()?
+        .iter()
+        .filter_map(|v| {
+            let at = Reflect::get(v, &"created_at".into()).ok()?.as_f64().unwrap_or(0.0);
+            Some((at, item_from_value(v)?))
+        })
+        .collect();
+    posts.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Some(posts.into_iter().map(|(_, item)| item).collect())
 }
 
 fn describe(e: &JsValue) -> String {

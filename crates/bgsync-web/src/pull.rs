@@ -1,0 +1,178 @@
+//! Pulling fresh data: a server's delta feed (`?since=<cursor>`, `ETag`)
+//! stored in IndexedDB, so a page renders from IndexedDB first and opens
+//! with current data, offline too.
+//!
+//! The worker pulls on `periodicsync` where the browser grants it; pages
+//! pull when the app opens or comes online if the [`PeriodicSchedule`] says
+//! a pull is due, and after their own posts were delivered.
+
+use crate::js::{self, JsResult};
+use crate::queue::database;
+use bgsync_core::PeriodicSchedule;
+use js_sys::{Array, Object};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Headers, IdbTransactionMode, Request, RequestInit, Response};
+
+/// Items pulled from the feed, keyed by their `id`.
+pub const PULLED_POSTS: &str = "pulled-posts";
+/// Per-feed state: cursor, ETag, last success.
+pub const META: &str = "meta";
+/// The most items asked for per request.
+const PAGE: u32 = 500;
+
+/// A delta feed to pull.
+#[derive(Clone, Copy, Debug)]
+pub struct Feed {
+    /// The feed URL, answering `?since=<cursor>&limit=<n>` with
+    /// `{<items>: [...], cursor, more}`.
+    pub url: &'static str,
+    /// The field of the answer that holds the items.
+    pub items: &'static str,
+    /// The Periodic Background Sync tag.
+    pub tag: &'static str,
+    /// The least time between two periodic (background) pulls.
+    pub min_interval_ms: u64,
+    /// When the app opens or comes online, a pull older than this is
+    /// refreshed (a delta pull answered 304 costs one small request).
+    pub fresh_for_ms: u64,
+}
+
+/// What is stored about a feed.
+#[derive(Clone, Debug, Default)]
+struct State {
+    cursor: Option<String>,
+    etag: Option<String>,
+    last_success_ms: Option<u64>,
+}
+
+fn meta_key(feed: &Feed) -> String {
+    format!("feed:{}", feed.url)
+}
+
+async fn state(feed: &Feed) -> JsResult<State> {
+    let db = database().await?;
+    let tx = db.transaction_with_str(META)?;
+    let value = js::request(&tx.object_store(META)?.get(&JsValue::from_str(&meta_key(feed)))?).await?;
+    if value.is_undefined() || value.is_null() {
+        return Ok(State::default());
+    }
+    let text = |name| js::get(&value, name).ok()?.as_string();
+    Ok(State {
+        cursor: text("cursor"),
+        etag: text("etag"),
+        last_success_ms: js::get(&value, "lastSuccess").ok().and_then(|v| v.as_f64()).map(|v| v as u64),
+    })
+}
+
+/// The schedule of pulls when the app opens or comes online, as stored.
+pub async fn schedule(feed: &Feed) -> JsResult<PeriodicSchedule> {
+    let mut schedule = PeriodicSchedule::new(feed.tag, feed.fresh_for_ms);
+    schedule.last_success_ms = state(feed).await?.last_success_ms;
+    Ok(schedule)
+}
+
+/// Pulls what changed since the stored cursor; returns how many items
+/// arrived. The items and the new cursor commit in one transaction per
+/// page, so a pull cut short resumes where it stopped.
+pub async fn pull(feed: &Feed) -> JsResult<usize> {
+    let mut state = state(feed).await?;
+    let mut arrived = 0;
+    loop {
+        let cursor = state.cursor.clone().unwrap_or_else(|| "0.0".into());
+        let headers = Headers::new()?;
+        headers.set("Accept", "application/json")?;
+        if let Some(etag) = &state.etag {
+            headers.set("If-None-Match", etag)?;
+        }
+        let init = RequestInit::new();
+        init.set_headers(&headers);
+        let url = format!("{}?since={}&limit={PAGE}", feed.url, js_sys::encode_uri_component(&cursor));
+        let request = Request::new_with_str_and_init(&url, &init)?;
+        let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+        if response.status() == 304 {
+            break;
+        }
+        if !response.ok() {
+            return Err(JsValue::from_str(&format!("the feed answered HTTP {}", response.status())));
+        }
+        state.etag = response.headers().get("ETag").ok().flatten();
+        let answer = js::await_promise(response.json()?).await?;
+        let items = Array::from(&js::get(&answer, feed.items)?);
+        state.cursor = js::get(&answer, "cursor")?.as_string().or(state.cursor);
+        arrived += items.length() as usize;
+        store_page(feed, &items, &state).await?;
+        if js::get(&answer, "more")?.as_bool() != Some(true) {
+            break;
+        }
+    }
+    state.last_success_ms = Some(js_sys::Date::now() as u64);
+    save(feed, &state).await?;
+    let event = Object::new();
+    js::set(&event, "type", "pulled");
+    js::set(&event, "feed", feed.url);
+    js::set(&event, "count", arrived as u32);
+    if let Ok(channel) = web_sys::BroadcastChannel::new(crate::events::CHANNEL) {
+        let _ = channel.post_message(&event);
+        channel.close();
+    }
+    Ok(arrived)
+}
+
+async fn store_page(feed: &Feed, items: &Array, state: &State) -> JsResult<()> {
+    let db = database().await?;
+    let stores = Array::of2(&PULLED_POSTS.into(), &META.into());
+    let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+    let store = tx.object_store(PULLED_POSTS)?;
+    for item in items.iter() {
+        store.put(&item)?;
+    }
+    tx.object_store(META)?.put(&state_to_js(feed, state))?;
+    js::committed(&tx).await
+}
+
+async fn save(feed: &Feed, state: &State) -> JsResult<()> {
+    let db = database().await?;
+    let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
+    tx.object_store(META)?.put(&state_to_js(feed, state))?;
+    js::committed(&tx).await
+}
+
+fn state_to_js(feed: &Feed, state: &State) -> JsValue {
+    let o = Object::new();
+    js::set(&o, "key", meta_key(feed));
+    let text = |v: &Option<String>| v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL);
+    js::set(&o, "cursor", text(&state.cursor));
+    js::set(&o, "etag", text(&state.etag));
+    js::set(&o, "lastSuccess", state.last_success_ms.map(|t| JsValue::from_f64(t as f64)).unwrap_or(JsValue::NULL));
+    o.into()
+}
+
+/// Every pulled item.
+pub async fn items() -> JsResult<Vec<JsValue>> {
+    let db = database().await?;
+    let tx = db.transaction_with_str(PULLED_POSTS)?;
+    let all = js::request(&tx.object_store(PULLED_POSTS)?.get_all()?).await?;
+    Ok(Array::from(&all).iter().collect())
+}
+
+/// Registers Periodic Background Sync for `feed` where the browser allows
+/// it (Chromium, installed app, permission granted). Returns whether it
+/// did; a refusal (`NotAllowedError`) is the normal case in a tab, not an
+/// error: the page then pulls when it opens or comes online.
+pub async fn register_periodic(feed: &Feed) -> bool {
+    let attempt = async {
+        let navigator = js::get(&js_sys::global(), "navigator")?;
+        let container: web_sys::ServiceWorkerContainer = js::get(&navigator, "serviceWorker")?.dyn_into()?;
+        let registration = js::await_promise(container.ready()?).await?;
+        let periodic = js::get(&registration, "periodicSync")?;
+        if periodic.is_undefined() {
+            return Ok::<bool, JsValue>(false);
+        }
+        let register: js_sys::Function = js::get(&periodic, "register")?.dyn_into()?;
+        let options = Object::new();
+        js::set(&options, "minInterval", feed.min_interval_ms as f64);
+        js::await_promise(register.call2(&periodic, &feed.tag.into(), &options)?.dyn_into()?).await?;
+        Ok(true)
+    };
+    attempt.await.unwrap_or(false)
+}
