@@ -283,3 +283,42 @@ async fn periodic_sync_pulls_only_the_delta_and_a_page_opened_offline_shows_it()
     assert_eq!(titles, ["Published while the app was closed", "And another", "Written by someone else"]);
     chromium.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_replaying_at_once_send_each_post_once() {
+    let mut server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    // Without a worker, each tab replays the shared queue itself.
+    let a = chromium.open_app_without_service_worker(&server.url()).await;
+    let b = chromium.open_app_without_service_worker(&server.url()).await;
+    assert!(!eval::<bool>(&a, "'serviceWorker' in navigator").await);
+
+    server.down();
+    for (page, tab) in [(&a, "A"), (&b, "B")] {
+        // Input goes to the tab in front.
+        page.bring_to_front().await.unwrap();
+        for i in 0..3 {
+            submit_post(page, &format!("Tab {tab} post {i}"), "Here").await;
+            assert_eq!(snackbar(page).await, "Your post was saved and will be sent when the server can be reached");
+        }
+    }
+    assert_eq!(queued(&a).await.len(), 6, "one queue for the origin");
+
+    server.up();
+    // Both tabs replay the same six entries at the same moment ("retry now").
+    let retry = "wasm_bindgen.retry_now().then(() => true)";
+    let (ra, rb) = tokio::join!(eval::<bool>(&a, retry), eval::<bool>(&b, retry));
+    assert!(ra && rb);
+    until_stored(&server, 6).await;
+    until_delivered_on_page(&a).await;
+    // Let any late round (a retry timer) run too.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let keys = server.keys_received();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 6);
+    assert_eq!(keys.len(), 6, "every post was sent once, not once per tab: {keys:?}");
+    assert_eq!(server.stored_posts().await.len(), 6);
+    chromium.close().await;
+}

@@ -362,6 +362,15 @@ impl Queue {
         self.ops.push_back(StoreOp::DeadLetter(DeadLetter { entry, reason, at_ms: now_ms }));
     }
 
+    /// Makes every waiting entry due now: the user asked to retry, or the
+    /// browser says the network is back, so waiting out a backoff (even a
+    /// server's `Retry-After`) would only delay what may now succeed.
+    pub fn expedite(&mut self) {
+        for entry in self.entries.values_mut() {
+            entry.not_before_ms = 0;
+        }
+    }
+
     /// New credentials arrived: send again.
     pub fn resume(&mut self) {
         if self.paused {

@@ -15,7 +15,9 @@ use crate::queue::Queue;
 use crate::transport;
 use bgsync_core::{BatchLimits, Queue as Engine, QueueConfig, TransmitResult};
 use js_sys::{Function, Promise};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
 thread_local! {
@@ -50,28 +52,31 @@ pub fn now_ms() -> u64 {
 }
 
 /// Runs one round of `queue` after any round already running in this
-/// context.
-pub async fn replay(queue: &Queue, config: &QueueConfig) -> JsResult<Round> {
+/// context. `expedite`: the round was asked for from outside (the user's
+/// "retry now", the browser's `sync` or `online`), so entries waiting out a
+/// backoff are sent now; rounds run by the engine's own timers pass `false`.
+pub async fn replay(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
     let mut release: Option<Function> = None;
     let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
     let previous = TAIL.with(|tail| tail.borrow_mut().replace(mine));
     if let Some(previous) = previous {
         let _ = js::await_promise(previous).await;
     }
-    let result = round(queue, config).await;
+    let result = with_origin_lock(queue, config, expedite).await;
     if let Some(release) = release {
         let _ = release.call0(&JsValue::NULL);
     }
     result
 }
 
-/// Rounds until the queue is empty, paused, or the next retry is further
-/// away than `budget_ms` from now: the engine's timers, honoured while this
+/// Rounds (the first one expedited) until the queue is empty, paused, or
+/// the next retry is further away than `budget_ms` from now: the engine's timers, honoured while this
 /// context is alive anyway (inside a `waitUntil`, or an open page).
 pub async fn replay_while_alive(queue: &Queue, config: &QueueConfig, budget_ms: u64) -> JsResult<Round> {
     let deadline = now_ms() + budget_ms;
+    let mut expedite = true;
     loop {
-        let round = replay(queue, config).await?;
+        let round = replay(queue, config, std::mem::take(&mut expedite)).await?;
         match round.next_at_ms {
             Some(at) if round.remaining > 0 && !round.paused && at <= deadline => {
                 sleep_until(at).await;
@@ -91,7 +96,34 @@ async fn sleep_until(at_ms: u64) {
     let _ = js::await_promise(promise).await;
 }
 
-async fn round(queue: &Queue, config: &QueueConfig) -> JsResult<Round> {
+/// The Web Lock that makes one round at a time per origin: two tabs and
+/// the worker replaying together would otherwise read the same entries and
+/// send them twice (harmless to the server, which deduplicates, but wasted).
+const ORIGIN_LOCK: &str = "bgsync-replay";
+
+/// Runs a round holding the origin-wide Web Lock, where the browser has
+/// Web Locks (every current engine); else just the round, which the
+/// server's idempotency still keeps exactly-once.
+async fn with_origin_lock(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
+    let locks = js::get(&js_sys::global(), "navigator").and_then(|n| js::get(&n, "locks")).ok();
+    let Some(locks) = locks.filter(|l| l.is_object()) else {
+        return round(queue, config, expedite).await;
+    };
+    let request: Function = js::get(&locks, "request")?.dyn_into()?;
+    let outcome: Rc<Cell<Option<Round>>> = Rc::default();
+    let (queue, config, slot) = (queue.clone(), config.clone(), outcome.clone());
+    // The lock is held until the promise the callback returns settles.
+    let callback = Closure::once_into_js(move |_lock: JsValue| -> Promise {
+        wasm_bindgen_futures::future_to_promise(async move {
+            slot.set(Some(round(&queue, &config, expedite).await?));
+            Ok(JsValue::UNDEFINED)
+        })
+    });
+    js::await_promise(request.call2(&locks, &ORIGIN_LOCK.into(), &callback)?.dyn_into()?).await?;
+    outcome.take().ok_or_else(|| JsValue::from_str("the replay lock callback did not run"))
+}
+
+async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
     let entries = queue.all().await?;
     // Batches when the server offers them, within its limits and ours.
     let endpoint = if entries.is_empty() { None } else { transport::batch_endpoint().await };
@@ -107,6 +139,9 @@ async fn round(queue: &Queue, config: &QueueConfig) -> JsResult<Round> {
     let ordered = config.ordered;
     let seed = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
     let mut engine = Engine::new(config, seed, entries);
+    if expedite {
+        engine.expedite();
+    }
     let mut delivered = 0;
     loop {
         let transmit = engine.poll_transmit(now_ms());

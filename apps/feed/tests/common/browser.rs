@@ -113,6 +113,19 @@ impl Chromium {
         page
     }
 
+    /// Opens the app in a page with neither service workers nor Background
+    /// Sync: the page itself queues and replays.
+    pub async fn open_app_without_service_worker(&self, url: &str) -> Page {
+        let page = self.new_page("about:blank").await;
+        page.evaluate_on_new_document("delete window.SyncManager; delete Navigator.prototype.serviceWorker;")
+            .await
+            .unwrap();
+        page.goto(url).await.unwrap();
+        wait_for(&page, "the page to render", "document.querySelector('#sync-status').dataset.state !== 'starting'")
+            .await;
+        page
+    }
+
     /// The service worker's DevTools target.
     async fn worker_target(&self) -> TargetId {
         let targets = self.browser.execute(GetTargetsParams::default()).await.unwrap();

@@ -67,6 +67,8 @@ struct Fault {
     failed: AtomicUsize,
     /// Posts whose body contains this are refused with 400 (a poison entry).
     poison: std::sync::Mutex<Option<String>>,
+    /// The Idempotency-Key of every post that reached the API.
+    keys: std::sync::Mutex<Vec<String>>,
 }
 
 impl TestServer {
@@ -191,6 +193,12 @@ impl TestServer {
         *self.fault.poison.lock().unwrap() = Some(marker.to_owned());
     }
 
+    /// The Idempotency-Key of every post that reached the API, alone or in
+    /// a batch, in arrival order.
+    pub fn keys_received(&self) -> Vec<String> {
+        self.fault.keys.lock().unwrap().clone()
+    }
+
     /// Every request so far, as `"METHOD /path?query"`.
     pub fn request_log(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
@@ -275,6 +283,9 @@ async fn log(requests: &std::sync::Mutex<Vec<String>>, req: Request, next: Next)
 async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     if req.method() != Method::POST || req.uri().path() != "/api/posts" {
         return next.run(req).await;
+    }
+    if let Some(key) = req.headers().get("idempotency-key").and_then(|k| k.to_str().ok()) {
+        fault.keys.lock().unwrap().push(key.to_owned());
     }
     let status = fault.status.load(Ordering::SeqCst);
     if status != 0 {

@@ -46,6 +46,13 @@ pub fn start_page() {
     page::start();
 }
 
+/// "Retry now", for the page: replays the queue at once (in the worker
+/// when one controls the page, else in the page).
+#[wasm_bindgen]
+pub async fn retry_now() {
+    page::replay_now().await;
+}
+
 /// `sync` event: replays the posts queue. Rejecting tells the browser to
 /// retry later, so the promise rejects exactly when a post is still owed
 /// (dead letters are not owed: no retry can deliver them).

@@ -160,9 +160,14 @@ async fn submit() {
 /// load, on `online` and after each submit: by the worker when one
 /// controls the page, else by the page itself.
 async fn fallback_replay() {
-    if client::has_sync_manager() {
-        return;
+    if !client::has_sync_manager() {
+        replay_now().await;
     }
+}
+
+/// Replays the queue now ("retry now"): in the worker when one controls
+/// the page, else here.
+pub async fn replay_now() {
     let ask_worker = Object::new();
     let _ = Reflect::set(&ask_worker, &"type".into(), &"replay".into());
     if client::post_to_worker(&ask_worker) {
@@ -170,11 +175,11 @@ async fn fallback_replay() {
     }
     // No worker controls this page: replay here, retrying on the engine's
     // timers for as long as the page stays open.
-    match replay::replay(&posts(), &config()).await {
+    match replay::replay(&posts(), &config(), true).await {
         Ok(round) => {
             if let (true, Some(at)) = (round.needs_retry() && !round.paused, round.next_at_ms) {
                 let delay = at.saturating_sub(replay::now_ms()).min(i32::MAX as u64) as i32;
-                let again = Closure::once_into_js(|| spawn_local(fallback_replay()));
+                let again = Closure::once_into_js(|| spawn_local(replay_now()));
                 if let Some(window) = web_sys::window() {
                     let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), delay);
                 }

@@ -184,3 +184,14 @@ fn counts_per_state() {
     assert_eq!(q.counts(0), Counts { queued: 1, waiting: 1, sending: 0, paused: false });
     assert_eq!(q.counts(10_000), Counts { queued: 2, waiting: 0, sending: 0, paused: false });
 }
+
+#[test]
+fn expedite_makes_waiting_entries_due() {
+    let mut q = queue(QueueConfig::default(), &["a"]);
+    let t = q.poll_transmit(0).unwrap();
+    let busy = Response { status: 429, retry_after: Some("600".into()), body: String::new() };
+    q.handle(t.id, TransmitResult::Single(AttemptResult::Response(busy)), 0);
+    assert_eq!(q.poll_transmit(1), None);
+    q.expedite();
+    assert!(q.poll_transmit(1).is_some());
+}
