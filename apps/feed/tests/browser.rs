@@ -182,7 +182,7 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
     let server = TestServer::start();
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
-    server.refuse_posts_containing("POISON");
+    server.refuse_posts_containing(Some("POISON"));
 
     chromium.set_worker_offline(true).await;
     for title in ["A POISON post", "Second post", "Third post"] {
@@ -234,6 +234,30 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
     assert_eq!(status, "1 post(s) could not be sent");
     let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
     std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed-dead-letter.png"), png).unwrap();
+
+    // The cause is fixed: Retry puts it back in the queue and it is sent.
+    server.refuse_posts_containing(None);
+    page.find_element("#posts .post[data-state=failed] button[data-action=retry]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let stored = until_stored(&server, 3).await;
+    assert_eq!(stored[2].1, "A POISON post");
+    wait_for_state(&page, "A POISON post", "sent").await;
+    let dead: usize = eval(
+        &page,
+        r#"new Promise(resolve => {
+            const open = indexedDB.open("bgsync");
+            open.onsuccess = () => {
+                const count = open.result.transaction("dead-letters").objectStore("dead-letters").count();
+                count.onsuccess = () => { open.result.close(); resolve(count.result); };
+            };
+        })"#,
+    )
+    .await;
+    assert_eq!(dead, 0);
     chromium.close().await;
 }
 

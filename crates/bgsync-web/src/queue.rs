@@ -108,6 +108,43 @@ impl Queue {
     }
 }
 
+/// Puts a dead letter back in `queue` as a fresh entry (no attempts, no
+/// backoff), in one transaction: the user fixed the cause, or wants to try
+/// again. Returns whether there was such a dead letter.
+pub async fn retry_dead_letter(queue: &Queue, key: &str) -> JsResult<bool> {
+    let db = database().await?;
+    let stores = Array::of2(&queue.name().into(), &DEAD_LETTERS.into());
+    let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+    let dead = tx.object_store(DEAD_LETTERS)?;
+    let get = dead.get(&JsValue::from_str(key))?;
+    let found = std::rc::Rc::new(std::cell::Cell::new(false));
+    let (read, target, flag) = (get.clone(), tx.object_store(queue.name())?, found.clone());
+    // The success handler runs while the transaction is active.
+    let on_read = Closure::once_into_js(move || {
+        let Some(mut entry) = read.result().ok().and_then(|d| js::get(&d, "entry").ok()).and_then(|e| from_js(&e))
+        else {
+            return;
+        };
+        entry.attempts = 0;
+        entry.not_before_ms = 0;
+        entry.last_error = None;
+        if target.put(&to_js(&entry)).is_ok() && dead.delete(&JsValue::from_str(entry.key.as_str())).is_ok() {
+            flag.set(true);
+        }
+    });
+    get.set_onsuccess(Some(on_read.unchecked_ref()));
+    js::committed(&tx).await?;
+    Ok(found.get())
+}
+
+/// Deletes a dead letter for good (the user gave up on it).
+pub async fn discard_dead_letter(key: &str) -> JsResult<()> {
+    let db = database().await?;
+    let tx = db.transaction_with_str_and_mode(DEAD_LETTERS, IdbTransactionMode::Readwrite)?;
+    tx.object_store(DEAD_LETTERS)?.delete(&JsValue::from_str(key))?;
+    js::committed(&tx).await
+}
+
 /// The dead letters of every queue, oldest first.
 pub async fn dead_letters() -> JsResult<Vec<(Entry, String)>> {
     let db = database().await?;

@@ -189,8 +189,8 @@ impl TestServer {
 
     /// From now on, refuse every post whose body contains `marker` with a
     /// 400 problem, as a server refuses input it will never accept.
-    pub fn refuse_posts_containing(&self, marker: &str) {
-        *self.fault.poison.lock().unwrap() = Some(marker.to_owned());
+    pub fn refuse_posts_containing(&self, marker: Option<&str>) {
+        *self.fault.poison.lock().unwrap() = marker.map(str::to_owned);
     }
 
     /// The Idempotency-Key of every post that reached the API, alone or in

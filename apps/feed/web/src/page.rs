@@ -58,6 +58,16 @@ fn wire_up() -> Result<(), JsValue> {
     form.add_event_listener_with_callback("submit", on_submit.as_ref().unchecked_ref())?;
     on_submit.forget();
 
+    let list: Element = by_id("posts");
+    let on_click = Closure::<dyn FnMut(Event)>::new(|event: Event| {
+        let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else { return };
+        if let (Some(action), Some(key)) = (button.get_attribute("data-action"), button.get_attribute("data-key")) {
+            spawn_local(dead_letter_action(action, key));
+        }
+    });
+    list.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())?;
+    on_click.forget();
+
     let channel = BroadcastChannel::new(CHANNEL)?;
     let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|event: web_sys::MessageEvent| {
         let kind = Reflect::get(&event.data(), &"type".into()).ok().and_then(|t| t.as_string());
@@ -240,6 +250,8 @@ struct Item {
     location: String,
     state: &'static str,
     note: String,
+    /// For a dead letter: its key, for the Retry and Discard buttons.
+    dead_key: Option<String>,
 }
 
 async fn render() {
@@ -284,6 +296,7 @@ async fn render() {
         failed += 1;
         item.state = "failed";
         item.note = format!("Not sent: {reason}");
+        item.dead_key = Some(entry.key.to_string());
         items.push(item);
     }
     let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
@@ -329,7 +342,38 @@ fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
         span.set_text_content(Some(text));
         li.append_child(&span)?;
     }
+    if let Some(key) = &item.dead_key {
+        let actions = document.create_element("span")?;
+        actions.set_class_name("actions");
+        for (action, label) in [("retry", "Retry"), ("discard", "Discard")] {
+            let button = document.create_element("button")?;
+            button.set_attribute("type", "button")?;
+            button.set_attribute("data-action", action)?;
+            button.set_attribute("data-key", key)?;
+            button.set_text_content(Some(label));
+            actions.append_child(&button)?;
+        }
+        li.append_child(&actions)?;
+    }
     Ok(li)
+}
+
+/// Retry or Discard on a dead letter (one listener on the list).
+async fn dead_letter_action(action: String, key: String) {
+    let done = match action.as_str() {
+        "retry" => bgsync_web::queue::retry_dead_letter(&posts(), &key).await.map(|_| ()),
+        "discard" => bgsync_web::queue::discard_dead_letter(&key).await,
+        _ => return,
+    };
+    match done {
+        Ok(()) if action == "retry" => {
+            snackbar("Your post is queued again and will be sent");
+            replay_now().await;
+        }
+        Ok(()) => snackbar("The post was discarded"),
+        Err(e) => snackbar(&format!("That did not work: {}", describe(&e))),
+    }
+    render().await;
 }
 
 fn item_from_json(text: &str) -> Option<Item> {
@@ -344,6 +388,7 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
         location: text("location")?,
         state: "sent",
         note: "Sent".into(),
+        dead_key: None,
     })
 }
 
