@@ -2,7 +2,7 @@
 //! stateless servers on one database), chosen by the URL, through sqlx's
 //! `Any` driver so the queries are written once. Migrations are embedded.
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
 use std::borrow::Cow;
@@ -92,6 +92,3 @@ fn migrator(backend: Backend) -> Migrator {
         .collect::<Vec<_>>();
     Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
-
-/// A row type alias, so route code does not name the driver.
-pub type Row = AnyRow;
