@@ -59,7 +59,10 @@ self.addEventListener("message", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;
-  if (request.method !== "GET" || new URL(request.url).origin !== self.location.origin) {
+  const url = new URL(request.url);
+  // The app shell only: API reads go to the network (the page keeps the
+  // data in IndexedDB and renders from there when offline).
+  if (request.method !== "GET" || url.origin !== self.location.origin || url.pathname.startsWith("/api/")) {
     return;
   }
   event.respondWith(ready().then((w) => w.worker_fetch(request, SHELL_CACHE)));

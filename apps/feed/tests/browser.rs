@@ -286,16 +286,30 @@ async fn periodic_sync_pulls_only_the_delta_and_a_page_opened_offline_shows_it()
     let other = chromium.blank_page().await;
     stop_all_workers(&other).await;
     dispatch_periodic_sync(&other, &server.origin(), "pull-posts").await;
-    let pulls = eventually("the worker's delta pull", DELIVERY, || async {
-        let delta: Vec<String> = server
+    let delta_pulls = || {
+        server
             .request_log()
             .into_iter()
-            .filter(|l| l.starts_with("GET /api/posts?since=") && !l.contains("since=0.0"))
-            .collect();
+            .filter(|(l, _)| l.starts_with("GET /api/posts?since=") && !l.contains("since=0.0"))
+            .collect::<Vec<_>>()
+    };
+    let pulls = eventually("the worker's delta pull", DELIVERY, || async {
+        let delta = delta_pulls();
         (!delta.is_empty()).then_some(delta)
     })
     .await;
     assert_eq!(pulls.len(), 1, "one request, from the last cursor: {pulls:?}");
+    assert_eq!(pulls[0].1, 200);
+
+    // Nothing new since: the next pull asks the same URL with its ETag and
+    // the server answers 304.
+    dispatch_periodic_sync(&other, &server.origin(), "pull-posts").await;
+    let pulls = eventually("the second delta pull", DELIVERY, || async {
+        let delta = delta_pulls();
+        (delta.len() == 2).then_some(delta)
+    })
+    .await;
+    assert_eq!(pulls[1].1, 304, "{pulls:?}");
 
     // The server goes away; the app opens from the shell cache and lists
     // everything from IndexedDB, including what the worker pulled.

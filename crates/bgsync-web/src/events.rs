@@ -54,10 +54,15 @@ pub fn to_js(queue: &str, event: &Event) -> JsValue {
     o.into()
 }
 
-/// Posts the event to the other contexts of the origin.
+/// Posts the engine's event to the other contexts of the origin.
 pub fn broadcast(queue: &str, event: &Event) {
+    post(&to_js(queue, event));
+}
+
+/// Posts a message (`{type, ...}`) to the other contexts of the origin.
+pub fn post(message: &JsValue) {
     if let Ok(channel) = BroadcastChannel::new(CHANNEL) {
-        let _ = channel.post_message(&to_js(queue, event));
+        let _ = channel.post_message(message);
         channel.close();
     }
 }

@@ -95,6 +95,8 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
         if !response.ok() {
             return Err(JsValue::from_str(&format!("the feed answered HTTP {}", response.status())));
         }
+        // The server's delta ETag names the cursor reached, so it also
+        // validates the next pull from that cursor (304 while unchanged).
         state.etag = response.headers().get("ETag").ok().flatten();
         let answer = js::await_promise(response.json()?).await?;
         let items = Array::from(&js::get(&answer, feed.items)?);
@@ -111,10 +113,7 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
     js::set(&event, "type", "pulled");
     js::set(&event, "feed", feed.url);
     js::set(&event, "count", arrived as u32);
-    if let Ok(channel) = web_sys::BroadcastChannel::new(crate::events::CHANNEL) {
-        let _ = channel.post_message(&event);
-        channel.close();
-    }
+    crate::events::post(&event);
     Ok(arrived)
 }
 

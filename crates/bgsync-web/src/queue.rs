@@ -137,7 +137,8 @@ pub async fn retry_dead_letter(queue: &Queue, key: &str) -> JsResult<bool> {
     Ok(found.get())
 }
 
-/// Deletes a dead letter for good (the user gave up on it).
+/// Deletes a dead letter for good (the user gave up on it). Deleting one
+/// that is already gone is not an error.
 pub async fn discard_dead_letter(key: &str) -> JsResult<()> {
     let db = database().await?;
     let tx = db.transaction_with_str_and_mode(DEAD_LETTERS, IdbTransactionMode::Readwrite)?;

@@ -70,8 +70,9 @@ pub async fn replay(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsRe
 }
 
 /// Rounds (the first one expedited) until the queue is empty, paused, or
-/// the next retry is further away than `budget_ms` from now: the engine's timers, honoured while this
-/// context is alive anyway (inside a `waitUntil`, or an open page).
+/// the next retry is further away than `budget_ms` from now: the engine's
+/// timers, honoured while this context is alive anyway (inside a
+/// `waitUntil`, or an open page).
 pub async fn replay_while_alive(queue: &Queue, config: &QueueConfig, budget_ms: u64) -> JsResult<Round> {
     let deadline = now_ms() + budget_ms;
     let mut expedite = true;

@@ -37,30 +37,32 @@ async fn try_send(entry: &Entry) -> js::JsResult<Answer> {
     let retry_after = response.headers().get("Retry-After").ok().flatten();
     // Read the body to the end (so the connection can be reused) and keep
     // the start of a refusal for the user.
-    let mut body = match response.text() {
+    let body = match response.text() {
         Ok(text) => js::await_promise(text).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
         Err(_) => String::new(),
     };
-    if response.ok() {
-        body.clear();
-    } else if let Some(detail) = problem_detail(&body) {
-        // RFC 9457: the `detail` is the sentence written for people.
-        body = detail;
-    }
-    if body.len() > KEPT_BODY_BYTES {
-        let mut end = KEPT_BODY_BYTES;
-        while !body.is_char_boundary(end) {
-            end -= 1;
-        }
-        body.truncate(end);
-    }
-    Ok(Answer { status: response.status(), retry_after, body })
+    Ok(Answer { status: response.status(), retry_after, body: kept_body(response.status(), body) })
 }
 
-/// The `detail` (else `title`) of a problem+json body.
-fn problem_detail(body: &str) -> Option<String> {
-    let value = js_sys::JSON::parse(body).ok()?;
-    ["detail", "title"].iter().find_map(|field| js::get(&value, field).ok()?.as_string())
+/// What is kept of an answer's body: nothing for a success; for a refusal
+/// the problem's `detail` (RFC 9457: the sentence written for people) or
+/// the start of the body, for the dead letter.
+fn kept_body(status: u16, body: String) -> String {
+    if (200..300).contains(&status) {
+        return String::new();
+    }
+    let detail = js_sys::JSON::parse(&body)
+        .ok()
+        .and_then(|v| ["detail", "title"].iter().find_map(|field| js::get(&v, field).ok()?.as_string()));
+    let mut kept = detail.unwrap_or(body);
+    if kept.len() > KEPT_BODY_BYTES {
+        let mut end = KEPT_BODY_BYTES;
+        while !kept.is_char_boundary(end) {
+            end -= 1;
+        }
+        kept.truncate(end);
+    }
+    kept
 }
 
 thread_local! {
@@ -151,12 +153,7 @@ async fn try_send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: 
         .filter_map(|item| {
             let text = |name| js::get(&item, name).ok()?.as_string();
             let status = js::get(&item, "status").ok()?.as_f64().map(|s| s as u16);
-            let body = text("body").unwrap_or_default();
-            let body = if status.is_some_and(|s| (200..300).contains(&s)) {
-                String::new()
-            } else {
-                problem_detail(&body).unwrap_or(body)
-            };
+            let body = status.map(|s| kept_body(s, text("body").unwrap_or_default())).unwrap_or_default();
             Some(BatchResult { key: text("key")?, status, retry_after: text("retry_after"), body })
         })
         .collect();

@@ -2,50 +2,19 @@
 //! cache housekeeping.
 //!
 //! `respondWith` must be called synchronously, so which requests reach this
-//! module is decided in `sw.js` (same-origin GETs); how they are answered is
-//! decided here.
+//! module is decided in `sw.js` (same-origin GETs outside `/api/`); how
+//! they are answered is decided here.
 
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use bgsync_core::QueueConfig;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Cache, CacheStorage, Request, Response, ResponseInit, Url};
+use web_sys::{Cache, CacheStorage, Request, Response};
 
-/// Where responses of the API are kept for offline reads.
-pub const DATA_CACHE: &str = "bgsync-data";
-
-/// Answers a same-origin GET: API reads network-first (so the page sees
-/// fresh data and still sees the last data offline), everything else (the
-/// app shell) cache-first from `shell_cache`.
+/// Answers a same-origin GET for the app shell: cache-first from
+/// `shell_cache`, and the shell's page for any navigation while offline.
 pub async fn respond(request: Request, shell_cache: &str) -> JsResult<Response> {
-    let path = Url::new(&request.url())?.pathname();
-    if path.starts_with("/api/") {
-        network_first(request).await
-    } else {
-        cache_first(request, shell_cache).await
-    }
-}
-
-async fn network_first(request: Request) -> JsResult<Response> {
-    let caches: CacheStorage = js::global("caches")?;
-    let cache: Cache = js::await_promise(caches.open(DATA_CACHE)).await?.dyn_into()?;
-    match fetch(&request.clone()?).await {
-        Ok(response) => {
-            if response.ok() {
-                // A failed cache write must not fail the read itself.
-                let _ = js::await_promise(cache.put_with_request(&request, &response.clone()?)).await;
-            }
-            Ok(response)
-        }
-        Err(error) => match cached(&cache, &request).await? {
-            Some(response) => Ok(response),
-            None => offline_problem(&js::describe(&error)),
-        },
-    }
-}
-
-async fn cache_first(request: Request, shell_cache: &str) -> JsResult<Response> {
     let caches: CacheStorage = js::global("caches")?;
     let cache: Cache = js::await_promise(caches.open(shell_cache)).await?.dyn_into()?;
     if let Some(response) = cached(&cache, &request).await? {
@@ -73,25 +42,6 @@ async fn cached(cache: &Cache, request: &Request) -> JsResult<Option<Response>> 
 
 async fn fetch(request: &Request) -> JsResult<Response> {
     js::await_promise(js::global_fetch(request)).await?.dyn_into()
-}
-
-fn offline_problem(error: &str) -> JsResult<Response> {
-    let body = Object::new();
-    js::set(&body, "type", "/problems/offline");
-    js::set(&body, "title", "Offline");
-    js::set(&body, "status", 503);
-    js::set(
-        &body,
-        "detail",
-        format!("The server could not be reached ({error}) and no copy is stored; try again when online."),
-    );
-    let init = ResponseInit::new();
-    init.set_status(503);
-    let headers = Object::new();
-    js::set(&headers, "Content-Type", "application/problem+json");
-    init.set_headers(&headers);
-    let text = js_sys::JSON::stringify(&body)?;
-    Response::new_with_opt_str_and_init(text.as_string().as_deref(), &init)
 }
 
 /// At activation: deletes the caches of earlier versions of the app shell

@@ -142,7 +142,11 @@ pub async fn list(
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
             let cursor = rows.last().map_or(since, |r| Cursor { txid: r.0, seq: r.1 });
-            let tag = format!("since-{since}-{cursor}-{}", rows.len());
+            // The rows of a delta are those in (since, cursor], so the cursor
+            // alone identifies the answer. It is also a validator for the
+            // next request, `?since=<cursor>`: while nothing was written
+            // past it, that answer is empty and the client gets a 304.
+            let tag = format!("delta-{cursor}");
             (PostList { posts: rows.into_iter().map(post_of).collect(), cursor: cursor.to_string(), more }, tag)
         }
     };

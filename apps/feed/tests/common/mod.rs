@@ -30,7 +30,7 @@ pub struct TestServer {
     pub state: Option<AppState>,
     fault: Arc<Fault>,
     before_commit: Arc<bgsync_server::FailPoint>,
-    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    requests: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
     runtime: Option<tokio::runtime::Runtime>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
@@ -199,14 +199,15 @@ impl TestServer {
         self.fault.keys.lock().unwrap().clone()
     }
 
-    /// Every request so far, as `"METHOD /path?query"`.
-    pub fn request_log(&self) -> Vec<String> {
+    /// Every request so far, as `"METHOD /path?query"` with the status
+    /// answered.
+    pub fn request_log(&self) -> Vec<(String, u16)> {
         self.requests.lock().unwrap().clone()
     }
 
     /// How many requests came in as `"METHOD /path?query"`.
     pub fn requests(&self, line: &str) -> usize {
-        self.requests.lock().unwrap().iter().filter(|l| *l == line).count()
+        self.requests.lock().unwrap().iter().filter(|(l, _)| l == line).count()
     }
 
     /// How many requests the fault answered.
@@ -270,14 +271,15 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
 
 /// Records every request the server receives (and prints it with
 /// `BGSYNC_TEST_LOG` set).
-async fn log(requests: &std::sync::Mutex<Vec<String>>, req: Request, next: Next) -> Response {
+async fn log(requests: &std::sync::Mutex<Vec<(String, u16)>>, req: Request, next: Next) -> Response {
     let target = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.to_string());
     let line = format!("{} {target}", req.method());
+    let response = next.run(req).await;
     if std::env::var_os("BGSYNC_TEST_LOG").is_some() {
-        eprintln!("server: {line}");
+        eprintln!("server: {line} -> {}", response.status());
     }
-    requests.lock().unwrap().push(line);
-    next.run(req).await
+    requests.lock().unwrap().push((line, response.status().as_u16()));
+    response
 }
 
 async fn inject(fault: &Fault, req: Request, next: Next) -> Response {

@@ -27,6 +27,7 @@ thread_local! {
     // Renders are async; only the newest one may write the list.
     static RENDER: Cell<u32> = const { Cell::new(0) };
     static SNACKBAR_TIMER: Cell<i32> = const { Cell::new(0) };
+    static RETRY_TIMER: Cell<i32> = const { Cell::new(0) };
 }
 
 pub fn start() {
@@ -188,10 +189,16 @@ pub async fn replay_now() {
     match replay::replay(&posts(), &config(), true).await {
         Ok(round) => {
             if let (true, Some(at)) = (round.needs_retry() && !round.paused, round.next_at_ms) {
+                // One pending retry timer at a time, for the latest round.
                 let delay = at.saturating_sub(replay::now_ms()).min(i32::MAX as u64) as i32;
                 let again = Closure::once_into_js(|| spawn_local(replay_now()));
                 if let Some(window) = web_sys::window() {
-                    let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), delay);
+                    window.clear_timeout_with_handle(RETRY_TIMER.with(Cell::get));
+                    if let Ok(handle) =
+                        window.set_timeout_with_callback_and_timeout_and_arguments_0(again.unchecked_ref(), delay)
+                    {
+                        RETRY_TIMER.with(|t| t.set(handle));
+                    }
                 }
             }
         }
@@ -267,8 +274,7 @@ async fn render() {
     }
 
     let mut items = Vec::new();
-    let server_ids: HashSet<String> =
-        server.as_ref().map(|p| p.iter().map(|i| i.id.clone()).collect()).unwrap_or_default();
+    let server_ids: HashSet<&str> = server.iter().map(|i| i.id.as_str()).collect();
     let mut queued = queued;
     queued.sort_by(|a, b| b.enqueued_at_ms.total_cmp(&a.enqueued_at_ms));
     let mut waiting = 0;
@@ -277,7 +283,7 @@ async fn render() {
             continue;
         };
         // Delivered but not yet deleted: the server's copy is shown.
-        if server_ids.contains(&item.id) {
+        if server_ids.contains(item.id.as_str()) {
             continue;
         }
         waiting += 1;
@@ -301,7 +307,7 @@ async fn render() {
     }
     let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
     let reachable = REACHABLE.with(Cell::get);
-    items.extend(server.unwrap_or_default());
+    items.extend(server);
 
     let list: Element = by_id("posts");
     list.set_text_content(None);
@@ -361,16 +367,18 @@ fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
 /// Retry or Discard on a dead letter (one listener on the list).
 async fn dead_letter_action(action: String, key: String) {
     let done = match action.as_str() {
-        "retry" => bgsync_web::queue::retry_dead_letter(&posts(), &key).await.map(|_| ()),
-        "discard" => bgsync_web::queue::discard_dead_letter(&key).await,
+        "retry" => bgsync_web::queue::retry_dead_letter(&posts(), &key).await,
+        "discard" => bgsync_web::queue::discard_dead_letter(&key).await.map(|()| true),
         _ => return,
     };
     match done {
-        Ok(()) if action == "retry" => {
+        // Another tab got there first.
+        Ok(false) => {}
+        Ok(true) if action == "retry" => {
             snackbar("Your post is queued again and will be sent");
             replay_now().await;
         }
-        Ok(()) => snackbar("The post was discarded"),
+        Ok(true) => snackbar("The post was discarded"),
         Err(e) => snackbar(&format!("That did not work: {}", describe(&e))),
     }
     render().await;
@@ -393,10 +401,10 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
 }
 
 /// The posts pulled from the server, newest first, from IndexedDB.
-async fn pulled_posts() -> Option<Vec<Item>> {
+async fn pulled_posts() -> Vec<Item> {
     let mut posts: Vec<(f64, Item)> = pull::items()
         .await
-        .ok()?
+        .unwrap_or_default()
         .iter()
         .filter_map(|v| {
             let at = Reflect::get(v, &"created_at".into()).ok()?.as_f64().unwrap_or(0.0);
@@ -404,7 +412,7 @@ async fn pulled_posts() -> Option<Vec<Item>> {
         })
         .collect();
     posts.sort_by(|a, b| b.0.total_cmp(&a.0));
-    Some(posts.into_iter().map(|(_, item)| item).collect())
+    posts.into_iter().map(|(_, item)| item).collect()
 }
 
 fn describe(e: &JsValue) -> String {
