@@ -7,7 +7,6 @@
 
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
-use bgsync_core::QueueConfig;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Cache, CacheStorage, Request, Response};
@@ -69,16 +68,10 @@ pub async fn status(queue: &Queue) -> JsResult<JsValue> {
     Ok(o.into())
 }
 
-/// How long a round started by a page's message may keep retrying on the
-/// engine's timers.
-const MESSAGE_BUDGET_MS: u64 = 30_000;
-
-/// Answers a page's message: `{type: "replay"}` runs rounds while the
-/// worker is kept alive, `{type: "status"}` returns [`status`] for the
+/// Answers a page's message `{type: "status"}` with [`status`], for the
 /// caller to post back.
-pub async fn answer(queue: &Queue, config: &QueueConfig, message: &JsValue) -> JsResult<Option<JsValue>> {
+pub async fn answer(queue: &Queue, message: &JsValue) -> JsResult<Option<JsValue>> {
     match js::get(message, "type")?.as_string().as_deref() {
-        Some("replay") => crate::replay::replay_while_alive(queue, config, MESSAGE_BUDGET_MS).await.map(|_| None),
         Some("status") => status(queue).await.map(Some),
         _ => Ok(None),
     }

@@ -34,6 +34,23 @@ fn posts() -> Queue {
     Queue::new(Queue::POSTS)
 }
 
+/// How long a round started by a page's message may keep retrying on the
+/// engine's timers.
+const MESSAGE_BUDGET_MS: u64 = 30_000;
+
+/// Replays the posts (retrying on the engine's timers for up to
+/// `budget_ms`), then, if any was delivered, pulls the feed: whoever
+/// delivers posts brings them into IndexedDB, so every page, open now (told
+/// by the `pulled` broadcast) or opened later, lists them as sent.
+pub(crate) async fn deliver(budget_ms: u64) -> Result<replay::Round, JsValue> {
+    let round = replay::replay_while_alive(&posts(), &config(), budget_ms).await?;
+    if round.delivered > 0 {
+        // A failed pull changes nothing; the next one catches up.
+        let _ = pull::pull(&FEED).await;
+    }
+    Ok(round)
+}
+
 /// The feed's queue: ordered (the posts are a timeline), default retry
 /// policy and outcome table.
 fn config() -> QueueConfig {
@@ -61,12 +78,7 @@ pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> 
     if tag != SYNC_TAG {
         return Ok(());
     }
-    let round = replay::replay_while_alive(&posts(), &config(), SYNC_BUDGET_MS).await?;
-    if round.delivered > 0 {
-        // The feed changed: the next open shows the delivered posts as
-        // sent, even if no page is open now. A failed pull changes nothing.
-        let _ = pull::pull(&FEED).await;
-    }
+    let round = deliver(SYNC_BUDGET_MS).await?;
     if round.needs_retry() {
         let when = if last_chance { "the page will retry when opened" } else { "the browser will retry" };
         return Err(JsValue::from_str(&format!("{} post(s) could not be delivered yet; {when}", round.remaining)));
@@ -98,7 +110,13 @@ pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Resul
 /// `message` event from a page; answers go back to the sender.
 #[wasm_bindgen]
 pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValue> {
-    if let Some(reply) = worker::answer(&posts(), &config(), &data).await? {
+    let kind = js_sys::Reflect::get(&data, &"type".into())?.as_string();
+    if kind.as_deref() == Some("replay") {
+        // A page's "retry now" (or its fallback without Background Sync).
+        deliver(MESSAGE_BUDGET_MS).await?;
+        return Ok(());
+    }
+    if let Some(reply) = worker::answer(&posts(), &data).await? {
         let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
         post.call1(&source, &reply)?;
     }

@@ -8,7 +8,7 @@
 //! the worker re-renders it, so a post delivered in the background turns
 //! into a sent one without a reload.
 
-use crate::{config, posts, FEED, POSTS_URL, SYNC_TAG};
+use crate::{posts, FEED, POSTS_URL, SYNC_TAG};
 use bgsync_web::client;
 use bgsync_web::events::CHANNEL;
 use bgsync_web::{pull, replay};
@@ -70,18 +70,9 @@ fn wire_up() -> Result<(), JsValue> {
     on_click.forget();
 
     let channel = BroadcastChannel::new(CHANNEL)?;
-    let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|event: web_sys::MessageEvent| {
-        let kind = Reflect::get(&event.data(), &"type".into()).ok().and_then(|t| t.as_string());
-        spawn_local(async move {
-            // A delivered post is on the server now: fetch it with the
-            // delta feed (one small request) rather than guess.
-            if kind.as_deref() == Some("sent") {
-                refresh(false).await;
-            } else {
-                render().await;
-            }
-        })
-    });
+    // Every state is in IndexedDB (whoever delivers posts also pulls them),
+    // so any change is a re-render.
+    let on_change = Closure::<dyn FnMut()>::new(|| spawn_local(render()));
     channel.set_onmessage(Some(on_change.as_ref().unchecked_ref()));
     on_change.forget();
     // The channel must outlive this function to keep receiving.
@@ -89,7 +80,7 @@ fn wire_up() -> Result<(), JsValue> {
 
     let on_online = Closure::<dyn FnMut()>::new(|| {
         spawn_local(async {
-            refresh(true).await;
+            refresh().await;
             fallback_replay().await;
         })
     });
@@ -107,7 +98,7 @@ fn wire_up() -> Result<(), JsValue> {
         }
         // What was pulled last time, at once, offline too; then what changed.
         render().await;
-        refresh(true).await;
+        refresh().await;
         fallback_replay().await;
         pull::register_periodic(&FEED).await;
     });
@@ -119,10 +110,10 @@ thread_local! {
     static REACHABLE: Cell<bool> = const { Cell::new(true) };
 }
 
-/// Pulls the delta feed (only when the schedule says it is due, if
-/// `if_due`) and renders.
-async fn refresh(if_due: bool) {
-    let due = !if_due || pull::schedule(&FEED).await.map(|s| s.is_due(replay::now_ms())).unwrap_or(true);
+/// Pulls the delta feed when the schedule says it is due (the app opened or
+/// came online), and renders.
+async fn refresh() {
+    let due = pull::schedule(&FEED).await.map(|s| s.is_due(replay::now_ms())).unwrap_or(true);
     if due {
         let ok = pull::pull(&FEED).await.is_ok();
         REACHABLE.with(|r| r.set(ok));
@@ -186,7 +177,8 @@ pub async fn replay_now() {
     }
     // No worker controls this page: replay here, retrying on the engine's
     // timers for as long as the page stays open.
-    match replay::replay(&posts(), &config(), true).await {
+    // (budget 0: one round; the timer below stands in for the engine's.)
+    match crate::deliver(0).await {
         Ok(round) => {
             if let (true, Some(at)) = (round.needs_retry() && !round.paused, round.next_at_ms) {
                 // One pending retry timer at a time, for the latest round.
