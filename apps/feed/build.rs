@@ -91,12 +91,35 @@ fn main() {
     fs::write(out_dir.join("assets.rs"), code).unwrap();
 }
 
+/// rustup installs the targets `rust-toolchain.toml` lists only when it
+/// installs the toolchain itself; on a machine that already had the
+/// toolchain the wasm target can be missing, so it is added here.
+fn ensure_wasm_target(root: &Path) {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
+    let has_target = sysroot.is_some_and(|o| {
+        let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        Path::new(&sysroot).join("lib/rustlib/wasm32-unknown-unknown/lib").is_dir()
+    });
+    if has_target {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-unknown-unknown target with rustup (once)");
+    let added = Command::new("rustup").current_dir(root).args(["target", "add", "wasm32-unknown-unknown"]).status();
+    assert!(
+        added.is_ok_and(|s| s.success()),
+        "the wasm32-unknown-unknown target is missing and `rustup target add wasm32-unknown-unknown` failed; \
+         install it by hand, or set BGSYNC_SKIP_WASM=1 to build the server without the web app"
+    );
+}
+
 /// Returns the wasm-bindgen JS glue and the wasm module.
 fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
     // A nested build in the outer target dir would wait forever on the
     // outer build's lock, so it gets a directory of its own.
     let target_dir =
         env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm");
+    ensure_wasm_target(root);
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).args([
@@ -131,7 +154,7 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
         .input_path(&input)
         .no_modules(true)
         .unwrap()
-        .typescript(false)
+        .typescript(true)
         .remove_name_section(true)
         .remove_producers_section(true)
         .out_name("feed_web")

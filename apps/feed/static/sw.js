@@ -57,12 +57,32 @@ self.addEventListener("message", (event) => {
   event.waitUntil(ready().then((w) => w.worker_message(event.data, event.source)));
 });
 
+// Auto-capture: requests that change something under /api/ (the batch
+// endpoint aside) are sent by Rust with an Idempotency-Key and queued only
+// if the network fails (the page gets 202 and the queued key).
+const CAPTURE_PREFIX = "/api/";
+const NOT_CAPTURED = ["/api/sync/"];
+
 self.addEventListener("fetch", (event) => {
   const request = event.request;
   const url = new URL(request.url);
+  if (url.origin !== self.location.origin) {
+    return;
+  }
+  const api = url.pathname.startsWith(CAPTURE_PREFIX);
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    // A replay by bgsync itself (from a page) must fail when it fails, not
+    // be queued again.
+    const replay = request.headers.has("bgsync-replay");
+    if (api && !replay && !NOT_CAPTURED.some((p) => url.pathname.startsWith(p))) {
+      // Without the Rust code (it failed to load), the request goes out as is.
+      event.respondWith(ready().then((w) => w.worker_capture(request), () => fetch(request)));
+    }
+    return;
+  }
   // The app shell only: API reads go to the network (the page keeps the
   // data in IndexedDB and renders from there when offline).
-  if (request.method !== "GET" || url.origin !== self.location.origin || url.pathname.startsWith("/api/")) {
+  if (request.method !== "GET" || api) {
     return;
   }
   event.respondWith(ready().then((w) => w.worker_fetch(request, SHELL_CACHE)));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::browser::{
-    dispatch_periodic_sync, dispatch_sync, eval, queued, snackbar, stop_all_workers, submit_post,
+    dispatch_periodic_sync, dispatch_sync, eval, queued, queued_in, snackbar, stop_all_workers, submit_post,
     until_delivered_on_page, until_stored, wait_for, wait_for_state, Chromium,
 };
 use common::{eventually, TestServer};
@@ -323,10 +323,14 @@ async fn periodic_sync_pulls_only_the_delta_and_a_page_opened_offline_shows_it()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_tabs_replaying_at_once_send_each_post_once() {
+async fn two_tabs_and_the_worker_replaying_at_once_send_each_post_once() {
     let mut server = TestServer::start();
     let chromium = Chromium::launch().await;
-    // Without a worker, each tab replays the shared queue itself.
+    // The worker's tab, then two tabs without the worker API: each of
+    // those replays the shared queue itself (the worker still controls
+    // them, so their replays pass its fetch handler, which must let them
+    // through rather than capture them).
+    let c = chromium.open_app(&server.url()).await;
     let a = chromium.open_app_without_service_worker(&server.url()).await;
     let b = chromium.open_app_without_service_worker(&server.url()).await;
     assert!(!eval::<bool>(&a, "'serviceWorker' in navigator").await);
@@ -343,20 +347,238 @@ async fn two_tabs_replaying_at_once_send_each_post_once() {
     assert_eq!(queued(&a).await.len(), 6, "one queue for the origin");
 
     server.up();
-    // Both tabs replay the same six entries at the same moment ("retry now").
-    let retry = "wasm_bindgen.retry_now().then(() => true)";
-    let (ra, rb) = tokio::join!(eval::<bool>(&a, retry), eval::<bool>(&b, retry));
-    assert!(ra && rb);
+    // Both tabs ("retry now") and the worker (a sync event, and the third
+    // tab's "retry now" message) replay the same six entries at once.
+    let retry = "wasm_bindgen.retryNow().then(() => true)";
+    let origin = server.origin();
+    let (ra, rb, rc, ()) = tokio::join!(
+        eval::<bool>(&a, retry),
+        eval::<bool>(&b, retry),
+        eval::<bool>(&c, retry),
+        dispatch_sync(&c, &origin, TAG)
+    );
+    assert!(ra && rb && rc);
     until_stored(&server, 6).await;
     until_delivered_on_page(&a).await;
-    // Let any late round (a retry timer) run too.
+    // Let any late round (a retry timer, the browser's sync) run too.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let keys = server.keys_received();
     let mut unique = keys.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 6);
-    assert_eq!(keys.len(), 6, "every post was sent once, not once per tab: {keys:?}");
+    assert_eq!(keys.len(), 6, "every post was sent once, not once per replayer: {keys:?}");
     assert_eq!(server.stored_posts().await.len(), 6);
     chromium.close().await;
+}
+
+/// `fetch` of a JSON post from the page, answered with its status and body.
+fn post_from_page(id: &str, title: &str, key: Option<&str>) -> String {
+    let key = key.map(|k| format!(", 'Idempotency-Key': '{k}'")).unwrap_or_default();
+    format!(
+        "fetch('/api/posts', {{ method: 'POST', headers: {{ 'Content-Type': 'application/json'{key} }}, \
+         body: JSON.stringify({{ id: '{id}', title: '{title}', location: 'Porto' }}) }}) \
+         .then(async (r) => ({{ status: r.status, body: await r.json() }}))"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_fails_on_the_network_is_captured_answered_202_and_delivered_after_reconnect() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+
+    // Online, the server's answer reaches the page as it is: a refusal is
+    // the page's to handle, never turned into "queued".
+    let refused: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b01", "", None)).await;
+    assert_eq!(refused["status"], 422, "{refused}");
+    assert!(refused["body"]["detail"].as_str().unwrap().contains("itle"), "{refused}");
+    let created: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b02", "Sent at once", None)).await;
+    assert_eq!(created["status"], 201, "{created}");
+    assert!(queued_in(&page, "requests").await.is_empty());
+    assert_eq!(server.keys_received().len(), 2, "the worker adds an Idempotency-Key");
+
+    chromium.set_worker_offline(true).await;
+    let captured: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b03", "Captured offline", None)).await;
+    assert_eq!(captured["status"], 202, "{captured}");
+    assert_eq!(captured["body"]["queued"], true);
+    assert_eq!(captured["body"]["queue"], "requests");
+    let key = captured["body"]["key"].as_str().unwrap().to_owned();
+    let entries = queued_in(&page, "requests").await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!((entries[0]["key"].as_str(), entries[0]["method"].as_str()), (Some(&*key), Some("POST")));
+    assert_eq!(entries[0]["url"], "/api/posts");
+    // The page sends it again with the key it was given: still one entry.
+    let again: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b03", "Captured offline", Some(&key))).await;
+    assert_eq!((again["status"].as_u64(), again["body"]["key"].as_str()), (Some(202), Some(&*key)));
+    assert_eq!(queued_in(&page, "requests").await.len(), 1);
+    assert_eq!(server.stored_posts().await.len(), 1);
+
+    // Back online, the worker's sync delivers it, once, with that key.
+    chromium.set_worker_offline(false).await;
+    let stored = until_stored(&server, 2).await;
+    assert_eq!(stored[1].1, "Captured offline");
+    eventually("the captured request to leave the queue", DELIVERY, || async {
+        queued_in(&page, "requests").await.is_empty().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.stored_posts().await.len(), 2);
+    assert!(server.keys_received().contains(&key));
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_header() {
+    let server = TestServer::start();
+    server.require_header(Some(("authorization", "Bearer fresh")));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+
+    submit_post(&page, "Behind a login", "Berlin").await;
+    wait_for(&page, "the page to show the pause", "document.querySelector('#sync-status').dataset.state === 'paused'")
+        .await;
+    let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
+    assert_eq!((status["paused"].as_bool(), status["queued"].as_u64()), (Some(true), Some(1)), "{status}");
+    assert_eq!(status["queues"]["sync-posts"]["paused"], 401, "{status}");
+    let refused = server.authorizations();
+    assert!(!refused.is_empty() && refused.iter().all(Option::is_none), "{refused:?}");
+
+    // Paused, "retry now" sends nothing: every request would be refused.
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.authorizations().len(), refused.len());
+    assert!(server.stored_posts().await.is_empty());
+
+    // A bad header is refused with a message, and changes nothing.
+    let error: String =
+        eval(&page, "wasm_bindgen.setCredentials({ 'Bad Name': 'x' }).then(() => 'ok', (e) => String(e))").await;
+    assert!(error.contains("header"), "{error}");
+    assert_eq!(eval::<serde_json::Value>(&page, "wasm_bindgen.status()").await["paused"], true);
+
+    assert!(
+        eval::<bool>(&page, "wasm_bindgen.setCredentials({ Authorization: 'Bearer fresh' }).then(() => true)").await
+    );
+    let stored = until_stored(&server, 1).await;
+    assert_eq!(stored[0].1, "Behind a login");
+    assert_eq!(server.authorizations().last().cloned().flatten().as_deref(), Some("Bearer fresh"));
+    wait_for_state(&page, "Behind a login", "sent").await;
+    let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
+    assert_eq!((status["paused"].as_bool(), status["hasCredentials"].as_bool()), (Some(false), Some(true)));
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_killed_mid_replay_resumes_on_restart_and_loses_or_duplicates_nothing() {
+    const POSTS: usize = 12;
+    let mut server = TestServer::start();
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = Chromium::launch_on(profile.path()).await;
+    let page = chromium.open_app(&server.url()).await;
+    server.down();
+    for i in 0..POSTS {
+        submit_post(&page, &format!("Crash post {i}"), "Here").await;
+    }
+    assert_eq!(queued(&page).await.len(), POSTS);
+
+    // A slow server, so the browser dies with the delivery half done.
+    server.delay_posts(300);
+    server.up();
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    eventually("the delivery to be under way", DELIVERY, || async {
+        (server.keys_received().len() >= 3).then_some(())
+    })
+    .await;
+    chromium.kill().await;
+    let before_restart = server.stored_posts().await.len();
+    assert!(before_restart < POSTS, "the kill came too late to test anything");
+    server.delay_posts(0);
+
+    let chromium = Chromium::launch_on(profile.path()).await;
+    let page = chromium.open_app(&server.url()).await;
+    // The sync registered before the kill may fire at once on restart;
+    // "retry now" makes sure a round runs.
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    let stored = until_stored(&server, POSTS).await;
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stored_now = server.stored_posts().await;
+    assert_eq!(stored_now.len(), POSTS, "nothing twice");
+    let mut titles: Vec<&str> = stored.iter().map(|p| p.1.as_str()).collect();
+    titles.sort();
+    let mut expected: Vec<String> = (0..POSTS).map(|i| format!("Crash post {i}")).collect();
+    expected.sort();
+    assert_eq!(titles, expected);
+    chromium.close().await;
+}
+
+// Firefox and WebKit: no Background Sync there, so the page's fallback
+// (replay on load, on `online`, on "retry now", through the worker when one
+// controls the page) is what delivers.
+
+async fn posts_arrive_once_through_the_fallback(browser: common::webdriver::WebDriver) {
+    let mut server = TestServer::start();
+    browser.goto(&server.url()).await;
+    browser.wait_for("the page to render", "document.querySelector('#sync-status').dataset.state !== 'starting'").await;
+    assert!(!browser.eval::<bool>("'SyncManager' in self").await, "this engine has Background Sync after all");
+    let worker: bool =
+        browser.eval("navigator.serviceWorker ? navigator.serviceWorker.ready.then(() => true) : false").await;
+    eprintln!("service worker: {worker}");
+
+    server.down();
+    for i in 0..3 {
+        browser.submit_post(&format!("Fallback post {i}"), "Here").await;
+        browser
+            .wait_for(
+                "the post to be queued",
+                &format!("[...document.querySelectorAll('#posts .post[data-state=pending]')].length === {}", i + 1),
+            )
+            .await;
+    }
+    let snackbar: String = browser.eval("document.querySelector('#snackbar').textContent").await;
+    assert_eq!(snackbar, "Your post was saved and will be sent when the server can be reached");
+    assert!(server.stored_posts().await.is_empty());
+
+    // The server is back: a reload replays.
+    server.up();
+    browser.goto(&server.url()).await;
+    let stored = until_stored(&server, 3).await;
+    browser
+        .wait_for(
+            "the page to list the posts as sent",
+            "document.querySelectorAll('#posts .post[data-state=sent]').length === 3",
+        )
+        .await;
+
+    // Down again; "retry now" once it is back.
+    server.down();
+    browser.submit_post("After the reload", "Here").await;
+    browser.wait_for("the post to be queued", "document.querySelector('#posts .post[data-state=pending]')").await;
+    server.up();
+    assert!(browser.eval::<bool>("wasm_bindgen.retryNow().then(() => true)").await);
+    let stored_after = until_stored(&server, 4).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.stored_posts().await.len(), 4, "every post once");
+    let keys = server.keys_received();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 4, "{keys:?}");
+    assert_eq!(stored[0].1, "Fallback post 0");
+    assert_eq!(stored_after[3].1, "After the reload");
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_delivers_every_post_once_without_background_sync() {
+    posts_arrive_once_through_the_fallback(common::webdriver::WebDriver::firefox().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webkit_delivers_every_post_once_without_background_sync() {
+    posts_arrive_once_through_the_fallback(common::webdriver::WebDriver::webkit().await).await;
 }

@@ -5,6 +5,11 @@
 /// server (IETF httpapi Idempotency-Key draft).
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+/// Marks a request as a replay by bgsync itself (sent on same-origin
+/// requests only), so that a service worker's auto-capture lets it through:
+/// a replay that fails must fail, not be queued a second time.
+pub const REPLAY_HEADER: &str = "Bgsync-Replay";
+
 /// Longest idempotency key a server must accept (and the longest we make).
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 

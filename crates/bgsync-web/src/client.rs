@@ -4,16 +4,66 @@
 use crate::events;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
+use crate::state;
 use bgsync_core::{Entry, EntryKey};
 use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Navigator, ServiceWorkerContainer, ServiceWorkerRegistration};
 
-/// Stores a request durably in `queue` and tells open pages. The key made
-/// here is the `Idempotency-Key` of every delivery attempt.
+/// Stores a `POST` of `body` to `url` durably in `queue` and tells open
+/// pages. The key made here is the `Idempotency-Key` of every delivery
+/// attempt.
 pub async fn enqueue(queue: &Queue, url: &str, body: String) -> JsResult<Entry> {
-    let key = EntryKey::parse(&random_uuid()?).map_err(|e| JsValue::from_str(&e.to_string()))?;
-    let entry = Entry::new(key, url, body, enqueue_time());
+    enqueue_request(queue, NewRequest { method: "POST".into(), url: url.into(), headers: Vec::new(), body, key: None })
+        .await
+}
+
+/// A request for [`enqueue_request`].
+#[derive(Clone, Debug, Default)]
+pub struct NewRequest {
+    pub method: String,
+    /// A path of this origin (`/api/posts`) or an absolute URL.
+    pub url: String,
+    /// Sent with every attempt (credentials set with
+    /// [`crate::state::set_credentials`] replace those of the same name).
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    /// The `Idempotency-Key`; a new random one when `None`. Enqueueing the
+    /// same key again replaces the queued copy.
+    pub key: Option<String>,
+}
+
+/// Stores `request` durably in `queue` (resolving once the write has
+/// committed) and tells open pages. Refuses, with a message saying why, a
+/// method, URL, header or key the browser could never send.
+pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Entry> {
+    let NewRequest { method, url, headers, body, key } = request;
+    let bad = |what: String| Err(JsValue::from_str(&what));
+    let method = method.to_ascii_uppercase();
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return bad(format!("enqueue: {method:?} is not an HTTP method"));
+    }
+    if matches!(method.as_str(), "GET" | "HEAD") && !body.is_empty() {
+        return bad(format!("enqueue: a {method} request cannot have a body"));
+    }
+    let base = js::get(&js::get(&js_sys::global(), "location")?, "href")?.as_string().unwrap_or_default();
+    if web_sys::Url::new_with_base(&url, &base).is_err() || url.is_empty() {
+        return bad(format!("enqueue: {url:?} is not a URL"));
+    }
+    let check = web_sys::Headers::new()?;
+    for (name, value) in &headers {
+        if check.append(name, value).is_err() {
+            return bad(format!("enqueue: {name:?}: {value:?} is not a valid HTTP header"));
+        }
+    }
+    let key = match key {
+        Some(key) => key,
+        None => random_uuid()?,
+    };
+    let key = EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("enqueue: the key {key:?}: {e}")))?;
+    let mut entry = Entry::new(key, url, body, enqueue_time());
+    entry.method = method;
+    entry.headers = headers;
     queue.push(&entry).await?;
     events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
     Ok(entry)
@@ -21,7 +71,7 @@ pub async fn enqueue(queue: &Queue, url: &str, body: String) -> JsResult<Entry> 
 
 /// The queue order: milliseconds with a fraction (`timeOrigin + now()`), so
 /// two posts in the same millisecond keep the order they were written in.
-fn enqueue_time() -> f64 {
+pub(crate) fn enqueue_time() -> f64 {
     let precise = js::get(&js_sys::global(), "performance").ok().and_then(|p| {
         let origin = js::get(&p, "timeOrigin").ok()?.as_f64()?;
         let now: Function = js::get(&p, "now").ok()?.dyn_into().ok()?;
@@ -85,4 +135,99 @@ pub fn post_to_worker(message: &JsValue) -> bool {
         return false;
     };
     worker.post_message(message).is_ok()
+}
+
+/// What is queued, paused and dead, over every queue.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub queues: Vec<QueueStatus>,
+    pub dead_letters: usize,
+    /// Whether credentials are set ([`crate::state::set_credentials`]).
+    pub has_credentials: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct QueueStatus {
+    pub name: &'static str,
+    pub queued: usize,
+    /// The status (401/403) that paused the queue.
+    pub paused: Option<u16>,
+}
+
+impl Status {
+    pub fn queued(&self) -> usize {
+        self.queues.iter().map(|q| q.queued).sum()
+    }
+
+    pub fn paused(&self) -> bool {
+        self.queues.iter().any(|q| q.paused.is_some())
+    }
+
+    /// `{queued, deadLetters, paused, hasCredentials, online, queues: {name: {queued, paused}}}`.
+    pub fn to_js(&self) -> JsValue {
+        let o = js_sys::Object::new();
+        js::set(&o, "queued", self.queued() as u32);
+        js::set(&o, "deadLetters", self.dead_letters as u32);
+        js::set(&o, "paused", self.paused());
+        js::set(&o, "hasCredentials", self.has_credentials);
+        let online = js::get(&js_sys::global(), "navigator").and_then(|n| js::get(&n, "onLine"));
+        js::set(&o, "online", online.ok().and_then(|v| v.as_bool()).unwrap_or(true));
+        let queues = js_sys::Object::new();
+        for q in &self.queues {
+            let one = js_sys::Object::new();
+            js::set(&one, "queued", q.queued as u32);
+            js::set(&one, "paused", q.paused.map(JsValue::from).unwrap_or(JsValue::NULL));
+            js::set(&queues, q.name, one);
+        }
+        js::set(&o, "queues", queues);
+        o.into()
+    }
+}
+
+/// The state of every queue, read from IndexedDB (so the same in every
+/// context).
+pub async fn status() -> JsResult<Status> {
+    let mut queues = Vec::new();
+    for name in Queue::ALL {
+        let queue = Queue::new(name);
+        queues.push(QueueStatus { name, queued: queue.all().await?.len(), paused: state::paused(name).await? });
+    }
+    Ok(Status {
+        queues,
+        dead_letters: crate::queue::dead_letters().await?.len(),
+        has_credentials: !state::credentials().await?.is_empty(),
+    })
+}
+
+/// "Retry now": asks the worker that controls this page to replay (the
+/// message `{type: "replay"}`), or, with no worker, replays every queue
+/// here, once, sending entries that wait out a backoff at once.
+pub async fn retry_now(config: &bgsync_core::QueueConfig) -> JsResult<crate::replay::Round> {
+    let message = js_sys::Object::new();
+    js::set(&message, "type", "replay");
+    if post_to_worker(&message) {
+        return Ok(crate::replay::Round::default());
+    }
+    let mut total = crate::replay::Round::default();
+    for name in Queue::ALL {
+        total = total.and(crate::replay::replay(&Queue::new(name), config, true).await?);
+    }
+    Ok(total)
+}
+
+/// Sets the credentials sent with every queued request (replacing an
+/// entry's own header of the same name), lifts every pause, tells the open
+/// pages, and retries at once. An empty list forgets them.
+pub async fn set_credentials(headers: &[(String, String)], config: &bgsync_core::QueueConfig) -> JsResult<()> {
+    let mut was_paused = Vec::new();
+    for name in Queue::ALL {
+        if state::paused(name).await?.is_some() {
+            was_paused.push(name);
+        }
+    }
+    state::set_credentials(headers, &Queue::ALL).await?;
+    for name in was_paused {
+        events::broadcast(name, &bgsync_core::Event::Resumed);
+    }
+    retry_now(config).await.map(|_| ())
 }

@@ -8,18 +8,24 @@
 //! - [`pull`]: the delta feed pulled into IndexedDB (periodic sync, or
 //!   when the app opens or comes online), so pages render offline;
 //! - [`worker`]: the service-worker side (app-shell cache, fetch strategies);
+//! - [`state`]: pauses (401/403) and the credentials that lift them;
+//! - [`api`] (feature `js-api`): the same as a JavaScript API with
+//!   TypeScript types;
 //! - [`client`]: the page side (worker registration, sync registration,
 //!   messages to the worker).
 //!
 //! Everything here also runs in a window, so a browser without a service
 //! worker still queues durably and replays from the page.
 
+#[cfg(feature = "js-api")]
+pub mod api;
 pub mod client;
 pub mod events;
 mod js;
 pub mod pull;
 pub mod queue;
 pub mod replay;
+pub mod state;
 pub mod transport;
 pub mod worker;
 

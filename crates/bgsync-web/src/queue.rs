@@ -16,12 +16,17 @@ use web_sys::{IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbTransactionM
 
 pub const DATABASE: &str = "bgsync";
 /// Bumped when the set of object stores changes.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Where entries that will not be sent again are kept, for the user.
 pub const DEAD_LETTERS: &str = "dead-letters";
 /// The object stores this version creates, with their key paths.
-const STORES: &[(&str, &str)] =
-    &[(Queue::POSTS, "key"), (DEAD_LETTERS, "key"), (crate::pull::PULLED_POSTS, "id"), (crate::pull::META, "key")];
+const STORES: &[(&str, &str)] = &[
+    (Queue::POSTS, "key"),
+    (Queue::REQUESTS, "key"),
+    (DEAD_LETTERS, "key"),
+    (crate::pull::PULLED_POSTS, "id"),
+    (crate::pull::META, "key"),
+];
 
 thread_local! {
     // Opening a database costs a round trip to the browser process; one
@@ -38,10 +43,27 @@ pub struct Queue {
 impl Queue {
     /// The queue of the feed's posts (the seed's `sync-posts`).
     pub const POSTS: &'static str = "sync-posts";
+    /// The queue of requests the worker captured when the network failed
+    /// ([`crate::worker::capture`]), and the default of the JavaScript API.
+    pub const REQUESTS: &'static str = "requests";
+    /// Every queue, in the order a full replay visits them.
+    pub const ALL: [&'static str; 2] = [Self::POSTS, Self::REQUESTS];
 
     pub fn new(name: &'static str) -> Self {
-        assert!(STORES.iter().any(|(store, _)| *store == name), "unknown queue {name}");
+        assert!(Self::ALL.contains(&name), "unknown queue {name}");
         Self { name }
+    }
+
+    /// The queue called `name`, or an error naming the queues there are
+    /// (each queue is an object store, made when the database is created).
+    pub fn named(name: &str) -> JsResult<Self> {
+        match Self::ALL.iter().find(|q| **q == name) {
+            Some(name) => Ok(Self { name }),
+            None => Err(JsValue::from_str(&format!(
+                "there is no queue {name:?}; the queues are {}",
+                Self::ALL.map(|q| format!("{q:?}")).join(", ")
+            ))),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -85,7 +107,7 @@ impl Queue {
             }
             StoreOp::DeadLetter(dead) => {
                 queue.delete(&JsValue::from_str(dead.entry.key.as_str()))?;
-                tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(dead))?;
+                tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(self.name, dead))?;
             }
         }
         js::committed(&tx).await
@@ -108,23 +130,25 @@ impl Queue {
     }
 }
 
-/// Puts a dead letter back in `queue` as a fresh entry (no attempts, no
-/// backoff), in one transaction: the user fixed the cause, or wants to try
-/// again. Returns whether there was such a dead letter.
-pub async fn retry_dead_letter(queue: &Queue, key: &str) -> JsResult<bool> {
+/// Puts a dead letter back in the queue it came from as a fresh entry (no
+/// attempts, no backoff), in one transaction: the user fixed the cause, or
+/// wants to try again. Returns whether there was such a dead letter.
+pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     let db = database().await?;
-    let stores = Array::of2(&queue.name().into(), &DEAD_LETTERS.into());
+    let stores: Array = Queue::ALL.iter().chain([&DEAD_LETTERS]).map(|s| JsValue::from_str(s)).collect();
     let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
     let dead = tx.object_store(DEAD_LETTERS)?;
     let get = dead.get(&JsValue::from_str(key))?;
     let found = std::rc::Rc::new(std::cell::Cell::new(false));
-    let (read, target, flag) = (get.clone(), tx.object_store(queue.name())?, found.clone());
+    let (read, transaction, flag) = (get.clone(), tx.clone(), found.clone());
     // The success handler runs while the transaction is active.
     let on_read = Closure::once_into_js(move || {
-        let Some(mut entry) = read.result().ok().and_then(|d| js::get(&d, "entry").ok()).and_then(|e| from_js(&e))
-        else {
-            return;
-        };
+        let Ok(record) = read.result() else { return };
+        let Some(mut entry) = js::get(&record, "entry").ok().and_then(|e| from_js(&e)) else { return };
+        // Dead letters from before queues were recorded are posts.
+        let queue = js::get(&record, "queue").ok().and_then(|q| q.as_string());
+        let Ok(queue) = Queue::named(queue.as_deref().unwrap_or(Queue::POSTS)) else { return };
+        let Ok(target) = transaction.object_store(queue.name()) else { return };
         entry.attempts = 0;
         entry.not_before_ms = 0;
         entry.last_error = None;
@@ -146,22 +170,33 @@ pub async fn discard_dead_letter(key: &str) -> JsResult<()> {
     js::committed(&tx).await
 }
 
+/// A dead letter as stored: the entry, the queue it left, why, and when.
+#[derive(Clone, Debug)]
+pub struct StoredDeadLetter {
+    pub queue: String,
+    pub entry: Entry,
+    pub reason: String,
+    pub at_ms: f64,
+}
+
 /// The dead letters of every queue, oldest first.
-pub async fn dead_letters() -> JsResult<Vec<(Entry, String)>> {
+pub async fn dead_letters() -> JsResult<Vec<StoredDeadLetter>> {
     let db = database().await?;
     let tx = db.transaction_with_str(DEAD_LETTERS)?;
     let values = js::request(&tx.object_store(DEAD_LETTERS)?.get_all()?).await?;
-    let mut dead: Vec<(Entry, String, f64)> = Array::from(&values)
+    let mut dead: Vec<StoredDeadLetter> = Array::from(&values)
         .iter()
         .filter_map(|v| {
-            let entry = from_js(&js::get(&v, "entry").ok()?)?;
-            let reason = js::get(&v, "reason").ok()?.as_string()?;
-            let at = js::get(&v, "at").ok()?.as_f64().unwrap_or(0.0);
-            Some((entry, reason, at))
+            Some(StoredDeadLetter {
+                entry: from_js(&js::get(&v, "entry").ok()?)?,
+                queue: js::get(&v, "queue").ok().and_then(|q| q.as_string()).unwrap_or_else(|| Queue::POSTS.into()),
+                reason: js::get(&v, "reason").ok()?.as_string()?,
+                at_ms: js::get(&v, "at").ok()?.as_f64().unwrap_or(0.0),
+            })
         })
         .collect();
-    dead.sort_by(|a, b| a.2.total_cmp(&b.2));
-    Ok(dead.into_iter().map(|(e, r, _)| (e, r)).collect())
+    dead.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    Ok(dead)
 }
 
 pub(crate) async fn database() -> JsResult<IdbDatabase> {
@@ -250,9 +285,10 @@ fn from_js(value: &JsValue) -> Option<Entry> {
     })
 }
 
-fn dead_to_js(dead: &DeadLetter) -> JsValue {
+fn dead_to_js(queue: &str, dead: &DeadLetter) -> JsValue {
     let o = Object::new();
     js::set(&o, "key", dead.entry.key.as_str());
+    js::set(&o, "queue", queue);
     js::set(&o, "entry", to_js(&dead.entry));
     js::set(&o, "reason", dead.reason.to_string());
     js::set(&o, "at", dead.at_ms as f64);

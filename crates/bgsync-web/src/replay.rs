@@ -12,8 +12,9 @@
 use crate::events;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
+use crate::state;
 use crate::transport;
-use bgsync_core::{BatchLimits, Queue as Engine, QueueConfig, TransmitResult};
+use bgsync_core::{BatchLimits, Event, Queue as Engine, QueueConfig, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -41,9 +42,24 @@ pub struct Round {
 }
 
 impl Round {
-    /// Whether the browser should be asked to try again later.
+    /// Whether the browser should be asked to try again later: entries
+    /// are owed and the queue is not paused (no retry helps a paused
+    /// queue; new credentials start the next round).
     pub fn needs_retry(&self) -> bool {
-        self.remaining > 0
+        self.remaining > 0 && !self.paused
+    }
+
+    /// Two rounds (of two queues) as one.
+    pub fn and(self, other: Round) -> Round {
+        Round {
+            delivered: self.delivered + other.delivered,
+            remaining: self.remaining + other.remaining,
+            next_at_ms: match (self.next_at_ms, other.next_at_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            paused: self.paused || other.paused,
+        }
     }
 }
 
@@ -126,6 +142,12 @@ async fn with_origin_lock(queue: &Queue, config: &QueueConfig, expedite: bool) -
 
 async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
     let entries = queue.all().await?;
+    // A queue the server paused (401/403) sends nothing until new
+    // credentials are set: every request would be refused the same way.
+    if !entries.is_empty() && state::paused(queue.name()).await?.is_some() {
+        return Ok(Round { delivered: 0, remaining: entries.len(), next_at_ms: None, paused: true });
+    }
+    let credentials = state::credentials().await?;
     // Batches when the server offers them, within its limits and ours.
     let endpoint = if entries.is_empty() { None } else { transport::batch_endpoint().await };
     let batch = endpoint.as_ref().map(|e| {
@@ -149,8 +171,8 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
         delivered += flush(queue, &mut engine).await?;
         let Some(transmit) = transmit else { break };
         let result = match (&endpoint, transmit.batch) {
-            (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered).await,
-            _ => TransmitResult::Single(transport::send(&transmit.entries[0]).await),
+            (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, &credentials).await,
+            _ => TransmitResult::Single(transport::send(&transmit.entries[0], &credentials).await),
         };
         engine.handle(transmit.id, result, now_ms());
         delivered += flush(queue, &mut engine).await?;
@@ -158,15 +180,19 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
     Ok(Round { delivered, remaining: engine.len(), next_at_ms: engine.poll_timeout(), paused: engine.is_paused() })
 }
 
-/// Stores the engine's decisions, then tells the pages. Returns how many
-/// entries were delivered.
+/// Stores the engine's decisions (and a pause), then tells the pages.
+/// Returns how many entries were delivered.
 async fn flush(queue: &Queue, engine: &mut Engine) -> JsResult<usize> {
     while let Some(op) = engine.poll_store() {
         queue.apply(&op).await?;
     }
     let mut delivered = 0;
     while let Some(event) = engine.poll_event() {
-        delivered += usize::from(matches!(event, bgsync_core::Event::Sent { .. }));
+        match event {
+            Event::Sent { .. } => delivered += 1,
+            Event::Paused { status } => state::set_paused(queue.name(), Some(status)).await?,
+            _ => {}
+        }
         events::broadcast(queue.name(), &event);
     }
     Ok(delivered)

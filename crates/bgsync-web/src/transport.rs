@@ -2,7 +2,8 @@
 //! request when the server advertises a batch endpoint.
 
 use crate::js;
-use bgsync_core::wire::{BatchEndpoint, BatchResult, IDEMPOTENCY_KEY, WELL_KNOWN_PATH};
+use crate::state::with_overrides;
+use bgsync_core::wire::{BatchEndpoint, BatchResult, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH};
 use bgsync_core::{AttemptResult, Entry, Response as Answer, Transmit, TransmitResult};
 use js_sys::{Array, Object};
 use wasm_bindgen::JsCast;
@@ -12,26 +13,30 @@ use web_sys::{Headers, Request, RequestInit, Response};
 const KEPT_BODY_BYTES: usize = 2048;
 
 /// Sends the entry with its `Idempotency-Key` and reports what happened.
-/// Never fails: every failure is an [`AttemptResult`].
-pub async fn send(entry: &Entry) -> AttemptResult {
-    match try_send(entry).await {
+/// `credentials` are added to its headers (replacing its own of the same
+/// name). Never fails: every failure is an [`AttemptResult`].
+pub async fn send(entry: &Entry, credentials: &[(String, String)]) -> AttemptResult {
+    match try_send(entry, credentials).await {
         Ok(answer) => AttemptResult::Response(answer),
         Err(error) => AttemptResult::NetworkError(js::describe(&error)),
     }
 }
 
-async fn try_send(entry: &Entry) -> js::JsResult<Answer> {
+async fn try_send(entry: &Entry, credentials: &[(String, String)]) -> js::JsResult<Answer> {
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Accept", "application/json")?;
-    for (name, value) in &entry.headers {
+    for (name, value) in &with_overrides(&entry.headers, credentials) {
         headers.set(name, value)?;
     }
     headers.set(IDEMPOTENCY_KEY, entry.key.as_str())?;
+    mark_replay(&headers, &entry.url)?;
     let init = RequestInit::new();
     init.set_method(&entry.method);
     init.set_headers(&headers);
-    init.set_body(&entry.body.as_str().into());
+    if !matches!(entry.method.as_str(), "GET" | "HEAD") {
+        init.set_body(&entry.body.as_str().into());
+    }
     let request = Request::new_with_str_and_init(&entry.url, &init)?;
     let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
     let retry_after = response.headers().get("Retry-After").ok().flatten();
@@ -42,6 +47,19 @@ async fn try_send(entry: &Entry) -> js::JsResult<Answer> {
         Err(_) => String::new(),
     };
     Ok(Answer { status: response.status(), retry_after, body: kept_body(response.status(), body) })
+}
+
+/// Marks a request to this origin as bgsync's own replay
+/// ([`REPLAY_HEADER`]), which the worker's auto-capture lets through. Not
+/// sent elsewhere: a custom header would cost a CORS preflight.
+fn mark_replay(headers: &Headers, url: &str) -> js::JsResult<()> {
+    let origin = js::get(&js::get(&js_sys::global(), "location")?, "origin")?.as_string().unwrap_or_default();
+    let same_origin = (url.starts_with('/') && !url.starts_with("//"))
+        || url.strip_prefix(origin.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if same_origin {
+        headers.set(REPLAY_HEADER, "1")?;
+    }
+    Ok(())
 }
 
 /// What is kept of an answer's body: nothing for a success; for a refusal
@@ -108,21 +126,32 @@ async fn fetch_advertisement() -> js::JsResult<Option<BatchEndpoint>> {
 }
 
 /// Sends the entries of `transmit` as one batch request.
-pub async fn send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: bool) -> TransmitResult {
-    match try_send_batch(endpoint, transmit, ordered).await {
+/// `credentials` go on the batch request and on each of its entries.
+pub async fn send_batch(
+    endpoint: &BatchEndpoint,
+    transmit: &Transmit,
+    ordered: bool,
+    credentials: &[(String, String)],
+) -> TransmitResult {
+    match try_send_batch(endpoint, transmit, ordered, credentials).await {
         Ok(result) => result,
         Err(error) => TransmitResult::BatchFailed(AttemptResult::NetworkError(js::describe(&error))),
     }
 }
 
-async fn try_send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: bool) -> js::JsResult<TransmitResult> {
+async fn try_send_batch(
+    endpoint: &BatchEndpoint,
+    transmit: &Transmit,
+    ordered: bool,
+    credentials: &[(String, String)],
+) -> js::JsResult<TransmitResult> {
     let entries = Array::new();
     for entry in &transmit.entries {
         let o = Object::new();
         js::set(&o, "key", entry.key.as_str());
         js::set(&o, "method", entry.method.as_str());
         js::set(&o, "path", entry.url.as_str());
-        js::set(&o, "headers", js::header_pairs(&entry.headers));
+        js::set(&o, "headers", js::header_pairs(&with_overrides(&entry.headers, credentials)));
         js::set(&o, "body", entry.body.as_str());
         entries.push(&o);
     }
@@ -132,6 +161,10 @@ async fn try_send_batch(endpoint: &BatchEndpoint, transmit: &Transmit, ordered: 
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Accept", "application/json")?;
+    for (name, value) in credentials {
+        headers.set(name, value)?;
+    }
+    mark_replay(&headers, &endpoint.url)?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);

@@ -7,9 +7,11 @@
 
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
+use bgsync_core::wire::IDEMPOTENCY_KEY;
+use bgsync_core::{Entry, EntryKey};
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Cache, CacheStorage, Request, Response};
+use web_sys::{Cache, CacheStorage, Headers, Request, RequestInit, Response, ResponseInit};
 
 /// Answers a same-origin GET for the app shell: cache-first from
 /// `shell_cache`, and the shell's page for any navigation while offline.
@@ -56,23 +58,122 @@ pub async fn remove_old_caches(prefix: &str, keep: &str) -> JsResult<()> {
     Ok(())
 }
 
-/// What the worker holds, for a page that asks.
-pub async fn status(queue: &Queue) -> JsResult<JsValue> {
-    let queued = queue.all().await?.len();
-    let dead = crate::queue::dead_letters().await?.len();
-    let o = Object::new();
-    js::set(&o, "type", "status");
-    js::set(&o, "runtime", concat!("bgsync-web ", env!("CARGO_PKG_VERSION")));
-    js::set(&o, "queued", queued as u32);
-    js::set(&o, "deadLetters", dead as u32);
-    Ok(o.into())
+/// Answers a page's message `{type: "status"}` with the status
+/// ([`crate::client::status`]), for the caller to post back.
+pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
+    match js::get(message, "type")?.as_string().as_deref() {
+        Some("status") => {
+            let status = crate::client::status().await?.to_js();
+            js::set(&status, "type", "status");
+            Ok(Some(status))
+        }
+        _ => Ok(None),
+    }
 }
 
-/// Answers a page's message `{type: "status"}` with [`status`], for the
-/// caller to post back.
-pub async fn answer(queue: &Queue, message: &JsValue) -> JsResult<Option<JsValue>> {
-    match js::get(message, "type")?.as_string().as_deref() {
-        Some("status") => status(queue).await.map(Some),
-        _ => Ok(None),
+/// The sync tag the worker registers for captured requests.
+pub const CAPTURE_TAG: &str = "bgsync-requests";
+
+/// Auto-capture, for a `fetch` event of a request that changes something
+/// (by default, non-GET requests under `/api/`; `sw.js` decides which).
+///
+/// The request is sent with an `Idempotency-Key` (the page's own, else a
+/// new one). The server's answer, whatever its status, goes back to the
+/// page untouched: a 4xx or 5xx is the page's to handle, never silently
+/// "queued". Only when the network fails is the request (method, URL,
+/// headers, body) stored in `queue` under that same key, a sync
+/// registered, and the page answered `202 Accepted` with
+/// `{"queued": true, "queue", "key", "detail"}`. A request sent again with
+/// the same key replaces its queued copy, so nothing is queued twice, and
+/// the server applies the key once even if the first attempt did arrive.
+pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
+    let key = match request.headers().get(IDEMPOTENCY_KEY)? {
+        Some(key) => EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("{IDEMPOTENCY_KEY}: {e}")))?,
+        None => EntryKey::parse(&crate::client::random_uuid()?).map_err(|e| JsValue::from_str(&e.to_string()))?,
+    };
+    let bytes = js_sys::Uint8Array::new(&js::await_promise(request.array_buffer()?).await?).to_vec();
+    let headers = Headers::new()?;
+    let mut kept = Vec::new();
+    for pair in js_sys::try_iter(&request.headers())?.into_iter().flatten() {
+        let pair = Array::from(&pair?);
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else { continue };
+        headers.append(&name, &value)?;
+        if !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
+            kept.push((name, value));
+        }
+    }
+    headers.set(IDEMPOTENCY_KEY, key.as_str())?;
+    let init = RequestInit::new();
+    init.set_method(&request.method());
+    init.set_headers(&headers);
+    init.set_credentials(request.credentials());
+    if !bytes.is_empty() {
+        init.set_body(&js_sys::Uint8Array::from(bytes.as_slice()).into());
+    }
+    let outgoing = Request::new_with_str_and_init(&request.url(), &init)?;
+    let error = match fetch(&outgoing).await {
+        Ok(response) => return Ok(response),
+        Err(error) => error,
+    };
+    let Ok(body) = String::from_utf8(bytes) else {
+        // Queued entries hold text; a binary body is not guessed at.
+        return problem(503, "The server could not be reached, and a request with a binary body cannot be queued.");
+    };
+    let url = web_sys::Url::new(&request.url())?;
+    let same_origin =
+        url.origin() == js::get(&js::get(&js_sys::global(), "location")?, "origin")?.as_string().unwrap_or_default();
+    let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
+    let mut entry = Entry::new(key.clone(), target, body, crate::client::enqueue_time());
+    entry.method = request.method();
+    entry.headers = kept;
+    queue.push(&entry).await?;
+    crate::events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: key.clone() });
+    register_sync(CAPTURE_TAG).await;
+    let o = Object::new();
+    js::set(&o, "queued", true);
+    js::set(&o, "queue", queue.name());
+    js::set(&o, "key", key.as_str());
+    js::set(
+        &o,
+        "detail",
+        format!(
+            "The server could not be reached ({}); the request is queued and will be sent when it can be.",
+            js::describe(&error)
+        ),
+    );
+    respond_json(202, &String::from(js_sys::JSON::stringify(&o)?), "application/json")
+}
+
+fn problem(status: u16, detail: &str) -> JsResult<Response> {
+    let o = Object::new();
+    js::set(&o, "type", "about:blank");
+    js::set(&o, "title", "Not queued");
+    js::set(&o, "status", status);
+    js::set(&o, "detail", detail);
+    respond_json(status, &String::from(js_sys::JSON::stringify(&o)?), "application/problem+json")
+}
+
+fn respond_json(status: u16, body: &str, content_type: &str) -> JsResult<Response> {
+    let headers = Headers::new()?;
+    headers.set("Content-Type", content_type)?;
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Response::new_with_opt_str_and_init(Some(body), &init)
+}
+
+/// Registers a one-shot sync from the worker, where the browser has
+/// Background Sync; elsewhere the pages' fallback replays.
+pub async fn register_sync(tag: &str) {
+    let registered = async {
+        let sync = js::get(&js::get(&js_sys::global(), "registration")?, "sync")?;
+        if !sync.is_object() {
+            return Ok(());
+        }
+        let register: js_sys::Function = js::get(&sync, "register")?.dyn_into()?;
+        js::await_promise(register.call1(&sync, &JsValue::from_str(tag))?.dyn_into()?).await.map(|_| ())
+    };
+    if let Err(e) = registered.await {
+        web_sys::console::warn_2(&"bgsync: sync registration failed".into(), &e);
     }
 }

@@ -44,6 +44,11 @@ const FLAGS: &[&str] = &[
 /// One browser at a time: two Chromiums on two cores make timings flaky.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
+/// Waits for this test's turn to run a browser (any engine).
+pub async fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
+
 pub struct Chromium {
     pub browser: Browser,
     /// The DevTools session on the worker. Chromium counts offline
@@ -51,19 +56,30 @@ pub struct Chromium {
     /// that went offline says so, so one session is kept and reused.
     worker_session: Mutex<Option<String>>,
     handler: tokio::task::JoinHandle<()>,
-    _profile: tempfile::TempDir,
+    _profile: Option<tempfile::TempDir>,
     _turn: MutexGuard<'static, ()>,
 }
 
 impl Chromium {
     pub async fn launch() -> Self {
-        let turn = ONE_AT_A_TIME.lock().await;
         let profile = tempfile::tempdir().unwrap();
+        let path = profile.path().to_owned();
+        Self::launch_with(&path, Some(profile)).await
+    }
+
+    /// Starts Chromium on the profile in `dir` (kept after the browser is
+    /// gone, so a test can start another one on it).
+    pub async fn launch_on(dir: &std::path::Path) -> Self {
+        Self::launch_with(dir, None).await
+    }
+
+    async fn launch_with(dir: &std::path::Path, profile: Option<tempfile::TempDir>) -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let config = BrowserConfig::builder()
             .chrome_executable(executable())
             .disable_default_args()
             .no_sandbox()
-            .user_data_dir(profile.path())
+            .user_data_dir(dir)
             .args(FLAGS.iter().copied())
             .launch_timeout(Duration::from_secs(60))
             .request_timeout(Duration::from_secs(30))
@@ -187,6 +203,14 @@ impl Chromium {
         page
     }
 
+    /// Kills the browser process with SIGKILL, as a crash or the system
+    /// does: nothing gets to shut down cleanly.
+    pub async fn kill(mut self) {
+        let _ = self.browser.kill().await;
+        let _ = self.browser.wait().await;
+        self.handler.abort();
+    }
+
     pub async fn close(mut self) {
         let _ = self.browser.close().await;
         let _ = self.browser.wait().await;
@@ -283,22 +307,24 @@ pub async fn submit_post(page: &Page, title: &str, location: &str) {
 /// The entries in the app's queue (IndexedDB `bgsync` / `sync-posts`), read
 /// by the page's own IndexedDB, never created by the reading.
 pub async fn queued(page: &Page) -> Vec<serde_json::Value> {
-    eval(
-        page,
-        r#"new Promise((resolve, reject) => {
+    queued_in(page, "sync-posts").await
+}
+
+/// The entries of the queue `store`, read from IndexedDB directly.
+pub async fn queued_in(page: &Page, store: &str) -> Vec<serde_json::Value> {
+    let js = r#"new Promise((resolve, reject) => {
             const open = indexedDB.open("bgsync");
             open.onupgradeneeded = () => open.transaction.abort();
             open.onerror = () => resolve([]);
             open.onsuccess = () => {
                 const db = open.result;
-                if (!db.objectStoreNames.contains("sync-posts")) { db.close(); return resolve([]); }
-                const all = db.transaction("sync-posts").objectStore("sync-posts").getAll();
+                if (!db.objectStoreNames.contains("STORE")) { db.close(); return resolve([]); }
+                const all = db.transaction("STORE").objectStore("STORE").getAll();
                 all.onsuccess = () => { db.close(); resolve(all.result); };
                 all.onerror = () => reject(all.error);
             };
-        })"#,
-    )
-    .await
+        })"#;
+    eval(page, &js.replace("STORE", store)).await
 }
 
 /// The text of the snackbar once it is shown.
@@ -333,30 +359,39 @@ pub fn executable() -> PathBuf {
         if let Some(path) = std::env::var_os("BGSYNC_CHROMIUM") {
             return PathBuf::from(path);
         }
-        let found = || which("chromium").or_else(|| which("chromium-browser"));
-        if let Some(path) = found() {
-            return path;
-        }
-        let root = Process::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-        if root && which("apt-get").is_some() {
-            eprintln!("Chromium is missing: installing Debian's chromium and chromium-driver with apt-get");
-            let ok = Process::new("sh")
-                .args(["-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if let (true, Some(path)) = (ok, found()) {
-                return path;
-            }
-        }
-        panic!(
-            "Chromium not found: install it (Debian: `sudo apt-get install chromium chromium-driver`) or set BGSYNC_CHROMIUM to its path"
-        );
+        installed(&["chromium", "chromium-browser"], "chromium chromium-driver", "BGSYNC_CHROMIUM")
     })
     .clone()
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+/// The first of `names` on the PATH; when none is and the tests run as
+/// root on Debian, installs the Debian `packages` with apt-get first.
+/// Panics with what to do otherwise (`env`: the variable that names the
+/// program's path instead).
+pub fn installed(names: &[&str], packages: &str, env: &str) -> PathBuf {
+    let found = || names.iter().find_map(|n| which(n));
+    if let Some(path) = found() {
+        return path;
+    }
+    let root = Process::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if root && which("apt-get").is_some() {
+        eprintln!("{} is missing: installing Debian's {packages} with apt-get", names[0]);
+        let ok = Process::new("sh")
+            .args([
+                "-c",
+                &format!("apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {packages}"),
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if let (true, Some(path)) = (ok, found()) {
+            return path;
+        }
+    }
+    panic!("{} not found: install it (Debian: `sudo apt-get install {packages}`) or set {env} to its path", names[0]);
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| PathBuf::from(dir).join(name)).find(|p| p.is_file())
 }
 

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod webdriver;
 
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
@@ -69,6 +70,12 @@ struct Fault {
     poison: std::sync::Mutex<Option<String>>,
     /// The Idempotency-Key of every post that reached the API.
     keys: std::sync::Mutex<Vec<String>>,
+    /// Posts without this header (name, value) are refused with 401.
+    required_header: std::sync::Mutex<Option<(String, String)>>,
+    /// The `Authorization` header of every post that reached the API.
+    authorizations: std::sync::Mutex<Vec<Option<String>>>,
+    /// Milliseconds every post waits before it is handled.
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 impl TestServer {
@@ -199,6 +206,23 @@ impl TestServer {
         self.fault.keys.lock().unwrap().clone()
     }
 
+    /// From now on, refuse with 401 every post that lacks the header
+    /// `name: value` (or accept all with `None`).
+    pub fn require_header(&self, header: Option<(&str, &str)>) {
+        *self.fault.required_header.lock().unwrap() = header.map(|(n, v)| (n.to_owned(), v.to_owned()));
+    }
+
+    /// The `Authorization` header of every post that reached the API.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.fault.authorizations.lock().unwrap().clone()
+    }
+
+    /// From now on, every post waits `ms` before it is handled (a slow
+    /// server, so that a test can act in the middle of a delivery).
+    pub fn delay_posts(&self, ms: u64) {
+        self.fault.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
     /// Every request so far, as `"METHOD /path?query"` with the status
     /// answered.
     pub fn request_log(&self) -> Vec<(String, u16)> {
@@ -288,6 +312,25 @@ async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     }
     if let Some(key) = req.headers().get("idempotency-key").and_then(|k| k.to_str().ok()) {
         fault.keys.lock().unwrap().push(key.to_owned());
+    }
+    let authorization = req.headers().get("authorization").and_then(|k| k.to_str().ok()).map(str::to_owned);
+    fault.authorizations.lock().unwrap().push(authorization);
+    let delay = fault.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let required = fault.required_header.lock().unwrap().clone();
+    if let Some((name, value)) = required {
+        if req.headers().get(&name).and_then(|v| v.to_str().ok()) != Some(value.as_str()) {
+            fault.failed.fetch_add(1, Ordering::SeqCst);
+            let problem = bgsync_server::Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Sign in again",
+                format!("This server wants the header {name}."),
+            );
+            return problem.into_response();
+        }
     }
     let status = fault.status.load(Ordering::SeqCst);
     if status != 0 {

@@ -38,12 +38,15 @@ fn posts() -> Queue {
 /// engine's timers.
 const MESSAGE_BUDGET_MS: u64 = 30_000;
 
-/// Replays the posts (retrying on the engine's timers for up to
-/// `budget_ms`), then, if any was delivered, pulls the feed: whoever
-/// delivers posts brings them into IndexedDB, so every page, open now (told
-/// by the `pulled` broadcast) or opened later, lists them as sent.
+/// Replays the posts and then the captured requests (retrying on the
+/// engine's timers for up to `budget_ms`), then, if any was delivered,
+/// pulls the feed: whoever delivers posts brings them into IndexedDB, so
+/// every page, open now (told by the `pulled` broadcast) or opened later,
+/// lists them as sent.
 pub(crate) async fn deliver(budget_ms: u64) -> Result<replay::Round, JsValue> {
-    let round = replay::replay_while_alive(&posts(), &config(), budget_ms).await?;
+    let mut round = replay::replay_while_alive(&posts(), &config(), budget_ms).await?;
+    let captured = Queue::new(Queue::REQUESTS);
+    round = round.and(replay::replay_while_alive(&captured, &config(), budget_ms).await?);
     if round.delivered > 0 {
         // A failed pull changes nothing; the next one catches up.
         let _ = pull::pull(&FEED).await;
@@ -63,19 +66,12 @@ pub fn start_page() {
     page::start();
 }
 
-/// "Retry now", for the page: replays the queue at once (in the worker
-/// when one controls the page, else in the page).
-#[wasm_bindgen]
-pub async fn retry_now() {
-    page::replay_now().await;
-}
-
 /// `sync` event: replays the posts queue. Rejecting tells the browser to
 /// retry later, so the promise rejects exactly when a post is still owed
 /// (dead letters are not owed: no retry can deliver them).
 #[wasm_bindgen]
 pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> {
-    if tag != SYNC_TAG {
+    if tag != SYNC_TAG && tag != worker::CAPTURE_TAG {
         return Ok(());
     }
     let round = deliver(SYNC_BUDGET_MS).await?;
@@ -101,6 +97,13 @@ pub async fn worker_fetch(request: Request, shell_cache: String) -> Result<Respo
     worker::respond(request, &shell_cache).await
 }
 
+/// `fetch` event for a request that changes something under `/api/`:
+/// sent at once, queued only if the network fails (answered `202`).
+#[wasm_bindgen]
+pub async fn worker_capture(request: Request) -> Result<Response, JsValue> {
+    worker::capture(request, &Queue::new(Queue::REQUESTS)).await
+}
+
 /// `activate` event: drop the caches of earlier versions.
 #[wasm_bindgen]
 pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Result<(), JsValue> {
@@ -116,7 +119,7 @@ pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValu
         deliver(MESSAGE_BUDGET_MS).await?;
         return Ok(());
     }
-    if let Some(reply) = worker::answer(&posts(), &data).await? {
+    if let Some(reply) = worker::answer(&data).await? {
         let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
         post.call1(&source, &reply)?;
     }

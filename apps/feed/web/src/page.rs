@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::{BroadcastChannel, Document, Element, Event, HtmlFormElement, HtmlInputElement};
+use web_sys::{BroadcastChannel, Document, Element, Event, HtmlFormElement, HtmlInputElement, MessageEvent};
 
 const SNACKBAR_MS: i32 = 6000;
 
@@ -28,6 +28,9 @@ thread_local! {
     static RENDER: Cell<u32> = const { Cell::new(0) };
     static SNACKBAR_TIMER: Cell<i32> = const { Cell::new(0) };
     static RETRY_TIMER: Cell<i32> = const { Cell::new(0) };
+    // Whether a delivery is under way (from the `sending` broadcast until
+    // the queue drains or waits).
+    static SENDING: Cell<bool> = const { Cell::new(false) };
 }
 
 pub fn start() {
@@ -72,7 +75,15 @@ fn wire_up() -> Result<(), JsValue> {
     let channel = BroadcastChannel::new(CHANNEL)?;
     // Every state is in IndexedDB (whoever delivers posts also pulls them),
     // so any change is a re-render.
-    let on_change = Closure::<dyn FnMut()>::new(|| spawn_local(render()));
+    let on_change = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        let kind = Reflect::get(&event.data(), &"type".into()).ok().and_then(|t| t.as_string());
+        match kind.as_deref() {
+            Some("sending") => SENDING.with(|s| s.set(true)),
+            Some("drained" | "retry-scheduled" | "paused" | "dead-lettered") => SENDING.with(|s| s.set(false)),
+            _ => {}
+        }
+        spawn_local(render())
+    });
     channel.set_onmessage(Some(on_change.as_ref().unchecked_ref()));
     on_change.forget();
     // The channel must outlive this function to keep receiving.
@@ -261,6 +272,7 @@ async fn render() {
     let queued = posts().all().await.unwrap_or_default();
     let dead = bgsync_web::queue::dead_letters().await.unwrap_or_default();
     let server = pulled_posts().await;
+    let paused = bgsync_web::state::paused(posts().name()).await.ok().flatten();
     if RENDER.with(Cell::get) != generation {
         return;
     }
@@ -287,7 +299,8 @@ async fn render() {
         items.push(item);
     }
     let mut failed = 0;
-    for (entry, reason) in dead.iter().rev() {
+    for dead in dead.iter().rev().filter(|d| d.queue == posts().name()) {
+        let (entry, reason) = (&dead.entry, &dead.reason);
         let Some(mut item) = item_from_json(&entry.body) else {
             continue;
         };
@@ -317,7 +330,12 @@ async fn render() {
         }
     }
 
+    let sending = SENDING.with(Cell::get) && waiting > 0;
     let (state, text) = match (waiting, failed, online && reachable) {
+        _ if paused.is_some() => {
+            ("paused", format!("Paused: the server wants you to sign in again ({waiting} post(s) waiting)"))
+        }
+        (w, 0, _) if sending => ("sending", format!("Sending {w} post(s)…")),
         (0, 0, true) => ("synced", "All posts sent".to_string()),
         (0, 0, false) => ("offline", "Offline: showing the last posts seen".to_string()),
         (w, 0, _) => ("pending", format!("{w} post(s) waiting to be sent")),
@@ -359,7 +377,7 @@ fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
 /// Retry or Discard on a dead letter (one listener on the list).
 async fn dead_letter_action(action: String, key: String) {
     let done = match action.as_str() {
-        "retry" => bgsync_web::queue::retry_dead_letter(&posts(), &key).await,
+        "retry" => bgsync_web::queue::retry_dead_letter(&key).await,
         "discard" => bgsync_web::queue::discard_dead_letter(&key).await.map(|()| true),
         _ => return,
     };

@@ -1,0 +1,209 @@
+//! The JavaScript API (feature `js-api`): the functions a page calls, as
+//! wasm-bindgen exports with TypeScript types. Each is a thin wrapper
+//! around the Rust API of this crate ([`crate::client`], [`crate::queue`],
+//! [`crate::state`]); every queue uses [`QueueConfig::default`].
+//!
+//! ```js
+//! await wasm_bindgen({ module_or_path: "/app_bg.wasm" });
+//! const key = await wasm_bindgen.enqueue("requests", { url: "/api/posts", body: JSON.stringify(post) });
+//! const stop = wasm_bindgen.subscribe((event) => console.log(event.type, event));
+//! console.log(await wasm_bindgen.status()); // { queued: 1, deadLetters: 0, paused: false, ... }
+//! await wasm_bindgen.setCredentials({ Authorization: `Bearer ${token}` });
+//! ```
+
+use crate::client::{self, NewRequest};
+use crate::js::{self, JsResult};
+use crate::queue::{self, Queue};
+use crate::state;
+use bgsync_core::QueueConfig;
+use js_sys::{Array, Function, Object};
+use wasm_bindgen::prelude::*;
+use web_sys::{BroadcastChannel, MessageEvent};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = r#"
+/** A request to queue. `method` defaults to "POST"; `key` (the Idempotency-Key) to a new random UUID. */
+export interface QueuedRequest {
+  url: string;
+  method?: string;
+  headers?: Record<string, string> | [string, string][] | Headers;
+  body?: string;
+  key?: string;
+}
+export interface QueueState { queued: number; paused: number | null }
+export interface BgsyncStatus {
+  queued: number;
+  deadLetters: number;
+  paused: boolean;
+  hasCredentials: boolean;
+  online: boolean;
+  queues: Record<string, QueueState>;
+}
+export interface DeadLetter {
+  key: string;
+  queue: string;
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body: string;
+  /** Why it will not be sent again, in words (with the server's detail). */
+  reason: string;
+  /** When it was dead-lettered, ms since the epoch. */
+  at: number;
+}
+export type BgsyncEvent = { queue?: string } & (
+  | { type: "queued"; key: string }
+  | { type: "sending"; keys: string[] }
+  | { type: "sent"; key: string }
+  | { type: "retry-scheduled"; key: string; at: number; error: string }
+  | { type: "dead-lettered"; key: string; reason: string }
+  | { type: "paused"; status: number }
+  | { type: "resumed" }
+  | { type: "drained" }
+  | { type: "pulled"; feed: string; items: number }
+);
+"#;
+
+fn config() -> QueueConfig {
+    QueueConfig::default()
+}
+
+/// Header pairs from anything `new Headers(...)` takes.
+fn header_list(value: &JsValue) -> JsResult<Vec<(String, String)>> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    let headers = web_sys::Headers::new_with_str_sequence_sequence(value)
+        .map_err(|e| JsValue::from_str(&format!("headers: {}", js::describe(&e))))?;
+    let mut pairs = Vec::new();
+    for pair in js_sys::try_iter(&headers)?.into_iter().flatten() {
+        let pair = Array::from(&pair?);
+        if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            pairs.push((name, value));
+        }
+    }
+    Ok(pairs)
+}
+
+/// Queues `request` in `queue` ("requests", or the app's own) and resolves
+/// with its key once it is stored durably; then registers a sync, or where
+/// the browser has none, retries at once.
+#[wasm_bindgen(js_name = enqueue, unchecked_return_type = "string")]
+pub async fn enqueue(
+    queue: String,
+    #[wasm_bindgen(unchecked_param_type = "QueuedRequest")] request: JsValue,
+) -> JsResult<JsValue> {
+    let queue = Queue::named(&queue)?;
+    if !request.is_object() {
+        return Err("enqueue: the request must be an object like { url, method, headers, body }".into());
+    }
+    let text = |name| js::get(&request, name).ok().and_then(|v| v.as_string());
+    let url = text("url").ok_or("enqueue: the request has no url")?;
+    let body = js::get(&request, "body")?;
+    if !body.is_undefined() && !body.is_null() && body.as_string().is_none() {
+        return Err("enqueue: the body must be a string (JSON.stringify it)".into());
+    }
+    let entry = client::enqueue_request(
+        &queue,
+        NewRequest {
+            method: text("method").unwrap_or_else(|| "POST".into()),
+            url,
+            headers: header_list(&js::get(&request, "headers")?)?,
+            body: body.as_string().unwrap_or_default(),
+            key: text("key"),
+        },
+    )
+    .await?;
+    match client::register_sync(crate::worker::CAPTURE_TAG).await {
+        Ok(true) => {}
+        _ => {
+            client::retry_now(&config()).await?;
+        }
+    }
+    Ok(entry.key.as_str().into())
+}
+
+/// What is queued, paused and dead, over every queue.
+#[wasm_bindgen(js_name = status, unchecked_return_type = "BgsyncStatus")]
+pub async fn status() -> JsResult<JsValue> {
+    Ok(client::status().await?.to_js())
+}
+
+/// Calls `callback` with every event of every queue, from the worker and
+/// every page of the origin. Returns the function that unsubscribes.
+#[wasm_bindgen(js_name = subscribe, unchecked_return_type = "() => void")]
+pub fn subscribe(
+    #[wasm_bindgen(unchecked_param_type = "(event: BgsyncEvent) => void")] callback: Function,
+) -> JsResult<JsValue> {
+    let channel = BroadcastChannel::new(crate::events::CHANNEL)?;
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        if let Err(e) = callback.call1(&JsValue::NULL, &event.data()) {
+            web_sys::console::error_2(&"bgsync: a subscriber threw".into(), &e);
+        }
+    });
+    channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    Ok(Closure::once_into_js(move || {
+        channel.set_onmessage(None);
+        channel.close();
+        drop(on_message);
+    }))
+}
+
+/// Replays every queue now: in the worker that controls the page, else here.
+#[wasm_bindgen(js_name = retryNow)]
+pub async fn retry_now() -> JsResult<()> {
+    client::retry_now(&config()).await.map(|_| ())
+}
+
+/// The dead letters of every queue, oldest first.
+#[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "DeadLetter[]")]
+pub async fn dead_letters() -> JsResult<JsValue> {
+    let list = Array::new();
+    for dead in queue::dead_letters().await? {
+        let o = Object::new();
+        js::set(&o, "key", dead.entry.key.as_str());
+        js::set(&o, "queue", dead.queue.as_str());
+        js::set(&o, "method", dead.entry.method.as_str());
+        js::set(&o, "url", dead.entry.url.as_str());
+        js::set(&o, "headers", js::header_pairs(&dead.entry.headers));
+        js::set(&o, "body", dead.entry.body.as_str());
+        js::set(&o, "reason", dead.reason.as_str());
+        js::set(&o, "at", dead.at_ms);
+        list.push(&o);
+    }
+    Ok(list.into())
+}
+
+/// Puts a dead letter back in its queue and retries now. Resolves `false`
+/// when there is no such dead letter (another tab took it).
+#[wasm_bindgen(js_name = retryDeadLetter)]
+pub async fn retry_dead_letter(key: String) -> JsResult<bool> {
+    let found = queue::retry_dead_letter(&key).await?;
+    if found {
+        client::retry_now(&config()).await?;
+    }
+    Ok(found)
+}
+
+/// Deletes a dead letter for good.
+#[wasm_bindgen(js_name = discardDeadLetter)]
+pub async fn discard_dead_letter(key: String) -> JsResult<()> {
+    queue::discard_dead_letter(&key).await
+}
+
+/// Sets the headers sent with every queued request at replay (replacing
+/// the entry's own of the same name), resumes the queues the server paused
+/// with 401/403, and retries now. `{}` forgets them.
+#[wasm_bindgen(js_name = setCredentials)]
+pub async fn set_credentials(
+    #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
+) -> JsResult<()> {
+    client::set_credentials(&header_list(&headers)?, &config()).await
+}
+
+/// Whether `queue` is paused (the status that paused it), for tests and
+/// dashboards; [`status`] has it for every queue.
+#[wasm_bindgen(js_name = pausedBy)]
+pub async fn paused_by(queue: String) -> JsResult<Option<u16>> {
+    state::paused(Queue::named(&queue)?.name()).await
+}

@@ -1,0 +1,113 @@
+//! What outlives a replay round, beside the queues: whether a queue is
+//! paused because the server asked for credentials (401/403), and the
+//! credentials to send.
+//!
+//! Both live in the `meta` object store, so a pause the worker hit holds in
+//! every page and after a restart, and credentials a page sets are what the
+//! worker sends, even with the page gone. Credentials are stored in
+//! IndexedDB in clear, like any token a web app keeps for its worker; set
+//! short-lived ones, and call [`set_credentials`] with an empty list to
+//! forget them (on sign-out).
+
+use crate::js::{self, JsResult};
+use crate::pull::META;
+use crate::queue::database;
+use js_sys::{Array, Object};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::IdbTransactionMode;
+
+const CREDENTIALS: &str = "credentials";
+
+fn paused_key(queue: &str) -> String {
+    format!("paused:{queue}")
+}
+
+async fn read(key: &str) -> JsResult<JsValue> {
+    let db = database().await?;
+    let tx = db.transaction_with_str(META)?;
+    js::request(&tx.object_store(META)?.get(&JsValue::from_str(key))?).await
+}
+
+/// The status (401 or 403) that paused `queue`, if it is paused.
+pub async fn paused(queue: &str) -> JsResult<Option<u16>> {
+    let value = read(&paused_key(queue)).await?;
+    if !value.is_object() {
+        return Ok(None);
+    }
+    Ok(Some(js::get(&value, "status")?.as_f64().unwrap_or(401.0) as u16))
+}
+
+/// Records that `queue` is paused (`Some(status)`) or no longer is.
+pub async fn set_paused(queue: &str, status: Option<u16>) -> JsResult<()> {
+    let db = database().await?;
+    let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
+    let store = tx.object_store(META)?;
+    match status {
+        Some(status) => {
+            let o = Object::new();
+            js::set(&o, "key", paused_key(queue));
+            js::set(&o, "status", status);
+            js::set(&o, "at", js_sys::Date::now());
+            store.put(&o)?;
+        }
+        None => {
+            store.delete(&JsValue::from_str(&paused_key(queue)))?;
+        }
+    }
+    js::committed(&tx).await
+}
+
+/// The headers added to every request of every queue at replay (they
+/// replace an entry's own header of the same name).
+pub async fn credentials() -> JsResult<Vec<(String, String)>> {
+    let value = read(CREDENTIALS).await?;
+    if !value.is_object() {
+        return Ok(Vec::new());
+    }
+    Ok(Array::from(&js::get(&value, "headers")?)
+        .iter()
+        .filter_map(|pair| {
+            let pair: Array = pair.dyn_into().ok()?;
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect())
+}
+
+/// Replaces the credentials and lifts every pause, in one transaction:
+/// the next round sends the queued entries with the new headers. An empty
+/// list forgets the credentials. Header names and values must be valid
+/// HTTP (checked by the browser's own `Headers`), else nothing changes.
+pub async fn set_credentials(headers: &[(String, String)], queues: &[&str]) -> JsResult<()> {
+    let check = web_sys::Headers::new()?;
+    for (name, value) in headers {
+        check.append(name, value).map_err(|_| {
+            JsValue::from_str(&format!("credentials: {name:?} is not a valid HTTP header name and value pair"))
+        })?;
+    }
+    let db = database().await?;
+    let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
+    let store = tx.object_store(META)?;
+    if headers.is_empty() {
+        store.delete(&JsValue::from_str(CREDENTIALS))?;
+    } else {
+        let o = Object::new();
+        js::set(&o, "key", CREDENTIALS);
+        js::set(&o, "headers", js::header_pairs(headers));
+        store.put(&o)?;
+    }
+    for queue in queues {
+        store.delete(&JsValue::from_str(&paused_key(queue)))?;
+    }
+    js::committed(&tx).await
+}
+
+/// `headers` with `overrides` applied: a header named in both takes the
+/// override's value (names compare case-insensitively, as in HTTP).
+pub fn with_overrides(headers: &[(String, String)], overrides: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| !overrides.iter().any(|(o, _)| o.eq_ignore_ascii_case(name)))
+        .chain(overrides)
+        .cloned()
+        .collect()
+}
