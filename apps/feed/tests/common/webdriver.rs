@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 pub struct WebDriver {
     driver: Child,
+    /// The X server WebKitGTK draws on (it needs a display, even headless).
+    display: Option<Child>,
     http: reqwest::Client,
     session: String,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -29,23 +31,39 @@ impl WebDriver {
                 "prefs": { "dom.serviceWorkers.testing.enabled": true, "browser.shell.checkDefaultBrowser": false },
             },
         });
-        Self::start(geckodriver(), &["--port"], capabilities).await
+        Self::start(geckodriver(), &["--port"], capabilities, &[]).await
     }
 
-    /// WebKitGTK's MiniBrowser, headless, through WebKitWebDriver.
+    /// WebKitGTK's MiniBrowser through WebKitWebDriver, on a virtual X
+    /// display (GTK will not start without one).
     pub async fn webkit() -> Self {
         let driver = installed(&["WebKitWebDriver"], "webkit2gtk-driver", "PATH");
+        let xvfb = installed(&["Xvfb"], "xvfb", "PATH");
+        let mut display = Command::new(xvfb)
+            .args(["-displayfd", "1", "-nolisten", "tcp", "-screen", "0", "1280x800x24"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb starts");
+        // Xvfb writes the display number it chose once it is ready.
+        let mut number = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(display.stdout.take().unwrap()), &mut number)
+            .unwrap();
         let capabilities = json!({
             "browserName": "MiniBrowser",
-            "webkitgtk:browserOptions": { "args": ["--automation", "--headless"] },
+            "webkitgtk:browserOptions": { "args": ["--automation"] },
         });
-        Self::start(driver, &["--port"], capabilities).await
+        let env = [("DISPLAY", format!(":{}", number.trim()))];
+        let mut this = Self::start(driver, &["--port"], capabilities, &env).await;
+        this.display = Some(display);
+        this
     }
 
-    async fn start(program: PathBuf, port_flag: &[&str], capabilities: Value) -> Self {
+    async fn start(program: PathBuf, port_flag: &[&str], capabilities: Value, env: &[(&str, String)]) -> Self {
         let turn = super::browser::one_at_a_time().await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = Command::new(&program);
+        command.envs(env.iter().map(|(k, v)| (k, v)));
         match port_flag {
             [flag] => command.arg(format!("{flag}={port}")),
             _ => unreachable!(),
@@ -76,7 +94,7 @@ impl WebDriver {
             .unwrap_or_else(|| panic!("{} could not start a browser: {answer}", program.display()))
             .to_owned();
         let session = format!("{base}/session/{session}");
-        Self { driver, http, session, _turn: turn }
+        Self { driver, display: None, http, session, _turn: turn }
     }
 
     async fn command(&self, path: &str, body: Value) -> Value {
@@ -129,6 +147,11 @@ impl WebDriver {
 impl Drop for WebDriver {
     fn drop(&mut self) {
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        if let Some(display) = &mut self.display {
+            let _ = display.kill();
+            let _ = display.wait();
+        }
     }
 }
 
