@@ -1,12 +1,16 @@
 //! Builds the feed's WebAssembly (page and service-worker logic) and embeds
 //! it, with the static files, into the server binary.
 //!
-//! Steps: a nested `cargo build --profile wasm` of `feed-web` for
-//! `wasm32-unknown-unknown` (size-optimised, see the workspace manifest),
-//! `wasm-bindgen` (as a library, the same version as the crate, so the glue
-//! always matches), a content hash in the bundle's file name, and that name
-//! written into `sw.js` and `index.html`. The browser compares only `sw.js`
-//! for updates, never the `.wasm`: without the hash in `sw.js`, a Rust-only
+//! Two modules: `feed-web` for the page (with bgsync's JavaScript API) and
+//! `feed-worker` for the service worker (no page code, so it loads fast).
+//! Steps for each: a nested `cargo build --profile wasm` for
+//! `wasm32-unknown-unknown` (size-optimised, see the workspace manifest;
+//! one invocation per module, so the page's features do not leak into the
+//! worker), `wasm-bindgen` (as a library, the same version as the crate, so
+//! the glue always matches), a content hash in the bundle's file name, and
+//! the names written into `sw.js` and `index.html` (`__BUNDLE__` for the
+//! page, `__WORKER__` for the worker). The browser compares only `sw.js` for
+//! updates, never the `.wasm`: without the hashes in `sw.js`, a Rust-only
 //! change would never reach users.
 //!
 //! Set `BGSYNC_SKIP_WASM=1` for `cargo check`/`clippy` runs that do not need
@@ -37,6 +41,8 @@ fn main() {
         "apps/feed/static",
         "apps/feed/web/src",
         "apps/feed/web/Cargo.toml",
+        "apps/feed/worker/src",
+        "apps/feed/worker/Cargo.toml",
         "apps/feed/post/src",
         "crates/bgsync-web/src",
         "crates/bgsync-web/Cargo.toml",
@@ -47,17 +53,27 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=BGSYNC_SKIP_WASM");
 
-    let (js, wasm) = if env::var_os("BGSYNC_SKIP_WASM").is_some() {
+    let skip = env::var_os("BGSYNC_SKIP_WASM").is_some();
+    if skip {
         println!("cargo:warning=BGSYNC_SKIP_WASM is set: the page and worker will not work");
-        (String::new(), Vec::new())
-    } else {
-        build_wasm(&root, &out_dir)
-    };
-
-    let mut hasher = DefaultHasher::new();
-    hasher.write(js.as_bytes());
-    hasher.write(&wasm);
-    let bundle = format!("feed_web-{:016x}", hasher.finish());
+    }
+    let modules: Vec<(&str, &str, String, Vec<u8>)> = [("feed-web", "__BUNDLE__"), ("feed-worker", "__WORKER__")]
+        .into_iter()
+        .map(|(package, placeholder)| {
+            let (js, wasm) = if skip { (String::new(), Vec::new()) } else { build_wasm(&root, &out_dir, package) };
+            (package, placeholder, js, wasm)
+        })
+        .collect();
+    let names: Vec<String> = modules
+        .iter()
+        .map(|(package, _, js, wasm)| {
+            let mut hasher = DefaultHasher::new();
+            hasher.write(js.as_bytes());
+            hasher.write(wasm);
+            format!("{}-{:016x}", package.replace('-', "_"), hasher.finish())
+        })
+        .collect();
+    let bundle = names[0].clone();
 
     let assets = out_dir.join("assets");
     let _ = fs::remove_dir_all(&assets);
@@ -66,20 +82,37 @@ fn main() {
     for (url, file, content_type) in STATIC {
         let text = fs::read(manifest_dir.join("static").join(file)).unwrap();
         let text = match String::from_utf8(text) {
-            Ok(s) => s.replace("__BUNDLE__", &bundle).into_bytes(),
+            Ok(mut s) => {
+                for ((_, placeholder, _, _), name) in modules.iter().zip(&names) {
+                    s = s.replace(placeholder, name);
+                }
+                s.into_bytes()
+            }
             Err(e) => e.into_bytes(),
         };
         fs::write(assets.join(file), text).unwrap();
         table.push((url.to_string(), file.to_string(), *content_type, false));
     }
-    let js_name = format!("{bundle}.js");
-    let wasm_name = format!("{bundle}.wasm");
-    fs::write(assets.join(&js_name), js).unwrap();
-    fs::write(assets.join(&wasm_name), wasm).unwrap();
-    table.push((format!("/{js_name}"), js_name, "text/javascript; charset=utf-8", true));
-    table.push((format!("/{wasm_name}"), wasm_name, "application/wasm", true));
+    for ((_, _, js, wasm), name) in modules.iter().zip(&names) {
+        let js_name = format!("{name}.js");
+        let wasm_name = format!("{name}.wasm");
+        fs::write(assets.join(&js_name), js).unwrap();
+        fs::write(assets.join(&wasm_name), wasm).unwrap();
+        table.push((format!("/{js_name}"), js_name, "text/javascript; charset=utf-8", true));
+        table.push((format!("/{wasm_name}"), wasm_name, "application/wasm", true));
+    }
+    let worker = &names[1];
+    // The page module's TypeScript declarations: bgsync's JavaScript API.
+    let types = out_dir.join("bindgen/feed_web/feed_web.d.ts");
+    let types = if skip { String::new() } else { fs::read_to_string(types).unwrap() };
+    let types_name = format!("{bundle}.d.ts");
+    fs::write(assets.join(&types_name), types).unwrap();
+    table.push((format!("/{types_name}"), types_name, "application/typescript; charset=utf-8", true));
 
-    let mut code = format!("/// The content-hashed stem of the wasm bundle.\npub const BUNDLE: &str = {bundle:?};\n\n");
+    let mut code = format!(
+        "/// The content-hashed stem of the page's wasm bundle.\npub const BUNDLE: &str = {bundle:?};\n\
+         /// The content-hashed stem of the worker's wasm bundle.\npub const WORKER: &str = {worker:?};\n\n"
+    );
     code.push_str("pub static ASSETS: &[Asset] = &[\n");
     for (url, file, content_type, immutable) in table {
         let path = assets.join(&file);
@@ -114,7 +147,7 @@ fn ensure_wasm_target(root: &Path) {
 }
 
 /// Returns the wasm-bindgen JS glue and the wasm module.
-fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
+fn build_wasm(root: &Path, out_dir: &Path, package: &str) -> (String, Vec<u8>) {
     // A nested build in the outer target dir would wait forever on the
     // outer build's lock, so it gets a directory of its own.
     let target_dir =
@@ -128,7 +161,7 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
         "wasm",
         "--locked",
         "--package",
-        "feed-web",
+        package,
         "--target",
         "wasm32-unknown-unknown",
         "--target-dir",
@@ -145,10 +178,11 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
         }
     }
     let status = cmd.status().expect("could not run cargo for the wasm build");
-    assert!(status.success(), "the wasm build of feed-web failed (see above)");
+    assert!(status.success(), "the wasm build of {package} failed (see above)");
 
-    let input = target_dir.join("wasm32-unknown-unknown/wasm/feed_web.wasm");
-    let bindgen_dir = out_dir.join("bindgen");
+    let stem = package.replace('-', "_");
+    let input = target_dir.join(format!("wasm32-unknown-unknown/wasm/{stem}.wasm"));
+    let bindgen_dir = out_dir.join("bindgen").join(&stem);
     let _ = fs::remove_dir_all(&bindgen_dir);
     wasm_bindgen_cli_support::Bindgen::new()
         .input_path(&input)
@@ -157,10 +191,10 @@ fn build_wasm(root: &Path, out_dir: &Path) -> (String, Vec<u8>) {
         .typescript(true)
         .remove_name_section(true)
         .remove_producers_section(true)
-        .out_name("feed_web")
+        .out_name(&stem)
         .generate(&bindgen_dir)
         .unwrap_or_else(|e| panic!("wasm-bindgen failed on {}: {e:?}", input.display()));
-    let js = fs::read_to_string(bindgen_dir.join("feed_web.js")).unwrap();
-    let wasm = fs::read(bindgen_dir.join("feed_web_bg.wasm")).unwrap();
+    let js = fs::read_to_string(bindgen_dir.join(format!("{stem}.js"))).unwrap();
+    let wasm = fs::read(bindgen_dir.join(format!("{stem}_bg.wasm"))).unwrap();
     (js, wasm)
 }

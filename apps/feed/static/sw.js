@@ -2,12 +2,14 @@
 // Every listener is registered synchronously at top level (the browser only
 // dispatches to listeners present at the first evaluation); the work itself
 // runs in Rust inside waitUntil/respondWith.
-importScripts("/__BUNDLE__.js");
+// The worker's own module (no page code in it): glue, then the wasm.
+importScripts("/__WORKER__.js");
 
 const SHELL_PREFIX = "feed-shell-";
-const SHELL_CACHE = SHELL_PREFIX + "__BUNDLE__";
-const WASM = "/__BUNDLE__.wasm";
-const SHELL = ["/", "/app.css", "/manifest.webmanifest", "/icon.svg", "/__BUNDLE__.js", WASM];
+const SHELL_CACHE = SHELL_PREFIX + "__WORKER__-__BUNDLE__";
+const WASM = "/__WORKER__.wasm";
+// The page's files, so the app opens offline, and the worker's wasm.
+const SHELL = ["/", "/app.css", "/manifest.webmanifest", "/icon.svg", "/__BUNDLE__.js", "/__BUNDLE__.wasm", WASM];
 
 // The wasm comes from the shell cache, so a worker the browser restarts
 // while offline still runs: the browser keeps sw.js and the imported glue,

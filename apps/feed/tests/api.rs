@@ -418,11 +418,35 @@ async fn the_app_is_served_with_the_hashed_bundle() {
     let bundle = feed::assets::BUNDLE;
     assert!(bundle.starts_with("feed_web-") && bundle.len() == "feed_web-".len() + 16, "{bundle}");
     assert!(html.contains(&format!("/{bundle}.wasm")) && sw.contains(&format!("/{bundle}.wasm")));
-    assert!(!html.contains("__BUNDLE__") && !sw.contains("__BUNDLE__"));
-    let wasm = api.http.get(format!("{}/{bundle}.wasm", api.server.url())).send().await.unwrap();
-    assert_eq!(wasm.headers()["content-type"], "application/wasm");
-    assert!(wasm.headers()["cache-control"].to_str().unwrap().contains("immutable"));
-    assert_eq!(&wasm.bytes().await.unwrap()[..4], b"\0asm");
+    let worker = feed::assets::WORKER;
+    assert!(worker.starts_with("feed_worker-") && worker.len() == "feed_worker-".len() + 16, "{worker}");
+    assert!(sw.contains(&format!("importScripts(\"/{worker}.js\")")) && sw.contains(&format!("/{worker}.wasm")));
+    for placeholder in ["__BUNDLE__", "__WORKER__"] {
+        assert!(!html.contains(placeholder) && !sw.contains(placeholder), "{placeholder} left in");
+    }
+    for module in [bundle, worker] {
+        let wasm = api.http.get(format!("{}/{module}.wasm", api.server.url())).send().await.unwrap();
+        assert_eq!(wasm.headers()["content-type"], "application/wasm");
+        assert!(wasm.headers()["cache-control"].to_str().unwrap().contains("immutable"));
+        assert_eq!(&wasm.bytes().await.unwrap()[..4], b"\0asm");
+    }
+    // The worker's module has the worker's exports and none of the page's.
+    let glue = api.http.get(format!("{}/{worker}.js", api.server.url())).send().await.unwrap().text().await.unwrap();
+    assert!(glue.contains("worker_sync") && !glue.contains("start_page") && !glue.contains("setCredentials"));
+    // The JavaScript API's TypeScript declarations.
+    let types = api.http.get(format!("{}/{bundle}.d.ts", api.server.url())).send().await.unwrap().text().await.unwrap();
+    for signature in [
+        "export function enqueue(queue: string, request: QueuedRequest): Promise<string>;",
+        "export function status(): Promise<BgsyncStatus>;",
+        "export function subscribe(callback: (event: BgsyncEvent) => void): () => void;",
+        "export function retryNow(): Promise<void>;",
+        "export function deadLetters(): Promise<DeadLetter[]>;",
+        "export function retryDeadLetter(key: string): Promise<boolean>;",
+        "export function discardDeadLetter(key: string): Promise<void>;",
+        "export function setCredentials(headers: Record<string, string> | [string, string][] | Headers): Promise<void>;",
+    ] {
+        assert!(types.contains(signature), "missing from the declarations: {signature}");
+    }
 }
 
 /// POSTs `body` over a raw connection, writing it while reading the answer:

@@ -117,6 +117,7 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     assert_eq!(status["type"], "status");
     assert!(status["runtime"].as_str().unwrap().starts_with("bgsync-web "), "{status}");
     assert_eq!(status["queued"], 0);
+    assert!(status["coldStartMs"].as_f64().is_some_and(|ms| ms > 0.0), "{status}");
 
     // And it queues while the server is down.
     submit_post(&page, "Offline still works", "Cave").await;
@@ -154,12 +155,26 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_background_sync_the_page_queues_and_sends_on_load() {
-    let mut server = TestServer::start();
+    let server = TestServer::start();
     let chromium = Chromium::launch().await;
     // A browser without SyncManager (Firefox, Safari).
     let page = chromium.open_app_without_background_sync(&server.url()).await;
     assert!(!eval::<bool>(&page, "'SyncManager' in window").await);
+    queues_and_sends_on_load(server, chromium, page).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_fallback_ignores_background_sync_and_the_page_sends_on_load() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    // A WebView that has SyncManager but never fires sync: told so.
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "'SyncManager' in window").await);
+    assert!(eval::<bool>(&page, "wasm_bindgen.forceFallback(true).then(() => true)").await);
+    queues_and_sends_on_load(server, chromium, page).await;
+}
+
+async fn queues_and_sends_on_load(mut server: TestServer, chromium: Chromium, page: chromiumoxide::Page) {
     server.down();
     submit_post(&page, "No sync manager here", "Firefox").await;
     assert_eq!(snackbar(&page).await, "Your post was saved and will be sent when the server can be reached");

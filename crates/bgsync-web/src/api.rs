@@ -201,9 +201,11 @@ pub async fn set_credentials(
     client::set_credentials(&header_list(&headers)?, &config()).await
 }
 
-/// Whether `queue` is paused (the status that paused it), for tests and
-/// dashboards; [`status`] has it for every queue.
-#[wasm_bindgen(js_name = pausedBy)]
-pub async fn paused_by(queue: String) -> JsResult<Option<u16>> {
-    state::paused(Queue::named(&queue)?.name()).await
+/// Ignores Background Sync even where the browser has it (WebViews that
+/// expose `SyncManager` but never fire it): pages then replay on load, on
+/// `online`, on "retry now" and on the engine's timers. Stored for the
+/// origin; `forceFallback(false)` undoes it.
+#[wasm_bindgen(js_name = forceFallback)]
+pub async fn force_fallback(on: bool) -> JsResult<()> {
+    state::set_force_fallback(on).await
 }

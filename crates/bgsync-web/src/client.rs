@@ -41,26 +41,26 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     let bad = |what: String| Err(JsValue::from_str(&what));
     let method = method.to_ascii_uppercase();
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return bad(format!("enqueue: {method:?} is not an HTTP method"));
+        return bad(format!("enqueue: \"{method}\" is not an HTTP method"));
     }
     if matches!(method.as_str(), "GET" | "HEAD") && !body.is_empty() {
         return bad(format!("enqueue: a {method} request cannot have a body"));
     }
     let base = js::get(&js::get(&js_sys::global(), "location")?, "href")?.as_string().unwrap_or_default();
     if web_sys::Url::new_with_base(&url, &base).is_err() || url.is_empty() {
-        return bad(format!("enqueue: {url:?} is not a URL"));
+        return bad(format!("enqueue: \"{url}\" is not a URL"));
     }
     let check = web_sys::Headers::new()?;
     for (name, value) in &headers {
         if check.append(name, value).is_err() {
-            return bad(format!("enqueue: {name:?}: {value:?} is not a valid HTTP header"));
+            return bad(format!("enqueue: \"{name}: {value}\" is not a valid HTTP header"));
         }
     }
     let key = match key {
         Some(key) => key,
         None => random_uuid()?,
     };
-    let key = EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("enqueue: the key {key:?}: {e}")))?;
+    let key = EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("enqueue: the key \"{key}\": {e}")))?;
     let mut entry = Entry::new(key, url, body, enqueue_time());
     entry.method = method;
     entry.headers = headers;
@@ -112,13 +112,19 @@ pub async fn register_worker(script: &str) -> JsResult<ServiceWorkerRegistration
     js::await_promise(container.register(script)).await?.dyn_into()
 }
 
+/// Whether one-shot Background Sync is there and not turned off with
+/// [`state::set_force_fallback`]; when not, the page replays itself.
+pub async fn background_sync_usable() -> bool {
+    has_sync_manager() && !state::force_fallback().await.unwrap_or(false)
+}
+
 /// Registers a one-shot sync `tag` with the active worker. Returns `false`
-/// when the browser has no Background Sync, so the caller can fall back.
+/// when Background Sync is not usable here, so the caller can fall back.
 pub async fn register_sync(tag: &str) -> JsResult<bool> {
     let Some(container) = container() else {
         return Ok(false);
     };
-    if !has_sync_manager() {
+    if !background_sync_usable().await {
         return Ok(false);
     }
     let registration = js::await_promise(container.ready()?).await?;

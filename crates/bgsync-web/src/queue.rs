@@ -60,8 +60,8 @@ impl Queue {
         match Self::ALL.iter().find(|q| **q == name) {
             Some(name) => Ok(Self { name }),
             None => Err(JsValue::from_str(&format!(
-                "there is no queue {name:?}; the queues are {}",
-                Self::ALL.map(|q| format!("{q:?}")).join(", ")
+                "there is no queue \"{name}\"; the queues are {}",
+                Self::ALL.map(|q| format!("\"{q}\"")).join(", ")
             ))),
         }
     }

@@ -17,6 +17,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbTransactionMode;
 
 const CREDENTIALS: &str = "credentials";
+const FORCE_FALLBACK: &str = "force-fallback";
 
 fn paused_key(queue: &str) -> String {
     format!("paused:{queue}")
@@ -57,6 +58,30 @@ pub async fn set_paused(queue: &str, status: Option<u16>) -> JsResult<()> {
     js::committed(&tx).await
 }
 
+/// Whether Background Sync is to be ignored where the browser has it
+/// ([`set_force_fallback`]).
+pub async fn force_fallback() -> JsResult<bool> {
+    Ok(read(FORCE_FALLBACK).await?.is_object())
+}
+
+/// For WebViews and browsers that expose `SyncManager` but never fire
+/// `sync`: from now on (in every context of the origin) nothing registers
+/// a sync, and pages replay themselves (on load, `online`, "retry now",
+/// and the engine's timers), as where there is no Background Sync.
+pub async fn set_force_fallback(on: bool) -> JsResult<()> {
+    let db = database().await?;
+    let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
+    let store = tx.object_store(META)?;
+    if on {
+        let o = Object::new();
+        js::set(&o, "key", FORCE_FALLBACK);
+        store.put(&o)?;
+    } else {
+        store.delete(&JsValue::from_str(FORCE_FALLBACK))?;
+    }
+    js::committed(&tx).await
+}
+
 /// The headers added to every request of every queue at replay (they
 /// replace an entry's own header of the same name).
 pub async fn credentials() -> JsResult<Vec<(String, String)>> {
@@ -81,7 +106,7 @@ pub async fn set_credentials(headers: &[(String, String)], queues: &[&str]) -> J
     let check = web_sys::Headers::new()?;
     for (name, value) in headers {
         check.append(name, value).map_err(|_| {
-            JsValue::from_str(&format!("credentials: {name:?} is not a valid HTTP header name and value pair"))
+            JsValue::from_str(&format!("credentials: \"{name}\" is not a valid HTTP header name and value pair"))
         })?;
     }
     let db = database().await?;

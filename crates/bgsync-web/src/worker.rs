@@ -65,10 +65,34 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
         Some("status") => {
             let status = crate::client::status().await?.to_js();
             js::set(&status, "type", "status");
+            js::set(&status, "runtime", concat!("bgsync-web ", env!("CARGO_PKG_VERSION")));
+            if let Some(ms) = STARTED_AT_MS.with(std::cell::Cell::get) {
+                js::set(&status, "coldStartMs", ms);
+            }
             Ok(Some(status))
         }
         _ => Ok(None),
     }
+}
+
+thread_local! {
+    static STARTED_AT_MS: std::cell::Cell<Option<f64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records the first Rust line this worker ran (call it from the module's
+/// `#[wasm_bindgen(start)]` function): `performance.now()` then, which in a
+/// worker counts from the worker's creation, is its cold start, reported
+/// as `coldStartMs` in the status answer.
+pub fn mark_started() {
+    let now = js::get(&js_sys::global(), "performance")
+        .ok()
+        .and_then(|p| js_sys::Reflect::get(&p, &"now".into()).ok()?.dyn_into::<js_sys::Function>().ok()?.call0(&p).ok())
+        .and_then(|v| v.as_f64());
+    STARTED_AT_MS.with(|s| {
+        if s.get().is_none() {
+            s.set(now);
+        }
+    });
 }
 
 /// The sync tag the worker registers for captured requests.
@@ -165,6 +189,9 @@ fn respond_json(status: u16, body: &str, content_type: &str) -> JsResult<Respons
 /// Registers a one-shot sync from the worker, where the browser has
 /// Background Sync; elsewhere the pages' fallback replays.
 pub async fn register_sync(tag: &str) {
+    if crate::state::force_fallback().await.unwrap_or(false) {
+        return;
+    }
     let registered = async {
         let sync = js::get(&js::get(&js_sys::global(), "registration")?, "sync")?;
         if !sync.is_object() {

@@ -47,8 +47,7 @@ impl WebDriver {
             .expect("Xvfb starts");
         // Xvfb writes the display number it chose once it is ready.
         let mut number = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(display.stdout.take().unwrap()), &mut number)
-            .unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(display.stdout.take().unwrap()), &mut number).unwrap();
         let capabilities = json!({
             "browserName": "MiniBrowser",
             "webkitgtk:browserOptions": { "args": ["--automation"] },

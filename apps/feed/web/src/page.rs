@@ -173,7 +173,7 @@ async fn submit() {
 /// load, on `online` and after each submit: by the worker when one
 /// controls the page, else by the page itself.
 async fn fallback_replay() {
-    if !client::has_sync_manager() {
+    if !client::background_sync_usable().await {
         replay_now().await;
     }
 }

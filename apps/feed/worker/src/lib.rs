@@ -1,0 +1,88 @@
+//! The feed's service worker, compiled to WebAssembly: the `worker_*`
+//! functions `sw.js` calls inside `waitUntil`/`respondWith`. Only what a
+//! worker runs is in this module (no page code), so it stays small and
+//! starts fast.
+
+#[path = "../../web/src/delivery.rs"]
+mod delivery;
+
+use bgsync_web::queue::Queue;
+use bgsync_web::{pull, worker};
+use delivery::{deliver, FEED, SYNC_TAG};
+use wasm_bindgen::prelude::*;
+use web_sys::{Request, Response};
+
+/// How long a `sync` event keeps retrying on the engine's own timers
+/// before it hands the next attempt back to the browser's sync schedule.
+const SYNC_BUDGET_MS: u64 = 20_000;
+
+/// How long a round started by a page's message may keep retrying on the
+/// engine's timers.
+const MESSAGE_BUDGET_MS: u64 = 30_000;
+
+/// Runs when the module is instantiated: the worker's first Rust line.
+#[wasm_bindgen(start)]
+pub fn started() {
+    worker::mark_started();
+}
+
+/// `sync` event: replays the queues. Rejecting tells the browser to retry
+/// later, so the promise rejects exactly when a post is still owed (dead
+/// letters are not owed: no retry can deliver them; nor is a paused queue
+/// until new credentials are set).
+#[wasm_bindgen]
+pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> {
+    if tag != SYNC_TAG && tag != worker::CAPTURE_TAG {
+        return Ok(());
+    }
+    let round = deliver(SYNC_BUDGET_MS).await?;
+    if round.needs_retry() {
+        let when = if last_chance { "the page will retry when opened" } else { "the browser will retry" };
+        return Err(JsValue::from_str(&format!("{} post(s) could not be delivered yet; {when}", round.remaining)));
+    }
+    Ok(())
+}
+
+/// `periodicsync` event: pull what changed since the last pull.
+#[wasm_bindgen]
+pub async fn worker_periodic_sync(tag: String) -> Result<(), JsValue> {
+    if tag == FEED.tag {
+        pull::pull(&FEED).await?;
+    }
+    Ok(())
+}
+
+/// `fetch` event for a same-origin GET.
+#[wasm_bindgen]
+pub async fn worker_fetch(request: Request, shell_cache: String) -> Result<Response, JsValue> {
+    worker::respond(request, &shell_cache).await
+}
+
+/// `fetch` event for a request that changes something under `/api/`:
+/// sent at once, queued only if the network fails (answered `202`).
+#[wasm_bindgen]
+pub async fn worker_capture(request: Request) -> Result<Response, JsValue> {
+    worker::capture(request, &Queue::new(Queue::REQUESTS)).await
+}
+
+/// `activate` event: drop the caches of earlier versions.
+#[wasm_bindgen]
+pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Result<(), JsValue> {
+    worker::remove_old_caches(&shell_prefix, &shell_cache).await
+}
+
+/// `message` event from a page; answers go back to the sender.
+#[wasm_bindgen]
+pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValue> {
+    let kind = js_sys::Reflect::get(&data, &"type".into())?.as_string();
+    if kind.as_deref() == Some("replay") {
+        // A page's "retry now" (or its fallback without Background Sync).
+        deliver(MESSAGE_BUDGET_MS).await?;
+        return Ok(());
+    }
+    if let Some(reply) = worker::answer(&data).await? {
+        let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
+        post.call1(&source, &reply)?;
+    }
+    Ok(())
+}
