@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
 /// also applies to each entry of a batch, since a batch runs its entries
 /// through those same routes.
 pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router) -> Router {
+    let db = state.db.clone();
     let api = wrap(
         Router::new()
             .route("/api/posts", get(posts::list).post(posts::create))
@@ -47,7 +48,7 @@ pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router)
     let batch = Router::new()
         .route(batch::PATH, post(batch::handle))
         .layer(DefaultBodyLimit::max(batch::MAX_BODY_BYTES))
-        .with_state(batch::BatchState { api: api.clone() });
+        .with_state(batch::BatchState { api: api.clone(), db });
     api.merge(batch).route(WELL_KNOWN_PATH, get(advertise)).fallback(assets::serve)
 }
 

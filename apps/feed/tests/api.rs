@@ -326,7 +326,23 @@ async fn a_batch_runs_each_entry_as_if_alone(backend: Backend) {
     assert_eq!(statuses, [Some(201), Some(422), None], "{res}");
     assert_eq!(api.server.stored_posts().await.len(), 3);
 
-    let too_many = json!({ "ordered": false, "entries": (0..101).map(|i| batch_entry(&format!("m-{i}"), good(i))).collect::<Vec<_>>() });
+    // An entry that fails after its key was claimed (its post id is taken
+    // by another post) rolls back alone: its key is free again, and the
+    // entries around it are committed.
+    let taken = json!({ "id": good(1)["id"], "title": "Another post", "location": "B" });
+    let request = json!({ "ordered": false, "entries": [
+        batch_entry("s-1", good(21)), batch_entry("s-2", taken), batch_entry("s-3", good(23)),
+    ]});
+    let res: Value = api.http.post(&url).json(&request).send().await.unwrap().json().await.unwrap();
+    let statuses: Vec<_> = res["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [Some(201), Some(422), Some(201)], "{res}");
+    assert_eq!(api.server.stored_posts().await.len(), 5);
+    let request = json!({ "ordered": false, "entries": [batch_entry("s-2", good(22))] });
+    let res: Value = api.http.post(&url).json(&request).send().await.unwrap().json().await.unwrap();
+    assert_eq!(res["results"][0]["status"], 201, "the failed entry's key was not kept: {res}");
+    assert_eq!(api.server.stored_posts().await.len(), 6);
+
+    let too_many = json!({ "ordered": false, "entries": (0..1001).map(|i| batch_entry(&format!("m-{i}"), good(i))).collect::<Vec<_>>() });
     let res = api.http.post(&url).json(&too_many).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let (status, problem) = api.post_raw_to(&url, "application/json", br#"{"ordered":true}"#.to_vec()).await;

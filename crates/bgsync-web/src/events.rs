@@ -59,10 +59,18 @@ pub fn broadcast(queue: &str, event: &Event) {
     post(&to_js(queue, event));
 }
 
-/// Posts a message (`{type, ...}`) to the other contexts of the origin.
+thread_local! {
+    // One sending channel per context (making one per message is costly
+    // when a batch answers a thousand entries at once).
+    static SENDER: Option<BroadcastChannel> = BroadcastChannel::new(CHANNEL).ok();
+}
+
+/// Posts a message (`{type, ...}`) to the other contexts of the origin
+/// (and to this context's own subscribers).
 pub fn post(message: &JsValue) {
-    if let Ok(channel) = BroadcastChannel::new(CHANNEL) {
-        let _ = channel.post_message(message);
-        channel.close();
-    }
+    SENDER.with(|channel| {
+        if let Some(channel) = channel {
+            let _ = channel.post_message(message);
+        }
+    });
 }

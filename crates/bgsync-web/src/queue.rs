@@ -82,32 +82,43 @@ impl Queue {
     /// letter leaves the queue and enters the dead letters in one
     /// transaction, so it is in exactly one of them whatever happens.
     pub async fn apply(&self, op: &StoreOp) -> JsResult<()> {
+        self.apply_all(std::slice::from_ref(op)).await
+    }
+
+    /// Carries out the engine's store operations in one transaction (one
+    /// commit for a whole batch's answers), in order.
+    pub async fn apply_all(&self, ops: &[StoreOp]) -> JsResult<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
         let db = database().await?;
         let stores = Array::of2(&self.name.into(), &DEAD_LETTERS.into());
         let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
         let queue = tx.object_store(self.name)?;
-        match op {
-            StoreOp::Put(entry) => {
-                // Only while still queued: an answer that arrives after
-                // another context deleted the entry must not bring it back.
-                let count = queue.count_with_key(&JsValue::from_str(entry.key.as_str()))?;
-                let counted = count.clone();
-                let store = queue.clone();
-                let value = to_js(entry);
-                // The success handler runs while the transaction is active.
-                let on_count = Closure::once_into_js(move || {
-                    if counted.result().ok().and_then(|n| n.as_f64()) == Some(1.0) {
-                        let _ = store.put(&value);
-                    }
-                });
-                count.set_onsuccess(Some(on_count.unchecked_ref()));
-            }
-            StoreOp::Delete(key) => {
-                queue.delete(&JsValue::from_str(key.as_str()))?;
-            }
-            StoreOp::DeadLetter(dead) => {
-                queue.delete(&JsValue::from_str(dead.entry.key.as_str()))?;
-                tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(self.name, dead))?;
+        for op in ops {
+            match op {
+                StoreOp::Put(entry) => {
+                    // Only while still queued: an answer that arrives after
+                    // another context deleted the entry must not bring it back.
+                    let count = queue.count_with_key(&JsValue::from_str(entry.key.as_str()))?;
+                    let counted = count.clone();
+                    let store = queue.clone();
+                    let value = to_js(entry);
+                    // The success handler runs while the transaction is active.
+                    let on_count = Closure::once_into_js(move || {
+                        if counted.result().ok().and_then(|n| n.as_f64()) == Some(1.0) {
+                            let _ = store.put(&value);
+                        }
+                    });
+                    count.set_onsuccess(Some(on_count.unchecked_ref()));
+                }
+                StoreOp::Delete(key) => {
+                    queue.delete(&JsValue::from_str(key.as_str()))?;
+                }
+                StoreOp::DeadLetter(dead) => {
+                    queue.delete(&JsValue::from_str(dead.entry.key.as_str()))?;
+                    tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(self.name, dead))?;
+                }
             }
         }
         js::committed(&tx).await

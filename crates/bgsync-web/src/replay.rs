@@ -183,9 +183,8 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
 /// Stores the engine's decisions (and a pause), then tells the pages.
 /// Returns how many entries were delivered.
 async fn flush(queue: &Queue, engine: &mut Engine) -> JsResult<usize> {
-    while let Some(op) = engine.poll_store() {
-        queue.apply(&op).await?;
-    }
+    let ops: Vec<_> = std::iter::from_fn(|| engine.poll_store()).collect();
+    queue.apply_all(&ops).await?;
     let mut delivered = 0;
     while let Some(event) = engine.poll_event() {
         match event {

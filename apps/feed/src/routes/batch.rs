@@ -2,6 +2,11 @@
 //! entry runs through the app's own router as if it had arrived alone, with
 //! its own `Idempotency-Key`, so it gets exactly the validation, effects and
 //! answer it would get alone, and one bad entry fails alone.
+//!
+//! The entries share one database transaction (each in a savepoint, so a
+//! failing entry rolls back only itself), committed once at the end: one
+//! commit, one fsync, for the whole batch. If that commit fails, no entry
+//! took effect, and every entry that had succeeded is answered 503 instead.
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -12,8 +17,11 @@ use bgsync_core::wire::{BatchRequest, BatchResponse, BatchResult, IDEMPOTENCY_KE
 use bgsync_server::{json, Problem};
 use tower::ServiceExt;
 
+use super::posts::SharedTx;
+use crate::db::Db;
+
 /// The most entries one batch may carry.
-pub const MAX_ENTRIES: usize = 100;
+pub const MAX_ENTRIES: usize = 1000;
 /// The largest batch body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The route entries must not target (no batches of batches).
@@ -23,6 +31,7 @@ pub const PATH: &str = "/api/sync/batch";
 #[derive(Clone)]
 pub struct BatchState {
     pub api: Router,
+    pub db: Db,
 }
 
 pub async fn handle(
@@ -42,6 +51,9 @@ pub async fn handle(
             ),
         ));
     }
+    let shared = SharedTx::default();
+    let tx = state.db.pool.begin().await.map_err(|e| Problem::storage(&e))?;
+    *shared.0.lock().await = Some(tx);
     let mut results = Vec::with_capacity(request.entries.len());
     let mut stopped = false;
     for entry in request.entries {
@@ -49,16 +61,34 @@ pub async fn handle(
             results.push(BatchResult { key: entry.key, status: None, retry_after: None, body: String::new() });
             continue;
         }
-        let result = run(&state.api, entry).await;
+        let result = run(&state.api, entry, &shared).await;
         if request.ordered && !result.status.is_some_and(|s| (200..300).contains(&s)) {
             stopped = true;
         }
         results.push(result);
     }
+    let tx = shared.0.lock().await.take();
+    let committed = match tx {
+        Some(tx) => tx.commit().await,
+        None => Ok(()),
+    };
+    if let Err(e) = committed {
+        // Nothing of this batch took effect: what had succeeded must be
+        // sent again.
+        let problem = Problem::storage(&e);
+        let body = serde_json::to_string(&problem).expect("a problem serialises");
+        for result in &mut results {
+            if result.status.is_some_and(|s| (200..300).contains(&s)) {
+                result.status = Some(503);
+                result.retry_after = Some("1".into());
+                result.body = body.clone();
+            }
+        }
+    }
     Ok(axum::Json(BatchResponse { results }))
 }
 
-async fn run(api: &Router, entry: bgsync_core::wire::BatchEntry) -> BatchResult {
+async fn run(api: &Router, entry: bgsync_core::wire::BatchEntry, shared: &SharedTx) -> BatchResult {
     let key = entry.key.clone();
     let answer =
         |status: u16, body: String| BatchResult { key: key.clone(), status: Some(status), retry_after: None, body };
@@ -86,7 +116,8 @@ async fn run(api: &Router, entry: bgsync_core::wire::BatchEntry) -> BatchResult 
     let Ok(key_value) = HeaderValue::from_str(&entry.key) else {
         return refuse("the entry key is not a valid Idempotency-Key".into());
     };
-    let request = match request.header(IDEMPOTENCY_KEY, key_value).body(Body::from(entry.body)) {
+    let request = request.header(IDEMPOTENCY_KEY, key_value).extension(shared.clone());
+    let request = match request.body(Body::from(entry.body)) {
         Ok(request) => request,
         Err(e) => return refuse(format!("the entry is not a valid request: {e}")),
     };

@@ -5,7 +5,7 @@ use crate::db::Backend;
 use crate::startup::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bgsync_server::idempotency::{self, Claim, StoredResponse};
@@ -166,6 +166,7 @@ fn bad_query(detail: String) -> Problem {
 
 pub async fn create(
     State(state): State<AppState>,
+    shared: Option<Extension<SharedTx>>,
     key: Option<IdempotencyKey>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -178,7 +179,6 @@ pub async fn create(
     // server made up is not part of what the client sent.
     let fingerprint = serde_json::to_string(&(given_id.then_some(&post.id), &post.title, &post.location))
         .expect("strings always serialise");
-    let now = now_ms();
     let scope = "";
 
     let _in_flight = match &key {
@@ -186,26 +186,63 @@ pub async fn create(
         None => None,
     };
     let storage = |e: sqlx::Error| Problem::storage(&e);
-    let mut tx = state.db.pool.begin().await.map_err(storage)?;
-    if let Some(key) = &key {
-        match idempotency::claim(&mut tx, scope, key, &fingerprint, now).await.map_err(storage)? {
+    match shared {
+        // An entry of a batch: a savepoint in the batch's transaction, which
+        // the batch commits once for all its entries.
+        Some(Extension(shared)) => {
+            let mut slot = shared.0.lock().await;
+            let outer = slot
+                .as_mut()
+                .ok_or_else(|| Problem::storage(&std::io::Error::other("the batch's transaction has ended")))?;
+            let mut savepoint = sqlx::Connection::begin(&mut **outer).await.map_err(storage)?;
+            let answer = apply(&mut savepoint, key.as_ref(), scope, &fingerprint, &post).await?;
+            savepoint.commit().await.map_err(storage)?;
+            Ok(answer)
+        }
+        None => {
+            let mut tx = state.db.pool.begin().await.map_err(storage)?;
+            let answer = apply(&mut tx, key.as_ref(), scope, &fingerprint, &post).await?;
+            state.before_commit.check()?;
+            tx.commit().await.map_err(storage)?;
+            Ok(answer)
+        }
+    }
+}
+
+/// A database transaction the entries of one batch share (see
+/// [`crate::routes::batch`]): taken by each entry in turn, committed by the
+/// batch.
+#[derive(Clone, Default)]
+pub struct SharedTx(pub std::sync::Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Any>>>>);
+
+/// Claims the key, inserts the post and stores the answer under the key,
+/// in `conn`'s transaction; the caller commits.
+async fn apply(
+    conn: &mut AnyConnection,
+    key: Option<&IdempotencyKey>,
+    scope: &str,
+    fingerprint: &str,
+    post: &NewPost,
+) -> Result<Response, Problem> {
+    let storage = |e: sqlx::Error| Problem::storage(&e);
+    let now = now_ms();
+    if let Some(key) = key {
+        match idempotency::claim(&mut *conn, scope, key, fingerprint, now).await.map_err(storage)? {
             Claim::New => {}
             Claim::Replay(stored) => return Ok(stored.into_response()),
             Claim::Mismatch => return Err(idempotency::mismatch_problem()),
         }
     }
-    let (status, stored) = insert(&mut tx, &post, now).await?;
+    let (status, stored) = insert(&mut *conn, post, now).await?;
     let body = serde_json::to_vec(&stored).expect("a post always serialises");
-    if let Some(key) = &key {
+    if let Some(key) = key {
         let response = StoredResponse {
             status: status.as_u16(),
             content_type: Some("application/json".into()),
             body: body.clone(),
         };
-        idempotency::complete(&mut tx, scope, key, &response).await.map_err(storage)?;
+        idempotency::complete(&mut *conn, scope, key, &response).await.map_err(storage)?;
     }
-    state.before_commit.check()?;
-    tx.commit().await.map_err(storage)?;
     Ok((status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 

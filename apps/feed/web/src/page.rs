@@ -28,6 +28,8 @@ thread_local! {
     static RENDER: Cell<u32> = const { Cell::new(0) };
     static SNACKBAR_TIMER: Cell<i32> = const { Cell::new(0) };
     static RETRY_TIMER: Cell<i32> = const { Cell::new(0) };
+    // Whether a render is already scheduled (a burst of events renders once).
+    static RENDER_SCHEDULED: Cell<bool> = const { Cell::new(false) };
     // Whether a delivery is under way (from the `sending` broadcast until
     // the queue drains or waits).
     static SENDING: Cell<bool> = const { Cell::new(false) };
@@ -82,7 +84,7 @@ fn wire_up() -> Result<(), JsValue> {
             Some("drained" | "retry-scheduled" | "paused" | "dead-lettered") => SENDING.with(|s| s.set(false)),
             _ => {}
         }
-        spawn_local(render())
+        schedule_render();
     });
     channel.set_onmessage(Some(on_change.as_ref().unchecked_ref()));
     on_change.forget();
@@ -207,7 +209,7 @@ pub async fn replay_now() {
         }
         Err(e) => web_sys::console::warn_2(&"feed: replay failed".into(), &e),
     }
-    // Our own broadcasts do not reach us.
+    // Render now, so the list is current when "retry now" returns.
     render().await;
 }
 
@@ -262,6 +264,21 @@ struct Item {
     note: String,
     /// For a dead letter: its key, for the Retry and Discard buttons.
     dead_key: Option<String>,
+}
+
+/// Renders soon, once for a burst of events (a batch answers hundreds of
+/// entries at once; each render reads IndexedDB).
+fn schedule_render() {
+    if RENDER_SCHEDULED.with(|s| s.replace(true)) {
+        return;
+    }
+    let later = Closure::once_into_js(|| {
+        RENDER_SCHEDULED.with(|s| s.set(false));
+        spawn_local(render());
+    });
+    if let Some(window) = web_sys::window() {
+        let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 50);
+    }
 }
 
 async fn render() {
