@@ -263,6 +263,9 @@ impl Queue {
             return;
         };
         let whole_batch_failed = matches!(result, TransmitResult::BatchFailed(_));
+        // Entries that failed as one request wait as one: one jitter draw
+        // for the batch, so the retry is one batch again, not many small ones.
+        let mut shared_delay = None;
         for key in keys {
             self.sending.remove(&key);
             let attempt = match &result {
@@ -284,14 +287,23 @@ impl Queue {
                 // one entry in it.
                 outcome = Outcome::Retry { retry_after_ms: None };
             }
-            self.apply(key, outcome, &attempt, now_ms);
+            self.apply(key, outcome, &attempt, now_ms, whole_batch_failed.then_some(&mut shared_delay));
         }
         if self.entries.is_empty() {
             self.events.push_back(Event::Drained);
         }
     }
 
-    fn apply(&mut self, key: EntryKey, outcome: Outcome, attempt: &AttemptResult, now_ms: u64) {
+    /// `shared_delay`: for the entries of a batch that failed as a whole,
+    /// the jitter drawn for the first one, reused for the others.
+    fn apply(
+        &mut self,
+        key: EntryKey,
+        outcome: Outcome,
+        attempt: &AttemptResult,
+        now_ms: u64,
+        shared_delay: Option<&mut Option<u64>>,
+    ) {
         match outcome {
             Outcome::Skipped => {}
             Outcome::Done => {
@@ -338,7 +350,13 @@ impl Queue {
                     self.dead_letter(entry, DeadReason::TooManyAttempts { attempts, last_error }, now_ms);
                     return;
                 }
-                let delay = self.config.retry.delay_ms(attempts, retry_after_ms, &mut self.rng);
+                let delay = match shared_delay {
+                    Some(draw) => {
+                        let draw = *draw.get_or_insert_with(|| self.rng.next_u64());
+                        self.config.retry.delay_with_draw(attempts, retry_after_ms, draw)
+                    }
+                    None => self.config.retry.delay_ms(attempts, retry_after_ms, &mut self.rng),
+                };
                 let entry = self.entry_mut(&key).expect("found above");
                 entry.not_before_ms = now_ms.saturating_add(delay);
                 let entry = entry.clone();

@@ -53,6 +53,16 @@ impl RetryPolicy {
             None => rng.up_to(self.ceiling_ms(attempts)),
         }
     }
+
+    /// [`Self::delay_ms`] with the jitter given: `draw` (uniform over
+    /// `u64`) scaled to `0..=ceiling`. Entries that share a draw and their
+    /// attempt count wait exactly as long.
+    pub(crate) fn delay_with_draw(&self, attempts: u32, retry_after_ms: Option<u64>, draw: u64) -> u64 {
+        match retry_after_ms {
+            Some(asked) => asked.min(self.retry_after_cap_ms),
+            None => ((u128::from(self.ceiling_ms(attempts)) * u128::from(draw)) / u128::from(u64::MAX)) as u64,
+        }
+    }
 }
 
 /// Parses a `Retry-After` value into a delay from `now_ms`: delta-seconds,

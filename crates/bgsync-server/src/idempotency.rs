@@ -198,6 +198,39 @@ pub async fn claim(
     }))
 }
 
+/// [`claim`], storing `expected` as the key's response in the same
+/// statement: for effects whose answer is known before they run (a create
+/// whose row the request fully describes), one statement instead of two.
+/// If the effect ends up answering otherwise, [`complete`] overwrites it,
+/// in the same transaction.
+pub async fn claim_answered(
+    conn: &mut AnyConnection,
+    scope: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now_ms: i64,
+    expected: &StoredResponse,
+) -> Result<Claim, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(key.as_str())
+    .bind(fingerprint)
+    .bind(now_ms)
+    .bind(i64::from(expected.status))
+    .bind(expected.content_type.clone())
+    .bind(expected.body.clone())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::New);
+    }
+    claim(conn, scope, key, fingerprint, now_ms).await
+}
+
 /// Stores the response for a key claimed as [`Claim::New`], in the same
 /// transaction as the effect.
 pub async fn complete(

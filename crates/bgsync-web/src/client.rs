@@ -46,14 +46,20 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     if matches!(method.as_str(), "GET" | "HEAD") && !body.is_empty() {
         return bad(format!("enqueue: a {method} request cannot have a body"));
     }
-    let base = js::get(&js::get(&js_sys::global(), "location")?, "href")?.as_string().unwrap_or_default();
-    if web_sys::Url::new_with_base(&url, &base).is_err() || url.is_empty() {
-        return bad(format!("enqueue: \"{url}\" is not a URL"));
+    // A path of this origin is the usual case; anything else is parsed.
+    let plain_path = url.starts_with('/') && !url.starts_with("//") && !url.contains(char::is_whitespace);
+    if !plain_path {
+        let base = js::get(&js::get(&js_sys::global(), "location")?, "href")?.as_string().unwrap_or_default();
+        if web_sys::Url::new_with_base(&url, &base).is_err() || url.is_empty() {
+            return bad(format!("enqueue: \"{url}\" is not a URL"));
+        }
     }
-    let check = web_sys::Headers::new()?;
-    for (name, value) in &headers {
-        if check.append(name, value).is_err() {
-            return bad(format!("enqueue: \"{name}: {value}\" is not a valid HTTP header"));
+    if !headers.is_empty() {
+        let check = web_sys::Headers::new()?;
+        for (name, value) in &headers {
+            if check.append(name, value).is_err() {
+                return bad(format!("enqueue: \"{name}: {value}\" is not a valid HTTP header"));
+            }
         }
     }
     let key = match key {
@@ -118,6 +124,10 @@ pub async fn background_sync_usable() -> bool {
     has_sync_manager() && !state::force_fallback().await.unwrap_or(false)
 }
 
+thread_local! {
+    static READY: std::cell::RefCell<Option<JsValue>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Registers a one-shot sync `tag` with the active worker. Returns `false`
 /// when Background Sync is not usable here, so the caller can fall back.
 pub async fn register_sync(tag: &str) -> JsResult<bool> {
@@ -127,7 +137,16 @@ pub async fn register_sync(tag: &str) -> JsResult<bool> {
     if !background_sync_usable().await {
         return Ok(false);
     }
-    let registration = js::await_promise(container.ready()?).await?;
+    // The ready registration, once per page (a promise hop per enqueue
+    // otherwise).
+    let registration = match READY.with(|r| r.borrow().clone()) {
+        Some(registration) => registration,
+        None => {
+            let registration = js::await_promise(container.ready()?).await?;
+            READY.with(|r| *r.borrow_mut() = Some(registration.clone()));
+            registration
+        }
+    };
     let sync = js::get(&registration, "sync")?;
     let register: Function = js::get(&sync, "register")?.dyn_into()?;
     js::await_promise(register.call1(&sync, &JsValue::from_str(tag))?.dyn_into()?).await?;

@@ -60,8 +60,19 @@ pub async fn set_paused(queue: &str, status: Option<u16>) -> JsResult<()> {
 
 /// Whether Background Sync is to be ignored where the browser has it
 /// ([`set_force_fallback`]).
+/// Read once per context (it is asked on every enqueue), so a change made
+/// in another context applies here when this context next starts.
 pub async fn force_fallback() -> JsResult<bool> {
-    Ok(read(FORCE_FALLBACK).await?.is_object())
+    if let Some(known) = FORCED.with(std::cell::Cell::get) {
+        return Ok(known);
+    }
+    let forced = read(FORCE_FALLBACK).await?.is_object();
+    FORCED.with(|f| f.set(Some(forced)));
+    Ok(forced)
+}
+
+thread_local! {
+    static FORCED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
 }
 
 /// For WebViews and browsers that expose `SyncManager` but never fire
@@ -79,7 +90,9 @@ pub async fn set_force_fallback(on: bool) -> JsResult<()> {
     } else {
         store.delete(&JsValue::from_str(FORCE_FALLBACK))?;
     }
-    js::committed(&tx).await
+    js::committed(&tx).await?;
+    FORCED.with(|f| f.set(Some(on)));
+    Ok(())
 }
 
 /// The headers added to every request of every queue at replay (they

@@ -216,7 +216,9 @@ pub async fn create(
 pub struct SharedTx(pub std::sync::Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Any>>>>);
 
 /// Claims the key, inserts the post and stores the answer under the key,
-/// in `conn`'s transaction; the caller commits.
+/// in `conn`'s transaction; the caller commits. A new post's answer is
+/// known before it is stored (the request describes the whole row), so the
+/// usual path is two statements: the key with its answer, then the post.
 async fn apply(
     conn: &mut AnyConnection,
     key: Option<&IdempotencyKey>,
@@ -226,31 +228,20 @@ async fn apply(
 ) -> Result<Response, Problem> {
     let storage = |e: sqlx::Error| Problem::storage(&e);
     let now = now_ms();
+    let created =
+        Post { id: post.id.clone(), title: post.title.clone(), location: post.location.clone(), created_at: now };
+    let created = StoredResponse {
+        status: StatusCode::CREATED.as_u16(),
+        content_type: Some("application/json".into()),
+        body: serde_json::to_vec(&created).expect("a post always serialises"),
+    };
     if let Some(key) = key {
-        match idempotency::claim(&mut *conn, scope, key, fingerprint, now).await.map_err(storage)? {
+        match idempotency::claim_answered(&mut *conn, scope, key, fingerprint, now, &created).await.map_err(storage)? {
             Claim::New => {}
             Claim::Replay(stored) => return Ok(stored.into_response()),
             Claim::Mismatch => return Err(idempotency::mismatch_problem()),
         }
     }
-    let (status, stored) = insert(&mut *conn, post, now).await?;
-    let body = serde_json::to_vec(&stored).expect("a post always serialises");
-    if let Some(key) = key {
-        let response = StoredResponse {
-            status: status.as_u16(),
-            content_type: Some("application/json".into()),
-            body: body.clone(),
-        };
-        idempotency::complete(&mut *conn, scope, key, &response).await.map_err(storage)?;
-    }
-    Ok((status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
-}
-
-/// Inserts the post unless one with its id exists: a repeat of the same
-/// post answers 200 with the stored one; another post under the same id is
-/// refused.
-async fn insert(conn: &mut AnyConnection, post: &NewPost, now: i64) -> Result<(StatusCode, Post), Problem> {
-    let storage = |e: sqlx::Error| Problem::storage(&e);
     let inserted = sqlx::query(
         "INSERT INTO posts (id, title, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
     )
@@ -262,25 +253,44 @@ async fn insert(conn: &mut AnyConnection, post: &NewPost, now: i64) -> Result<(S
     .await
     .map_err(storage)?
     .rows_affected();
+    if inserted == 1 {
+        return Ok(fresh(created));
+    }
+    // The id is taken: the same post again (answered 200 with the stored
+    // one), or another post (refused; the caller's rollback frees the key).
     let stored: PostRow = sqlx::query_as("SELECT txid, seq, id, title, location, created_at FROM posts WHERE id = $1")
         .bind(post.id.clone())
         .fetch_one(&mut *conn)
         .await
         .map_err(storage)?;
     let stored = post_of(stored);
-    if inserted == 1 {
-        return Ok((StatusCode::CREATED, stored));
-    }
-    if stored.title == post.title && stored.location == post.location {
-        Ok((StatusCode::OK, stored))
-    } else {
-        Err(Problem::new(
+    if stored.title != post.title || stored.location != post.location {
+        return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "post-id-taken",
             "Post id already used",
             format!("A different post already has the id {}; make a new id for a new post.", post.id),
-        ))
+        ));
     }
+    let repeated = StoredResponse {
+        status: StatusCode::OK.as_u16(),
+        content_type: Some("application/json".into()),
+        body: serde_json::to_vec(&stored).expect("a post always serialises"),
+    };
+    if let Some(key) = key {
+        idempotency::complete(&mut *conn, scope, key, &repeated).await.map_err(storage)?;
+    }
+    Ok(fresh(repeated))
+}
+
+/// A response made now (not a replay of a stored one).
+fn fresh(response: StoredResponse) -> Response {
+    (
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK),
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        response.body,
+    )
+        .into_response()
 }
 
 fn invalid_post(errors: Vec<FieldError>) -> Problem {

@@ -192,7 +192,7 @@ impl Chromium {
     /// detaches from service workers, which races with resuming them and
     /// leaves a worker that never starts now and then. Pages here do not
     /// auto-attach: the tests reach the worker through its own session.
-    async fn new_page(&self, url: &str) -> Page {
+    pub async fn new_page(&self, url: &str) -> Page {
         let page = self.browser.new_page("about:blank").await.unwrap();
         let mut params = SetAutoAttachParams::new(false, false);
         params.flatten = Some(true);

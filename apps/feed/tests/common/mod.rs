@@ -32,9 +32,26 @@ pub struct TestServer {
     fault: Arc<Fault>,
     before_commit: Arc<bgsync_server::FailPoint>,
     requests: Arc<std::sync::Mutex<Vec<(String, u16)>>>,
+    net: Arc<Net>,
+    extra: Option<axum::Router>,
     runtime: Option<tokio::runtime::Runtime>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
+}
+
+/// The network between browser and API as the server sees it: an emulated
+/// latency per request, a fault mode, and what crossed.
+#[derive(Default)]
+pub struct Net {
+    latency_ms: std::sync::atomic::AtomicU64,
+    fail_every: std::sync::atomic::AtomicU64,
+    seen: std::sync::atomic::AtomicU64,
+    /// API requests (under `/api/`) received.
+    pub requests: std::sync::atomic::AtomicU64,
+    /// Bytes of API request bodies received.
+    pub bytes_up: std::sync::atomic::AtomicU64,
+    /// Bytes of API response bodies sent.
+    pub bytes_down: std::sync::atomic::AtomicU64,
 }
 
 /// The admin URL of the test PostgreSQL server.
@@ -105,10 +122,22 @@ impl TestServer {
             fault: Arc::default(),
             before_commit: Arc::default(),
             requests: Arc::default(),
+            net: Arc::default(),
+            extra: None,
             runtime: None,
             postgres_database,
             _dir: dir,
         };
+        server.up();
+        server
+    }
+
+    /// Starts the app on a fresh SQLite file with more routes beside it
+    /// (a benchmark's pages).
+    pub fn start_with_routes(routes: axum::Router) -> Self {
+        let mut server = Self::start();
+        server.down();
+        server.extra = Some(routes);
         server.up();
         server
     }
@@ -124,6 +153,8 @@ impl TestServer {
             fault: Arc::default(),
             before_commit: Arc::default(),
             requests: Arc::default(),
+            net: Arc::default(),
+            extra: None,
             runtime: None,
             postgres_database: None,
             _dir: dir,
@@ -155,6 +186,8 @@ impl TestServer {
         let fault = self.fault.clone();
         let before_commit = self.before_commit.clone();
         let requests = self.requests.clone();
+        let net = self.net.clone();
+        let extra = self.extra.clone();
         // Migrations run before the port answers, so a test never races them.
         let db = block_on(async move { feed::db::connect(&url).await.expect("test database") });
         let state = AppState { before_commit, ..AppState::new(db) };
@@ -168,9 +201,14 @@ impl TestServer {
                     async move { inject(&fault, req, next).await }
                 }))
             })
+            .merge(extra.unwrap_or_default())
             .layer(middleware::from_fn(move |req: Request, next: Next| {
                 let requests = requests.clone();
                 async move { log(&requests, req, next).await }
+            }))
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
+                let net = net.clone();
+                async move { network(&net, req, next).await }
             }));
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, app).await.unwrap();
@@ -215,6 +253,25 @@ impl TestServer {
     /// The `Authorization` header of every post that reached the API.
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.fault.authorizations.lock().unwrap().clone()
+    }
+
+    /// Every API request waits `ms` before it is handled: the network's
+    /// round trip, emulated.
+    pub fn set_latency(&self, ms: u64) {
+        self.net.latency_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// From now on, every `n`-th POST under `/api/` (counting HTTP requests:
+    /// a batch is one), starting with the first, is answered 500 before it
+    /// is handled; `None` stops.
+    pub fn fail_every(&self, n: Option<u64>) {
+        self.net.seen.store(0, Ordering::SeqCst);
+        self.net.fail_every.store(n.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// What crossed the emulated network so far.
+    pub fn net(&self) -> &Net {
+        &self.net
     }
 
     /// From now on, every post waits `ms` before it is handled (a slow
@@ -293,14 +350,45 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
     }
 }
 
+/// Emulates the network for API requests: latency, every n-th POST
+/// answered 500, and counts of what crossed.
+async fn network(net: &Net, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/api/") && !path.starts_with("/.well-known/") {
+        return next.run(req).await;
+    }
+    let latency = net.latency_ms.load(Ordering::SeqCst);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let api = path.starts_with("/api/");
+    if api {
+        net.requests.fetch_add(1, Ordering::SeqCst);
+        let up = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+        net.bytes_up.fetch_add(up, Ordering::SeqCst);
+    }
+    let every = net.fail_every.load(Ordering::SeqCst);
+    if api && req.method() == Method::POST && every > 0 && net.seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(every)
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault").into_response();
+    }
+    let response = next.run(req).await;
+    if api {
+        let down = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+        net.bytes_down.fetch_add(down, Ordering::SeqCst);
+    }
+    response
+}
+
 /// Records every request the server receives (and prints it with
 /// `BGSYNC_TEST_LOG` set).
 async fn log(requests: &std::sync::Mutex<Vec<(String, u16)>>, req: Request, next: Next) -> Response {
     let target = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.to_string());
     let line = format!("{} {target}", req.method());
+    let started = Instant::now();
     let response = next.run(req).await;
     if std::env::var_os("BGSYNC_TEST_LOG").is_some() {
-        eprintln!("server: {line} -> {}", response.status());
+        eprintln!("server: {line} -> {} in {:.1} ms", response.status(), started.elapsed().as_secs_f64() * 1000.0);
     }
     requests.lock().unwrap().push((line, response.status().as_u16()));
     response

@@ -195,3 +195,20 @@ fn expedite_makes_waiting_entries_due() {
     q.expedite();
     assert!(q.poll_transmit(1).is_some());
 }
+
+#[test]
+fn a_batch_that_failed_as_a_whole_is_retried_as_one_batch() {
+    let batch = Some(BatchLimits { max_entries: 10, max_bytes: 1 << 20 });
+    let mut q = Queue::new(QueueConfig { batch, ..QueueConfig::default() }, 7, Vec::new());
+    for i in 0..5 {
+        q.enqueue(entry(&format!("k{i}"), i as f64));
+    }
+    let t = q.poll_transmit(0).unwrap();
+    assert_eq!(t.entries.len(), 5);
+    q.handle(t.id, TransmitResult::BatchFailed(AttemptResult::NetworkError("offline".into())), 0);
+    let waits: std::collections::BTreeSet<u64> = q.entries().map(|e| e.not_before_ms).collect();
+    assert_eq!(waits.len(), 1, "one backoff for the whole batch: {waits:?}");
+    let at = *waits.first().unwrap();
+    let again = q.poll_transmit(at).unwrap();
+    assert_eq!(again.entries.len(), 5, "retried as one batch");
+}

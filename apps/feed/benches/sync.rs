@@ -1,0 +1,524 @@
+//! Background sync, side by side: bgsync, the seed tutorial's approach and
+//! Workbox's background-sync `Queue`, measured in one run on this machine in
+//! a real headless Chromium against the same server (the feed server on a
+//! fresh SQLite file per run).
+//!
+//! Run: `cargo bench -p feed --bench sync` (needs npm, once, to fetch
+//! `workbox-background-sync`, `workbox-core` and `esbuild` into
+//! `target/bench/npm`; the app and the tests never need npm). Prints a
+//! Markdown report and writes it to `target/bench/sync.md`.
+//!
+//! Each run: a fresh server and browser; the peer's page is opened and its
+//! worker controls it; the worker is taken offline (DevTools network
+//! emulation, which Background Sync honours); the page enqueues N posts one
+//! after another (timed in the page); the server gets the emulated latency;
+//! the worker goes back online, which fires the pending sync; the drain
+//! ends when the server has stored all N posts and the peer's IndexedDB
+//! store is empty.
+//!
+//! Settings: `BGSYNC_BENCH_REPS` (default 3), `BGSYNC_BENCH_SIZES` (default
+//! `100,1000,10000`; 10,000 runs at 20 ms only), `BGSYNC_BENCH_PEERS`
+//! (default `bgsync,seed,workbox`), `BGSYNC_BENCH_TIMEOUT` (seconds a drain
+//! may take before it is reported as unfinished, default 300).
+
+#[path = "../tests/common/mod.rs"]
+#[allow(unused_imports)]
+mod common;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use common::browser::{eval, Chromium};
+use common::TestServer;
+use sqlx::any::AnyPoolOptions;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const LATENCIES: [u64; 2] = [0, 20];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Peer {
+    Bgsync,
+    Seed,
+    Workbox,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Bgsync => "bgsync",
+            Peer::Seed => "seed",
+            Peer::Workbox => "workbox",
+        }
+    }
+}
+
+/// One drain run.
+#[derive(Clone, Debug, Default)]
+struct Run {
+    enqueue_ms: Vec<f64>,
+    /// None: not drained before the timeout.
+    drain_ms: Option<f64>,
+    stored: i64,
+    left: u64,
+    requests: u64,
+    bytes: u64,
+    /// bgsync: reading its whole queue from IndexedDB, in the page.
+    idb_read_ms: Option<f64>,
+}
+
+fn main() {
+    let reps: usize = env_or("BGSYNC_BENCH_REPS", 3);
+    let sizes: Vec<usize> = std::env::var("BGSYNC_BENCH_SIZES")
+        .unwrap_or_else(|_| "100,1000,10000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("BGSYNC_BENCH_SIZES: numbers separated by commas"))
+        .collect();
+    let peers: Vec<Peer> = std::env::var("BGSYNC_BENCH_PEERS")
+        .unwrap_or_else(|_| "bgsync,seed,workbox".into())
+        .split(',')
+        .map(|p| match p.trim() {
+            "bgsync" => Peer::Bgsync,
+            "seed" => Peer::Seed,
+            "workbox" => Peer::Workbox,
+            other => panic!("BGSYNC_BENCH_PEERS: unknown peer {other}"),
+        })
+        .collect();
+    let timeout = Duration::from_secs(env_or("BGSYNC_BENCH_TIMEOUT", 300));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let workbox_sw = if peers.contains(&Peer::Workbox) { bundle_workbox(&out.join("npm")) } else { String::new() };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut runs: BTreeMap<(Peer, u64, usize), Vec<Run>> = BTreeMap::new();
+        let mut chromium_version = String::new();
+        for &n in &sizes {
+            for latency in LATENCIES {
+                if n >= 10_000 && latency == 0 {
+                    continue;
+                }
+                for rep in 0..reps {
+                    for &peer in &peers {
+                        let (run, version) = drain(peer, n, latency, &workbox_sw, timeout, None).await;
+                        chromium_version = version;
+                        eprintln!(
+                            "{} n={n} latency={latency}ms rep={rep}: drain {:?} ms, enqueue median {:.2} ms, {} requests",
+                            peer.name(),
+                            run.drain_ms.map(|d| d.round()),
+                            median(&run.enqueue_ms),
+                            run.requests
+                        );
+                        runs.entry((peer, latency, n)).or_default().push(run);
+                    }
+                }
+            }
+        }
+        let mut faults = BTreeMap::new();
+        for &peer in &peers {
+            let (run, _) = drain(peer, 100, 0, &workbox_sw, Duration::from_secs(30), Some(3)).await;
+            eprintln!("{} fault run: drain {:?} ms, stored {}, left {}", peer.name(), run.drain_ms, run.stored, run.left);
+            faults.insert(peer, run);
+        }
+        let cold = cold_starts(reps).await;
+        let transaction_ms = one_transaction_ms(1000).await;
+        let report = report(&runs, &faults, &cold, transaction_ms, &workbox_sw, &chromium_version, reps);
+        println!("{report}");
+        std::fs::write(out.join("sync.md"), report).unwrap();
+        eprintln!("written to target/bench/sync.md");
+    });
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Installs Workbox and esbuild with npm (once) and bundles the Workbox
+/// peer's worker.
+fn bundle_workbox(npm_dir: &Path) -> String {
+    let esbuild = npm_dir.join("node_modules/.bin/esbuild");
+    if !esbuild.is_file() {
+        std::fs::create_dir_all(npm_dir).unwrap();
+        eprintln!("installing workbox-background-sync, workbox-core and esbuild with npm into {}", npm_dir.display());
+        let ok = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                npm_dir.to_str().unwrap(),
+                "workbox-background-sync@7.4.1",
+                "workbox-core@7.4.1",
+                "esbuild@0.28.2",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "npm install failed: the Workbox peer needs npm and the npm registry");
+    }
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/workbox/sw-src.js");
+    let bundled = npm_dir.join("workbox-sw.js");
+    let ok = Command::new(&esbuild)
+        .arg(&source)
+        .args(["--bundle", "--minify", "--format=iife", "--define:process.env.NODE_ENV=\"production\""])
+        .arg(format!("--outfile={}", bundled.display()))
+        .env("NODE_PATH", npm_dir.join("node_modules"))
+        .current_dir(npm_dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "esbuild could not bundle {}", source.display());
+    std::fs::read_to_string(bundled).unwrap()
+}
+
+fn peer_file(path: &str) -> String {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers").join(path);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// The peers' pages and workers, beside the app.
+fn routes(workbox_sw: &str) -> Router {
+    let js = |body: String| ([(header::CONTENT_TYPE, "text/javascript")], body).into_response();
+    let html = |body: String| ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
+    let common = peer_file("common.js");
+    let seed_page = peer_file("seed/index.html");
+    let seed_sw = peer_file("seed/sw.js");
+    let workbox_page = peer_file("workbox/index.html");
+    let workbox_sw = workbox_sw.to_owned();
+    let bgsync_page = peer_file("bgsync/index.html").replace("__BUNDLE__", feed::assets::BUNDLE);
+    Router::new()
+        .route("/bench/common.js", get(move || std::future::ready(js(common.clone()))))
+        .route("/bench/seed/", get(move || std::future::ready(html(seed_page.clone()))))
+        .route("/bench/seed/sw.js", get(move || std::future::ready(js(seed_sw.clone()))))
+        .route("/bench/workbox/", get(move || std::future::ready(html(workbox_page.clone()))))
+        .route("/bench/workbox/sw.js", get(move || std::future::ready(js(workbox_sw.clone()))))
+        .route("/bench/bgsync/", get(move || std::future::ready(html(bgsync_page.clone()))))
+}
+
+/// One run: enqueue `n` posts with the worker offline, then drain them at
+/// `latency` ms per request. With `fault`, every `fault`-th API request is
+/// answered 500 for the first seconds of the drain, then the server
+/// recovers.
+async fn drain(
+    peer: Peer,
+    n: usize,
+    latency: u64,
+    workbox_sw: &str,
+    timeout: Duration,
+    fault: Option<u64>,
+) -> (Run, String) {
+    let server = TestServer::start_with_routes(routes(workbox_sw));
+    let chromium = Chromium::launch().await;
+    let version = chromium.browser.version().await.map(|v| v.product).unwrap_or_default();
+    let page = chromium.new_page(&format!("{}/bench/{}/", server.url(), peer.name())).await;
+    assert!(eval::<bool>(&page, "peer.ready.then(() => true)").await, "{} did not start", peer.name());
+    chromium.set_worker_offline(true).await;
+
+    let enqueue_ms: Vec<f64> = eval(
+        &page,
+        &format!(
+            "(async () => {{ const times = []; for (let i = 0; i < {n}; i++) {{ \
+               const post = {{ id: crypto.randomUUID(), title: 'Bench post ' + i, location: 'Bench' }}; \
+               const t0 = performance.now(); await peer.enqueue(post); times.push(performance.now() - t0); }} \
+             return times; }})()"
+        ),
+    )
+    .await;
+    let queued: u64 = eval(&page, "peer.queued()").await;
+    assert_eq!(queued, n as u64, "{}: not every post was queued", peer.name());
+
+    let idb_read_ms = if peer == Peer::Bgsync {
+        Some(
+            eval::<f64>(
+                &page,
+                r#"new Promise((resolve, reject) => {
+                    const t0 = performance.now();
+                    const open = indexedDB.open("bgsync");
+                    open.onsuccess = () => {
+                        const all = open.result.transaction("sync-posts").objectStore("sync-posts").getAll();
+                        all.onsuccess = () => { open.result.close(); resolve(performance.now() - t0); };
+                        all.onerror = () => reject(all.error);
+                    };
+                })"#,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let pool = AnyPoolOptions::new().max_connections(1).connect(&server.database_url).await.unwrap();
+    let stored = || async {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM posts").fetch_one(&pool).await.unwrap();
+        count
+    };
+    server.set_latency(latency);
+    server.fail_every(fault);
+    let start = Instant::now();
+    chromium.set_worker_offline(false).await;
+    // The fault lasts 3 s (the peer's first attempts), then the server
+    // recovers.
+    let mut faulty = fault.is_some();
+    let mut run = Run { enqueue_ms, idb_read_ms, ..Run::default() };
+    let mut quiet_since: Option<(i64, u64, Instant)> = None;
+    loop {
+        if faulty && start.elapsed() >= Duration::from_secs(3) {
+            server.fail_every(None);
+            faulty = false;
+        }
+        let count = stored().await;
+        let left: u64 =
+            if count >= n as i64 || fault.is_some() { eval(&page, "peer.queued()").await } else { u64::MAX };
+        if count >= n as i64 && left == 0 {
+            run.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+            break;
+        }
+        // A peer that emptied its queue without delivering everything (or
+        // stopped changing) is finished too: what is missing is lost.
+        let now = (count, left, Instant::now());
+        match quiet_since {
+            Some((c, l, since)) if c == count && l == left => {
+                if left == 0 && !faulty && since.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            _ => quiet_since = Some(now),
+        }
+        if start.elapsed() > timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(if n > 1000 { 20 } else { 5 })).await;
+    }
+    run.requests = server.net().requests.load(Ordering::SeqCst);
+    run.bytes = server.net().bytes_up.load(Ordering::SeqCst) + server.net().bytes_down.load(Ordering::SeqCst);
+    run.stored = stored().await;
+    run.left = eval(&page, "peer.queued()").await;
+    pool.close().await;
+    chromium.close().await;
+    (run, version)
+}
+
+/// One SQLite transaction writing `n` posts and their idempotency keys
+/// with the server's statements and settings (median of 5).
+async fn one_transaction_ms(n: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = feed::db::connect(&format!("sqlite://{}", dir.path().join("floor.db").display())).await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut tx = db.pool.begin().await.unwrap();
+        for i in 0..n {
+            let id = uuid::Uuid::new_v4().to_string();
+            sqlx::query(
+                "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
+            )
+            .bind("")
+            .bind(id.clone())
+            .bind("fingerprint")
+            .bind(0_i64)
+            .bind(201_i64)
+            .bind("application/json")
+            .bind(vec![b'x'; 100])
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO posts (id, title, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(format!("Bench post {i}"))
+            .bind("Bench")
+            .bind(0_i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(&times)
+}
+
+/// bgsync's worker: time from the worker's creation to its first Rust
+/// line, after the browser stopped it.
+async fn cold_starts(reps: usize) -> Vec<f64> {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let mut times = Vec::new();
+    for _ in 0..reps.max(5) {
+        common::browser::stop_all_workers(&page).await;
+        let status: serde_json::Value = eval(
+            &page,
+            r#"new Promise((resolve) => {
+                navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
+                navigator.serviceWorker.controller.postMessage({ type: "status" });
+            })"#,
+        )
+        .await;
+        times.push(status["coldStartMs"].as_f64().expect("the worker reports its cold start"));
+    }
+    chromium.close().await;
+    times
+}
+
+fn median(values: &[f64]) -> f64 {
+    percentile(values, 0.5)
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn spread(values: &[f64], digits: usize) -> String {
+    if values.is_empty() {
+        return "–".into();
+    }
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.digits$} ({min:.digits$}–{max:.digits$})", median(values))
+}
+
+fn gzip_len(bytes: &[u8]) -> usize {
+    use std::io::Write;
+    let mut child = Command::new("gzip")
+        .arg("-9c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    child.wait_with_output().unwrap().stdout.len()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let kernel =
+        Command::new("uname").arg("-sr").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    format!("{cpu}, {cores} cores, {}", kernel.unwrap_or_default())
+}
+
+fn report(
+    runs: &BTreeMap<(Peer, u64, usize), Vec<Run>>,
+    faults: &BTreeMap<Peer, Run>,
+    cold: &[f64],
+    transaction_ms: f64,
+    workbox_sw: &str,
+    chromium: &str,
+    reps: usize,
+) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# Background sync benchmark\n\n`cargo bench -p feed --bench sync`: {chromium} (headless), {}; \
+         feed server on SQLite (WAL, synchronous=FULL); {reps} repetitions, median (min–max).\n\n",
+        machine()
+    ));
+    out.push_str("## Drain: worker back online until the server has every post and IndexedDB is empty\n\n");
+    out.push_str(
+        "| peer | N | latency | drain ms | posts/s | requests | bytes | enqueue ms/post median | enqueue p99 |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for ((peer, latency, n), list) in runs {
+        let drains: Vec<f64> = list.iter().filter_map(|r| r.drain_ms).collect();
+        let unfinished = list.len() - drains.len();
+        let drain = if unfinished > 0 {
+            let left: Vec<String> =
+                list.iter().filter(|r| r.drain_ms.is_none()).map(|r| (r.stored).to_string()).collect();
+            format!("{} not finished (stored {})", unfinished, left.join(", "))
+        } else {
+            spread(&drains, 0)
+        };
+        let rate =
+            if drains.is_empty() { "–".into() } else { format!("{:.0}", *n as f64 / (median(&drains) / 1000.0)) };
+        let requests: Vec<f64> = list.iter().map(|r| r.requests as f64).collect();
+        let bytes: Vec<f64> = list.iter().map(|r| r.bytes as f64).collect();
+        let enqueue_medians: Vec<f64> = list.iter().map(|r| median(&r.enqueue_ms)).collect();
+        let enqueue_p99: Vec<f64> = list.iter().map(|r| percentile(&r.enqueue_ms, 0.99)).collect();
+        out.push_str(&format!(
+            "| {} | {n} | {latency} ms | {drain} | {rate} | {:.0} | {:.0} | {} | {} |\n",
+            peer.name(),
+            median(&requests),
+            median(&bytes),
+            spread(&enqueue_medians, 2),
+            spread(&enqueue_p99, 2),
+        ));
+    }
+    out.push_str("\nRatios at N = 1000, 20 ms (medians):");
+    let at = |peer, n| runs.get(&(peer, 20, n)).map(|l| l.iter().filter_map(|r| r.drain_ms).collect::<Vec<_>>());
+    if let Some(ours) = at(Peer::Bgsync, 1000).filter(|d| !d.is_empty()).map(|d| median(&d)) {
+        for peer in [Peer::Workbox, Peer::Seed] {
+            if let Some(theirs) = at(peer, 1000).filter(|d| !d.is_empty()).map(|d| median(&d)) {
+                out.push_str(&format!(" bgsync is {:.1}× faster than {};", theirs / ours, peer.name()));
+            }
+        }
+        if let Some(big) = at(Peer::Bgsync, 10_000).filter(|d| !d.is_empty()).map(|d| median(&d)) {
+            out.push_str(&format!(" 10,000 posts take {:.1}× the time of 1,000.", big / ours));
+        }
+        let reads: Vec<f64> =
+            runs.get(&(Peer::Bgsync, 20, 1000)).into_iter().flatten().filter_map(|r| r.idb_read_ms).collect();
+        let floor = 3.0 * 20.0 + median(&reads) + transaction_ms;
+        out.push_str(&format!(
+            "\n\nFloor for 1,000 posts at 20 ms: 3 round trips (60 ms) + reading the queue from IndexedDB ({:.0} ms, \
+             measured in the page) + one SQLite transaction storing 1,000 posts and their keys ({transaction_ms:.0} ms, \
+             measured on the same machine) = {floor:.0} ms; bgsync's drain is {:.1}× that.",
+            median(&reads),
+            ours / floor
+        ));
+    }
+    out.push_str("\n\n## Fault run: 100 posts, 0 ms; every third API request (the first, fourth, …) answered 500 for 3 s, then the server recovers\n\n");
+    out.push_str("| peer | stored | lost | left in IndexedDB | stored twice | drain ms (from online) | requests |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (peer, run) in faults {
+        let lost = if run.left == 0 { 100 - run.stored.min(100) } else { 0 };
+        let drain = run.drain_ms.map(|d| format!("{d:.0}")).unwrap_or_else(|| "not drained".into());
+        out.push_str(&format!(
+            "| {} | {} | {lost} | {} | {} | {drain} | {} |\n",
+            peer.name(),
+            run.stored,
+            run.left,
+            (run.stored - 100).max(0),
+            run.requests
+        ));
+    }
+    out.push_str(
+        "\n## Worker size and start\n\n| peer | worker code | raw bytes | gzip bytes |\n|---|---|---:|---:|\n",
+    );
+    let asset = |stem: &str, ext: &str| {
+        feed::assets::ASSETS.iter().find(|a| a.path == format!("/{stem}.{ext}")).map(|a| a.body).unwrap_or_default()
+    };
+    let worker = feed::assets::WORKER;
+    let (wasm, glue, sw) = (asset(worker, "wasm"), asset(worker, "js"), feed::assets::find("/sw.js").unwrap().body);
+    let total = [wasm, glue, sw].concat();
+    for (name, bytes) in [("wasm", wasm), ("wasm-bindgen glue", glue), ("sw.js", sw), ("total", &total[..])] {
+        out.push_str(&format!("| bgsync | {name} | {} | {} |\n", bytes.len(), gzip_len(bytes)));
+    }
+    if !workbox_sw.is_empty() {
+        out.push_str(&format!(
+            "| workbox | bundled sw.js (esbuild, minified) | {} | {} |\n",
+            workbox_sw.len(),
+            gzip_len(workbox_sw.as_bytes())
+        ));
+    }
+    let seed = peer_file("seed/sw.js");
+    out.push_str(&format!("| seed | sw.js | {} | {} |\n", seed.len(), gzip_len(seed.as_bytes())));
+    out.push_str(&format!(
+        "\nbgsync worker cold start (worker created → first Rust line, after the browser stopped it): {} ms over {} starts.\n",
+        spread(cold, 1),
+        cold.len()
+    ));
+    out
+}
