@@ -247,6 +247,12 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
     wait_for_state(&page, "Second post", "sent").await;
     let status: String = eval(&page, "document.querySelector('#sync-status').textContent").await;
     assert_eq!(status, "1 post(s) could not be sent");
+    // The same through the JavaScript API.
+    let listed: serde_json::Value = eval(&page, "wasm_bindgen.deadLetters()").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!((listed[0]["queue"].as_str(), listed[0]["url"].as_str()), (Some("sync-posts"), Some("/api/posts")));
+    assert_eq!(listed[0]["reason"], reason);
+    assert_eq!(eval::<serde_json::Value>(&page, "wasm_bindgen.status()").await["deadLetters"], 1);
     let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
     std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed-dead-letter.png"), png).unwrap();
 
@@ -475,10 +481,22 @@ async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_head
     assert!(error.contains("header"), "{error}");
     assert_eq!(eval::<serde_json::Value>(&page, "wasm_bindgen.status()").await["paused"], true);
 
+    // A subscriber sees the queue resume and the post go out.
+    let subscribe = "(window.seen = [], window.stop = wasm_bindgen.subscribe((e) => seen.push(e.type)), true)";
+    assert!(eval::<bool>(&page, subscribe).await);
     assert!(
         eval::<bool>(&page, "wasm_bindgen.setCredentials({ Authorization: 'Bearer fresh' }).then(() => true)").await
     );
     let stored = until_stored(&server, 1).await;
+    wait_for(
+        &page,
+        "the subscriber to see the resume and the delivery",
+        "seen.includes('resumed') && seen.includes('sent')",
+    )
+    .await;
+    let seen: Vec<String> = eval(&page, "(stop(), seen)").await;
+    let (resumed, sent) = (seen.iter().position(|t| t == "resumed"), seen.iter().position(|t| t == "sent"));
+    assert!(resumed < sent, "{seen:?}");
     assert_eq!(stored[0].1, "Behind a login");
     assert_eq!(server.authorizations().last().cloned().flatten().as_deref(), Some("Bearer fresh"));
     wait_for_state(&page, "Behind a login", "sent").await;

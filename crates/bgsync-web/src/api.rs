@@ -137,8 +137,10 @@ pub fn subscribe(
 ) -> JsResult<JsValue> {
     let channel = BroadcastChannel::new(crate::events::CHANNEL)?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-        if let Err(e) = callback.call1(&JsValue::NULL, &event.data()) {
-            web_sys::console::error_2(&"bgsync: a subscriber threw".into(), &e);
+        for one in crate::events::unpack(&event.data()) {
+            if let Err(e) = callback.call1(&JsValue::NULL, &one) {
+                web_sys::console::error_2(&"bgsync: a subscriber threw".into(), &e);
+            }
         }
     });
     channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -194,5 +194,7 @@ async fn flush(queue: &Queue, engine: &mut Engine) -> JsResult<usize> {
         }
         events::broadcast(queue.name(), &event);
     }
+    // A round's news goes out at once (a worker may be stopped soon after).
+    events::flush();
     Ok(delivered)
 }

@@ -78,11 +78,13 @@ fn wire_up() -> Result<(), JsValue> {
     // Every state is in IndexedDB (whoever delivers posts also pulls them),
     // so any change is a re-render.
     let on_change = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
-        let kind = Reflect::get(&event.data(), &"type".into()).ok().and_then(|t| t.as_string());
-        match kind.as_deref() {
-            Some("sending") => SENDING.with(|s| s.set(true)),
-            Some("drained" | "retry-scheduled" | "paused" | "dead-lettered") => SENDING.with(|s| s.set(false)),
-            _ => {}
+        for one in bgsync_web::events::unpack(&event.data()) {
+            let kind = Reflect::get(&one, &"type".into()).ok().and_then(|t| t.as_string());
+            match kind.as_deref() {
+                Some("sending") => SENDING.with(|s| s.set(true)),
+                Some("drained" | "retry-scheduled" | "paused" | "dead-lettered") => SENDING.with(|s| s.set(false)),
+                _ => {}
+            }
         }
         schedule_render();
     });
