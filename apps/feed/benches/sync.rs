@@ -325,6 +325,17 @@ async fn drain(
         }
         tokio::time::sleep(Duration::from_millis(if n > 1000 { 20 } else { 5 })).await;
     }
+    if peer == Peer::Bgsync && std::env::var_os("BGSYNC_TEST_LOG").is_some() {
+        let status: serde_json::Value = eval(
+            &page,
+            r#"new Promise((resolve) => {
+                navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
+                navigator.serviceWorker.controller.postMessage({ type: "status" });
+            })"#,
+        )
+        .await;
+        eprintln!("bgsync worker's last round (phase, ms): {}", status["lastRound"]);
+    }
     run.requests = server.net().requests.load(Ordering::SeqCst);
     run.bytes = server.net().bytes_up.load(Ordering::SeqCst) + server.net().bytes_down.load(Ordering::SeqCst);
     run.stored = stored().await;

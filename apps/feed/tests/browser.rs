@@ -624,3 +624,39 @@ async fn firefox_delivers_every_post_once_without_background_sync() {
 async fn webkit_delivers_every_post_once_without_background_sync() {
     posts_arrive_once_through_the_fallback(common::webdriver::WebDriver::webkit().await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivered_batch_is_deleted_as_a_key_range_but_never_an_entry_queued_inside_it_meanwhile() {
+    let mut server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let enqueue = |key: &str, title: &str| {
+        format!(
+            "wasm_bindgen.enqueue('sync-posts', {{ key: '{key}', url: '/api/posts', \
+             body: JSON.stringify({{ id: crypto.randomUUID(), title: '{title}', location: 'Range' }}) }})"
+        )
+    };
+    server.down();
+    // Ten entries whose keys leave a gap at 05.
+    for i in (1..=11).filter(|i| *i != 5) {
+        let key: String = eval(&page, &enqueue(&format!("range-{i:02}"), &format!("Range post {i}"))).await;
+        assert_eq!(key, format!("range-{i:02}"));
+    }
+    // A slow server: the batch is in flight for a while.
+    server.delay_posts(150);
+    server.up();
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    eventually("the batch to be under way", DELIVERY, || async { (!server.keys_received().is_empty()).then_some(()) })
+        .await;
+    // Queued meanwhile, inside the batch's key range.
+    let key: String = eval(&page, &enqueue("range-05", "Queued during the batch")).await;
+    assert_eq!(key, "range-05");
+    until_stored(&server, 10).await;
+    server.delay_posts(0);
+    // It was not deleted with the batch: it is still owed, and goes out next.
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    let stored = until_stored(&server, 11).await;
+    assert!(stored.iter().any(|p| p.1 == "Queued during the batch"), "{stored:?}");
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    chromium.close().await;
+}

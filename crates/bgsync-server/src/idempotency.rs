@@ -250,6 +250,17 @@ pub async fn complete(
     Ok(())
 }
 
+/// Gives up a key claimed as [`Claim::New`] whose effect was refused, in the
+/// same transaction, so that the key stays free for a corrected request.
+pub async fn release(conn: &mut AnyConnection, scope: &str, key: &IdempotencyKey) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+        .bind(scope)
+        .bind(key.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Deletes keys created before `cutoff_ms`; returns how many. Run it
 /// periodically: a key only has to outlive every retry of its request.
 pub async fn purge_older_than(pool: &sqlx::AnyPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {

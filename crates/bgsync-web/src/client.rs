@@ -64,7 +64,7 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     }
     let key = match key {
         Some(key) => key,
-        None => random_uuid()?,
+        None => new_key()?,
     };
     let key = EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("enqueue: the key \"{key}\": {e}")))?;
     let mut entry = Entry::new(key, url, body, enqueue_time());
@@ -84,6 +84,18 @@ pub(crate) fn enqueue_time() -> f64 {
         Some(origin + now.call0(&p).ok()?.as_f64()?)
     });
     precise.unwrap_or_else(js_sys::Date::now)
+}
+
+/// A new entry key: a time-ordered (version 7) UUID, the enqueue time in
+/// milliseconds then random bits from the browser's CSPRNG. Keys then sort
+/// in queue order, so the entries a batch delivered form one key range,
+/// deleted with one request ([`crate::queue::Queue::apply_all`]).
+pub fn new_key() -> JsResult<String> {
+    let random = random_uuid()?;
+    let ms = js_sys::Date::now() as u64 & 0xffff_ffff_ffff;
+    let stamp = format!("{ms:012x}");
+    // xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx → tttttttt-tttt-7xxx-yxxx-xxxxxxxxxxxx
+    Ok(format!("{}-{}-7{}", &stamp[..8], &stamp[8..], &random[15..]))
 }
 
 /// A random (v4) UUID from the browser's CSPRNG.
@@ -254,5 +266,7 @@ pub async fn set_credentials(headers: &[(String, String)], config: &bgsync_core:
     for name in was_paused {
         events::broadcast(name, &bgsync_core::Event::Resumed);
     }
+    // Out before the replay this starts (maybe in the worker) reports.
+    events::flush();
     retry_now(config).await.map(|_| ())
 }

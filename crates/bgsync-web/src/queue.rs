@@ -87,14 +87,24 @@ impl Queue {
 
     /// Carries out the engine's store operations in one transaction (one
     /// commit for a whole batch's answers), in order.
+    ///
+    /// The transaction is `relaxed` (committed without waiting for the disk):
+    /// losing it in a power cut only means sending again entries the server
+    /// already has, which their Idempotency-Keys make harmless (a dead
+    /// letter's refusal is replayed, so it dies again). New entries, in
+    /// [`Queue::push`], keep the default durability.
     pub async fn apply_all(&self, ops: &[StoreOp]) -> JsResult<()> {
         if ops.is_empty() {
             return Ok(());
         }
         let db = database().await?;
         let stores = Array::of2(&self.name.into(), &DEAD_LETTERS.into());
-        let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+        let tx = relaxed_transaction(&db, &stores)?;
         let queue = tx.object_store(self.name)?;
+        if ops.len() >= RANGE_DELETE_MIN && ops.iter().all(|op| matches!(op, StoreOp::Delete(_))) {
+            delete_as_range(&queue, ops)?;
+            return js::committed(&tx).await;
+        }
         for op in ops {
             match op {
                 StoreOp::Put(entry) => {
@@ -139,6 +149,53 @@ impl Queue {
         }
         Ok(entries)
     }
+}
+
+/// From how many deletes on a range is tried.
+const RANGE_DELETE_MIN: usize = 8;
+
+/// Deletes the keys of `ops` (all deletes) with one request when they are
+/// exactly the keys in their range (time-ordered keys of a delivered
+/// batch), else one by one. The count and the delete run in the same
+/// transaction, so no other key in the range can be deleted by mistake.
+fn delete_as_range(queue: &web_sys::IdbObjectStore, ops: &[StoreOp]) -> JsResult<()> {
+    let keys: Vec<&str> = ops
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::Delete(key) => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    let (Some(low), Some(high)) = (keys.iter().min(), keys.iter().max()) else { return Ok(()) };
+    let range = web_sys::IdbKeyRange::bound(&JsValue::from_str(low), &JsValue::from_str(high))?;
+    let count = queue.count_with_key(&range)?;
+    let (counted, store) = (count.clone(), queue.clone());
+    let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    // The success handler runs while the transaction is active.
+    let on_count = Closure::once_into_js(move || {
+        let present = counted.result().ok().and_then(|n| n.as_f64()).unwrap_or(-1.0);
+        // Keys not found (deleted by another context) make the count
+        // smaller; one by one is right then too.
+        if present == owned.len() as f64 && owned.iter().collect::<std::collections::HashSet<_>>().len() == owned.len()
+        {
+            let _ = store.delete(&range);
+        } else {
+            for key in &owned {
+                let _ = store.delete(&JsValue::from_str(key));
+            }
+        }
+    });
+    count.set_onsuccess(Some(on_count.unchecked_ref()));
+    Ok(())
+}
+
+/// A read-write transaction on `stores` with `durability: "relaxed"` where
+/// the browser knows the option (others ignore it).
+fn relaxed_transaction(db: &IdbDatabase, stores: &Array) -> JsResult<web_sys::IdbTransaction> {
+    let options = Object::new();
+    js::set(&options, "durability", "relaxed");
+    let open: js_sys::Function = js::get(db, "transaction")?.dyn_into()?;
+    open.call3(db, stores, &"readwrite".into(), &options)?.dyn_into()
 }
 
 /// Puts a dead letter back in the queue it came from as a fresh entry (no

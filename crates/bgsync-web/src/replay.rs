@@ -140,16 +140,55 @@ async fn with_origin_lock(queue: &Queue, config: &QueueConfig, expedite: bool) -
     outcome.take().ok_or_else(|| JsValue::from_str("the replay lock callback did not run"))
 }
 
+/// Where the last round of this context that sent anything spent its time
+/// (phase, ms), for the worker's status answer: reading the queue, learning
+/// the batch endpoint, each request, each store step.
+pub fn last_round_phases() -> Vec<(&'static str, f64)> {
+    PHASES.with(|p| p.borrow().clone())
+}
+
+thread_local! {
+    static PHASES: RefCell<Vec<(&'static str, f64)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn precise_now() -> f64 {
+    js::get(&js_sys::global(), "performance")
+        .ok()
+        .and_then(|p| js::get(&p, "now").ok()?.dyn_into::<Function>().ok()?.call0(&p).ok()?.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
+}
+
+struct Clock(f64, Vec<(&'static str, f64)>);
+
+impl Clock {
+    fn lap(&mut self, phase: &'static str) {
+        let now = precise_now();
+        self.1.push((phase, now - self.0));
+        self.0 = now;
+    }
+
+    /// Keeps this round's phases if it sent anything.
+    fn keep_if_sent(self) {
+        if self.1.iter().any(|(phase, _)| *phase == "request") {
+            PHASES.with(|p| *p.borrow_mut() = self.1);
+        }
+    }
+}
+
 async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
+    let mut clock = Clock(precise_now(), Vec::new());
     let entries = queue.all().await?;
+    clock.lap("read");
     // A queue the server paused (401/403) sends nothing until new
     // credentials are set: every request would be refused the same way.
     if !entries.is_empty() && state::paused(queue.name()).await?.is_some() {
         return Ok(Round { delivered: 0, remaining: entries.len(), next_at_ms: None, paused: true });
     }
     let credentials = state::credentials().await?;
+    clock.lap("state");
     // Batches when the server offers them, within its limits and ours.
     let endpoint = if entries.is_empty() { None } else { transport::batch_endpoint().await };
+    clock.lap("endpoint");
     let batch = endpoint.as_ref().map(|e| {
         let ours = config.batch.unwrap_or(BatchLimits { max_entries: usize::MAX, max_bytes: usize::MAX });
         BatchLimits {
@@ -165,26 +204,34 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
     if expedite {
         engine.expedite();
     }
+    clock.lap("engine");
     let mut delivered = 0;
     loop {
         let transmit = engine.poll_transmit(now_ms());
-        delivered += flush(queue, &mut engine).await?;
+        delivered += flush(queue, &mut engine, None).await?;
+        clock.lap("plan");
         let Some(transmit) = transmit else { break };
         let result = match (&endpoint, transmit.batch) {
             (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, &credentials).await,
             _ => TransmitResult::Single(transport::send(&transmit.entries[0], &credentials).await),
         };
+        clock.lap("request");
         engine.handle(transmit.id, result, now_ms());
-        delivered += flush(queue, &mut engine).await?;
+        clock.lap("handle");
+        delivered += flush(queue, &mut engine, Some(&mut clock)).await?;
     }
+    clock.keep_if_sent();
     Ok(Round { delivered, remaining: engine.len(), next_at_ms: engine.poll_timeout(), paused: engine.is_paused() })
 }
 
 /// Stores the engine's decisions (and a pause), then tells the pages.
 /// Returns how many entries were delivered.
-async fn flush(queue: &Queue, engine: &mut Engine) -> JsResult<usize> {
+async fn flush(queue: &Queue, engine: &mut Engine, mut clock: Option<&mut Clock>) -> JsResult<usize> {
     let ops: Vec<_> = std::iter::from_fn(|| engine.poll_store()).collect();
     queue.apply_all(&ops).await?;
+    if let Some(clock) = clock.as_deref_mut() {
+        clock.lap("store");
+    }
     let mut delivered = 0;
     while let Some(event) = engine.poll_event() {
         match event {
@@ -196,5 +243,8 @@ async fn flush(queue: &Queue, engine: &mut Engine) -> JsResult<usize> {
     }
     // A round's news goes out at once (a worker may be stopped soon after).
     events::flush();
+    if let Some(clock) = clock {
+        clock.lap("events");
+    }
     Ok(delivered)
 }

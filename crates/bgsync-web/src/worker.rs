@@ -69,6 +69,11 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
             if let Some(ms) = STARTED_AT_MS.with(std::cell::Cell::get) {
                 js::set(&status, "coldStartMs", ms);
             }
+            let phases = Array::new();
+            for (phase, ms) in crate::replay::last_round_phases() {
+                phases.push(&Array::of2(&phase.into(), &ms.into()));
+            }
+            js::set(&status, "lastRound", phases);
             Ok(Some(status))
         }
         _ => Ok(None),
@@ -113,7 +118,7 @@ pub const CAPTURE_TAG: &str = "bgsync-requests";
 pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let key = match request.headers().get(IDEMPOTENCY_KEY)? {
         Some(key) => EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("{IDEMPOTENCY_KEY}: {e}")))?,
-        None => EntryKey::parse(&crate::client::random_uuid()?).map_err(|e| JsValue::from_str(&e.to_string()))?,
+        None => EntryKey::parse(&crate::client::new_key()?).map_err(|e| JsValue::from_str(&e.to_string()))?,
     };
     let bytes = js_sys::Uint8Array::new(&js::await_promise(request.array_buffer()?).await?).to_vec();
     let headers = Headers::new()?;

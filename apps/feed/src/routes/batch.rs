@@ -3,10 +3,11 @@
 //! its own `Idempotency-Key`, so it gets exactly the validation, effects and
 //! answer it would get alone, and one bad entry fails alone.
 //!
-//! The entries share one database transaction (each in a savepoint, so a
-//! failing entry rolls back only itself), committed once at the end: one
-//! commit, one fsync, for the whole batch. If that commit fails, no entry
-//! took effect, and every entry that had succeeded is answered 503 instead.
+//! The entries share one database transaction, committed once at the end:
+//! one commit, one fsync, for the whole batch. An entry that is refused
+//! leaves no write behind; an entry that meets a storage error (503), or a
+//! commit that fails, rolls the whole batch back, and every entry that had
+//! succeeded is answered 503 instead (nothing of the batch took effect).
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -68,7 +69,12 @@ pub async fn handle(
         results.push(result);
     }
     let tx = shared.0.lock().await.take();
+    let storage_failed = results.iter().any(|r| r.status == Some(503));
     let committed = match tx {
+        Some(tx) if storage_failed => {
+            let _ = tx.rollback().await;
+            Err(sqlx::Error::Protocol("an entry of the batch met a storage error; the batch was rolled back".into()))
+        }
         Some(tx) => tx.commit().await,
         None => Ok(()),
     };

@@ -187,17 +187,16 @@ pub async fn create(
     };
     let storage = |e: sqlx::Error| Problem::storage(&e);
     match shared {
-        // An entry of a batch: a savepoint in the batch's transaction, which
-        // the batch commits once for all its entries.
+        // An entry of a batch: in the batch's transaction, which the batch
+        // commits once for all its entries. An entry that fails leaves no
+        // write behind (`apply` undoes its claim), and a storage error (503)
+        // makes the batch roll back as a whole.
         Some(Extension(shared)) => {
             let mut slot = shared.0.lock().await;
-            let outer = slot
+            let tx = slot
                 .as_mut()
                 .ok_or_else(|| Problem::storage(&std::io::Error::other("the batch's transaction has ended")))?;
-            let mut savepoint = sqlx::Connection::begin(&mut **outer).await.map_err(storage)?;
-            let answer = apply(&mut savepoint, key.as_ref(), scope, &fingerprint, &post).await?;
-            savepoint.commit().await.map_err(storage)?;
-            Ok(answer)
+            apply(tx, key.as_ref(), scope, &fingerprint, &post).await
         }
         None => {
             let mut tx = state.db.pool.begin().await.map_err(storage)?;
@@ -265,6 +264,10 @@ async fn apply(
         .map_err(storage)?;
     let stored = post_of(stored);
     if stored.title != post.title || stored.location != post.location {
+        // Leave no write behind, inside a batch's shared transaction too.
+        if let Some(key) = key {
+            idempotency::release(&mut *conn, scope, key).await.map_err(storage)?;
+        }
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "post-id-taken",

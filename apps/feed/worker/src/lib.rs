@@ -24,6 +24,14 @@ const MESSAGE_BUDGET_MS: u64 = 30_000;
 #[wasm_bindgen(start)]
 pub fn started() {
     worker::mark_started();
+    // Without Background Sync (Firefox, Safari) nothing else wakes the
+    // queue in the worker: replay whenever it starts (an empty queue costs
+    // one read; rounds are serialized per origin).
+    if !bgsync_web::client::has_sync_manager() {
+        wasm_bindgen_futures::spawn_local(async {
+            let _ = deliver(0).await;
+        });
+    }
 }
 
 /// `sync` event: replays the queues. Rejecting tells the browser to retry
