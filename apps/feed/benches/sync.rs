@@ -109,7 +109,26 @@ fn main() {
             let page = chromium.new_page(&format!("{}/bench/bgsync/", server.url())).await;
             assert!(eval::<bool>(&page, "peer.ready.then(() => true)").await);
             chromium.set_worker_offline(true).await;
+            use chromiumoxide::cdp::js_protocol::profiler;
+            page.execute(profiler::EnableParams::default()).await.unwrap();
+            page.execute(profiler::StartParams::default()).await.unwrap();
             println!("{}", eval::<serde_json::Value>(&page, &script).await);
+            let profile = page.execute(profiler::StopParams::default()).await.unwrap().result.profile;
+            // Self time by function, from the sample counts.
+            let total: i64 = profile.nodes.iter().map(|n| n.hit_count.unwrap_or(0)).sum();
+            let mut by_name: BTreeMap<String, i64> = BTreeMap::new();
+            for node in &profile.nodes {
+                let name = format!(
+                    "{} {}:{}",
+                    node.call_frame.function_name, node.call_frame.url, node.call_frame.line_number
+                );
+                *by_name.entry(name).or_default() += node.hit_count.unwrap_or(0);
+            }
+            let mut top: Vec<_> = by_name.into_iter().collect();
+            top.sort_by_key(|(_, hits)| -hits);
+            for (name, hits) in top.iter().take(25) {
+                println!("{:5.1}% {name}", *hits as f64 * 100.0 / total.max(1) as f64);
+            }
             chromium.close().await;
         });
         return;
