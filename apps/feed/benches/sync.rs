@@ -345,14 +345,7 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(if n > 1000 { 20 } else { 5 })).await;
     }
     if peer == Peer::Bgsync && std::env::var_os("BGSYNC_TEST_LOG").is_some() {
-        let status: serde_json::Value = eval(
-            &page,
-            r#"new Promise((resolve) => {
-                navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
-                navigator.serviceWorker.controller.postMessage({ type: "status" });
-            })"#,
-        )
-        .await;
+        let status = worker_status(&page).await;
         eprintln!("bgsync worker's last round (phase, ms): {}", status["lastRound"]);
     }
     run.requests = server.net().requests.load(Ordering::SeqCst);
@@ -362,6 +355,18 @@ async fn drain(
     pool.close().await;
     chromium.close().await;
     (run, version)
+}
+
+/// What the worker that controls `page` says about itself.
+async fn worker_status(page: &chromiumoxide::Page) -> serde_json::Value {
+    eval(
+        page,
+        r#"new Promise((resolve) => {
+            navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
+            navigator.serviceWorker.controller.postMessage({ type: "status" });
+        })"#,
+    )
+    .await
 }
 
 /// One SQLite transaction writing `n` posts and their idempotency keys
@@ -415,14 +420,7 @@ async fn cold_starts(reps: usize) -> Vec<f64> {
     let mut times = Vec::new();
     for _ in 0..reps.max(5) {
         common::browser::stop_all_workers(&page).await;
-        let status: serde_json::Value = eval(
-            &page,
-            r#"new Promise((resolve) => {
-                navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
-                navigator.serviceWorker.controller.postMessage({ type: "status" });
-            })"#,
-        )
-        .await;
+        let status = worker_status(&page).await;
         times.push(status["coldStartMs"].as_f64().expect("the worker reports its cold start"));
     }
     chromium.close().await;

@@ -103,6 +103,16 @@ impl TestServer {
 
     /// Starts the app on a fresh database of `backend` and a random port.
     pub fn start_on(backend: Backend) -> Self {
+        Self::start_with(backend, None)
+    }
+
+    /// Starts the app on a fresh SQLite file with more routes beside it
+    /// (a benchmark's pages).
+    pub fn start_with_routes(routes: axum::Router) -> Self {
+        Self::start_with(Backend::Sqlite, Some(routes))
+    }
+
+    fn start_with(backend: Backend, extra: Option<axum::Router>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("feed.db").display()), None),
@@ -114,6 +124,21 @@ impl TestServer {
                 (format!("{base}/{name}"), Some(name))
             }
         };
+        Self::serve(dir, database_url, backend, postgres_database, extra)
+    }
+
+    /// Another server on the same database (several stateless servers).
+    pub fn another_on_same_database(&self) -> Self {
+        Self::serve(tempfile::tempdir().unwrap(), self.database_url.clone(), self.backend, None, None)
+    }
+
+    fn serve(
+        dir: tempfile::TempDir,
+        database_url: String,
+        backend: Backend,
+        postgres_database: Option<String>,
+        extra: Option<axum::Router>,
+    ) -> Self {
         let mut server = Self {
             addr: "127.0.0.1:0".parse().unwrap(),
             database_url,
@@ -123,40 +148,9 @@ impl TestServer {
             before_commit: Arc::default(),
             requests: Arc::default(),
             net: Arc::default(),
-            extra: None,
+            extra,
             runtime: None,
             postgres_database,
-            _dir: dir,
-        };
-        server.up();
-        server
-    }
-
-    /// Starts the app on a fresh SQLite file with more routes beside it
-    /// (a benchmark's pages).
-    pub fn start_with_routes(routes: axum::Router) -> Self {
-        let mut server = Self::start();
-        server.down();
-        server.extra = Some(routes);
-        server.up();
-        server
-    }
-
-    /// Another server on the same database (several stateless servers).
-    pub fn another_on_same_database(&self) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut server = Self {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: self.database_url.clone(),
-            backend: self.backend,
-            state: None,
-            fault: Arc::default(),
-            before_commit: Arc::default(),
-            requests: Arc::default(),
-            net: Arc::default(),
-            extra: None,
-            runtime: None,
-            postgres_database: None,
             _dir: dir,
         };
         server.up();
