@@ -384,9 +384,7 @@ async fn two_tabs_and_the_worker_replaying_at_once_send_each_post_once() {
     // Let any late round (a retry timer, the browser's sync) run too.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let keys = server.keys_received();
-    let mut unique = keys.clone();
-    unique.sort();
-    unique.dedup();
+    let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
     assert_eq!(unique.len(), 6);
     assert_eq!(keys.len(), 6, "every post was sent once, not once per replayer: {keys:?}");
     assert_eq!(server.stored_posts().await.len(), 6);
@@ -420,6 +418,12 @@ async fn a_request_that_fails_on_the_network_is_captured_answered_202_and_delive
     assert_eq!(created["status"], 201, "{created}");
     assert!(queued_in(&page, "requests").await.is_empty());
     assert_eq!(server.keys_received().len(), 2, "the worker adds an Idempotency-Key");
+    // A key the server refuses goes out as it is, and the page gets the
+    // server's precise 400 (not a network error).
+    let bad_key: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b04", "Bad key", Some("not a key"))).await;
+    assert_eq!(bad_key["status"], 400, "{bad_key}");
+    assert!(bad_key["body"]["detail"].as_str().unwrap().contains("Idempotency-Key"), "{bad_key}");
 
     chromium.set_worker_offline(true).await;
     let captured: serde_json::Value =
@@ -606,9 +610,7 @@ async fn posts_arrive_once_through_the_fallback(browser: common::webdriver::WebD
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(server.stored_posts().await.len(), 4, "every post once");
     let keys = server.keys_received();
-    let mut unique = keys.clone();
-    unique.sort();
-    unique.dedup();
+    let unique: std::collections::BTreeSet<&String> = keys.iter().collect();
     assert_eq!(unique.len(), 4, "{keys:?}");
     assert_eq!(stored[0].1, "Fallback post 0");
     assert_eq!(stored_after[3].1, "After the reload");

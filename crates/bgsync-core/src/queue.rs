@@ -265,7 +265,7 @@ impl Queue {
         let whole_batch_failed = matches!(result, TransmitResult::BatchFailed(_));
         // Entries that failed as one request wait as one: one jitter draw
         // for the batch, so the retry is one batch again, not many small ones.
-        let mut shared_delay = None;
+        let mut shared_draw = None;
         for key in keys {
             self.sending.remove(&key);
             let attempt = match &result {
@@ -287,14 +287,14 @@ impl Queue {
                 // one entry in it.
                 outcome = Outcome::Retry { retry_after_ms: None };
             }
-            self.apply(key, outcome, &attempt, now_ms, whole_batch_failed.then_some(&mut shared_delay));
+            self.apply(key, outcome, &attempt, now_ms, whole_batch_failed.then_some(&mut shared_draw));
         }
         if self.entries.is_empty() {
             self.events.push_back(Event::Drained);
         }
     }
 
-    /// `shared_delay`: for the entries of a batch that failed as a whole,
+    /// `shared_draw`: for the entries of a batch that failed as a whole,
     /// the jitter drawn for the first one, reused for the others.
     fn apply(
         &mut self,
@@ -302,7 +302,7 @@ impl Queue {
         outcome: Outcome,
         attempt: &AttemptResult,
         now_ms: u64,
-        shared_delay: Option<&mut Option<u64>>,
+        shared_draw: Option<&mut Option<u64>>,
     ) {
         match outcome {
             Outcome::Skipped => {}
@@ -350,7 +350,7 @@ impl Queue {
                     self.dead_letter(entry, DeadReason::TooManyAttempts { attempts, last_error }, now_ms);
                     return;
                 }
-                let delay = match shared_delay {
+                let delay = match shared_draw {
                     Some(draw) => {
                         let draw = *draw.get_or_insert_with(|| self.rng.next_u64());
                         self.config.retry.delay_with_draw(attempts, retry_after_ms, draw)

@@ -75,14 +75,7 @@ fn header_list(value: &JsValue) -> JsResult<Vec<(String, String)>> {
     }
     let headers = web_sys::Headers::new_with_str_sequence_sequence(value)
         .map_err(|e| JsValue::from_str(&format!("headers: {}", js::describe(&e))))?;
-    let mut pairs = Vec::new();
-    for pair in js_sys::try_iter(&headers)?.into_iter().flatten() {
-        let pair = Array::from(&pair?);
-        if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
-            pairs.push((name, value));
-        }
-    }
-    Ok(pairs)
+    js::header_list(&headers)
 }
 
 /// Queues `request` in `queue` ("requests", or the app's own) and resolves

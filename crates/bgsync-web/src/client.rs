@@ -54,13 +54,8 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
             return bad(format!("enqueue: \"{url}\" is not a URL"));
         }
     }
-    if !headers.is_empty() {
-        let check = web_sys::Headers::new()?;
-        for (name, value) in &headers {
-            if check.append(name, value).is_err() {
-                return bad(format!("enqueue: \"{name}: {value}\" is not a valid HTTP header"));
-            }
-        }
+    if let Some((name, value)) = js::invalid_header(&headers)? {
+        return bad(format!("enqueue: \"{name}: {value}\" is not a valid HTTP header"));
     }
     let key = match key {
         Some(key) => key,
@@ -78,12 +73,11 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
 /// The queue order: milliseconds with a fraction (`timeOrigin + now()`), so
 /// two posts in the same millisecond keep the order they were written in.
 pub(crate) fn enqueue_time() -> f64 {
-    let precise = js::get(&js_sys::global(), "performance").ok().and_then(|p| {
-        let origin = js::get(&p, "timeOrigin").ok()?.as_f64()?;
-        let now: Function = js::get(&p, "now").ok()?.dyn_into().ok()?;
-        Some(origin + now.call0(&p).ok()?.as_f64()?)
-    });
-    precise.unwrap_or_else(js_sys::Date::now)
+    let origin = js::get(&js_sys::global(), "performance").and_then(|p| js::get(&p, "timeOrigin")).ok();
+    match (origin.and_then(|o| o.as_f64()), js::performance_now()) {
+        (Some(origin), Some(now)) => origin + now,
+        _ => js_sys::Date::now(),
+    }
 }
 
 /// A new entry key: a time-ordered (version 7) UUID, the enqueue time in
@@ -140,26 +134,36 @@ thread_local! {
     static READY: std::cell::RefCell<Option<JsValue>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Registers a one-shot sync `tag` with the active worker. Returns `false`
-/// when Background Sync is not usable here, so the caller can fall back.
-pub async fn register_sync(tag: &str) -> JsResult<bool> {
-    let Some(container) = container() else {
-        return Ok(false);
+/// The registration's `SyncManager`: a worker's own registration, or in a
+/// page the ready one (awaited once per page, a promise hop per enqueue
+/// otherwise). `None` where there is no worker or no Background Sync.
+async fn sync_manager() -> JsResult<Option<JsValue>> {
+    let own = js::get(&js_sys::global(), "registration").ok().filter(JsValue::is_object);
+    let registration = match own {
+        Some(registration) => registration,
+        None => {
+            let Some(container) = container() else { return Ok(None) };
+            match READY.with(|r| r.borrow().clone()) {
+                Some(registration) => registration,
+                None => {
+                    let registration = js::await_promise(container.ready()?).await?;
+                    READY.with(|r| *r.borrow_mut() = Some(registration.clone()));
+                    registration
+                }
+            }
+        }
     };
+    Ok(Some(js::get(&registration, "sync")?).filter(JsValue::is_object))
+}
+
+/// Registers a one-shot sync `tag`, from a page or the worker. Returns
+/// `false` when Background Sync is not usable here, so the caller can fall
+/// back.
+pub async fn register_sync(tag: &str) -> JsResult<bool> {
     if !background_sync_usable().await {
         return Ok(false);
     }
-    // The ready registration, once per page (a promise hop per enqueue
-    // otherwise).
-    let registration = match READY.with(|r| r.borrow().clone()) {
-        Some(registration) => registration,
-        None => {
-            let registration = js::await_promise(container.ready()?).await?;
-            READY.with(|r| *r.borrow_mut() = Some(registration.clone()));
-            registration
-        }
-    };
-    let sync = js::get(&registration, "sync")?;
+    let Some(sync) = sync_manager().await? else { return Ok(false) };
     let register: Function = js::get(&sync, "register")?.dyn_into()?;
     js::await_promise(register.call1(&sync, &JsValue::from_str(tag))?.dyn_into()?).await?;
     Ok(true)
@@ -227,11 +231,11 @@ pub async fn status() -> JsResult<Status> {
     let mut queues = Vec::new();
     for name in Queue::ALL {
         let queue = Queue::new(name);
-        queues.push(QueueStatus { name, queued: queue.all().await?.len(), paused: state::paused(name).await? });
+        queues.push(QueueStatus { name, queued: queue.count().await?, paused: state::paused(name).await? });
     }
     Ok(Status {
         queues,
-        dead_letters: crate::queue::dead_letters().await?.len(),
+        dead_letters: crate::queue::dead_letter_count().await?,
         has_credentials: !state::credentials().await?.is_empty(),
     })
 }

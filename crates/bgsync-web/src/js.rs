@@ -79,6 +79,37 @@ pub(crate) fn header_pairs(headers: &[(String, String)]) -> js_sys::Array {
     headers.iter().map(|(name, value)| js_sys::Array::of2(&name.into(), &value.into())).collect()
 }
 
+/// `performance.now()`: milliseconds since this context started (a
+/// worker's creation, a page's navigation), where there is a `performance`.
+pub(crate) fn performance_now() -> Option<f64> {
+    let performance = get(&js_sys::global(), "performance").ok()?;
+    let now: Function = get(&performance, "now").ok()?.dyn_into().ok()?;
+    now.call0(&performance).ok()?.as_f64()
+}
+
+/// The `[name, value]` pairs of a `Headers` (names lower-cased, as the
+/// browser keeps them).
+pub(crate) fn header_list(headers: &web_sys::Headers) -> JsResult<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for pair in js_sys::try_iter(headers)?.into_iter().flatten() {
+        let pair = js_sys::Array::from(&pair?);
+        if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            pairs.push((name, value));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The first of `headers` the browser would refuse to send (checked by its
+/// own `Headers`), if any.
+pub(crate) fn invalid_header(headers: &[(String, String)]) -> JsResult<Option<&(String, String)>> {
+    if headers.is_empty() {
+        return Ok(None);
+    }
+    let check = web_sys::Headers::new()?;
+    Ok(headers.iter().find(|(name, value)| check.append(name, value).is_err()))
+}
+
 /// A readable message for an error that crossed from JavaScript.
 pub fn describe(error: &JsValue) -> String {
     if let Some(s) = error.as_string() {

@@ -78,15 +78,10 @@ impl Queue {
         js::committed(&tx).await
     }
 
-    /// Carries out one of the engine's store operations durably. A dead
-    /// letter leaves the queue and enters the dead letters in one
-    /// transaction, so it is in exactly one of them whatever happens.
-    pub async fn apply(&self, op: &StoreOp) -> JsResult<()> {
-        self.apply_all(std::slice::from_ref(op)).await
-    }
-
     /// Carries out the engine's store operations in one transaction (one
-    /// commit for a whole batch's answers), in order.
+    /// commit for a whole batch's answers), in order. A dead letter leaves
+    /// the queue and enters the dead letters in that transaction, so it is in
+    /// exactly one of them whatever happens.
     ///
     /// The transaction is `relaxed` (committed without waiting for the disk):
     /// losing it in a power cut only means sending again entries the server
@@ -132,6 +127,11 @@ impl Queue {
             }
         }
         js::committed(&tx).await
+    }
+
+    /// How many entries are stored (without reading them).
+    pub async fn count(&self) -> JsResult<usize> {
+        count_store(self.name).await
     }
 
     /// Every stored entry. Records that cannot be read as entries (written
@@ -236,6 +236,17 @@ pub async fn discard_dead_letter(key: &str) -> JsResult<()> {
     let tx = db.transaction_with_str_and_mode(DEAD_LETTERS, IdbTransactionMode::Readwrite)?;
     tx.object_store(DEAD_LETTERS)?.delete(&JsValue::from_str(key))?;
     js::committed(&tx).await
+}
+
+/// How many dead letters there are, over every queue.
+pub async fn dead_letter_count() -> JsResult<usize> {
+    count_store(DEAD_LETTERS).await
+}
+
+async fn count_store(store: &str) -> JsResult<usize> {
+    let db = database().await?;
+    let tx = db.transaction_with_str(store)?;
+    Ok(js::request(&tx.object_store(store)?.count()?).await?.as_f64().unwrap_or(0.0) as usize)
 }
 
 /// A dead letter as stored: the entry, the queue it left, why, and when.

@@ -152,10 +152,7 @@ thread_local! {
 }
 
 fn precise_now() -> f64 {
-    js::get(&js_sys::global(), "performance")
-        .ok()
-        .and_then(|p| js::get(&p, "now").ok()?.dyn_into::<Function>().ok()?.call0(&p).ok()?.as_f64())
-        .unwrap_or_else(js_sys::Date::now)
+    js::performance_now().unwrap_or_else(js_sys::Date::now)
 }
 
 struct Clock(f64, Vec<(&'static str, f64)>);
@@ -236,7 +233,7 @@ async fn flush(queue: &Queue, engine: &mut Engine, mut clock: Option<&mut Clock>
     while let Some(event) = engine.poll_event() {
         match event {
             Event::Sent { .. } => delivered += 1,
-            Event::Paused { status } => state::set_paused(queue.name(), Some(status)).await?,
+            Event::Paused { status } => state::pause(queue.name(), status).await?,
             _ => {}
         }
         events::broadcast(queue.name(), &event);

@@ -38,23 +38,16 @@ pub async fn paused(queue: &str) -> JsResult<Option<u16>> {
     Ok(Some(js::get(&value, "status")?.as_f64().unwrap_or(401.0) as u16))
 }
 
-/// Records that `queue` is paused (`Some(status)`) or no longer is.
-pub async fn set_paused(queue: &str, status: Option<u16>) -> JsResult<()> {
+/// Records that `queue` is paused by `status` (lifted by
+/// [`set_credentials`]).
+pub async fn pause(queue: &str, status: u16) -> JsResult<()> {
     let db = database().await?;
     let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
-    let store = tx.object_store(META)?;
-    match status {
-        Some(status) => {
-            let o = Object::new();
-            js::set(&o, "key", paused_key(queue));
-            js::set(&o, "status", status);
-            js::set(&o, "at", js_sys::Date::now());
-            store.put(&o)?;
-        }
-        None => {
-            store.delete(&JsValue::from_str(&paused_key(queue)))?;
-        }
-    }
+    let o = Object::new();
+    js::set(&o, "key", paused_key(queue));
+    js::set(&o, "status", status);
+    js::set(&o, "at", js_sys::Date::now());
+    tx.object_store(META)?.put(&o)?;
     js::committed(&tx).await
 }
 
@@ -116,11 +109,8 @@ pub async fn credentials() -> JsResult<Vec<(String, String)>> {
 /// list forgets the credentials. Header names and values must be valid
 /// HTTP (checked by the browser's own `Headers`), else nothing changes.
 pub async fn set_credentials(headers: &[(String, String)], queues: &[&str]) -> JsResult<()> {
-    let check = web_sys::Headers::new()?;
-    for (name, value) in headers {
-        check.append(name, value).map_err(|_| {
-            JsValue::from_str(&format!("credentials: \"{name}\" is not a valid HTTP header name and value pair"))
-        })?;
+    if let Some((name, value)) = js::invalid_header(headers)? {
+        return Err(JsValue::from_str(&format!("credentials: \"{name}: {value}\" is not a valid HTTP header")));
     }
     let db = database().await?;
     let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;

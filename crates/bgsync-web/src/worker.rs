@@ -5,10 +5,11 @@
 //! module is decided in `sw.js` (same-origin GETs outside `/api/`); how
 //! they are answered is decided here.
 
+use crate::client::NewRequest;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use bgsync_core::wire::IDEMPOTENCY_KEY;
-use bgsync_core::{Entry, EntryKey};
+use bgsync_core::EntryKey;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Cache, CacheStorage, Headers, Request, RequestInit, Response, ResponseInit};
@@ -89,10 +90,7 @@ thread_local! {
 /// worker counts from the worker's creation, is its cold start, reported
 /// as `coldStartMs` in the status answer.
 pub fn mark_started() {
-    let now = js::get(&js_sys::global(), "performance")
-        .ok()
-        .and_then(|p| js_sys::Reflect::get(&p, &"now".into()).ok()?.dyn_into::<js_sys::Function>().ok()?.call0(&p).ok())
-        .and_then(|v| v.as_f64());
+    let now = js::performance_now();
     STARTED_AT_MS.with(|s| {
         if s.get().is_none() {
             s.set(now);
@@ -117,21 +115,19 @@ pub const CAPTURE_TAG: &str = "bgsync-requests";
 /// the server applies the key once even if the first attempt did arrive.
 pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let key = match request.headers().get(IDEMPOTENCY_KEY)? {
-        Some(key) => EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("{IDEMPOTENCY_KEY}: {e}")))?,
-        None => EntryKey::parse(&crate::client::new_key()?).map_err(|e| JsValue::from_str(&e.to_string()))?,
+        Some(key) if EntryKey::parse(&key).is_ok() => key,
+        // A key the server will refuse: it says so better than we could.
+        Some(_) => return fetch(&request).await,
+        None => crate::client::new_key()?,
     };
     let bytes = js_sys::Uint8Array::new(&js::await_promise(request.array_buffer()?).await?).to_vec();
+    let mut kept = js::header_list(&request.headers())?;
+    kept.retain(|(name, _)| !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY));
     let headers = Headers::new()?;
-    let mut kept = Vec::new();
-    for pair in js_sys::try_iter(&request.headers())?.into_iter().flatten() {
-        let pair = Array::from(&pair?);
-        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else { continue };
-        headers.append(&name, &value)?;
-        if !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY) {
-            kept.push((name, value));
-        }
+    for (name, value) in &kept {
+        headers.append(name, value)?;
     }
-    headers.set(IDEMPOTENCY_KEY, key.as_str())?;
+    headers.set(IDEMPOTENCY_KEY, &key)?;
     let init = RequestInit::new();
     init.set_method(&request.method());
     init.set_headers(&headers);
@@ -152,16 +148,13 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let same_origin =
         url.origin() == js::get(&js::get(&js_sys::global(), "location")?, "origin")?.as_string().unwrap_or_default();
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
-    let mut entry = Entry::new(key.clone(), target, body, crate::client::enqueue_time());
-    entry.method = request.method();
-    entry.headers = kept;
-    queue.push(&entry).await?;
-    crate::events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: key.clone() });
+    let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
+    let entry = crate::client::enqueue_request(queue, request).await?;
     register_sync(CAPTURE_TAG).await;
     let o = Object::new();
     js::set(&o, "queued", true);
     js::set(&o, "queue", queue.name());
-    js::set(&o, "key", key.as_str());
+    js::set(&o, "key", entry.key.as_str());
     js::set(
         &o,
         "detail",
@@ -191,21 +184,11 @@ fn respond_json(status: u16, body: &str, content_type: &str) -> JsResult<Respons
     Response::new_with_opt_str_and_init(Some(body), &init)
 }
 
-/// Registers a one-shot sync from the worker, where the browser has
-/// Background Sync; elsewhere the pages' fallback replays.
+/// Registers a one-shot sync from the worker where Background Sync is
+/// usable ([`crate::client::register_sync`]); elsewhere the pages'
+/// fallback replays. A failure is logged, never the caller's problem.
 pub async fn register_sync(tag: &str) {
-    if crate::state::force_fallback().await.unwrap_or(false) {
-        return;
-    }
-    let registered = async {
-        let sync = js::get(&js::get(&js_sys::global(), "registration")?, "sync")?;
-        if !sync.is_object() {
-            return Ok(());
-        }
-        let register: js_sys::Function = js::get(&sync, "register")?.dyn_into()?;
-        js::await_promise(register.call1(&sync, &JsValue::from_str(tag))?.dyn_into()?).await.map(|_| ())
-    };
-    if let Err(e) = registered.await {
+    if let Err(e) = crate::client::register_sync(tag).await {
         web_sys::console::warn_2(&"bgsync: sync registration failed".into(), &e);
     }
 }
