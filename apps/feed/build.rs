@@ -27,6 +27,7 @@ use std::process::Command;
 const STATIC: &[(&str, &str, &str)] = &[
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/sw.js", "sw.js", "text/javascript; charset=utf-8"),
+    ("/start.js", "start.js", "text/javascript; charset=utf-8"),
     ("/app.css", "app.css", "text/css; charset=utf-8"),
     ("/manifest.webmanifest", "manifest.webmanifest", "application/manifest+json"),
     ("/icon.svg", "icon.svg", "image/svg+xml"),

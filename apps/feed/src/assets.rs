@@ -1,6 +1,6 @@
 //! The PWA's files, embedded at build time (see `build.rs`).
 
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 pub struct Asset {
@@ -18,8 +18,23 @@ pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
 
-/// Serves an embedded file, or a problem for an unknown path.
-pub async fn serve(uri: Uri) -> Response {
+/// What the app's pages may load and who may frame them: scripts, wasm,
+/// styles and connections of this origin only, no plugins, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Serves an embedded file (GET and HEAD), or a problem for an unknown
+/// path or another method.
+pub async fn serve(method: Method, uri: Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        let problem = bgsync_server::Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{method} is not allowed on {}; the app's files take GET and HEAD.", uri.path()),
+        );
+        return ([(header::ALLOW, "GET, HEAD")], problem).into_response();
+    }
     let Some(asset) = find(uri.path()) else {
         return bgsync_server::Problem::not_found(format!("There is nothing at {}.", uri.path())).into_response();
     };
@@ -30,7 +45,7 @@ pub async fn serve(uri: Uri) -> Response {
         // revalidated, or an update would never reach the browser.
         "no-cache"
     };
-    (
+    let mut response = (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
@@ -38,5 +53,12 @@ pub async fn serve(uri: Uri) -> Response {
         ],
         asset.body,
     )
-        .into_response()
+        .into_response();
+    if asset.content_type.starts_with("text/html") {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    }
+    response
 }

@@ -1,7 +1,9 @@
 //! Command-line settings.
 
+use bgsync_server::serve::Limits;
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://feed.db";
@@ -11,7 +13,7 @@ feed: the bgsync demo app (posts with a title and a location, sent in the
 background when offline).
 
 USAGE:
-    feed [--addr HOST:PORT] [--database-url URL] [--key-ttl SECONDS]
+    feed [--addr HOST:PORT] [--database-url URL] [--key-ttl SECONDS] [limits]
 
 OPTIONS:
     --addr HOST:PORT       where to listen [default: 127.0.0.1:8080]
@@ -20,6 +22,16 @@ OPTIONS:
     --key-ttl SECONDS      how long an Idempotency-Key and its answer are kept; longer
                            than any client keeps retrying [default: 86400]
     -h, --help             print this help
+
+LIMITS (a slow or hostile client cannot hold the server):
+    --header-timeout SECONDS   a request's headers must arrive within this; an idle
+                               keep-alive connection is closed after it [default: 10]
+    --body-timeout SECONDS     a request's body must arrive within this after its
+                               headers, else 408 [default: 30]
+    --max-connections N        connections served at once; more wait to be
+                               accepted [default: 1024]
+    --shutdown-grace SECONDS   on SIGTERM or SIGINT, how long requests in flight
+                               may still finish before the rest are cut [default: 10]
 ";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +40,7 @@ pub struct Config {
     pub database_url: String,
     /// How long an Idempotency-Key and its stored answer are kept.
     pub key_ttl_secs: u64,
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -36,6 +49,7 @@ impl Default for Config {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
             database_url: DEFAULT_DATABASE_URL.into(),
             key_ttl_secs: 24 * 60 * 60,
+            limits: Limits::default(),
         }
     }
 }
@@ -87,11 +101,30 @@ impl Command {
                             UsageError(format!("--key-ttl {v:?} is not a positive number of seconds"))
                         })?;
                 }
+                "--header-timeout" => config.limits.header_timeout = seconds(&name, &value()?)?,
+                "--body-timeout" => config.limits.body_timeout = seconds(&name, &value()?)?,
+                "--shutdown-grace" => config.limits.shutdown_grace = seconds(&name, &value()?)?,
+                "--max-connections" => {
+                    let v = value()?;
+                    config.limits.max_connections =
+                        v.parse().ok().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(|| {
+                            UsageError(format!("--max-connections {v:?} is not a number from 1 to 1000000"))
+                        })?;
+                }
                 other => return Err(UsageError(format!("unknown argument {other:?}"))),
             }
         }
         Ok(Command::Serve(config))
     }
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn seconds(flag: &str, v: &str) -> Result<Duration, UsageError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| UsageError(format!("{flag} {v:?} is not a number of seconds between 0 and 86400")))
 }
 
 #[cfg(test)]
@@ -122,5 +155,15 @@ mod tests {
         assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
         assert!(parse(&["--key-ttl", "0"]).unwrap_err().0.contains("positive"));
         assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Command::Serve(Config { key_ttl_secs: 60, .. }))));
+        assert!(parse(&["--header-timeout", "0"]).unwrap_err().0.contains("seconds"));
+        assert!(parse(&["--body-timeout", "soon"]).unwrap_err().0.contains("seconds"));
+        assert!(parse(&["--max-connections", "0"]).unwrap_err().0.contains("from 1"));
+        let Command::Serve(c) =
+            parse(&["--header-timeout", "0.5", "--max-connections=64", "--shutdown-grace", "3"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!((c.limits.max_connections, c.limits.shutdown_grace), (64, Duration::from_secs(3)));
     }
 }

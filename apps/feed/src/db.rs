@@ -55,6 +55,9 @@ pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
     };
     let pool = AnyPoolOptions::new()
         .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+        // A request that cannot get a connection soon is answered 503 (and
+        // retried by its client) rather than held for sqlx's default 30 s.
+        .acquire_timeout(std::time::Duration::from_secs(5))
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {

@@ -9,7 +9,7 @@ const SHELL_PREFIX = "feed-shell-";
 const SHELL_CACHE = SHELL_PREFIX + "__WORKER__-__BUNDLE__";
 const WASM = "/__WORKER__.wasm";
 // The page's files, so the app opens offline, and the worker's wasm.
-const SHELL = ["/", "/app.css", "/manifest.webmanifest", "/icon.svg", "/__BUNDLE__.js", "/__BUNDLE__.wasm", WASM];
+const SHELL = ["/", "/start.js", "/app.css", "/manifest.webmanifest", "/icon.svg", "/__BUNDLE__.js", "/__BUNDLE__.wasm", WASM];
 
 // The wasm comes from the shell cache, so a worker the browser restarts
 // while offline still runs: the browser keeps sw.js and the imported glue,

@@ -164,7 +164,7 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing(backen
 
     let res = api.http.delete(api.url()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(res.headers()["allow"], "GET, POST");
+    assert_eq!(res.headers()["allow"], "GET, HEAD, POST");
     let res = api.http.get(format!("{}/api/nothing", api.server.url())).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
@@ -428,17 +428,22 @@ async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
 async fn the_app_is_served_with_the_hashed_bundle() {
     let api = Api::start(Backend::Sqlite);
     let html = api.http.get(api.server.url()).send().await.unwrap().text().await.unwrap();
+    let start = api.http.get(format!("{}/start.js", api.server.url())).send().await.unwrap().text().await.unwrap();
     let sw = api.http.get(format!("{}/sw.js", api.server.url())).send().await.unwrap();
     assert_eq!(sw.headers()["cache-control"], "no-cache");
     let sw = sw.text().await.unwrap();
     let bundle = feed::assets::BUNDLE;
     assert!(bundle.starts_with("feed_web-") && bundle.len() == "feed_web-".len() + 16, "{bundle}");
-    assert!(html.contains(&format!("/{bundle}.wasm")) && sw.contains(&format!("/{bundle}.wasm")));
+    assert!(html.contains("<script src=\"/start.js\">") && !html.contains("wasm_bindgen("), "no inline script");
+    assert!(start.contains(&format!("/{bundle}.wasm")) && sw.contains(&format!("/{bundle}.wasm")));
     let worker = feed::assets::WORKER;
     assert!(worker.starts_with("feed_worker-") && worker.len() == "feed_worker-".len() + 16, "{worker}");
     assert!(sw.contains(&format!("importScripts(\"/{worker}.js\")")) && sw.contains(&format!("/{worker}.wasm")));
     for placeholder in ["__BUNDLE__", "__WORKER__"] {
-        assert!(!html.contains(placeholder) && !sw.contains(placeholder), "{placeholder} left in");
+        assert!(
+            !html.contains(placeholder) && !sw.contains(placeholder) && !start.contains(placeholder),
+            "{placeholder}"
+        );
     }
     for module in [bundle, worker] {
         let wasm = api.http.get(format!("{}/{module}.wasm", api.server.url())).send().await.unwrap();

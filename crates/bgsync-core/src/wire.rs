@@ -10,6 +10,11 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// a replay that fails must fail, not be queued a second time.
 pub const REPLAY_HEADER: &str = "Bgsync-Replay";
 
+/// The browser's client id (a UUID bgsync makes once per browser profile),
+/// sent with every same-origin replay. Servers scope idempotency keys by it,
+/// so a key learnt by someone else cannot be claimed for another client.
+pub const CLIENT_HEADER: &str = "Bgsync-Client";
+
 /// Longest idempotency key a server must accept (and the longest we make).
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 255;
 
@@ -37,6 +42,10 @@ pub struct BatchEndpoint {
     pub url: String,
     pub max_entries: usize,
     pub max_bytes: usize,
+    /// Entries must target paths under this prefix (such as `/api/`); an
+    /// entry elsewhere is sent on its own. Empty: any path of the origin.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub prefix: String,
 }
 
 /// A batch replay request: entries the server runs one by one, each as if

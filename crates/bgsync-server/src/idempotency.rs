@@ -11,7 +11,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bgsync_core::wire::{is_valid_idempotency_key, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LEN};
+use bgsync_core::wire::{is_valid_idempotency_key, CLIENT_HEADER, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LEN};
 use sqlx::AnyConnection;
 
 /// The schema of the key store on SQLite, for the app's migrations.
@@ -163,39 +163,7 @@ pub async fn claim(
     fingerprint: &str,
     now_ms: i64,
 ) -> Result<Claim, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (scope, key) DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key.as_str())
-    .bind(fingerprint)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Claim::New);
-    }
-    let (stored_fingerprint, status, content_type, body): (String, Option<i64>, Option<String>, Option<Vec<u8>>) =
-        sqlx::query_as(
-            "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-    if stored_fingerprint != fingerprint {
-        return Ok(Claim::Mismatch);
-    }
-    // The row and its response commit together, so a visible row always
-    // has a status; a NULL would mean a writer that bypassed `complete`.
-    let status = status.ok_or_else(|| sqlx::Error::Protocol("idempotency key stored without a response".into()))?;
-    Ok(Claim::Replay(StoredResponse {
-        status: u16::try_from(status).unwrap_or(200),
-        content_type,
-        body: body.unwrap_or_default(),
-    }))
+    claim_with(conn, scope, key, fingerprint, now_ms, None).await
 }
 
 /// [`claim`], storing `expected` as the key's response in the same
@@ -211,24 +179,62 @@ pub async fn claim_answered(
     now_ms: i64,
     expected: &StoredResponse,
 ) -> Result<Claim, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key.as_str())
-    .bind(fingerprint)
-    .bind(now_ms)
-    .bind(i64::from(expected.status))
-    .bind(expected.content_type.clone())
-    .bind(expected.body.clone())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Claim::New);
+    claim_with(conn, scope, key, fingerprint, now_ms, Some(expected)).await
+}
+
+async fn claim_with(
+    conn: &mut AnyConnection,
+    scope: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now_ms: i64,
+    expected: Option<&StoredResponse>,
+) -> Result<Claim, sqlx::Error> {
+    // The row that made the insert conflict can be deleted (by the purge)
+    // before we read it. Then the key is free again: claim it anew, with
+    // the same statement, so a claim made with its answer never turns into
+    // a row without one.
+    for _ in 0..3 {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(scope)
+        .bind(key.as_str())
+        .bind(fingerprint)
+        .bind(now_ms)
+        .bind(expected.map(|e| i64::from(e.status)))
+        .bind(expected.and_then(|e| e.content_type.clone()))
+        .bind(expected.map(|e| e.body.clone()))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let stored: Option<(String, Option<i64>, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((stored_fingerprint, status, content_type, body)) = stored else {
+            continue;
+        };
+        if stored_fingerprint != fingerprint {
+            return Ok(Claim::Mismatch);
+        }
+        // The row and its response commit together, so a visible row always
+        // has a status; a NULL would mean a writer that bypassed `complete`.
+        let status = status.ok_or_else(|| sqlx::Error::Protocol("idempotency key stored without a response".into()))?;
+        return Ok(Claim::Replay(StoredResponse {
+            status: u16::try_from(status).unwrap_or(200),
+            content_type,
+            body: body.unwrap_or_default(),
+        }));
     }
-    claim(conn, scope, key, fingerprint, now_ms).await
+    Err(sqlx::Error::Protocol("the idempotency key kept being purged while it was claimed".into()))
 }
 
 /// Stores the response for a key claimed as [`Claim::New`], in the same
@@ -261,14 +267,53 @@ pub async fn release(conn: &mut AnyConnection, scope: &str, key: &IdempotencyKey
     Ok(())
 }
 
-/// Deletes keys created before `cutoff_ms`; returns how many. Run it
-/// periodically: a key only has to outlive every retry of its request.
+/// How many keys one purge statement deletes: a short transaction, so
+/// requests are never held behind a purge of millions of expired keys.
+pub const PURGE_CHUNK: i64 = 1000;
+
+/// Deletes keys created before `cutoff_ms`, [`PURGE_CHUNK`] at a time;
+/// returns how many. Run it periodically: a key only has to outlive every
+/// retry of its request.
 pub async fn purge_older_than(pool: &sqlx::AnyPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE (scope, key) IN \
+             (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+        )
         .bind(cutoff_ms)
+        .bind(PURGE_CHUNK)
         .execute(pool)
         .await?
-        .rows_affected())
+        .rows_affected();
+        total += deleted;
+        if deleted < PURGE_CHUNK as u64 {
+            return Ok(total);
+        }
+        // Let waiting requests have the database between chunks.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The scope of a request's keys: the browser's client id
+/// ([`CLIENT_HEADER`], made by bgsync at the browser's first start and sent
+/// with every replay), so that someone who learns a key cannot claim it
+/// first for another client. An app with signed-in users passes the user's
+/// id instead (or as well), so that keys never cross accounts.
+pub fn client_scope(headers: &axum::http::HeaderMap) -> Result<String, Problem> {
+    let mut values = headers.get_all(CLIENT_HEADER).iter();
+    let Some(first) = values.next() else { return Ok(String::new()) };
+    match first.to_str() {
+        Ok(id) if values.next().is_none() && is_valid_idempotency_key(id) && id.len() <= 64 => {
+            Ok(format!("client:{id}"))
+        }
+        _ => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-client-id",
+            "Invalid client id",
+            format!("Send the {CLIENT_HEADER} header once, as 1 to 64 printable ASCII characters (a UUID)."),
+        )),
+    }
 }
 
 /// The keys being processed by this server process. A second request with a

@@ -11,9 +11,23 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
+/// Whether the body failed because its deadline passed
+/// ([`crate::serve::BodyTimedOut`]).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<crate::serve::BodyTimedOut>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// Parses `body` as JSON into `T`: 415 for a missing or non-JSON
 /// `Content-Type`, 413 for a body over the route's limit, 400 for bytes that
-/// are not JSON (including invalid UTF-8), 422 for JSON of the wrong shape.
+/// are not JSON (including invalid UTF-8), 408 for a body that did not
+/// arrive in time, 422 for JSON of the wrong shape.
 pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
     if !is_json(headers) {
         return Err(Problem::new(
@@ -24,7 +38,14 @@ pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, Bytes
         ));
     }
     let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if timed_out(&rejection) {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Body too slow",
+                "The request body did not arrive in time; send it again, all at once.",
+            )
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",

@@ -13,6 +13,7 @@ pub mod failpoint;
 pub mod idempotency;
 pub mod json;
 pub mod problem;
+pub mod serve;
 
 pub use failpoint::FailPoint;
 pub use idempotency::{Claim, IdempotencyKey, InFlight};

@@ -54,7 +54,7 @@ impl Problem {
     /// The database failed or is busy: the client should retry, and a
     /// background-sync client will (503 is transient).
     pub fn storage(err: &dyn std::error::Error) -> Self {
-        eprintln!("storage error: {err}");
+        tracing::warn!("storage error: {err}");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage-unavailable",

@@ -121,6 +121,7 @@ async fn fetch_advertisement() -> js::JsResult<Option<BatchEndpoint>> {
             url: js::get(&batch, "url").ok()?.as_string()?,
             max_entries: number("max_entries")?,
             max_bytes: number("max_bytes")?,
+            prefix: js::get(&batch, "prefix").ok().and_then(|p| p.as_string()).unwrap_or_default(),
         })
     })())
 }

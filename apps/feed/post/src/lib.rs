@@ -52,12 +52,37 @@ fn parse_text(field: &'static str, label: &str, raw: &str) -> Result<String, Fie
         format!("{label} is required.")
     } else if text.chars().count() > MAX_FIELD_CHARS {
         format!("{label} must be at most {MAX_FIELD_CHARS} characters.")
-    } else if text.chars().any(char::is_control) {
+    } else if text.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
         format!("{label} must not contain control characters such as line breaks.")
+    } else if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+        format!(
+            "{label} must not contain the bidirectional control character U+{:04X}: it can make the text read \
+             differently from what it holds.",
+            c as u32
+        )
+    } else if text.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+        format!("{label} must contain visible characters, not only invisible ones.")
     } else {
         return Ok(text.to_owned());
     };
     Err(FieldError { field, message })
+}
+
+/// The characters that override or embed a text direction (Unicode's
+/// bidirectional formatting characters): they can make a title display as
+/// something other than what it holds.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that take no space on screen (zero-width spaces and joiners,
+/// the word joiner, the soft hyphen, the byte-order mark, and the like).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{180E}' | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'..='\u{2064}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+    )
 }
 
 /// Accepts the 8-4-4-4-12 hexadecimal form in either case and returns it in
@@ -111,6 +136,18 @@ mod tests {
     fn refuses_control_characters() {
         let errors = NewPost::parse(ID, "a\nb", "x").unwrap_err();
         assert_eq!(errors[0].field, "title");
+    }
+
+    #[test]
+    fn refuses_invisible_only_text_line_separators_and_bidi_controls() {
+        let errors = NewPost::parse(ID, "\u{200B}\u{200B}", "x").unwrap_err();
+        assert_eq!(errors[0].message, "Title must contain visible characters, not only invisible ones.");
+        let errors = NewPost::parse(ID, "abc\u{202E}fed", "x").unwrap_err();
+        assert!(errors[0].message.contains("U+202E"), "{}", errors[0].message);
+        assert!(NewPost::parse(ID, "a\u{2028}b", "x").is_err());
+        assert!(NewPost::parse(ID, "x", "\u{2066}Paris").is_err());
+        // A joiner inside visible text (emoji sequences) is fine.
+        assert!(NewPost::parse(ID, "👩\u{200D}💻 at work", "x").is_ok());
     }
 
     #[test]

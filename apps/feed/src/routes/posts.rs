@@ -14,6 +14,7 @@ use feed_post::{FieldError, NewPost};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use std::fmt;
+use unicode_normalization::UnicodeNormalization;
 
 /// The largest request body accepted; a post is at most a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -76,8 +77,8 @@ pub struct PostList {
     pub more: bool,
 }
 
+/// Other query parameters (a cache-buster such as `?_=123`) are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     since: Option<String>,
     limit: Option<i64>,
@@ -146,18 +147,30 @@ pub async fn list(
             // alone identifies the answer. It is also a validator for the
             // next request, `?since=<cursor>`: while nothing was written
             // past it, that answer is empty and the client gets a 304.
-            let tag = format!("delta-{cursor}");
+            let tag = format!("delta-{cursor}{}", if more { "-more" } else { "" });
             (PostList { posts: rows.into_iter().map(post_of).collect(), cursor: cursor.to_string(), more }, tag)
         }
     };
     let etag = HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("digits, dots and dashes");
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes().split(|b| *b == b',').any(|t| t.trim_ascii() == etag.as_bytes()))
-    {
+    if headers.get_all(header::IF_NONE_MATCH).iter().any(|v| none_match(v.as_bytes(), &tag)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     Ok((StatusCode::OK, [(header::ETAG, etag)], axum::Json(list)).into_response())
+}
+
+/// Whether an `If-None-Match` value matches the entity tag `tag` under the
+/// weak comparison (RFC 9110 13.1.2): `*`, or any listed tag with the same
+/// opaque part, `W/` or not.
+fn none_match(value: &[u8], tag: &str) -> bool {
+    value.split(|b| *b == b',').map(<[u8]>::trim_ascii).any(|candidate| {
+        candidate == b"*" || {
+            let opaque = candidate.strip_prefix(b"W/").unwrap_or(candidate);
+            opaque.len() == tag.len() + 2
+                && opaque.starts_with(b"\"")
+                && opaque.ends_with(b"\"")
+                && &opaque[1..opaque.len() - 1] == tag.as_bytes()
+        }
+    })
 }
 
 fn bad_query(detail: String) -> Problem {
@@ -174,12 +187,16 @@ pub async fn create(
     let input: PostInput = json::parse(&headers, body)?;
     let given_id = input.id.is_some();
     let id = input.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let post = NewPost::parse(&id, &input.title, &input.location).map_err(invalid_post)?;
+    // Canonical (NFC) text, so that the same title typed on two keyboards
+    // is the same title, and the rules below see what will be stored.
+    let (title, location): (String, String) = (input.title.nfc().collect(), input.location.nfc().collect());
+    let post = NewPost::parse(&id, &title, &location).map_err(invalid_post)?;
     // What the key is bound to: a retry must carry the same post. An id the
     // server made up is not part of what the client sent.
     let fingerprint = serde_json::to_string(&(given_id.then_some(&post.id), &post.title, &post.location))
         .expect("strings always serialise");
-    let scope = "";
+    let scope = idempotency::client_scope(&headers)?;
+    let scope = scope.as_str();
 
     let _in_flight = match &key {
         Some(key) => Some(state.in_flight.enter(scope, key)?),
