@@ -53,10 +53,28 @@ impl Default for QueueConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What one batch request may carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchLimits {
     pub max_entries: usize,
     pub max_bytes: usize,
+    /// Only entries whose URL starts with this (the batch endpoint's
+    /// [`crate::wire::BatchEndpoint::prefix`]) go in a batch; empty: any.
+    /// The rest, and reads (GET, HEAD), are sent on their own.
+    pub prefix: String,
+}
+
+impl BatchLimits {
+    /// Limits for entries to any path.
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self { max_entries, max_bytes, prefix: String::new() }
+    }
+
+    /// Whether `entry` may travel in a batch: a request that changes state,
+    /// to a path the batch endpoint serves.
+    pub fn accepts(&self, entry: &Entry) -> bool {
+        !matches!(entry.method.as_str(), "GET" | "HEAD") && entry.url.starts_with(self.prefix.as_str())
+    }
 }
 
 /// A durable change the platform must make to its store.
@@ -201,10 +219,11 @@ impl Queue {
             return None;
         }
         self.expire(now_ms);
-        let (max_entries, max_bytes) = match self.config.batch {
+        let (max_entries, max_bytes) = match &self.config.batch {
             Some(limits) => (limits.max_entries.max(1), limits.max_bytes),
             None => (1, usize::MAX),
         };
+        let batchable = |entry: &Entry| self.config.batch.as_ref().is_some_and(|limits| limits.accepts(entry));
         let mut picked: Vec<Entry> = Vec::new();
         let mut bytes = 0;
         for entry in self.entries.values() {
@@ -217,6 +236,13 @@ impl Queue {
                 }
                 continue;
             }
+            if !picked.is_empty() && !batchable(entry) {
+                // It goes on its own, in its turn.
+                if self.config.ordered {
+                    break;
+                }
+                continue;
+            }
             // The first entry always goes, whatever its size: a limit must
             // never strand an entry.
             if !picked.is_empty() && (picked.len() >= max_entries || bytes + entry.size() > max_bytes) {
@@ -224,6 +250,9 @@ impl Queue {
             }
             bytes += entry.size();
             picked.push(entry.clone());
+            if !batchable(entry) {
+                break;
+            }
         }
         if picked.is_empty() {
             return None;
@@ -234,7 +263,8 @@ impl Queue {
         self.sending.extend(keys.iter().cloned());
         self.in_flight.insert(id, keys.clone());
         self.events.push_back(Event::Sending { keys });
-        Some(Transmit { id, entries: picked, batch: self.config.batch.is_some() })
+        let batch = batchable(&picked[0]);
+        Some(Transmit { id, entries: picked, batch })
     }
 
     /// Dead-letters entries older than the policy allows.

@@ -189,10 +189,7 @@ impl Sim {
         let config = QueueConfig {
             ordered: dice.chance(0.6),
             max_in_flight: dice.range(1, 4) as usize,
-            batch: dice.chance(0.5).then(|| BatchLimits {
-                max_entries: dice.range(1, 6) as usize,
-                max_bytes: dice.range(40, 400) as usize,
-            }),
+            batch: dice.chance(0.5).then(|| BatchLimits::new(dice.range(1, 6) as usize, dice.range(40, 400) as usize)),
             retry: RetryPolicy {
                 base_ms: dice.range(10, 2_000),
                 factor: dice.range(1, 3) as u32,

@@ -108,7 +108,13 @@ pub async fn enqueue(
     )
     .await?;
     match client::register_sync(crate::worker::CAPTURE_TAG).await {
-        Ok(true) => {}
+        Ok(true) => {
+            wasm_bindgen_futures::spawn_local(async {
+                if let Err(e) = client::make_sure_it_is_taken(&config()).await {
+                    web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
+                }
+            });
+        }
         _ => {
             client::retry_now(&config()).await?;
         }

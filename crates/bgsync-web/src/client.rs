@@ -57,6 +57,12 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     if let Some((name, value)) = js::invalid_header(&headers)? {
         return bad(format!("enqueue: \"{name}: {value}\" is not a valid HTTP header"));
     }
+    if let Some((name, _)) = headers.iter().find(|(name, _)| is_credential(name)) {
+        return bad(format!(
+            "enqueue: the header \"{name}\" would be stored in clear with the entry; \
+             pass it to setCredentials instead, which adds it at replay to requests for this origin"
+        ));
+    }
     let key = match key {
         Some(key) => key,
         None => new_key()?,
@@ -68,6 +74,29 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     queue.push(&entry).await?;
     events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
     Ok(entry)
+}
+
+/// Headers that carry credentials: never stored in an entry (a queued
+/// request outlives a session, and dead letters are shown to scripts); the
+/// app's credentials are added at replay ([`state::set_credentials`]).
+pub fn is_credential(name: &str) -> bool {
+    ["authorization", "proxy-authorization", "cookie"].iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// After an entry was queued and a sync registered: when a context of the
+/// origin is replaying right now, the browser may swallow that
+/// registration (Chromium does while a sync event of the tag is firing, and
+/// never fires it again), so ask for a round that will read the entry.
+/// Whoever replays also drains what arrives during its round; this covers
+/// a round that is past its last read, or waiting out a backoff.
+///
+/// The round asked for is not expedited: entries waiting out a backoff keep
+/// waiting (queueing must not spend their attempts).
+pub async fn make_sure_it_is_taken(config: &bgsync_core::QueueConfig) -> JsResult<()> {
+    if crate::replay::replaying_elsewhere().await {
+        replay_here_or_in_worker(config, false).await?;
+    }
+    Ok(())
 }
 
 /// The queue order: milliseconds with a fraction (`timeOrigin + now()`), so
@@ -244,14 +273,21 @@ pub async fn status() -> JsResult<Status> {
 /// message `{type: "replay"}`), or, with no worker, replays every queue
 /// here, once, sending entries that wait out a backoff at once.
 pub async fn retry_now(config: &bgsync_core::QueueConfig) -> JsResult<crate::replay::Round> {
+    replay_here_or_in_worker(config, true).await
+}
+
+/// Asks the worker that controls this page to replay (the message
+/// `{type: "replay", expedite}`), or replays every queue here, once.
+async fn replay_here_or_in_worker(config: &bgsync_core::QueueConfig, expedite: bool) -> JsResult<crate::replay::Round> {
     let message = js_sys::Object::new();
     js::set(&message, "type", "replay");
+    js::set(&message, "expedite", expedite);
     if post_to_worker(&message) {
         return Ok(crate::replay::Round::default());
     }
     let mut total = crate::replay::Round::default();
     for name in Queue::ALL {
-        total = total.and(crate::replay::replay(&Queue::new(name), config, true).await?);
+        total = total.and(crate::replay::replay(&Queue::new(name), config, expedite).await?);
     }
     Ok(total)
 }

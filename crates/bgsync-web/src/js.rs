@@ -110,6 +110,23 @@ pub(crate) fn invalid_header(headers: &[(String, String)]) -> JsResult<Option<&(
     Ok(headers.iter().find(|(name, value)| check.append(name, value).is_err()))
 }
 
+/// This context's origin (`location.origin`).
+pub(crate) fn origin() -> JsResult<String> {
+    Ok(get(&get(&js_sys::global(), "location")?, "origin")?.as_string().unwrap_or_default())
+}
+
+/// Whether `url`, resolved against this context's location as `fetch` will
+/// resolve it, is of this origin. Parsed, never prefix-matched: `/\x.org/`
+/// and `//x.org/` are other origins.
+pub(crate) fn is_same_origin(url: &str) -> bool {
+    let Ok(base) = get(&get(&js_sys::global(), "location").unwrap_or_default(), "href") else { return false };
+    let Some(base) = base.as_string() else { return false };
+    match (web_sys::Url::new_with_base(url, &base), origin()) {
+        (Ok(parsed), Ok(origin)) => parsed.origin() == origin,
+        _ => false,
+    }
+}
+
 /// A readable message for an error that crossed from JavaScript.
 pub fn describe(error: &JsValue) -> String {
     if let Some(s) = error.as_string() {

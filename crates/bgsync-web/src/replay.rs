@@ -85,13 +85,28 @@ pub async fn replay(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsRe
     result
 }
 
-/// Rounds (the first one expedited) until the queue is empty, paused, or
+/// Rounds (the first one expedited if `expedite`) until the queue is empty, paused, or
 /// the next retry is further away than `budget_ms` from now: the engine's
 /// timers, honoured while this context is alive anyway (inside a
 /// `waitUntil`, or an open page).
-pub async fn replay_while_alive(queue: &Queue, config: &QueueConfig, budget_ms: u64) -> JsResult<Round> {
+///
+/// While it runs it holds the shared lock [`ACTIVE_LOCK`], so that a page
+/// that queues an entry meanwhile knows to ask for a round of its own
+/// ([`crate::client::make_sure_it_is_taken`]) rather than trust a sync
+/// registration the browser may swallow while this sync event fires.
+pub async fn replay_while_alive(
+    queue: &Queue,
+    config: &QueueConfig,
+    budget_ms: u64,
+    expedite: bool,
+) -> JsResult<Round> {
+    let (queue, config) = (queue.clone(), config.clone());
+    with_lock(ACTIVE_LOCK, "shared", async move { rounds_until(&queue, &config, budget_ms, expedite).await }).await
+}
+
+async fn rounds_until(queue: &Queue, config: &QueueConfig, budget_ms: u64, expedite: bool) -> JsResult<Round> {
     let deadline = now_ms() + budget_ms;
-    let mut expedite = true;
+    let mut expedite = expedite;
     loop {
         let round = replay(queue, config, std::mem::take(&mut expedite)).await?;
         match round.next_at_ms {
@@ -118,26 +133,59 @@ async fn sleep_until(at_ms: u64) {
 /// send them twice (harmless to the server, which deduplicates, but wasted).
 const ORIGIN_LOCK: &str = "bgsync-replay";
 
-/// Runs a round holding the origin-wide Web Lock, where the browser has
-/// Web Locks (every current engine); else just the round, which the
-/// server's idempotency still keeps exactly-once.
+/// Held (shared) by every [`replay_while_alive`], rounds and the waits
+/// between them: "a context is replaying and will not look again unless
+/// asked".
+const ACTIVE_LOCK: &str = "bgsync-active";
+
+fn locks() -> Option<JsValue> {
+    js::get(&js_sys::global(), "navigator").and_then(|n| js::get(&n, "locks")).ok().filter(JsValue::is_object)
+}
+
+/// Runs a round holding the origin-wide Web Lock.
 async fn with_origin_lock(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
-    let locks = js::get(&js_sys::global(), "navigator").and_then(|n| js::get(&n, "locks")).ok();
-    let Some(locks) = locks.filter(|l| l.is_object()) else {
-        return round(queue, config, expedite).await;
+    let (queue, config) = (queue.clone(), config.clone());
+    with_lock(ORIGIN_LOCK, "exclusive", async move { round(&queue, &config, expedite).await }).await
+}
+
+/// Runs `work` holding the Web Lock `name` in `mode`, where the browser has
+/// Web Locks (every current engine); else just runs it (the server's
+/// idempotency still keeps every entry exactly-once).
+async fn with_lock(
+    name: &str,
+    mode: &str,
+    work: impl std::future::Future<Output = JsResult<Round>> + 'static,
+) -> JsResult<Round> {
+    let Some(locks) = locks() else {
+        return work.await;
     };
     let request: Function = js::get(&locks, "request")?.dyn_into()?;
-    let outcome: Rc<Cell<Option<Round>>> = Rc::default();
-    let (queue, config, slot) = (queue.clone(), config.clone(), outcome.clone());
+    let outcome: Rc<Cell<Option<JsResult<Round>>>> = Rc::default();
+    let slot = outcome.clone();
     // The lock is held until the promise the callback returns settles.
     let callback = Closure::once_into_js(move |_lock: JsValue| -> Promise {
         wasm_bindgen_futures::future_to_promise(async move {
-            slot.set(Some(round(&queue, &config, expedite).await?));
+            slot.set(Some(work.await));
             Ok(JsValue::UNDEFINED)
         })
     });
-    js::await_promise(request.call2(&locks, &ORIGIN_LOCK.into(), &callback)?.dyn_into()?).await?;
-    outcome.take().ok_or_else(|| JsValue::from_str("the replay lock callback did not run"))
+    let options = js_sys::Object::new();
+    js::set(&options, "mode", mode);
+    js::await_promise(request.call3(&locks, &name.into(), &options, &callback)?.dyn_into()?).await?;
+    outcome.take().unwrap_or_else(|| Err(JsValue::from_str("the lock callback did not run")))
+}
+
+/// Whether some context of the origin is replaying now (a round, or the
+/// waits between the rounds of a sync event or a page's message).
+pub async fn replaying_elsewhere() -> bool {
+    let Some(locks) = locks() else { return false };
+    let Ok(query) = js::get(&locks, "query").and_then(|q| q.dyn_into::<Function>()) else { return false };
+    let Ok(Ok(snapshot)) = query.call0(&locks).map(|p| p.dyn_into::<Promise>()) else { return false };
+    let Ok(snapshot) = js::await_promise(snapshot).await else { return false };
+    let held = js::get(&snapshot, "held").map(|h| js_sys::Array::from(&h)).unwrap_or_default();
+    held.iter().any(|lock| {
+        matches!(js::get(&lock, "name").ok().and_then(|n| n.as_string()).as_deref(), Some(ORIGIN_LOCK | ACTIVE_LOCK))
+    })
 }
 
 /// Where the last round of this context that sent anything spent its time
@@ -181,17 +229,19 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
     if !entries.is_empty() && state::paused(queue.name()).await?.is_some() {
         return Ok(Round { delivered: 0, remaining: entries.len(), next_at_ms: None, paused: true });
     }
-    let credentials = state::credentials().await?;
+    let credentials =
+        transport::Credentials { headers: state::credentials().await?, client_id: state::client_id().await? };
     clock.lap("state");
     // Batches when the server offers them, within its limits and ours.
     let endpoint = if entries.is_empty() { None } else { transport::batch_endpoint().await };
     clock.lap("endpoint");
     let batch = endpoint.as_ref().map(|e| {
-        let ours = config.batch.unwrap_or(BatchLimits { max_entries: usize::MAX, max_bytes: usize::MAX });
+        let ours = config.batch.clone().unwrap_or(BatchLimits::new(usize::MAX, usize::MAX));
         BatchLimits {
             max_entries: e.max_entries.min(ours.max_entries),
             // Room for the JSON around each entry.
             max_bytes: (e.max_bytes / 2).min(ours.max_bytes),
+            prefix: e.prefix.clone(),
         }
     });
     let config = QueueConfig { batch, ..config.clone() };
@@ -204,9 +254,14 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
     clock.lap("engine");
     let mut delivered = 0;
     loop {
-        let transmit = engine.poll_transmit(now_ms());
+        let mut transmit = engine.poll_transmit(now_ms());
         delivered += flush(queue, &mut engine, None).await?;
         clock.lap("plan");
+        if transmit.is_none() && take_new_entries(queue, &mut engine).await? {
+            // Entries queued while this round ran: sent by this round, not
+            // left to a browser event that may never come.
+            transmit = engine.poll_transmit(now_ms());
+        }
         let Some(transmit) = transmit else { break };
         let result = match (&endpoint, transmit.batch) {
             (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, &credentials).await,
@@ -219,6 +274,26 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
     }
     clock.keep_if_sent();
     Ok(Round { delivered, remaining: engine.len(), next_at_ms: engine.poll_timeout(), paused: engine.is_paused() })
+}
+
+/// Adds to the engine the entries queued since it read the store; returns
+/// whether there were any. (A page writes to the store, not to this
+/// context's engine.)
+async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> {
+    if engine.is_paused() {
+        return Ok(false);
+    }
+    let known: std::collections::HashSet<_> = engine.entries().map(|e| e.key.clone()).collect();
+    let mut found = false;
+    for entry in queue.all().await? {
+        if !known.contains(&entry.key) {
+            engine.enqueue(entry);
+            found = true;
+        }
+    }
+    // Their "queued" was told by whoever wrote them.
+    while engine.poll_event().is_some() {}
+    Ok(found)
 }
 
 /// Stores the engine's decisions (and a pause), then tells the pages.

@@ -17,6 +17,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbTransactionMode;
 
 const CREDENTIALS: &str = "credentials";
+const CLIENT_ID: &str = "client-id";
 const FORCE_FALLBACK: &str = "force-fallback";
 
 fn paused_key(queue: &str) -> String {
@@ -86,6 +87,39 @@ pub async fn set_force_fallback(on: bool) -> JsResult<()> {
     js::committed(&tx).await?;
     FORCED.with(|f| f.set(Some(on)));
     Ok(())
+}
+
+/// This browser profile's client id (a random UUID made the first time it
+/// is asked for, kept in `meta`), sent with every same-origin replay as
+/// [`bgsync_core::wire::CLIENT_HEADER`] so that the server scopes
+/// idempotency keys per client.
+pub async fn client_id() -> JsResult<String> {
+    if let Some(known) = CLIENT.with(|c| c.borrow().clone()) {
+        return Ok(known);
+    }
+    let stored = read(CLIENT_ID).await?;
+    let id = match js::get(&stored, "id").ok().and_then(|v| v.as_string()).filter(|_| stored.is_object()) {
+        Some(id) => id,
+        None => {
+            let db = database().await?;
+            let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
+            let o = Object::new();
+            js::set(&o, "key", CLIENT_ID);
+            js::set(&o, "id", crate::client::random_uuid()?);
+            // `add`, not `put`: when two contexts race, the first id stays
+            // and the other's write fails; both then read the same id.
+            let _ = tx.object_store(META)?.add(&o);
+            let _ = js::committed(&tx).await;
+            let stored = read(CLIENT_ID).await?;
+            js::get(&stored, "id")?.as_string().ok_or_else(|| JsValue::from_str("the client id could not be stored"))?
+        }
+    };
+    CLIENT.with(|c| *c.borrow_mut() = Some(id.clone()));
+    Ok(id)
+}
+
+thread_local! {
+    static CLIENT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The headers added to every request of every queue at replay (they

@@ -3,7 +3,7 @@
 
 use crate::js;
 use crate::state::with_overrides;
-use bgsync_core::wire::{BatchEndpoint, BatchResult, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH};
+use bgsync_core::wire::{BatchEndpoint, BatchResult, CLIENT_HEADER, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH};
 use bgsync_core::{AttemptResult, Entry, Response as Answer, Transmit, TransmitResult};
 use js_sys::{Array, Object};
 use wasm_bindgen::JsCast;
@@ -15,22 +15,25 @@ const KEPT_BODY_BYTES: usize = 2048;
 /// Sends the entry with its `Idempotency-Key` and reports what happened.
 /// `credentials` are added to its headers (replacing its own of the same
 /// name). Never fails: every failure is an [`AttemptResult`].
-pub async fn send(entry: &Entry, credentials: &[(String, String)]) -> AttemptResult {
+pub async fn send(entry: &Entry, credentials: &Credentials) -> AttemptResult {
     match try_send(entry, credentials).await {
         Ok(answer) => AttemptResult::Response(answer),
         Err(error) => AttemptResult::NetworkError(js::describe(&error)),
     }
 }
 
-async fn try_send(entry: &Entry, credentials: &[(String, String)]) -> js::JsResult<Answer> {
+async fn try_send(entry: &Entry, credentials: &Credentials) -> js::JsResult<Answer> {
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Accept", "application/json")?;
-    for (name, value) in &with_overrides(&entry.headers, credentials) {
+    let same_origin = js::is_same_origin(&entry.url);
+    for (name, value) in &credentials.for_entry(entry, same_origin) {
         headers.set(name, value)?;
     }
     headers.set(IDEMPOTENCY_KEY, entry.key.as_str())?;
-    mark_replay(&headers, &entry.url)?;
+    if same_origin {
+        mark_replay(&headers, credentials)?;
+    }
     let init = RequestInit::new();
     init.set_method(&entry.method);
     init.set_headers(&headers);
@@ -50,16 +53,35 @@ async fn try_send(entry: &Entry, credentials: &[(String, String)]) -> js::JsResu
 }
 
 /// Marks a request to this origin as bgsync's own replay
-/// ([`REPLAY_HEADER`]), which the worker's auto-capture lets through. Not
-/// sent elsewhere: a custom header would cost a CORS preflight.
-fn mark_replay(headers: &Headers, url: &str) -> js::JsResult<()> {
-    let origin = js::get(&js::get(&js_sys::global(), "location")?, "origin")?.as_string().unwrap_or_default();
-    let same_origin = (url.starts_with('/') && !url.starts_with("//"))
-        || url.strip_prefix(origin.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if same_origin {
-        headers.set(REPLAY_HEADER, "1")?;
+/// ([`REPLAY_HEADER`]), which the worker's auto-capture lets through, and
+/// names the client ([`CLIENT_HEADER`]) that the server scopes keys by.
+/// Only for this origin: custom headers elsewhere would cost a CORS
+/// preflight, and the client id is nobody else's business.
+fn mark_replay(headers: &Headers, credentials: &Credentials) -> js::JsResult<()> {
+    headers.set(REPLAY_HEADER, "1")?;
+    headers.set(CLIENT_HEADER, &credentials.client_id)
+}
+
+/// What a round adds to the requests it sends: the app's credentials
+/// ([`crate::state::set_credentials`]), for this origin only, and the
+/// browser's client id.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    pub headers: Vec<(String, String)>,
+    pub client_id: String,
+}
+
+impl Credentials {
+    /// The headers to send with `entry`: its own, with the credentials in
+    /// place of those of the same name when it goes to this origin. A
+    /// token never leaves for a third party through bgsync.
+    fn for_entry(&self, entry: &Entry, same_origin: bool) -> Vec<(String, String)> {
+        if same_origin {
+            with_overrides(&entry.headers, &self.headers)
+        } else {
+            entry.headers.clone()
+        }
     }
-    Ok(())
 }
 
 /// What is kept of an answer's body: nothing for a success; for a refusal
@@ -132,7 +154,7 @@ pub async fn send_batch(
     endpoint: &BatchEndpoint,
     transmit: &Transmit,
     ordered: bool,
-    credentials: &[(String, String)],
+    credentials: &Credentials,
 ) -> TransmitResult {
     match try_send_batch(endpoint, transmit, ordered, credentials).await {
         Ok(result) => result,
@@ -144,15 +166,18 @@ async fn try_send_batch(
     endpoint: &BatchEndpoint,
     transmit: &Transmit,
     ordered: bool,
-    credentials: &[(String, String)],
+    credentials: &Credentials,
 ) -> js::JsResult<TransmitResult> {
+    // Entries run on the batch endpoint's server: only this origin's
+    // endpoint gets this origin's credentials.
+    let same_origin = js::is_same_origin(&endpoint.url);
     let entries = Array::new();
     for entry in &transmit.entries {
         let o = Object::new();
         js::set(&o, "key", entry.key.as_str());
         js::set(&o, "method", entry.method.as_str());
         js::set(&o, "path", entry.url.as_str());
-        js::set(&o, "headers", js::header_pairs(&with_overrides(&entry.headers, credentials)));
+        js::set(&o, "headers", js::header_pairs(&credentials.for_entry(entry, same_origin)));
         js::set(&o, "body", entry.body.as_str());
         entries.push(&o);
     }
@@ -162,10 +187,12 @@ async fn try_send_batch(
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Accept", "application/json")?;
-    for (name, value) in credentials {
-        headers.set(name, value)?;
+    if same_origin {
+        for (name, value) in &credentials.headers {
+            headers.set(name, value)?;
+        }
+        mark_replay(&headers, credentials)?;
     }
-    mark_replay(&headers, &endpoint.url)?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);

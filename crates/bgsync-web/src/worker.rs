@@ -121,13 +121,18 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
         None => crate::client::new_key()?,
     };
     let bytes = js_sys::Uint8Array::new(&js::await_promise(request.array_buffer()?).await?).to_vec();
-    let mut kept = js::header_list(&request.headers())?;
-    kept.retain(|(name, _)| !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY));
+    let mut sent = js::header_list(&request.headers())?;
+    sent.retain(|(name, _)| !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY));
     let headers = Headers::new()?;
-    for (name, value) in &kept {
+    for (name, value) in &sent {
         headers.append(name, value)?;
     }
     headers.set(IDEMPOTENCY_KEY, &key)?;
+    headers.set(bgsync_core::wire::CLIENT_HEADER, &crate::state::client_id().await?)?;
+    // What is queued keeps no credentials: they are the app's to set
+    // (setCredentials), added at replay, never stored with the entry.
+    let mut kept = sent;
+    kept.retain(|(name, _)| !crate::client::is_credential(name));
     let init = RequestInit::new();
     init.set_method(&request.method());
     init.set_headers(&headers);
@@ -145,12 +150,16 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
         return problem(503, "The server could not be reached, and a request with a binary body cannot be queued.");
     };
     let url = web_sys::Url::new(&request.url())?;
-    let same_origin =
-        url.origin() == js::get(&js::get(&js_sys::global(), "location")?, "origin")?.as_string().unwrap_or_default();
+    let same_origin = url.origin() == js::origin()?;
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
     let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
     let entry = crate::client::enqueue_request(queue, request).await?;
     register_sync(CAPTURE_TAG).await;
+    wasm_bindgen_futures::spawn_local(async {
+        if let Err(e) = crate::client::make_sure_it_is_taken(&bgsync_core::QueueConfig::default()).await {
+            web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
+        }
+    });
     let o = Object::new();
     js::set(&o, "queued", true);
     js::set(&o, "queue", queue.name());

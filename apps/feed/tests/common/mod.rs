@@ -93,6 +93,8 @@ struct Fault {
     authorizations: std::sync::Mutex<Vec<Option<String>>>,
     /// Milliseconds every post waits before it is handled.
     delay_ms: std::sync::atomic::AtomicU64,
+    /// `Retry-After` seconds sent with an injected status (0: none).
+    retry_after_secs: std::sync::atomic::AtomicU64,
 }
 
 impl TestServer {
@@ -224,6 +226,12 @@ impl TestServer {
     /// normally with `None`).
     pub fn fail_posts_with(&self, status: Option<u16>) {
         self.fault.status.store(status.unwrap_or(0), Ordering::SeqCst);
+    }
+
+    /// [`Self::fail_posts_with`], the answer asking to retry after `secs`.
+    pub fn fail_posts_with_retry_after(&self, status: u16, secs: u64) {
+        self.fault.retry_after_secs.store(secs, Ordering::SeqCst);
+        self.fail_posts_with(Some(status));
     }
 
     /// From now on, refuse every post whose body contains `marker` with a
@@ -417,7 +425,12 @@ async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     let status = fault.status.load(Ordering::SeqCst);
     if status != 0 {
         fault.failed.fetch_add(1, Ordering::SeqCst);
-        return (StatusCode::from_u16(status).unwrap(), "injected fault").into_response();
+        let mut response = (StatusCode::from_u16(status).unwrap(), "injected fault").into_response();
+        let retry_after = fault.retry_after_secs.load(Ordering::SeqCst);
+        if retry_after > 0 {
+            response.headers_mut().insert("retry-after", retry_after.into());
+        }
+        return response;
     }
     let marker = fault.poison.lock().unwrap().clone();
     let Some(marker) = marker else { return next.run(req).await };

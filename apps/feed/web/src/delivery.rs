@@ -38,10 +38,14 @@ pub fn config() -> QueueConfig {
 /// pulls the feed: whoever delivers posts brings them into IndexedDB, so
 /// every page, open now (told by the `pulled` broadcast) or opened later,
 /// lists them as sent.
-pub async fn deliver(budget_ms: u64) -> Result<replay::Round, JsValue> {
-    let mut round = replay::replay_while_alive(&posts(), &config(), budget_ms).await?;
+///
+/// `expedite`: entries waiting out a backoff go now (a sync event, "retry
+/// now"), rather than only those due (a round asked for because entries
+/// were queued meanwhile).
+pub async fn deliver(budget_ms: u64, expedite: bool) -> Result<replay::Round, JsValue> {
+    let mut round = replay::replay_while_alive(&posts(), &config(), budget_ms, expedite).await?;
     let captured = Queue::new(Queue::REQUESTS);
-    round = round.and(replay::replay_while_alive(&captured, &config(), budget_ms).await?);
+    round = round.and(replay::replay_while_alive(&captured, &config(), budget_ms, expedite).await?);
     if round.delivered > 0 {
         // A failed pull changes nothing; the next one catches up.
         let _ = pull::pull(&FEED).await;

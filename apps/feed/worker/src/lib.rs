@@ -29,7 +29,7 @@ pub fn started() {
     // one read; rounds are serialized per origin).
     if !bgsync_web::client::has_sync_manager() {
         wasm_bindgen_futures::spawn_local(async {
-            let _ = deliver(0).await;
+            let _ = deliver(0, true).await;
         });
     }
 }
@@ -43,7 +43,7 @@ pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> 
     if tag != SYNC_TAG && tag != worker::CAPTURE_TAG {
         return Ok(());
     }
-    let round = deliver(SYNC_BUDGET_MS).await?;
+    let round = deliver(SYNC_BUDGET_MS, true).await?;
     if round.needs_retry() {
         let when = if last_chance { "the page will retry when opened" } else { "the browser will retry" };
         return Err(JsValue::from_str(&format!("{} post(s) could not be delivered yet; {when}", round.remaining)));
@@ -84,8 +84,10 @@ pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Resul
 pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValue> {
     let kind = js_sys::Reflect::get(&data, &"type".into())?.as_string();
     if kind.as_deref() == Some("replay") {
-        // A page's "retry now" (or its fallback without Background Sync).
-        deliver(MESSAGE_BUDGET_MS).await?;
+        // A page's "retry now" (or its fallback without Background Sync),
+        // or, not expedited, entries it queued while a round ran.
+        let expedite = js_sys::Reflect::get(&data, &"expedite".into())?.as_bool().unwrap_or(true);
+        deliver(MESSAGE_BUDGET_MS, expedite).await?;
         return Ok(());
     }
     if let Some(reply) = worker::answer(&data).await? {

@@ -124,8 +124,8 @@ fn too_many_attempts_or_too_old_ends_in_the_dead_letters() {
 
 #[test]
 fn batches_respect_entry_and_byte_limits_and_skipped_items_stay_queued() {
-    let batch = Some(BatchLimits { max_entries: 3, max_bytes: 1_000 });
-    let mut q = queue(QueueConfig { batch, ..QueueConfig::default() }, &["a", "b", "c", "d"]);
+    let batch = Some(BatchLimits::new(3, 1_000));
+    let mut q = queue(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, &["a", "b", "c", "d"]);
     let t = q.poll_transmit(0).unwrap();
     assert!(t.batch);
     assert_eq!(sent_keys(&t), ["a", "b", "c"]);
@@ -140,14 +140,15 @@ fn batches_respect_entry_and_byte_limits_and_skipped_items_stay_queued() {
 
     let mut big = entry("big", 1.0);
     big.body = "x".repeat(5_000);
-    let mut q = Queue::new(QueueConfig { batch, ..QueueConfig::default() }, 1, vec![big, entry("small", 2.0)]);
+    let mut q =
+        Queue::new(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, 1, vec![big, entry("small", 2.0)]);
     assert_eq!(sent_keys(&q.poll_transmit(0).unwrap()), ["big"], "an oversized entry still goes, alone");
 }
 
 #[test]
 fn a_batch_refused_as_a_whole_is_retried_not_dead_lettered() {
-    let batch = Some(BatchLimits { max_entries: 10, max_bytes: 1 << 20 });
-    let mut q = queue(QueueConfig { batch, ..QueueConfig::default() }, &["a", "b"]);
+    let batch = Some(BatchLimits::new(10, 1 << 20));
+    let mut q = queue(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, &["a", "b"]);
     let t = q.poll_transmit(0).unwrap();
     q.handle(t.id, TransmitResult::BatchFailed(AttemptResult::Response(Response::status(413))), 0);
     assert_eq!(q.len(), 2);
@@ -198,8 +199,8 @@ fn expedite_makes_waiting_entries_due() {
 
 #[test]
 fn a_batch_that_failed_as_a_whole_is_retried_as_one_batch() {
-    let batch = Some(BatchLimits { max_entries: 10, max_bytes: 1 << 20 });
-    let mut q = Queue::new(QueueConfig { batch, ..QueueConfig::default() }, 7, Vec::new());
+    let batch = Some(BatchLimits::new(10, 1 << 20));
+    let mut q = Queue::new(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, 7, Vec::new());
     for i in 0..5 {
         q.enqueue(entry(&format!("k{i}"), i as f64));
     }
@@ -211,4 +212,36 @@ fn a_batch_that_failed_as_a_whole_is_retried_as_one_batch() {
     let at = *waits.first().unwrap();
     let again = q.poll_transmit(at).unwrap();
     assert_eq!(again.entries.len(), 5, "retried as one batch");
+}
+
+#[test]
+fn entries_the_batch_endpoint_cannot_serve_go_on_their_own_in_their_turn() {
+    let batch = Some(BatchLimits { prefix: "/api/".into(), ..BatchLimits::new(10, 1 << 20) });
+    let mut entries: Vec<Entry> =
+        ["a", "b", "c", "d", "e"].iter().enumerate().map(|(i, k)| entry(k, i as f64)).collect();
+    entries[2].url = "/\\evil.example/x".into();
+    entries[4].method = "GET".into();
+    let mut q = Queue::new(QueueConfig { batch, ..QueueConfig::default() }, 1, entries);
+    let mut sent = Vec::new();
+    while let Some(t) = q.poll_transmit(0) {
+        sent.push((sent_keys(&t).join(","), t.batch));
+        let results = t.entries.iter().map(|e| BatchResult {
+            key: e.key.to_string(),
+            status: Some(201),
+            retry_after: None,
+            body: String::new(),
+        });
+        let result = if t.batch {
+            TransmitResult::Batch(results.collect())
+        } else {
+            TransmitResult::Single(AttemptResult::Response(Response {
+                status: 201,
+                retry_after: None,
+                body: String::new(),
+            }))
+        };
+        q.handle(t.id, result, 0);
+    }
+    let expected = [("a,b", true), ("c", false), ("d", true), ("e", false)].map(|(k, b)| (k.to_owned(), b));
+    assert_eq!(sent, expected);
 }

@@ -1,0 +1,108 @@
+//! Entries queued while a replay is under way are delivered by it, or by a
+//! round the page asks for, never left to a browser sync event that may not
+//! come (Chromium 156 swallows a registration made while its tag's event is
+//! firing, and never fires it again). Real Chromium, real worker, real
+//! server; no trigger is given after the entries are queued.
+
+mod common;
+
+use common::browser::{eval, Chromium};
+use common::{eventually, TestServer};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Queues `n` posts through the JavaScript API; resolves with their keys.
+async fn enqueue(page: &chromiumoxide::Page, prefix: &str, n: usize) -> Vec<String> {
+    eval(
+        page,
+        &format!(
+            "(async () => {{ const keys = []; for (let i = 0; i < {n}; i++) {{ keys.push(await wasm_bindgen.enqueue('requests', \
+             {{ url: '/api/posts', body: JSON.stringify({{ title: '{prefix} ' + i, location: 'Mid-round' }}) }})); }} return keys; }})()"
+        ),
+    )
+    .await
+}
+
+/// Waits until at least as many posts as `keys` are stored, then checks
+/// each of `keys` was received once.
+async fn every_post_once(server: &TestServer, keys: &[String], within: Duration) {
+    eventually(&format!("{} posts to be stored", keys.len()), within, || async {
+        (server.stored_posts().await.len() >= keys.len()).then_some(())
+    })
+    .await;
+    // Any late round would show up as a second receipt.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received = server.keys_received();
+    let wanted: BTreeSet<&String> = keys.iter().collect();
+    let delivered: Vec<&String> = received.iter().filter(|k| wanted.contains(k)).collect();
+    assert_eq!(delivered.len(), keys.len(), "each post reached the server once: {received:?}");
+}
+
+/// The worker is sending a batch (the server holds it) when the page
+/// queues ten more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_queued_while_the_worker_sends_a_batch_are_delivered_without_another_trigger() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    let mut keys = enqueue(&page, "Before", 5).await;
+    server.delay_posts(300);
+    chromium.set_worker_offline(false).await;
+    eventually("a batch in flight", Duration::from_secs(30), || async {
+        (!server.keys_received().is_empty()).then_some(())
+    })
+    .await;
+    keys.extend(enqueue(&page, "During", 10).await);
+    assert!(server.stored_posts().await.len() < 5, "the first batch was still in flight");
+    every_post_once(&server, &keys, Duration::from_secs(30)).await;
+    assert_eq!(server.stored_posts().await.len(), keys.len());
+    let left: usize = eval(&page, "wasm_bindgen.status().then((s) => s.queued)").await;
+    assert_eq!(left, 0);
+    chromium.close().await;
+}
+
+/// The worker waits out a `Retry-After` inside its sync event when the
+/// page queues more: the queue is ordered, so they go right after the
+/// refused post, on the worker's own timer, with no other trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_queued_while_the_worker_waits_on_a_retry_timer_go_with_that_retry() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    server.fail_posts_with_retry_after(503, 3);
+    let first = enqueue(&page, "Refused", 1).await;
+    eventually("the first attempt to be refused", Duration::from_secs(30), || async {
+        (server.failed_posts() > 0).then_some(())
+    })
+    .await;
+    server.fail_posts_with(None);
+    let refused = server.keys_received().len();
+    let later = enqueue(&page, "While waiting", 3).await;
+    assert_eq!(server.keys_received().len(), refused, "nothing jumps the queue or spends the backoff");
+    every_post_once(&server, &later, Duration::from_secs(12)).await;
+    let stored = server.stored_posts().await;
+    let titles: Vec<&str> = stored.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(titles, ["Refused 0", "While waiting 0", "While waiting 1", "While waiting 2"], "in order");
+    assert!(server.keys_received().contains(&first[0]));
+    chromium.close().await;
+}
+
+/// Without Background Sync (forced), the page asks the worker for a round
+/// after each enqueue; posts queued during one are delivered too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_fallback_mode_posts_queued_during_a_round_are_delivered() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "wasm_bindgen.forceFallback(true).then(() => true)").await);
+    server.delay_posts(300);
+    let mut keys = enqueue(&page, "First", 5).await;
+    eventually("a round in flight", Duration::from_secs(30), || async {
+        (!server.keys_received().is_empty()).then_some(())
+    })
+    .await;
+    keys.extend(enqueue(&page, "Meanwhile", 10).await);
+    every_post_once(&server, &keys, Duration::from_secs(30)).await;
+    chromium.close().await;
+}
