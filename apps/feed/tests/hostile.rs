@@ -254,12 +254,12 @@ async fn a_purge_of_many_keys_runs_in_chunks_beside_requests(backend: Backend) {
     let pool = server.state.as_ref().unwrap().db.pool.clone();
     let generate = match backend {
         Backend::Sqlite => {
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) \
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) \
              INSERT INTO idempotency_keys (scope, key, fingerprint, status, created_at) SELECT '', 'old-' || i, '', 200, 0 FROM n"
         }
         Backend::Postgres => {
             "INSERT INTO idempotency_keys (scope, key, fingerprint, status, created_at) \
-             SELECT '', 'old-' || i, '', 200, 0 FROM generate_series(1, 200000) AS i"
+             SELECT '', 'old-' || i, '', 200, 0 FROM generate_series(1, 1000000) AS i"
         }
     };
     sqlx::query(generate).execute(&pool).await.unwrap();
@@ -280,7 +280,7 @@ async fn a_purge_of_many_keys_runs_in_chunks_beside_requests(backend: Backend) {
         );
         n += 1;
     }
-    assert_eq!(purge.await.unwrap(), 200_000);
+    assert_eq!(purge.await.unwrap(), 1_000_000);
 }
 
 async fn conditional_requests_follow_rfc_9110_and_extra_parameters_are_ignored(backend: Backend) {

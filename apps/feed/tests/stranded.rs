@@ -38,8 +38,58 @@ async fn every_post_once(server: &TestServer, keys: &[String], within: Duration)
     assert_eq!(delivered.len(), keys.len(), "each post reached the server once: {received:?}");
 }
 
+/// Entries written while the worker's round is under way, with no sync
+/// registration and no message at all (as when the browser swallowed the
+/// registration of the tab that wrote them), are sent by that round before
+/// it ends. (This failed before rounds drained: the round ended with them
+/// still queued.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_written_during_a_round_with_no_trigger_at_all_are_sent_by_that_round() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    let mut keys = enqueue(&page, "Before", 5).await;
+    server.delay_posts(300);
+    chromium.set_worker_offline(false).await;
+    eventually("a batch in flight", Duration::from_secs(30), || async {
+        (!server.keys_received().is_empty()).then_some(())
+    })
+    .await;
+    // Copies of a queued entry, written straight into the store.
+    let written: Vec<String> = eval(
+        &page,
+        r#"new Promise((resolve, reject) => {
+            const open = indexedDB.open("bgsync");
+            open.onsuccess = () => {
+                const tx = open.result.transaction("requests", "readwrite");
+                const store = tx.objectStore("requests");
+                const keys = [];
+                store.getAll().onsuccess = (e) => {
+                    const model = e.target.result[0];
+                    for (let i = 0; i < 5; i++) {
+                        const key = "zz-direct-" + i;
+                        const body = JSON.stringify({ title: "Direct " + i, location: "IndexedDB" });
+                        store.put({ ...model, key, body, enqueuedAt: Date.now() + i, attempts: 0, notBefore: 0, lastError: null });
+                        keys.push(key);
+                    }
+                };
+                tx.oncomplete = () => resolve(keys);
+                tx.onerror = () => reject(tx.error);
+            };
+            open.onerror = () => reject(open.error);
+        })"#,
+    )
+    .await;
+    keys.extend(written);
+    assert!(server.stored_posts().await.len() < 5, "the first batch was still in flight");
+    every_post_once(&server, &keys, Duration::from_secs(20)).await;
+    assert_eq!(server.stored_posts().await.len(), 10);
+    chromium.close().await;
+}
+
 /// The worker is sending a batch (the server holds it) when the page
-/// queues ten more.
+/// queues ten more through the JavaScript API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_queued_while_the_worker_sends_a_batch_are_delivered_without_another_trigger() {
     let server = TestServer::start();

@@ -270,6 +270,8 @@ pub async fn release(conn: &mut AnyConnection, scope: &str, key: &IdempotencyKey
 /// How many keys one purge statement deletes: a short transaction, so
 /// requests are never held behind a purge of millions of expired keys.
 pub const PURGE_CHUNK: i64 = 1000;
+/// The pause between two purge statements.
+pub const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Deletes keys created before `cutoff_ms`, [`PURGE_CHUNK`] at a time;
 /// returns how many. Run it periodically: a key only has to outlive every
@@ -290,8 +292,10 @@ pub async fn purge_older_than(pool: &sqlx::AnyPool, cutoff_ms: i64) -> Result<u6
         if deleted < PURGE_CHUNK as u64 {
             return Ok(total);
         }
-        // Let waiting requests have the database between chunks.
-        tokio::task::yield_now().await;
+        // Let waiting requests have the database between chunks: SQLite's
+        // busy handler retries a waiting writer after sleeps of up to
+        // 100 ms, so a purge that took the lock straight back would starve it.
+        tokio::time::sleep(PURGE_PAUSE).await;
     }
 }
 
