@@ -288,7 +288,7 @@ async fn expired_keys_are_purged(backend: Backend) {
     let api = Api::start(backend);
     api.post(Some("old-key"), &post("Old", "Then")).await;
     let pool = &api.server.state.as_ref().unwrap().db.pool;
-    let now = feed::routes::posts::now_ms();
+    let now = bgsync_server::now_ms();
     assert_eq!(bgsync_server::idempotency::purge_older_than(pool, now - 60_000).await.unwrap(), 0, "young keys stay");
     assert_eq!(bgsync_server::idempotency::purge_older_than(pool, now + 1).await.unwrap(), 1);
     assert_eq!(api.server.count("idempotency_keys").await, 0);

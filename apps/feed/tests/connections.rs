@@ -158,11 +158,16 @@ fn more_stalled_connections_than_file_descriptors_do_not_stop_the_server() {
 fn sigterm_and_sigint_drain_requests_in_flight_then_exit_zero() {
     for signal in ["TERM", "INT"] {
         let mut server = Server::start("--shutdown-grace 5 --body-timeout 60", 1024);
-        // A request in flight: its headers and half its body are in.
+        // A request in flight: its handler is reading the body (the
+        // server said "100 Continue" when it started) and half of it is in.
         let mut in_flight = server.connect();
-        in_flight.write_all(post_head(&server.addr, BODY.len()).as_bytes()).unwrap();
+        let head = post_head(&server.addr, BODY.len()).replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+        in_flight.write_all(head.as_bytes()).unwrap();
+        let mut continued = [0u8; 25];
+        in_flight.read_exact(&mut continued).unwrap();
+        assert!(continued.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"), "{:?}", String::from_utf8_lossy(&continued));
         in_flight.write_all(&BODY.as_bytes()[..10]).unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
         server.signal(signal);
         std::thread::sleep(Duration::from_millis(300));
         assert!(server.child.try_wait().unwrap().is_none(), "SIG{signal}: the process waits for the request");

@@ -12,7 +12,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bgsync_core::wire::{is_valid_idempotency_key, CLIENT_HEADER, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX_LEN};
-use sqlx::AnyConnection;
 
 /// The schema of the key store on SQLite, for the app's migrations.
 pub const SQLITE_SCHEMA: &str = "\
@@ -146,6 +145,127 @@ pub fn mismatch_problem() -> Problem {
     )
 }
 
+/// A database connection the key store runs on: SQLite, PostgreSQL, or
+/// sqlx's `Any` driver (the statements are the same on each). Pass the
+/// connection of the transaction that applies the effect: `&mut *tx`.
+pub trait KeyConnection: Send {
+    #[doc(hidden)]
+    fn insert_key(
+        &mut self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        answer: Option<&StoredResponse>,
+    ) -> impl std::future::Future<Output = Result<bool, sqlx::Error>> + Send;
+    #[doc(hidden)]
+    fn stored_key(
+        &mut self,
+        scope: &str,
+        key: &str,
+    ) -> impl std::future::Future<Output = Result<Option<StoredRow>, sqlx::Error>> + Send;
+    #[doc(hidden)]
+    fn set_answer(
+        &mut self,
+        scope: &str,
+        key: &str,
+        answer: &StoredResponse,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+    #[doc(hidden)]
+    fn delete_key(
+        &mut self,
+        scope: &str,
+        key: &str,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+    #[doc(hidden)]
+    fn delete_older(
+        &mut self,
+        cutoff_ms: i64,
+        limit: i64,
+    ) -> impl std::future::Future<Output = Result<u64, sqlx::Error>> + Send;
+}
+
+#[doc(hidden)]
+pub type StoredRow = (String, Option<i64>, Option<String>, Option<Vec<u8>>);
+
+macro_rules! key_connection {
+    ($($connection:ty),*) => {$(
+        impl KeyConnection for $connection {
+            async fn insert_key(
+                &mut self,
+                scope: &str,
+                key: &str,
+                fingerprint: &str,
+                now_ms: i64,
+                answer: Option<&StoredResponse>,
+            ) -> Result<bool, sqlx::Error> {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(fingerprint)
+                .bind(now_ms)
+                .bind(answer.map(|a| i64::from(a.status)))
+                .bind(answer.and_then(|a| a.content_type.clone()))
+                .bind(answer.map(|a| a.body.clone()))
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
+            async fn stored_key(&mut self, scope: &str, key: &str) -> Result<Option<StoredRow>, sqlx::Error> {
+                sqlx::query_as(
+                    "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&mut *self)
+                .await
+            }
+
+            async fn set_answer(&mut self, scope: &str, key: &str, answer: &StoredResponse) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5",
+                )
+                .bind(i64::from(answer.status))
+                .bind(answer.content_type.clone())
+                .bind(answer.body.clone())
+                .bind(scope)
+                .bind(key)
+                .execute(&mut *self)
+                .await
+                .map(|_| ())
+            }
+
+            async fn delete_key(&mut self, scope: &str, key: &str) -> Result<(), sqlx::Error> {
+                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&mut *self)
+                    .await
+                    .map(|_| ())
+            }
+
+            async fn delete_older(&mut self, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
+                Ok(sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE (scope, key) IN \
+                     (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+                )
+                .bind(cutoff_ms)
+                .bind(limit)
+                .execute(&mut *self)
+                .await?
+                .rows_affected())
+            }
+        }
+    )*};
+}
+
+key_connection!(sqlx::SqliteConnection, sqlx::PgConnection, sqlx::AnyConnection);
+
 /// Claims `key` inside the caller's open transaction.
 ///
 /// The claim is an INSERT, the transaction's first write: SQLite then holds
@@ -154,10 +274,10 @@ pub fn mismatch_problem() -> Problem {
 /// the same key waits on the row until this transaction commits, then sees
 /// its stored response.
 ///
-/// `scope` separates the keys of different clients (an authenticated user
-/// id, say); use `""` when there is no client identity.
-pub async fn claim(
-    conn: &mut AnyConnection,
+/// `scope` separates the keys of different clients ([`client_scope`], or
+/// an authenticated user's id); use `""` when there is no client identity.
+pub async fn claim<C: KeyConnection + ?Sized>(
+    conn: &mut C,
     scope: &str,
     key: &IdempotencyKey,
     fingerprint: &str,
@@ -171,8 +291,8 @@ pub async fn claim(
 /// whose row the request fully describes), one statement instead of two.
 /// If the effect ends up answering otherwise, [`complete`] overwrites it,
 /// in the same transaction.
-pub async fn claim_answered(
-    conn: &mut AnyConnection,
+pub async fn claim_answered<C: KeyConnection + ?Sized>(
+    conn: &mut C,
     scope: &str,
     key: &IdempotencyKey,
     fingerprint: &str,
@@ -182,8 +302,8 @@ pub async fn claim_answered(
     claim_with(conn, scope, key, fingerprint, now_ms, Some(expected)).await
 }
 
-async fn claim_with(
-    conn: &mut AnyConnection,
+async fn claim_with<C: KeyConnection + ?Sized>(
+    conn: &mut C,
     scope: &str,
     key: &IdempotencyKey,
     fingerprint: &str,
@@ -195,31 +315,10 @@ async fn claim_with(
     // the same statement, so a claim made with its answer never turns into
     // a row without one.
     for _ in 0..3 {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
-        )
-        .bind(scope)
-        .bind(key.as_str())
-        .bind(fingerprint)
-        .bind(now_ms)
-        .bind(expected.map(|e| i64::from(e.status)))
-        .bind(expected.and_then(|e| e.content_type.clone()))
-        .bind(expected.map(|e| e.body.clone()))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
+        if conn.insert_key(scope, key.as_str(), fingerprint, now_ms, expected).await? {
             return Ok(Claim::New);
         }
-        let stored: Option<(String, Option<i64>, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some((stored_fingerprint, status, content_type, body)) = stored else {
+        let Some((stored_fingerprint, status, content_type, body)) = conn.stored_key(scope, key.as_str()).await? else {
             continue;
         };
         if stored_fingerprint != fingerprint {
@@ -239,32 +338,24 @@ async fn claim_with(
 
 /// Stores the response for a key claimed as [`Claim::New`], in the same
 /// transaction as the effect.
-pub async fn complete(
-    conn: &mut AnyConnection,
+pub async fn complete<C: KeyConnection + ?Sized>(
+    conn: &mut C,
     scope: &str,
     key: &IdempotencyKey,
     response: &StoredResponse,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5")
-        .bind(i64::from(response.status))
-        .bind(response.content_type.clone())
-        .bind(response.body.clone())
-        .bind(scope)
-        .bind(key.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    conn.set_answer(scope, key.as_str(), response).await
 }
 
 /// Gives up a key claimed as [`Claim::New`] whose effect was refused, in the
 /// same transaction, so that the key stays free for a corrected request.
-pub async fn release(conn: &mut AnyConnection, scope: &str, key: &IdempotencyKey) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
-        .bind(scope)
-        .bind(key.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// (Inside a batch the entry's savepoint does this already.)
+pub async fn release<C: KeyConnection + ?Sized>(
+    conn: &mut C,
+    scope: &str,
+    key: &IdempotencyKey,
+) -> Result<(), sqlx::Error> {
+    conn.delete_key(scope, key.as_str()).await
 }
 
 /// How many keys one purge statement deletes: a short transaction, so
@@ -274,20 +365,16 @@ pub const PURGE_CHUNK: i64 = 1000;
 pub const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Deletes keys created before `cutoff_ms`, [`PURGE_CHUNK`] at a time;
-/// returns how many. Run it periodically: a key only has to outlive every
-/// retry of its request.
-pub async fn purge_older_than(pool: &sqlx::AnyPool, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
+/// returns how many. Run it periodically ([`spawn_purge`]): a key only has
+/// to outlive every retry of its request.
+pub async fn purge_older_than<DB>(pool: &sqlx::Pool<DB>, cutoff_ms: i64) -> Result<u64, sqlx::Error>
+where
+    DB: sqlx::Database,
+    DB::Connection: KeyConnection,
+{
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(
-            "DELETE FROM idempotency_keys WHERE (scope, key) IN \
-             (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
-        )
-        .bind(cutoff_ms)
-        .bind(PURGE_CHUNK)
-        .execute(pool)
-        .await?
-        .rows_affected();
+        let deleted = pool.acquire().await?.delete_older(cutoff_ms, PURGE_CHUNK).await?;
         total += deleted;
         if deleted < PURGE_CHUNK as u64 {
             return Ok(total);
@@ -297,6 +384,26 @@ pub async fn purge_older_than(pool: &sqlx::AnyPool, cutoff_ms: i64) -> Result<u6
         // 100 ms, so a purge that took the lock straight back would starve it.
         tokio::time::sleep(PURGE_PAUSE).await;
     }
+}
+
+/// Purges keys older than `ttl` every `every`, for as long as the runtime
+/// runs. Failures are logged and retried at the next run.
+pub fn spawn_purge<DB>(pool: sqlx::Pool<DB>, ttl: std::time::Duration, every: std::time::Duration)
+where
+    DB: sqlx::Database,
+    DB::Connection: KeyConnection,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let cutoff = crate::now_ms().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+            match purge_older_than(&pool, cutoff).await {
+                Ok(purged) => tracing::debug!(purged, "expired idempotency keys purged"),
+                Err(e) => tracing::warn!("purging old idempotency keys failed (will retry): {e}"),
+            }
+        }
+    });
 }
 
 /// The scope of a request's keys: the browser's client id

@@ -9,6 +9,7 @@
 //! - [`idempotency`]: the `Idempotency-Key` header and the key store that
 //!   commits in the same transaction as the effect.
 
+pub mod batch;
 pub mod failpoint;
 pub mod idempotency;
 pub mod json;
@@ -17,4 +18,10 @@ pub mod serve;
 
 pub use failpoint::FailPoint;
 pub use idempotency::{Claim, IdempotencyKey, InFlight};
-pub use problem::Problem;
+pub use problem::{Problem, StorageFailure};
+
+/// Milliseconds since the Unix epoch, by this server's clock.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}

@@ -20,7 +20,16 @@ pub struct Problem {
     pub errors: Vec<FieldProblem>,
     #[serde(skip)]
     pub retry_after_secs: Option<u32>,
+    /// Made by [`Problem::storage`]: the answer carries [`StorageFailure`].
+    #[serde(skip)]
+    pub storage_failure: bool,
 }
+
+/// A response extension that marks an answer as a storage failure (the
+/// database failed, not the request): a batch that meets one rolls back
+/// as a whole ([`crate::batch`]). Other 503s are the app's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageFailure;
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct FieldProblem {
@@ -38,6 +47,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_secs: None,
+            storage_failure: false,
         }
     }
 
@@ -55,13 +65,15 @@ impl Problem {
     /// background-sync client will (503 is transient).
     pub fn storage(err: &dyn std::error::Error) -> Self {
         tracing::warn!("storage error: {err}");
-        Self::new(
+        let mut problem = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage-unavailable",
             "Storage unavailable",
             "The request was not applied because the database is unavailable; retry later.",
         )
-        .with_retry_after(1)
+        .with_retry_after(1);
+        problem.storage_failure = true;
+        problem
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -81,6 +93,9 @@ impl IntoResponse for Problem {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.storage_failure {
+            response.extensions_mut().insert(StorageFailure);
         }
         response
     }

@@ -1,4 +1,3 @@
 //! HTTP endpoints, one file each.
 
-pub mod batch;
 pub mod posts;

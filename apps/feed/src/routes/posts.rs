@@ -8,6 +8,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bgsync_server::batch::{BatchTx, EffectTx};
 use bgsync_server::idempotency::{self, Claim, StoredResponse};
 use bgsync_server::{json, IdempotencyKey, Problem};
 use feed_post::{FieldError, NewPost};
@@ -179,7 +180,7 @@ fn bad_query(detail: String) -> Problem {
 
 pub async fn create(
     State(state): State<AppState>,
-    shared: Option<Extension<SharedTx>>,
+    batch: Option<Extension<BatchTx<sqlx::Any>>>,
     key: Option<IdempotencyKey>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -202,34 +203,16 @@ pub async fn create(
         Some(key) => Some(state.in_flight.enter(scope, key)?),
         None => None,
     };
-    let storage = |e: sqlx::Error| Problem::storage(&e);
-    match shared {
-        // An entry of a batch: in the batch's transaction, which the batch
-        // commits once for all its entries. An entry that fails leaves no
-        // write behind (`apply` undoes its claim), and a storage error (503)
-        // makes the batch roll back as a whole.
-        Some(Extension(shared)) => {
-            let mut slot = shared.0.lock().await;
-            let tx = slot
-                .as_mut()
-                .ok_or_else(|| Problem::storage(&std::io::Error::other("the batch's transaction has ended")))?;
-            apply(tx, key.as_ref(), scope, &fingerprint, &post).await
-        }
-        None => {
-            let mut tx = state.db.pool.begin().await.map_err(storage)?;
-            let answer = apply(&mut tx, key.as_ref(), scope, &fingerprint, &post).await?;
-            state.before_commit.check()?;
-            tx.commit().await.map_err(storage)?;
-            Ok(answer)
-        }
+    // In a batch, the batch's transaction (committed once for all its
+    // entries; a refused entry is rolled back to its savepoint).
+    let mut tx = EffectTx::begin(&state.db.pool, batch.as_ref().map(|b| &b.0)).await?;
+    let answer = apply(&mut tx, key.as_ref(), scope, &fingerprint, &post).await?;
+    if !tx.in_batch() {
+        state.before_commit.check()?;
     }
+    tx.commit().await?;
+    Ok(answer)
 }
-
-/// A database transaction the entries of one batch share (see
-/// [`crate::routes::batch`]): taken by each entry in turn, committed by the
-/// batch.
-#[derive(Clone, Default)]
-pub struct SharedTx(pub std::sync::Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, sqlx::Any>>>>);
 
 /// Claims the key, inserts the post and stores the answer under the key,
 /// in `conn`'s transaction; the caller commits. A new post's answer is
@@ -243,7 +226,7 @@ async fn apply(
     post: &NewPost,
 ) -> Result<Response, Problem> {
     let storage = |e: sqlx::Error| Problem::storage(&e);
-    let now = now_ms();
+    let now = bgsync_server::now_ms();
     let created =
         Post { id: post.id.clone(), title: post.title.clone(), location: post.location.clone(), created_at: now };
     let created = StoredResponse {
@@ -281,10 +264,8 @@ async fn apply(
         .map_err(storage)?;
     let stored = post_of(stored);
     if stored.title != post.title || stored.location != post.location {
-        // Leave no write behind, inside a batch's shared transaction too.
-        if let Some(key) = key {
-            idempotency::release(&mut *conn, scope, key).await.map_err(storage)?;
-        }
+        // Refused: the caller's rollback (or the batch entry's savepoint)
+        // frees the key.
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "post-id-taken",
@@ -317,9 +298,4 @@ fn invalid_post(errors: Vec<FieldError>) -> Problem {
     let detail = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" ");
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-post", "Invalid post", detail)
         .with_errors(errors.into_iter().map(|e| (e.field.to_owned(), e.message)))
-}
-
-pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
