@@ -281,7 +281,8 @@ async fn drain(
                     const t0 = performance.now();
                     const open = indexedDB.open("bgsync");
                     open.onsuccess = () => {
-                        const all = open.result.transaction("sync-posts").objectStore("sync-posts").getAll();
+                        const range = IDBKeyRange.bound(["sync-posts"], ["sync-posts", []]);
+                        const all = open.result.transaction("entries").objectStore("entries").getAll(range);
                         all.onsuccess = () => { open.result.close(); resolve(performance.now() - t0); };
                         all.onerror = () => reject(all.error);
                     };

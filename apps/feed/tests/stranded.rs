@@ -62,10 +62,10 @@ async fn entries_written_during_a_round_with_no_trigger_at_all_are_sent_by_that_
         r#"new Promise((resolve, reject) => {
             const open = indexedDB.open("bgsync");
             open.onsuccess = () => {
-                const tx = open.result.transaction("requests", "readwrite");
-                const store = tx.objectStore("requests");
+                const tx = open.result.transaction("entries", "readwrite");
+                const store = tx.objectStore("entries");
                 const keys = [];
-                store.getAll().onsuccess = (e) => {
+                store.getAll(IDBKeyRange.bound(["requests"], ["requests", []])).onsuccess = (e) => {
                     const model = e.target.result[0];
                     for (let i = 0; i < 5; i++) {
                         const key = "zz-direct-" + i;

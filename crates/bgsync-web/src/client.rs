@@ -218,7 +218,7 @@ pub struct Status {
 
 #[derive(Clone, Debug)]
 pub struct QueueStatus {
-    pub name: &'static str,
+    pub name: String,
     pub queued: usize,
     /// The status (401/403) that paused the queue.
     pub paused: Option<u16>,
@@ -247,7 +247,7 @@ impl Status {
             let one = js_sys::Object::new();
             js::set(&one, "queued", q.queued as u32);
             js::set(&one, "paused", q.paused.map(JsValue::from).unwrap_or(JsValue::NULL));
-            js::set(&queues, q.name, one);
+            js::set(&queues, &q.name, one);
         }
         js::set(&o, "queues", queues);
         o.into()
@@ -258,9 +258,9 @@ impl Status {
 /// context).
 pub async fn status() -> JsResult<Status> {
     let mut queues = Vec::new();
-    for name in Queue::ALL {
-        let queue = Queue::new(name);
-        queues.push(QueueStatus { name, queued: queue.count().await?, paused: state::paused(name).await? });
+    for queue in Queue::declared() {
+        let (queued, paused) = (queue.count().await?, state::paused(queue.name()).await?);
+        queues.push(QueueStatus { name: queue.name().to_owned(), queued, paused });
     }
     Ok(Status {
         queues,
@@ -286,8 +286,8 @@ async fn replay_here_or_in_worker(config: &bgsync_core::QueueConfig, expedite: b
         return Ok(crate::replay::Round::default());
     }
     let mut total = crate::replay::Round::default();
-    for name in Queue::ALL {
-        total = total.and(crate::replay::replay(&Queue::new(name), config, expedite).await?);
+    for queue in Queue::declared() {
+        total = total.and(crate::replay::replay(&queue, config, expedite).await?);
     }
     Ok(total)
 }
@@ -297,12 +297,14 @@ async fn replay_here_or_in_worker(config: &bgsync_core::QueueConfig, expedite: b
 /// pages, and retries at once. An empty list forgets them.
 pub async fn set_credentials(headers: &[(String, String)], config: &bgsync_core::QueueConfig) -> JsResult<()> {
     let mut was_paused = Vec::new();
-    for name in Queue::ALL {
-        if state::paused(name).await?.is_some() {
-            was_paused.push(name);
+    let queues = Queue::declared();
+    for queue in &queues {
+        if state::paused(queue.name()).await?.is_some() {
+            was_paused.push(queue.name());
         }
     }
-    state::set_credentials(headers, &Queue::ALL).await?;
+    let names: Vec<&str> = queues.iter().map(Queue::name).collect();
+    state::set_credentials(headers, &names).await?;
     for name in was_paused {
         events::broadcast(name, &bgsync_core::Event::Resumed);
     }

@@ -1,10 +1,13 @@
-//! The durable queue: entries in an IndexedDB object store, and the dead
-//! letters beside them.
+//! The durable queues: entries in IndexedDB, and the dead letters beside
+//! them.
 //!
-//! One database (`bgsync`) holds one object store per queue, keyed by the
-//! entry key, and one store of dead letters. Pages and the service worker
-//! open the same database, so an entry a page wrote is what the worker
-//! replays after the tab is gone.
+//! One database (`bgsync`) holds the entries of every queue in one object
+//! store, `entries`, keyed by `[queue, key]`: a queue's entries are one key
+//! range, in key (time) order, and a new queue is new data, never a new
+//! schema version. The queues an app has are declared ([`declare`]) by its
+//! pages and its worker alike. Pages and the service worker open the same
+//! database, so an entry a page wrote is what the worker replays after the
+//! tab is gone.
 
 use crate::js::{self, JsResult};
 use bgsync_core::{DeadLetter, Entry, EntryKey, StoreOp};
@@ -15,18 +18,15 @@ use wasm_bindgen::JsCast;
 use web_sys::{IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbTransactionMode, IdbVersionChangeEvent};
 
 pub const DATABASE: &str = "bgsync";
-/// Bumped when the set of object stores changes.
-const VERSION: u32 = 4;
+/// Bumped when the set of object stores changes. Version 5 moved every
+/// queue's entries (one store per queue until then) into [`ENTRIES`].
+const VERSION: u32 = 5;
+/// The entries of every queue, keyed by `[queue, key]`.
+pub const ENTRIES: &str = "entries";
 /// Where entries that will not be sent again are kept, for the user.
 pub const DEAD_LETTERS: &str = "dead-letters";
 /// The object stores this version creates, with their key paths.
-const STORES: &[(&str, &str)] = &[
-    (Queue::POSTS, "key"),
-    (Queue::REQUESTS, "key"),
-    (DEAD_LETTERS, "key"),
-    (crate::pull::PULLED_POSTS, "id"),
-    (crate::pull::META, "key"),
-];
+const STORES: &[(&str, &str)] = &[(DEAD_LETTERS, "key"), (crate::pull::PULLED_POSTS, "id"), (crate::pull::META, "key")];
 
 thread_local! {
     // Opening a database costs a round trip to the browser process; one
@@ -34,47 +34,74 @@ thread_local! {
     static DB: RefCell<Option<IdbDatabase>> = const { RefCell::new(None) };
 }
 
-/// A named queue of entries.
-#[derive(Clone, Debug)]
+thread_local! {
+    static DECLARED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Declares the app's queues, in the order a full replay visits them. Pages
+/// and the worker declare the same ones when they start (the worker, so it
+/// knows them after a restart with no page open). Names are the app's own:
+/// 1 to 100 printable characters.
+pub fn declare(names: &[&str]) -> JsResult<()> {
+    for name in names {
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(JsValue::from_str(&format!(
+                "\"{name}\" is not a queue name: use 1 to 100 printable characters"
+            )));
+        }
+    }
+    DECLARED.with(|d| *d.borrow_mut() = names.iter().map(|n| n.to_string()).collect());
+    Ok(())
+}
+
+/// A declared queue of entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Queue {
-    name: &'static str,
+    name: String,
 }
 
 impl Queue {
-    /// The queue of the feed's posts (the seed's `sync-posts`).
-    pub const POSTS: &'static str = "sync-posts";
-    /// The queue of requests the worker captured when the network failed
-    /// ([`crate::worker::capture`]), and the default of the JavaScript API.
-    pub const REQUESTS: &'static str = "requests";
-    /// Every queue, in the order a full replay visits them.
-    pub const ALL: [&'static str; 2] = [Self::POSTS, Self::REQUESTS];
-
-    pub fn new(name: &'static str) -> Self {
-        assert!(Self::ALL.contains(&name), "unknown queue {name}");
-        Self { name }
+    /// Every declared queue, in the order a full replay visits them.
+    pub fn declared() -> Vec<Queue> {
+        DECLARED.with(|d| d.borrow().iter().map(|name| Queue { name: name.clone() }).collect())
     }
 
-    /// The queue called `name`, or an error naming the queues there are
-    /// (each queue is an object store, made when the database is created).
+    /// The declared queue called `name`, or an error naming the declared
+    /// ones.
     pub fn named(name: &str) -> JsResult<Self> {
-        match Self::ALL.iter().find(|q| **q == name) {
-            Some(name) => Ok(Self { name }),
-            None => Err(JsValue::from_str(&format!(
-                "there is no queue \"{name}\"; the queues are {}",
-                Self::ALL.map(|q| format!("\"{q}\"")).join(", ")
-            ))),
+        let declared = DECLARED.with(|d| d.borrow().clone());
+        if declared.iter().any(|q| q == name) {
+            return Ok(Self { name: name.to_owned() });
         }
+        let known = if declared.is_empty() {
+            "no queue is declared yet (declare them when the page and the worker start)".to_owned()
+        } else {
+            format!("the queues are {}", declared.iter().map(|q| format!("\"{q}\"")).collect::<Vec<_>>().join(", "))
+        };
+        Err(JsValue::from_str(&format!("there is no queue \"{name}\"; {known}")))
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key range of this queue's entries in [`ENTRIES`].
+    fn range(&self) -> JsResult<JsValue> {
+        // Arrays sort after strings, so `[name, []]` is above every key.
+        let low = Array::of1(&self.name.as_str().into());
+        let high = Array::of2(&self.name.as_str().into(), &Array::new());
+        Ok(web_sys::IdbKeyRange::bound(&low, &high)?.into())
+    }
+
+    fn id(&self, key: &str) -> JsValue {
+        Array::of2(&self.name.as_str().into(), &key.into()).into()
     }
 
     /// Stores a new entry; returns once the write has committed.
     pub async fn push(&self, entry: &Entry) -> JsResult<()> {
         let db = database().await?;
-        let tx = db.transaction_with_str_and_mode(self.name, IdbTransactionMode::Readwrite)?;
-        tx.object_store(self.name)?.put(&to_js(entry))?;
+        let tx = db.transaction_with_str_and_mode(ENTRIES, IdbTransactionMode::Readwrite)?;
+        tx.object_store(ENTRIES)?.put(&to_js(&self.name, entry))?;
         js::committed(&tx).await
     }
 
@@ -93,11 +120,11 @@ impl Queue {
             return Ok(());
         }
         let db = database().await?;
-        let stores = Array::of2(&self.name.into(), &DEAD_LETTERS.into());
+        let stores = Array::of2(&ENTRIES.into(), &DEAD_LETTERS.into());
         let tx = relaxed_transaction(&db, &stores)?;
-        let queue = tx.object_store(self.name)?;
+        let queue = tx.object_store(ENTRIES)?;
         if ops.len() >= RANGE_DELETE_MIN && ops.iter().all(|op| matches!(op, StoreOp::Delete(_))) {
-            delete_as_range(&queue, ops)?;
+            self.delete_as_range(&queue, ops)?;
             return js::committed(&tx).await;
         }
         for op in ops {
@@ -105,10 +132,10 @@ impl Queue {
                 StoreOp::Put(entry) => {
                     // Only while still queued: an answer that arrives after
                     // another context deleted the entry must not bring it back.
-                    let count = queue.count_with_key(&JsValue::from_str(entry.key.as_str()))?;
+                    let count = queue.count_with_key(&self.id(entry.key.as_str()))?;
                     let counted = count.clone();
                     let store = queue.clone();
-                    let value = to_js(entry);
+                    let value = to_js(&self.name, entry);
                     // The success handler runs while the transaction is active.
                     let on_count = Closure::once_into_js(move || {
                         if counted.result().ok().and_then(|n| n.as_f64()) == Some(1.0) {
@@ -118,11 +145,11 @@ impl Queue {
                     count.set_onsuccess(Some(on_count.unchecked_ref()));
                 }
                 StoreOp::Delete(key) => {
-                    queue.delete(&JsValue::from_str(key.as_str()))?;
+                    queue.delete(&self.id(key.as_str()))?;
                 }
                 StoreOp::DeadLetter(dead) => {
-                    queue.delete(&JsValue::from_str(dead.entry.key.as_str()))?;
-                    tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(self.name, dead))?;
+                    queue.delete(&self.id(dead.entry.key.as_str()))?;
+                    tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(&self.name, dead))?;
                 }
             }
         }
@@ -131,15 +158,18 @@ impl Queue {
 
     /// How many entries are stored (without reading them).
     pub async fn count(&self) -> JsResult<usize> {
-        count_store(self.name).await
+        let db = database().await?;
+        let tx = db.transaction_with_str(ENTRIES)?;
+        let count = tx.object_store(ENTRIES)?.count_with_key(&self.range()?)?;
+        Ok(js::request(&count).await?.as_f64().unwrap_or(0.0) as usize)
     }
 
     /// Every stored entry. Records that cannot be read as entries (written
     /// by something else) are reported and left in place, never deleted.
     pub async fn all(&self) -> JsResult<Vec<Entry>> {
         let db = database().await?;
-        let tx = db.transaction_with_str(self.name)?;
-        let values = js::request(&tx.object_store(self.name)?.get_all()?).await?;
+        let tx = db.transaction_with_str(ENTRIES)?;
+        let values = js::request(&tx.object_store(ENTRIES)?.get_all_with_key(&self.range()?)?).await?;
         let mut entries = Vec::new();
         for value in Array::from(&values).iter() {
             match from_js(&value) {
@@ -154,39 +184,42 @@ impl Queue {
 /// From how many deletes on a range is tried.
 const RANGE_DELETE_MIN: usize = 8;
 
-/// Deletes the keys of `ops` (all deletes) with one request when they are
-/// exactly the keys in their range (time-ordered keys of a delivered
-/// batch), else one by one. The count and the delete run in the same
-/// transaction, so no other key in the range can be deleted by mistake.
-fn delete_as_range(queue: &web_sys::IdbObjectStore, ops: &[StoreOp]) -> JsResult<()> {
-    let keys: Vec<&str> = ops
-        .iter()
-        .filter_map(|op| match op {
-            StoreOp::Delete(key) => Some(key.as_str()),
-            _ => None,
-        })
-        .collect();
-    let (Some(low), Some(high)) = (keys.iter().min(), keys.iter().max()) else { return Ok(()) };
-    let range = web_sys::IdbKeyRange::bound(&JsValue::from_str(low), &JsValue::from_str(high))?;
-    let count = queue.count_with_key(&range)?;
-    let (counted, store) = (count.clone(), queue.clone());
-    let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-    // The success handler runs while the transaction is active.
-    let on_count = Closure::once_into_js(move || {
-        let present = counted.result().ok().and_then(|n| n.as_f64()).unwrap_or(-1.0);
-        // Keys not found (deleted by another context) make the count
-        // smaller; one by one is right then too.
-        if present == owned.len() as f64 && owned.iter().collect::<std::collections::HashSet<_>>().len() == owned.len()
-        {
-            let _ = store.delete(&range);
-        } else {
-            for key in &owned {
-                let _ = store.delete(&JsValue::from_str(key));
+impl Queue {
+    /// Deletes the keys of `ops` (all deletes) with one request when they
+    /// are exactly this queue's keys in their range (time-ordered keys of a
+    /// delivered batch), else one by one. The count and the delete run in
+    /// the same transaction, so no other key in the range can be deleted
+    /// by mistake.
+    fn delete_as_range(&self, store: &web_sys::IdbObjectStore, ops: &[StoreOp]) -> JsResult<()> {
+        let keys: Vec<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                StoreOp::Delete(key) => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        let (Some(low), Some(high)) = (keys.iter().min(), keys.iter().max()) else { return Ok(()) };
+        let range = web_sys::IdbKeyRange::bound(&self.id(low), &self.id(high))?;
+        let count = store.count_with_key(&range)?;
+        let (counted, store) = (count.clone(), store.clone());
+        let owned: Vec<JsValue> = keys.iter().map(|k| self.id(k)).collect();
+        let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
+        // The success handler runs while the transaction is active.
+        let on_count = Closure::once_into_js(move || {
+            let present = counted.result().ok().and_then(|n| n.as_f64()).unwrap_or(-1.0);
+            // Keys not found (deleted by another context) make the count
+            // smaller; one by one is right then too.
+            if present == owned.len() as f64 && distinct {
+                let _ = store.delete(&range);
+            } else {
+                for key in &owned {
+                    let _ = store.delete(key);
+                }
             }
-        }
-    });
-    count.set_onsuccess(Some(on_count.unchecked_ref()));
-    Ok(())
+        });
+        count.set_onsuccess(Some(on_count.unchecked_ref()));
+        Ok(())
+    }
 }
 
 /// A read-write transaction on `stores` with `durability: "relaxed"` where
@@ -203,7 +236,7 @@ fn relaxed_transaction(db: &IdbDatabase, stores: &Array) -> JsResult<web_sys::Id
 /// wants to try again. Returns whether there was such a dead letter.
 pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     let db = database().await?;
-    let stores: Array = Queue::ALL.iter().chain([&DEAD_LETTERS]).map(|s| JsValue::from_str(s)).collect();
+    let stores = Array::of2(&ENTRIES.into(), &DEAD_LETTERS.into());
     let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
     let dead = tx.object_store(DEAD_LETTERS)?;
     let get = dead.get(&JsValue::from_str(key))?;
@@ -213,14 +246,12 @@ pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     let on_read = Closure::once_into_js(move || {
         let Ok(record) = read.result() else { return };
         let Some(mut entry) = js::get(&record, "entry").ok().and_then(|e| from_js(&e)) else { return };
-        // Dead letters from before queues were recorded are posts.
-        let queue = js::get(&record, "queue").ok().and_then(|q| q.as_string());
-        let Ok(queue) = Queue::named(queue.as_deref().unwrap_or(Queue::POSTS)) else { return };
-        let Ok(target) = transaction.object_store(queue.name()) else { return };
+        let Some(queue) = js::get(&record, "queue").ok().and_then(|q| q.as_string()) else { return };
+        let Ok(target) = transaction.object_store(ENTRIES) else { return };
         entry.attempts = 0;
         entry.not_before_ms = 0;
         entry.last_error = None;
-        if target.put(&to_js(&entry)).is_ok() && dead.delete(&JsValue::from_str(entry.key.as_str())).is_ok() {
+        if target.put(&to_js(&queue, &entry)).is_ok() && dead.delete(&JsValue::from_str(entry.key.as_str())).is_ok() {
             flag.set(true);
         }
     });
@@ -268,7 +299,7 @@ pub async fn dead_letters() -> JsResult<Vec<StoredDeadLetter>> {
         .filter_map(|v| {
             Some(StoredDeadLetter {
                 entry: from_js(&js::get(&v, "entry").ok()?)?,
-                queue: js::get(&v, "queue").ok().and_then(|q| q.as_string()).unwrap_or_else(|| Queue::POSTS.into()),
+                queue: js::get(&v, "queue").ok().and_then(|q| q.as_string()).unwrap_or_default(),
                 reason: js::get(&v, "reason").ok()?.as_string()?,
                 at_ms: js::get(&v, "at").ok()?.as_f64().unwrap_or(0.0),
             })
@@ -301,6 +332,16 @@ pub(crate) async fn database() -> JsResult<IdbDatabase> {
                 let _ = db.create_object_store_with_optional_parameters(store, &params);
             }
         }
+        if !existing.contains(ENTRIES) {
+            let params = IdbObjectStoreParameters::new();
+            params.set_key_path(&Array::of2(&"queue".into(), &"key".into()));
+            let _ = db.create_object_store_with_optional_parameters(ENTRIES, &params);
+        }
+        if let Some(upgrade) = event.target().and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok()) {
+            if let Some(tx) = upgrade.transaction() {
+                move_queue_stores(&db, &tx);
+            }
+        }
     });
     open.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
     let db: IdbDatabase = js::request(&open).await?.dyn_into()?;
@@ -320,8 +361,9 @@ pub(crate) async fn database() -> JsResult<IdbDatabase> {
     Ok(db)
 }
 
-fn to_js(entry: &Entry) -> JsValue {
+fn to_js(queue: &str, entry: &Entry) -> JsValue {
     let o = Object::new();
+    js::set(&o, "queue", queue);
     js::set(&o, "key", entry.key.as_str());
     js::set(&o, "method", entry.method.as_str());
     js::set(&o, "url", entry.url.as_str());
@@ -364,11 +406,57 @@ fn from_js(value: &JsValue) -> Option<Entry> {
     })
 }
 
+/// The version 4 layout kept each queue in a store of its own, named after
+/// the queue and keyed by `key`: moves their entries into [`ENTRIES`] under
+/// that queue's name and drops the stores, in the upgrade transaction (so
+/// the move is all or nothing). Dead letters written before dead letters
+/// recorded their queue go back to the queue store that existed then.
+fn move_queue_stores(db: &IdbDatabase, tx: &web_sys::IdbTransaction) {
+    let names = db.object_store_names();
+    let old: Vec<String> = (0..names.length())
+        .filter_map(|i| names.item(i))
+        .filter(|name| name != ENTRIES && !STORES.iter().any(|(store, _)| store == name))
+        .filter(|name| {
+            tx.object_store(name).ok().and_then(|s| s.key_path().ok()).and_then(|p| p.as_string()).as_deref()
+                == Some("key")
+        })
+        .collect();
+    let Ok(entries) = tx.object_store(ENTRIES) else { return };
+    if let (Some(first), Ok(dead)) = (old.first().cloned(), tx.object_store(DEAD_LETTERS)) {
+        if let Ok(all) = dead.get_all() {
+            let (read, store) = (all.clone(), dead.clone());
+            let on_read = Closure::once_into_js(move || {
+                for record in Array::from(&read.result().unwrap_or_default()).iter() {
+                    if js::get(&record, "queue").map(|q| q.is_undefined()).unwrap_or(false) {
+                        js::set(&record, "queue", first.as_str());
+                        let _ = store.put(&record);
+                    }
+                }
+            });
+            all.set_onsuccess(Some(on_read.unchecked_ref()));
+        }
+    }
+    for name in old {
+        let Ok(store) = tx.object_store(&name) else { continue };
+        let Ok(all) = store.get_all() else { continue };
+        let (read, target, db) = (all.clone(), entries.clone(), db.clone());
+        // The success handler runs while the upgrade transaction is active.
+        let on_read = Closure::once_into_js(move || {
+            for record in Array::from(&read.result().unwrap_or_default()).iter() {
+                js::set(&record, "queue", name.as_str());
+                let _ = target.put(&record);
+            }
+            let _ = db.delete_object_store(&name);
+        });
+        all.set_onsuccess(Some(on_read.unchecked_ref()));
+    }
+}
+
 fn dead_to_js(queue: &str, dead: &DeadLetter) -> JsValue {
     let o = Object::new();
     js::set(&o, "key", dead.entry.key.as_str());
     js::set(&o, "queue", queue);
-    js::set(&o, "entry", to_js(&dead.entry));
+    js::set(&o, "entry", to_js(queue, &dead.entry));
     js::set(&o, "reason", dead.reason.to_string());
     js::set(&o, "at", dead.at_ms as f64);
     o.into()

@@ -2,8 +2,9 @@
 //   peer.ready        resolves once the peer's worker controls the page
 //   peer.enqueue(p)   stores one post for background delivery
 //   peer.queued()     how many posts are still stored in the browser
-// `count(db, store)` counts an IndexedDB store without creating anything.
-function count(database, store) {
+// `count(db, store, range)` counts an IndexedDB store (within `range`)
+// without creating anything.
+function count(database, store, range) {
   return new Promise(function (resolve, reject) {
     var open = indexedDB.open(database);
     open.onupgradeneeded = function () { open.transaction.abort(); };
@@ -11,7 +12,7 @@ function count(database, store) {
     open.onsuccess = function () {
       var db = open.result;
       if (!db.objectStoreNames.contains(store)) { db.close(); return resolve(0); }
-      var req = db.transaction(store).objectStore(store).count();
+      var req = db.transaction(store).objectStore(store).count(range);
       req.onsuccess = function () { db.close(); resolve(req.result); };
       req.onerror = function () { db.close(); reject(req.error); };
     };

@@ -318,8 +318,9 @@ pub async fn queued_in(page: &Page, store: &str) -> Vec<serde_json::Value> {
             open.onerror = () => resolve([]);
             open.onsuccess = () => {
                 const db = open.result;
-                if (!db.objectStoreNames.contains("STORE")) { db.close(); return resolve([]); }
-                const all = db.transaction("STORE").objectStore("STORE").getAll();
+                if (!db.objectStoreNames.contains("entries")) { db.close(); return resolve([]); }
+                const range = IDBKeyRange.bound(["STORE"], ["STORE", []]);
+                const all = db.transaction("entries").objectStore("entries").getAll(range);
                 all.onsuccess = () => { db.close(); resolve(all.result); };
                 all.onerror = () => reject(all.error);
             };

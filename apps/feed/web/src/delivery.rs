@@ -4,7 +4,7 @@
 
 use bgsync_core::QueueConfig;
 use bgsync_web::pull::{self, Feed};
-use bgsync_web::queue::Queue;
+use bgsync_web::queue::{self, Queue};
 use bgsync_web::replay;
 use wasm_bindgen::JsValue;
 
@@ -23,8 +23,18 @@ pub const FEED: Feed = Feed {
     fresh_for_ms: 30 * 1000,
 };
 
-pub fn posts() -> Queue {
-    Queue::new(Queue::POSTS)
+/// The feed's queues: the posts (the seed's `sync-posts`), and the requests
+/// the worker captured when the network failed.
+pub const POSTS_QUEUE: &str = "sync-posts";
+pub const REQUESTS_QUEUE: &str = "requests";
+
+/// Declares the feed's queues; the page and the worker call it first.
+pub fn declare_queues() -> Result<(), JsValue> {
+    queue::declare(&[POSTS_QUEUE, REQUESTS_QUEUE])
+}
+
+pub fn posts() -> Result<Queue, JsValue> {
+    Queue::named(POSTS_QUEUE)
 }
 
 /// The feed's queue: ordered (the posts are a timeline), default retry
@@ -43,9 +53,10 @@ pub fn config() -> QueueConfig {
 /// now"), rather than only those due (a round asked for because entries
 /// were queued meanwhile).
 pub async fn deliver(budget_ms: u64, expedite: bool) -> Result<replay::Round, JsValue> {
-    let mut round = replay::replay_while_alive(&posts(), &config(), budget_ms, expedite).await?;
-    let captured = Queue::new(Queue::REQUESTS);
-    round = round.and(replay::replay_while_alive(&captured, &config(), budget_ms, expedite).await?);
+    let mut round = replay::Round::default();
+    for queue in Queue::declared() {
+        round = round.and(replay::replay_while_alive(&queue, &config(), budget_ms, expedite).await?);
+    }
     if round.delivered > 0 {
         // A failed pull changes nothing; the next one catches up.
         let _ = pull::pull(&FEED).await;

@@ -10,6 +10,13 @@ mod page;
 pub use delivery::*;
 use wasm_bindgen::prelude::*;
 
+/// Runs when the module is instantiated, before any other call (the page's
+/// own start, or bgsync's JavaScript API).
+#[wasm_bindgen(start)]
+pub fn declare() -> Result<(), JsValue> {
+    declare_queues()
+}
+
 /// Entry point of the page.
 #[wasm_bindgen]
 pub fn start_page() {

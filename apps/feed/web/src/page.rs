@@ -8,7 +8,7 @@
 //! the worker re-renders it, so a post delivered in the background turns
 //! into a sent one without a reload.
 
-use crate::{posts, FEED, POSTS_URL, SYNC_TAG};
+use crate::{posts, FEED, POSTS_QUEUE, POSTS_URL, SYNC_TAG};
 use bgsync_web::client;
 use bgsync_web::events::CHANNEL;
 use bgsync_web::{pull, replay};
@@ -153,7 +153,11 @@ async fn submit() {
         let _ = Reflect::set(&body, &k.into(), &v.into());
     }
     let body = js_sys::JSON::stringify(&body).map(String::from).unwrap_or_default();
-    if let Err(e) = client::enqueue(&posts(), POSTS_URL, body).await {
+    let queued = match posts() {
+        Ok(queue) => client::enqueue(&queue, POSTS_URL, body).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = queued {
         // Nothing was stored: keep what the user typed.
         return snackbar(&format!("Could not save the post: {}", describe(&e)));
     }
@@ -295,10 +299,14 @@ async fn render() {
         r.set(r.get().wrapping_add(1));
         r.get()
     });
-    let queued = posts().all().await.unwrap_or_default();
+    let queue = posts();
+    let queued = match &queue {
+        Ok(queue) => queue.all().await.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     let dead = bgsync_web::queue::dead_letters().await.unwrap_or_default();
     let server = pulled_posts().await;
-    let paused = bgsync_web::state::paused(posts().name()).await.ok().flatten();
+    let paused = bgsync_web::state::paused(POSTS_QUEUE).await.ok().flatten();
     if RENDER.with(Cell::get) != generation {
         return;
     }
@@ -325,7 +333,7 @@ async fn render() {
         items.push(item);
     }
     let mut failed = 0;
-    for dead in dead.iter().rev().filter(|d| d.queue == posts().name()) {
+    for dead in dead.iter().rev().filter(|d| d.queue == POSTS_QUEUE) {
         let (entry, reason) = (&dead.entry, &dead.reason);
         let Some(mut item) = item_from_json(&entry.body) else {
             continue;

@@ -24,6 +24,9 @@ const MESSAGE_BUDGET_MS: u64 = 30_000;
 #[wasm_bindgen(start)]
 pub fn started() {
     worker::mark_started();
+    if let Err(e) = delivery::declare_queues() {
+        web_sys::console::error_2(&"feed: the queues could not be declared".into(), &e);
+    }
     // Without Background Sync (Firefox, Safari) nothing else wakes the
     // queue in the worker: replay whenever it starts (an empty queue costs
     // one read; rounds are serialized per origin).
@@ -70,7 +73,7 @@ pub async fn worker_fetch(request: Request, shell_cache: String) -> Result<Respo
 /// sent at once, queued only if the network fails (answered `202`).
 #[wasm_bindgen]
 pub async fn worker_capture(request: Request) -> Result<Response, JsValue> {
-    worker::capture(request, &Queue::new(Queue::REQUESTS)).await
+    worker::capture(request, &Queue::named(delivery::REQUESTS_QUEUE)?).await
 }
 
 /// `activate` event: drop the caches of earlier versions.
