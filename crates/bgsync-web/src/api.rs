@@ -1,7 +1,7 @@
 //! The JavaScript API (feature `js-api`): the functions a page calls, as
 //! wasm-bindgen exports with TypeScript types. Each is a thin wrapper
-//! around the Rust API of this crate ([`crate::client`], [`crate::queue`],
-//! [`crate::state`]); every queue uses [`QueueConfig::default`].
+//! around the Rust API of this crate ([`crate::config`], [`crate::client`],
+//! [`crate::queue`], [`crate::state`]).
 //!
 //! ```js
 //! await wasm_bindgen({ module_or_path: "/app_bg.wasm" });
@@ -15,7 +15,6 @@ use crate::client::{self, NewRequest};
 use crate::js::{self, JsResult};
 use crate::queue::{self, Queue};
 use crate::state;
-use bgsync_core::QueueConfig;
 use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 use web_sys::{BroadcastChannel, MessageEvent};
@@ -31,6 +30,35 @@ export interface QueuedRequest {
   key?: string;
 }
 export interface QueueState { queued: number; paused: number | null }
+/** What an app declares, in its pages and its worker alike. */
+export interface BgsyncConfig {
+  queues?: {
+    name: string;
+    ordered?: boolean;
+    /** The one-shot sync tag (default "bgsync:<name>"). */
+    tag?: string;
+    /** false: never batch; or limits within the server's. */
+    batch?: boolean | { maxEntries?: number; maxBytes?: number };
+    retry?: { baseMs?: number; factor?: number; capMs?: number; retryAfterCapMs?: number; maxAttempts?: number; maxAgeMs?: number };
+    pauseOn?: number[];
+    retryOn?: number[];
+    maxInFlight?: number;
+    /** Requests the worker sends itself and queues here when the network fails. */
+    capture?: { prefix?: string; methods?: string[]; exclude?: string[] };
+  }[];
+  feeds?: {
+    name: string;
+    url: string;
+    /** The field of the answer that holds the items. */
+    items: string;
+    keyPath?: string;
+    pageSize?: number;
+    tag?: string;
+    minIntervalMs?: number;
+    freshForMs?: number;
+    store?: string;
+  }[];
+}
 export interface BgsyncStatus {
   queued: number;
   deadLetters: number;
@@ -64,10 +92,6 @@ export type BgsyncEvent = { queue?: string } & (
 );
 "#;
 
-fn config() -> QueueConfig {
-    QueueConfig::default()
-}
-
 /// Header pairs from anything `new Headers(...)` takes.
 fn header_list(value: &JsValue) -> JsResult<Vec<(String, String)>> {
     if value.is_undefined() || value.is_null() {
@@ -78,7 +102,29 @@ fn header_list(value: &JsValue) -> JsResult<Vec<(String, String)>> {
     js::header_list(&headers)
 }
 
-/// Queues `request` in `queue` ("requests", or the app's own) and resolves
+/// Declares the app's queues and feeds in this page (the worker makes the
+/// same declaration): see [`crate::config::from_js`] for the shape.
+#[wasm_bindgen(js_name = configure)]
+pub fn configure(#[wasm_bindgen(unchecked_param_type = "BgsyncConfig")] config: JsValue) -> JsResult<()> {
+    crate::config::configure(crate::config::from_js(&config)?)
+}
+
+/// The items pulled from the declared feed `name`, as the server sent them.
+#[wasm_bindgen(js_name = feedItems, unchecked_return_type = "unknown[]")]
+pub async fn feed_items(name: String) -> JsResult<JsValue> {
+    let feed = crate::config::feed(&name)?;
+    Ok(crate::pull::items(&feed).await?.into_iter().collect::<Array>().into())
+}
+
+/// Pulls what changed in the declared feed `name`; resolves with how many
+/// items arrived.
+#[wasm_bindgen(js_name = pull)]
+pub async fn pull(name: String) -> JsResult<u32> {
+    let feed = crate::config::feed(&name)?;
+    Ok(crate::pull::pull(&feed).await? as u32)
+}
+
+/// Queues `request` in the declared queue `queue` and resolves
 /// with its key once it is stored durably; then registers a sync, or where
 /// the browser has none, retries at once.
 #[wasm_bindgen(js_name = enqueue, unchecked_return_type = "string")]
@@ -107,16 +153,16 @@ pub async fn enqueue(
         },
     )
     .await?;
-    match client::register_sync(crate::worker::CAPTURE_TAG).await {
+    match client::register_sync(queue.tag()).await {
         Ok(true) => {
             wasm_bindgen_futures::spawn_local(async {
-                if let Err(e) = client::make_sure_it_is_taken(&config()).await {
+                if let Err(e) = client::make_sure_it_is_taken().await {
                     web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
                 }
             });
         }
         _ => {
-            client::retry_now(&config()).await?;
+            client::retry_now().await?;
         }
     }
     Ok(entry.key.as_str().into())
@@ -153,7 +199,7 @@ pub fn subscribe(
 /// Replays every queue now: in the worker that controls the page, else here.
 #[wasm_bindgen(js_name = retryNow)]
 pub async fn retry_now() -> JsResult<()> {
-    client::retry_now(&config()).await.map(|_| ())
+    client::retry_now().await.map(|_| ())
 }
 
 /// The dead letters of every queue, oldest first.
@@ -181,7 +227,7 @@ pub async fn dead_letters() -> JsResult<JsValue> {
 pub async fn retry_dead_letter(key: String) -> JsResult<bool> {
     let found = queue::retry_dead_letter(&key).await?;
     if found {
-        client::retry_now(&config()).await?;
+        client::retry_now().await?;
     }
     Ok(found)
 }
@@ -199,7 +245,7 @@ pub async fn discard_dead_letter(key: String) -> JsResult<()> {
 pub async fn set_credentials(
     #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
 ) -> JsResult<()> {
-    client::set_credentials(&header_list(&headers)?, &config()).await
+    client::set_credentials(&header_list(&headers)?).await
 }
 
 /// Ignores Background Sync even where the browser has it (WebViews that

@@ -92,9 +92,9 @@ pub fn is_credential(name: &str) -> bool {
 ///
 /// The round asked for is not expedited: entries waiting out a backoff keep
 /// waiting (queueing must not spend their attempts).
-pub async fn make_sure_it_is_taken(config: &bgsync_core::QueueConfig) -> JsResult<()> {
+pub async fn make_sure_it_is_taken() -> JsResult<()> {
     if crate::replay::replaying_elsewhere().await {
-        replay_here_or_in_worker(config, false).await?;
+        replay_here_or_in_worker(false).await?;
     }
     Ok(())
 }
@@ -272,13 +272,13 @@ pub async fn status() -> JsResult<Status> {
 /// "Retry now": asks the worker that controls this page to replay (the
 /// message `{type: "replay"}`), or, with no worker, replays every queue
 /// here, once, sending entries that wait out a backoff at once.
-pub async fn retry_now(config: &bgsync_core::QueueConfig) -> JsResult<crate::replay::Round> {
-    replay_here_or_in_worker(config, true).await
+pub async fn retry_now() -> JsResult<crate::replay::Round> {
+    replay_here_or_in_worker(true).await
 }
 
 /// Asks the worker that controls this page to replay (the message
 /// `{type: "replay", expedite}`), or replays every queue here, once.
-async fn replay_here_or_in_worker(config: &bgsync_core::QueueConfig, expedite: bool) -> JsResult<crate::replay::Round> {
+async fn replay_here_or_in_worker(expedite: bool) -> JsResult<crate::replay::Round> {
     let message = js_sys::Object::new();
     js::set(&message, "type", "replay");
     js::set(&message, "expedite", expedite);
@@ -287,7 +287,7 @@ async fn replay_here_or_in_worker(config: &bgsync_core::QueueConfig, expedite: b
     }
     let mut total = crate::replay::Round::default();
     for queue in Queue::declared() {
-        total = total.and(crate::replay::replay(&queue, config, expedite).await?);
+        total = total.and(crate::replay::replay(&queue, expedite).await?);
     }
     Ok(total)
 }
@@ -295,7 +295,7 @@ async fn replay_here_or_in_worker(config: &bgsync_core::QueueConfig, expedite: b
 /// Sets the credentials sent with every queued request (replacing an
 /// entry's own header of the same name), lifts every pause, tells the open
 /// pages, and retries at once. An empty list forgets them.
-pub async fn set_credentials(headers: &[(String, String)], config: &bgsync_core::QueueConfig) -> JsResult<()> {
+pub async fn set_credentials(headers: &[(String, String)]) -> JsResult<()> {
     let mut was_paused = Vec::new();
     let queues = Queue::declared();
     for queue in &queues {
@@ -310,5 +310,5 @@ pub async fn set_credentials(headers: &[(String, String)], config: &bgsync_core:
     }
     // Out before the replay this starts (maybe in the worker) reports.
     events::flush();
-    retry_now(config).await.map(|_| ())
+    retry_now().await.map(|_| ())
 }

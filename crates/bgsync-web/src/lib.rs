@@ -1,6 +1,7 @@
 //! bgsync in the browser: the adapters around `bgsync-core`.
 //!
-//! - [`queue`]: the durable queue in IndexedDB (works in pages and workers);
+//! - [`config`]: what an app declares: its queues and its pull feeds;
+//! - [`queue`]: the durable queues in IndexedDB (works in pages and workers);
 //! - [`transport`]: delivery of one entry with `fetch` and its
 //!   `Idempotency-Key`;
 //! - [`replay`]: a replay round, one at a time per JavaScript context, with
@@ -20,6 +21,7 @@
 #[cfg(feature = "js-api")]
 pub mod api;
 pub mod client;
+pub mod config;
 pub mod events;
 mod js;
 pub mod pull;

@@ -6,6 +6,7 @@
 //! pull when the app opens or comes online if the [`PeriodicSchedule`] says
 //! a pull is due, and after their own posts were delivered.
 
+pub use crate::config::FeedDecl as Feed;
 use crate::js::{self, JsResult};
 use crate::queue::database;
 use bgsync_core::PeriodicSchedule;
@@ -13,29 +14,8 @@ use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Headers, IdbTransactionMode, Request, RequestInit, Response};
 
-/// Items pulled from the feed, keyed by their `id`.
-pub const PULLED_POSTS: &str = "pulled-posts";
 /// Per-feed state: cursor, ETag, last success.
 pub const META: &str = "meta";
-/// The most items asked for per request.
-const PAGE: u32 = 500;
-
-/// A delta feed to pull.
-#[derive(Clone, Copy, Debug)]
-pub struct Feed {
-    /// The feed URL, answering `?since=<cursor>&limit=<n>` with
-    /// `{<items>: [...], cursor, more}`.
-    pub url: &'static str,
-    /// The field of the answer that holds the items.
-    pub items: &'static str,
-    /// The Periodic Background Sync tag.
-    pub tag: &'static str,
-    /// The least time between two periodic (background) pulls.
-    pub min_interval_ms: u64,
-    /// When the app opens or comes online, a pull older than this is
-    /// refreshed (a delta pull answered 304 costs one small request).
-    pub fresh_for_ms: u64,
-}
 
 /// What is stored about a feed.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +25,7 @@ struct State {
     last_success_ms: Option<u64>,
 }
 
+// Named by the URL (as since version 4), so a cursor survives upgrades.
 fn meta_key(feed: &Feed) -> String {
     format!("feed:{}", feed.url)
 }
@@ -66,7 +47,7 @@ async fn state(feed: &Feed) -> JsResult<State> {
 
 /// The schedule of pulls when the app opens or comes online, as stored.
 pub async fn schedule(feed: &Feed) -> JsResult<PeriodicSchedule> {
-    let mut schedule = PeriodicSchedule::new(feed.tag, feed.fresh_for_ms);
+    let mut schedule = PeriodicSchedule::new(&feed.tag, feed.fresh_for_ms);
     schedule.last_success_ms = state(feed).await?.last_success_ms;
     Ok(schedule)
 }
@@ -78,7 +59,6 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
     let mut state = state(feed).await?;
     let mut arrived = 0;
     loop {
-        let cursor = state.cursor.clone().unwrap_or_else(|| "0.0".into());
         let headers = Headers::new()?;
         headers.set("Accept", "application/json")?;
         if let Some(etag) = &state.etag {
@@ -86,7 +66,15 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
         }
         let init = RequestInit::new();
         init.set_headers(&headers);
-        let url = format!("{}?since={}&limit={PAGE}", feed.url, js_sys::encode_uri_component(&cursor));
+        // The first pull asks for the newest items and a cursor; the next
+        // ones for what changed after it. The cursor is the server's.
+        let join = if feed.url.contains('?') { '&' } else { '?' };
+        let url = match &state.cursor {
+            Some(cursor) => {
+                format!("{}{join}since={}&limit={}", feed.url, js_sys::encode_uri_component(cursor), feed.page_size)
+            }
+            None => format!("{}{join}limit={}", feed.url, feed.page_size),
+        };
         let request = Request::new_with_str_and_init(&url, &init)?;
         let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
         if response.status() == 304 {
@@ -99,7 +87,7 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
         // validates the next pull from that cursor (304 while unchanged).
         state.etag = response.headers().get("ETag").ok().flatten();
         let answer = js::await_promise(response.json()?).await?;
-        let items = Array::from(&js::get(&answer, feed.items)?);
+        let items = Array::from(&js::get(&answer, &feed.items)?);
         state.cursor = js::get(&answer, "cursor")?.as_string().or(state.cursor);
         arrived += items.length() as usize;
         store_page(feed, &items, &state).await?;
@@ -111,7 +99,7 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
     save(feed, &state).await?;
     let event = Object::new();
     js::set(&event, "type", "pulled");
-    js::set(&event, "feed", feed.url);
+    js::set(&event, "feed", feed.name.as_str());
     js::set(&event, "count", arrived as u32);
     crate::events::post(&event);
     Ok(arrived)
@@ -119,9 +107,9 @@ pub async fn pull(feed: &Feed) -> JsResult<usize> {
 
 async fn store_page(feed: &Feed, items: &Array, state: &State) -> JsResult<()> {
     let db = database().await?;
-    let stores = Array::of2(&PULLED_POSTS.into(), &META.into());
+    let stores = Array::of2(&feed.store.as_str().into(), &META.into());
     let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
-    let store = tx.object_store(PULLED_POSTS)?;
+    let store = tx.object_store(&feed.store)?;
     for item in items.iter() {
         store.put(&item)?;
     }
@@ -146,11 +134,11 @@ fn state_to_js(feed: &Feed, state: &State) -> JsValue {
     o.into()
 }
 
-/// Every pulled item.
-pub async fn items() -> JsResult<Vec<JsValue>> {
+/// Every item pulled from `feed`.
+pub async fn items(feed: &Feed) -> JsResult<Vec<JsValue>> {
     let db = database().await?;
-    let tx = db.transaction_with_str(PULLED_POSTS)?;
-    let all = js::request(&tx.object_store(PULLED_POSTS)?.get_all()?).await?;
+    let tx = db.transaction_with_str(&feed.store)?;
+    let all = js::request(&tx.object_store(&feed.store)?.get_all()?).await?;
     Ok(Array::from(&all).iter().collect())
 }
 
@@ -170,7 +158,7 @@ pub async fn register_periodic(feed: &Feed) -> bool {
         let register: js_sys::Function = js::get(&periodic, "register")?.dyn_into()?;
         let options = Object::new();
         js::set(&options, "minInterval", feed.min_interval_ms as f64);
-        js::await_promise(register.call2(&periodic, &feed.tag.into(), &options)?.dyn_into()?).await?;
+        js::await_promise(register.call2(&periodic, &feed.tag.as_str().into(), &options)?.dyn_into()?).await?;
         Ok(true)
     };
     attempt.await.unwrap_or(false)

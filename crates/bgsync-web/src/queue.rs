@@ -4,13 +4,14 @@
 //! One database (`bgsync`) holds the entries of every queue in one object
 //! store, `entries`, keyed by `[queue, key]`: a queue's entries are one key
 //! range, in key (time) order, and a new queue is new data, never a new
-//! schema version. The queues an app has are declared ([`declare`]) by its
-//! pages and its worker alike. Pages and the service worker open the same
+//! schema version. The queues an app has are declared
+//! ([`crate::config::configure`]) by its pages and its worker alike. Pages and the service worker open the same
 //! database, so an entry a page wrote is what the worker replays after the
 //! tab is gone.
 
+use crate::config::{Capture, QueueDecl};
 use crate::js::{self, JsResult};
-use bgsync_core::{DeadLetter, Entry, EntryKey, StoreOp};
+use bgsync_core::{DeadLetter, Entry, EntryKey, QueueConfig, StoreOp};
 use js_sys::{Array, Object};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -25,8 +26,11 @@ const VERSION: u32 = 5;
 pub const ENTRIES: &str = "entries";
 /// Where entries that will not be sent again are kept, for the user.
 pub const DEAD_LETTERS: &str = "dead-letters";
-/// The object stores this version creates, with their key paths.
-const STORES: &[(&str, &str)] = &[(DEAD_LETTERS, "key"), (crate::pull::PULLED_POSTS, "id"), (crate::pull::META, "key")];
+/// The object stores every version has, with their key paths (beside
+/// [`ENTRIES`] and a store per declared feed).
+const STORES: &[(&str, &str)] = &[(DEAD_LETTERS, "key"), (crate::pull::META, "key")];
+/// Store names a feed may not take.
+pub const RESERVED_STORES: [&str; 3] = [ENTRIES, DEAD_LETTERS, crate::pull::META];
 
 thread_local! {
     // Opening a database costs a round trip to the browser process; one
@@ -34,74 +38,73 @@ thread_local! {
     static DB: RefCell<Option<IdbDatabase>> = const { RefCell::new(None) };
 }
 
-thread_local! {
-    static DECLARED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Declares the app's queues, in the order a full replay visits them. Pages
-/// and the worker declare the same ones when they start (the worker, so it
-/// knows them after a restart with no page open). Names are the app's own:
-/// 1 to 100 printable characters.
-pub fn declare(names: &[&str]) -> JsResult<()> {
-    for name in names {
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(JsValue::from_str(&format!(
-                "\"{name}\" is not a queue name: use 1 to 100 printable characters"
-            )));
-        }
-    }
-    DECLARED.with(|d| *d.borrow_mut() = names.iter().map(|n| n.to_string()).collect());
-    Ok(())
-}
-
-/// A declared queue of entries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A declared queue of entries ([`crate::config::QueueDecl`]).
+#[derive(Clone, Debug)]
 pub struct Queue {
-    name: String,
+    decl: QueueDecl,
 }
 
 impl Queue {
     /// Every declared queue, in the order a full replay visits them.
     pub fn declared() -> Vec<Queue> {
-        DECLARED.with(|d| d.borrow().iter().map(|name| Queue { name: name.clone() }).collect())
+        crate::config::current().queues.iter().map(|decl| Queue { decl: decl.clone() }).collect()
     }
 
     /// The declared queue called `name`, or an error naming the declared
     /// ones.
     pub fn named(name: &str) -> JsResult<Self> {
-        let declared = DECLARED.with(|d| d.borrow().clone());
-        if declared.iter().any(|q| q == name) {
-            return Ok(Self { name: name.to_owned() });
+        let config = crate::config::current();
+        if let Some(decl) = config.queues.iter().find(|q| q.name == name) {
+            return Ok(Self { decl: decl.clone() });
         }
-        let known = if declared.is_empty() {
-            "no queue is declared yet (declare them when the page and the worker start)".to_owned()
-        } else {
-            format!("the queues are {}", declared.iter().map(|q| format!("\"{q}\"")).collect::<Vec<_>>().join(", "))
-        };
-        Err(JsValue::from_str(&format!("there is no queue \"{name}\"; {known}")))
+        let known: Vec<String> = config.queues.iter().map(|q| format!("\"{}\"", q.name)).collect();
+        Err(JsValue::from_str(&format!(
+            "there is no queue \"{name}\"; the queues are {}",
+            crate::config::or_none(&known)
+        )))
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.decl.name
+    }
+
+    /// How its entries are delivered.
+    pub fn policy(&self) -> &QueueConfig {
+        &self.decl.policy
+    }
+
+    /// Whether its entries may travel in batches.
+    pub fn batching(&self) -> bool {
+        self.decl.batching
+    }
+
+    /// The one-shot sync tag registered after an entry is queued.
+    pub fn tag(&self) -> &str {
+        &self.decl.tag
+    }
+
+    /// Which requests the worker captures into it.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.decl.capture.as_ref()
     }
 
     /// The key range of this queue's entries in [`ENTRIES`].
     fn range(&self) -> JsResult<JsValue> {
         // Arrays sort after strings, so `[name, []]` is above every key.
-        let low = Array::of1(&self.name.as_str().into());
-        let high = Array::of2(&self.name.as_str().into(), &Array::new());
+        let low = Array::of1(&self.name().into());
+        let high = Array::of2(&self.name().into(), &Array::new());
         Ok(web_sys::IdbKeyRange::bound(&low, &high)?.into())
     }
 
     fn id(&self, key: &str) -> JsValue {
-        Array::of2(&self.name.as_str().into(), &key.into()).into()
+        Array::of2(&self.name().into(), &key.into()).into()
     }
 
     /// Stores a new entry; returns once the write has committed.
     pub async fn push(&self, entry: &Entry) -> JsResult<()> {
         let db = database().await?;
         let tx = db.transaction_with_str_and_mode(ENTRIES, IdbTransactionMode::Readwrite)?;
-        tx.object_store(ENTRIES)?.put(&to_js(&self.name, entry))?;
+        tx.object_store(ENTRIES)?.put(&to_js(self.name(), entry))?;
         js::committed(&tx).await
     }
 
@@ -135,7 +138,7 @@ impl Queue {
                     let count = queue.count_with_key(&self.id(entry.key.as_str()))?;
                     let counted = count.clone();
                     let store = queue.clone();
-                    let value = to_js(&self.name, entry);
+                    let value = to_js(self.name(), entry);
                     // The success handler runs while the transaction is active.
                     let on_count = Closure::once_into_js(move || {
                         if counted.result().ok().and_then(|n| n.as_f64()) == Some(1.0) {
@@ -149,7 +152,7 @@ impl Queue {
                 }
                 StoreOp::DeadLetter(dead) => {
                     queue.delete(&self.id(dead.entry.key.as_str()))?;
-                    tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(&self.name, dead))?;
+                    tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(self.name(), dead))?;
                 }
             }
         }
@@ -314,38 +317,21 @@ pub(crate) async fn database() -> JsResult<IdbDatabase> {
         return Ok(db);
     }
     let factory: IdbFactory = js::global("indexedDB")?;
-    let open = factory.open_with_u32(DATABASE, VERSION)?;
-    let upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
-        let Some(db) = event
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok())
-            .and_then(|r| r.result().ok())
-            .and_then(|r| r.dyn_into::<IdbDatabase>().ok())
-        else {
-            return;
-        };
-        let existing = db.object_store_names();
-        for (store, key_path) in STORES {
-            if !existing.contains(store) {
-                let params = IdbObjectStoreParameters::new();
-                params.set_key_path(&JsValue::from_str(key_path));
-                let _ = db.create_object_store_with_optional_parameters(store, &params);
-            }
+    // Opened at whatever version it has; upgraded (one version up, at
+    // least to VERSION) only when a store is missing: a feed declared
+    // since, or the version 4 layout.
+    let mut db = open(&factory, None).await?;
+    for _ in 0..3 {
+        if complete(&db) {
+            break;
         }
-        if !existing.contains(ENTRIES) {
-            let params = IdbObjectStoreParameters::new();
-            params.set_key_path(&Array::of2(&"queue".into(), &"key".into()));
-            let _ = db.create_object_store_with_optional_parameters(ENTRIES, &params);
-        }
-        if let Some(upgrade) = event.target().and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok()) {
-            if let Some(tx) = upgrade.transaction() {
-                move_queue_stores(&db, &tx);
-            }
-        }
-    });
-    open.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
-    let db: IdbDatabase = js::request(&open).await?.dyn_into()?;
-    drop(upgrade);
+        let next = (db.version() as u32 + 1).max(VERSION);
+        db.close();
+        db = open(&factory, Some(next)).await?;
+    }
+    if !complete(&db) {
+        return Err(JsValue::from_str("bgsync: the IndexedDB stores could not be created"));
+    }
     // A newer version of the app in another tab wants to upgrade: let it,
     // and reopen on next use.
     let on_version_change = Closure::<dyn FnMut()>::new(|| {
@@ -406,6 +392,54 @@ fn from_js(value: &JsValue) -> Option<Entry> {
     })
 }
 
+/// Whether `db` has every store this version and the declared feeds need.
+fn complete(db: &IdbDatabase) -> bool {
+    let names = db.object_store_names();
+    db.version() as u32 >= VERSION
+        && names.contains(ENTRIES)
+        && STORES.iter().all(|(store, _)| names.contains(store))
+        && crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store))
+}
+
+/// Opens the database (at `version`, or at the one it has), creating what
+/// is missing in the upgrade.
+async fn open(factory: &IdbFactory, version: Option<u32>) -> JsResult<IdbDatabase> {
+    let open = match version {
+        Some(version) => factory.open_with_u32(DATABASE, version)?,
+        None => factory.open(DATABASE)?,
+    };
+    let upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
+        let Some(request) = event.target().and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok()) else {
+            return;
+        };
+        let Some(db) = request.result().ok().and_then(|r| r.dyn_into::<IdbDatabase>().ok()) else { return };
+        let existing = db.object_store_names();
+        let create = |store: &str, key_path: &JsValue| {
+            if !existing.contains(store) {
+                let params = IdbObjectStoreParameters::new();
+                params.set_key_path(key_path);
+                let _ = db.create_object_store_with_optional_parameters(store, &params);
+            }
+        };
+        for (store, key_path) in STORES {
+            create(store, &JsValue::from_str(key_path));
+        }
+        create(ENTRIES, &Array::of2(&"queue".into(), &"key".into()));
+        for feed in &crate::config::current().feeds {
+            create(&feed.store, &JsValue::from_str(&feed.key_path));
+        }
+        if event.old_version() < 5.0 {
+            if let Some(tx) = request.transaction() {
+                move_queue_stores(&db, &tx);
+            }
+        }
+    });
+    open.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
+    let db: IdbDatabase = js::request(&open).await?.dyn_into()?;
+    drop(upgrade);
+    Ok(db)
+}
+
 /// The version 4 layout kept each queue in a store of its own, named after
 /// the queue and keyed by `key`: moves their entries into [`ENTRIES`] under
 /// that queue's name and drops the stores, in the upgrade transaction (so
@@ -416,6 +450,7 @@ fn move_queue_stores(db: &IdbDatabase, tx: &web_sys::IdbTransaction) {
     let old: Vec<String> = (0..names.length())
         .filter_map(|i| names.item(i))
         .filter(|name| name != ENTRIES && !STORES.iter().any(|(store, _)| store == name))
+        .filter(|name| !crate::config::current().feeds.iter().any(|feed| &feed.store == name))
         .filter(|name| {
             tx.object_store(name).ok().and_then(|s| s.key_path().ok()).and_then(|p| p.as_string()).as_deref()
                 == Some("key")

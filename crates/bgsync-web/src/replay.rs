@@ -71,14 +71,14 @@ pub fn now_ms() -> u64 {
 /// context. `expedite`: the round was asked for from outside (the user's
 /// "retry now", the browser's `sync` or `online`), so entries waiting out a
 /// backoff are sent now; rounds run by the engine's own timers pass `false`.
-pub async fn replay(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
+pub async fn replay(queue: &Queue, expedite: bool) -> JsResult<Round> {
     let mut release: Option<Function> = None;
     let mine = Promise::new(&mut |resolve, _| release = Some(resolve));
     let previous = TAIL.with(|tail| tail.borrow_mut().replace(mine));
     if let Some(previous) = previous {
         let _ = js::await_promise(previous).await;
     }
-    let result = with_origin_lock(queue, config, expedite).await;
+    let result = with_origin_lock(queue, expedite).await;
     if let Some(release) = release {
         let _ = release.call0(&JsValue::NULL);
     }
@@ -94,21 +94,16 @@ pub async fn replay(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsRe
 /// that queues an entry meanwhile knows to ask for a round of its own
 /// ([`crate::client::make_sure_it_is_taken`]) rather than trust a sync
 /// registration the browser may swallow while this sync event fires.
-pub async fn replay_while_alive(
-    queue: &Queue,
-    config: &QueueConfig,
-    budget_ms: u64,
-    expedite: bool,
-) -> JsResult<Round> {
-    let (queue, config) = (queue.clone(), config.clone());
-    with_lock(ACTIVE_LOCK, "shared", async move { rounds_until(&queue, &config, budget_ms, expedite).await }).await
+pub async fn replay_while_alive(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult<Round> {
+    let queue = queue.clone();
+    with_lock(ACTIVE_LOCK, "shared", async move { rounds_until(&queue, budget_ms, expedite).await }).await
 }
 
-async fn rounds_until(queue: &Queue, config: &QueueConfig, budget_ms: u64, expedite: bool) -> JsResult<Round> {
+async fn rounds_until(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult<Round> {
     let deadline = now_ms() + budget_ms;
     let mut expedite = expedite;
     loop {
-        let round = replay(queue, config, std::mem::take(&mut expedite)).await?;
+        let round = replay(queue, std::mem::take(&mut expedite)).await?;
         match round.next_at_ms {
             Some(at) if round.remaining > 0 && !round.paused && at <= deadline => {
                 sleep_until(at).await;
@@ -143,9 +138,9 @@ fn locks() -> Option<JsValue> {
 }
 
 /// Runs a round holding the origin-wide Web Lock.
-async fn with_origin_lock(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
-    let (queue, config) = (queue.clone(), config.clone());
-    with_lock(ORIGIN_LOCK, "exclusive", async move { round(&queue, &config, expedite).await }).await
+async fn with_origin_lock(queue: &Queue, expedite: bool) -> JsResult<Round> {
+    let queue = queue.clone();
+    with_lock(ORIGIN_LOCK, "exclusive", async move { round(&queue, expedite).await }).await
 }
 
 /// Runs `work` holding the Web Lock `name` in `mode`, where the browser has
@@ -220,7 +215,8 @@ impl Clock {
     }
 }
 
-async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<Round> {
+async fn round(queue: &Queue, expedite: bool) -> JsResult<Round> {
+    let config = queue.policy();
     let mut clock = Clock(precise_now(), Vec::new());
     let entries = queue.all().await?;
     clock.lap("read");
@@ -233,7 +229,7 @@ async fn round(queue: &Queue, config: &QueueConfig, expedite: bool) -> JsResult<
         transport::Credentials { headers: state::credentials().await?, client_id: state::client_id().await? };
     clock.lap("state");
     // Batches when the server offers them, within its limits and ours.
-    let endpoint = if entries.is_empty() { None } else { transport::batch_endpoint().await };
+    let endpoint = if entries.is_empty() || !queue.batching() { None } else { transport::batch_endpoint().await };
     clock.lap("endpoint");
     let batch = endpoint.as_ref().map(|e| {
         let ours = config.batch.clone().unwrap_or(BatchLimits::new(usize::MAX, usize::MAX));

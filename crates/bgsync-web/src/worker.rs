@@ -98,9 +98,6 @@ pub fn mark_started() {
     });
 }
 
-/// The sync tag the worker registers for captured requests.
-pub const CAPTURE_TAG: &str = "bgsync-requests";
-
 /// Auto-capture, for a `fetch` event of a request that changes something
 /// (by default, non-GET requests under `/api/`; `sw.js` decides which).
 ///
@@ -154,9 +151,9 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
     let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
     let entry = crate::client::enqueue_request(queue, request).await?;
-    register_sync(CAPTURE_TAG).await;
+    register_sync(queue.tag()).await;
     wasm_bindgen_futures::spawn_local(async {
-        if let Err(e) = crate::client::make_sure_it_is_taken(&bgsync_core::QueueConfig::default()).await {
+        if let Err(e) = crate::client::make_sure_it_is_taken().await {
             web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
         }
     });

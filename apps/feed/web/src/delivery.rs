@@ -2,9 +2,9 @@
 //! posts are delivered. Compiled into both wasm modules (`feed-web` for the
 //! page, `feed-worker` for the service worker, which includes this file).
 
-use bgsync_core::QueueConfig;
-use bgsync_web::pull::{self, Feed};
-use bgsync_web::queue::{self, Queue};
+use bgsync_web::config::{self, Capture, Config, FeedDecl, QueueDecl};
+use bgsync_web::pull;
+use bgsync_web::queue::Queue;
 use bgsync_web::replay;
 use wasm_bindgen::JsValue;
 
@@ -12,35 +12,43 @@ use wasm_bindgen::JsValue;
 pub const SYNC_TAG: &str = "sync-new-posts";
 /// Where posts are delivered.
 pub const POSTS_URL: &str = "/api/posts";
-
-/// The posts feed the worker and the page pull (the server's delta feed).
-pub const FEED: Feed = Feed {
-    url: POSTS_URL,
-    items: "posts",
-    tag: "pull-posts",
-    // Chromium will not fire it more often than about twice a day anyway.
-    min_interval_ms: 12 * 60 * 60 * 1000,
-    fresh_for_ms: 30 * 1000,
-};
-
 /// The feed's queues: the posts (the seed's `sync-posts`), and the requests
 /// the worker captured when the network failed.
 pub const POSTS_QUEUE: &str = "sync-posts";
 pub const REQUESTS_QUEUE: &str = "requests";
+/// The posts the server has, pulled from its delta feed.
+pub const POSTS_FEED: &str = "posts";
 
-/// Declares the feed's queues; the page and the worker call it first.
-pub fn declare_queues() -> Result<(), JsValue> {
-    queue::declare(&[POSTS_QUEUE, REQUESTS_QUEUE])
+/// The feed's declaration: its two queues (ordered, batched, the default
+/// retry policy and outcome table) and its feed. The page and the worker
+/// make it first.
+pub fn configure() -> Result<(), JsValue> {
+    let posts = QueueDecl { tag: SYNC_TAG.into(), ..QueueDecl::new(POSTS_QUEUE) };
+    let capture = Capture {
+        prefix: "/api/".into(),
+        methods: ["POST", "PUT", "PATCH", "DELETE"].map(String::from).to_vec(),
+        exclude: vec!["/api/sync/".into()],
+    };
+    let requests =
+        QueueDecl { tag: "bgsync-requests".into(), capture: Some(capture), ..QueueDecl::new(REQUESTS_QUEUE) };
+    let feed = FeedDecl {
+        page_size: 500,
+        tag: "pull-posts".into(),
+        // Where version 4 kept them: an upgrade keeps the pulled posts.
+        store: "pulled-posts".into(),
+        ..FeedDecl::new(POSTS_FEED, POSTS_URL, "posts")
+    };
+    config::configure(Config { queues: vec![posts, requests], feeds: vec![feed] })
 }
 
+#[allow(dead_code)] // the page uses it; the worker includes this file too
 pub fn posts() -> Result<Queue, JsValue> {
     Queue::named(POSTS_QUEUE)
 }
 
-/// The feed's queue: ordered (the posts are a timeline), default retry
-/// policy and outcome table.
-pub fn config() -> QueueConfig {
-    QueueConfig::default()
+/// The posts feed.
+pub fn feed() -> Result<FeedDecl, JsValue> {
+    config::feed(POSTS_FEED)
 }
 
 /// Replays the posts and then the captured requests (retrying on the
@@ -55,11 +63,13 @@ pub fn config() -> QueueConfig {
 pub async fn deliver(budget_ms: u64, expedite: bool) -> Result<replay::Round, JsValue> {
     let mut round = replay::Round::default();
     for queue in Queue::declared() {
-        round = round.and(replay::replay_while_alive(&queue, &config(), budget_ms, expedite).await?);
+        round = round.and(replay::replay_while_alive(&queue, budget_ms, expedite).await?);
     }
     if round.delivered > 0 {
         // A failed pull changes nothing; the next one catches up.
-        let _ = pull::pull(&FEED).await;
+        if let Ok(feed) = feed() {
+            let _ = pull::pull(&feed).await;
+        }
     }
     Ok(round)
 }

@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 /// own start, or bgsync's JavaScript API).
 #[wasm_bindgen(start)]
 pub fn declare() -> Result<(), JsValue> {
-    declare_queues()
+    configure()
 }
 
 /// Entry point of the page.

@@ -8,7 +8,7 @@
 //! the worker re-renders it, so a post delivered in the background turns
 //! into a sent one without a reload.
 
-use crate::{posts, FEED, POSTS_QUEUE, POSTS_URL, SYNC_TAG};
+use crate::{feed, posts, POSTS_QUEUE, POSTS_URL, SYNC_TAG};
 use bgsync_web::client;
 use bgsync_web::events::CHANNEL;
 use bgsync_web::{pull, replay};
@@ -115,7 +115,9 @@ fn wire_up() -> Result<(), JsValue> {
         render().await;
         refresh().await;
         fallback_replay().await;
-        pull::register_periodic(&FEED).await;
+        if let Ok(feed) = feed() {
+            pull::register_periodic(&feed).await;
+        }
     });
     Ok(())
 }
@@ -128,9 +130,10 @@ thread_local! {
 /// Pulls the delta feed when the schedule says it is due (the app opened or
 /// came online), and renders.
 async fn refresh() {
-    let due = pull::schedule(&FEED).await.map(|s| s.is_due(replay::now_ms())).unwrap_or(true);
+    let Ok(feed) = feed() else { return render().await };
+    let due = pull::schedule(&feed).await.map(|s| s.is_due(replay::now_ms())).unwrap_or(true);
     if due {
-        let ok = pull::pull(&FEED).await.is_ok();
+        let ok = pull::pull(&feed).await.is_ok();
         REACHABLE.with(|r| r.set(ok));
     }
     render().await;
@@ -167,7 +170,7 @@ async fn submit() {
             snackbar("Your post was saved for syncing");
             // A round running elsewhere may be past its last look at the
             // queue, and the browser may swallow this registration meanwhile.
-            if let Err(e) = client::make_sure_it_is_taken(&crate::config()).await {
+            if let Err(e) = client::make_sure_it_is_taken().await {
                 web_sys::console::warn_2(&"feed: asking for a replay failed".into(), &e);
             }
         }
@@ -446,7 +449,8 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
 
 /// The posts pulled from the server, newest first, from IndexedDB.
 async fn pulled_posts() -> Vec<Item> {
-    let mut posts: Vec<(f64, Item)> = pull::items()
+    let Ok(feed) = feed() else { return Vec::new() };
+    let mut posts: Vec<(f64, Item)> = pull::items(&feed)
         .await
         .unwrap_or_default()
         .iter()

@@ -8,7 +8,7 @@ mod delivery;
 
 use bgsync_web::queue::Queue;
 use bgsync_web::{pull, worker};
-use delivery::{deliver, FEED, SYNC_TAG};
+use delivery::deliver;
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 
@@ -24,8 +24,8 @@ const MESSAGE_BUDGET_MS: u64 = 30_000;
 #[wasm_bindgen(start)]
 pub fn started() {
     worker::mark_started();
-    if let Err(e) = delivery::declare_queues() {
-        web_sys::console::error_2(&"feed: the queues could not be declared".into(), &e);
+    if let Err(e) = delivery::configure() {
+        web_sys::console::error_2(&"feed: the queues and the feed could not be declared".into(), &e);
     }
     // Without Background Sync (Firefox, Safari) nothing else wakes the
     // queue in the worker: replay whenever it starts (an empty queue costs
@@ -43,7 +43,7 @@ pub fn started() {
 /// until new credentials are set).
 #[wasm_bindgen]
 pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> {
-    if tag != SYNC_TAG && tag != worker::CAPTURE_TAG {
+    if !Queue::declared().iter().any(|q| q.tag() == tag) {
         return Ok(());
     }
     let round = deliver(SYNC_BUDGET_MS, true).await?;
@@ -57,8 +57,9 @@ pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> 
 /// `periodicsync` event: pull what changed since the last pull.
 #[wasm_bindgen]
 pub async fn worker_periodic_sync(tag: String) -> Result<(), JsValue> {
-    if tag == FEED.tag {
-        pull::pull(&FEED).await?;
+    let feed = delivery::feed()?;
+    if tag == feed.tag {
+        pull::pull(&feed).await?;
     }
     Ok(())
 }

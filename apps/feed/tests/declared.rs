@@ -1,0 +1,52 @@
+//! Queues and feeds are the app's declaration, not the library's: the
+//! JavaScript API refuses an undeclared name by naming the declared ones,
+//! refuses a bad declaration by naming the field, and reads a feed's items
+//! by the feed's name. Real Chromium, the feed app's page.
+
+mod common;
+
+use common::browser::{eval, wait_for_state, Chromium};
+use common::TestServer;
+
+/// Evaluates a promise and returns its rejection's message ("" if it
+/// resolved).
+async fn refusal(page: &chromiumoxide::Page, js: &str) -> String {
+    eval(page, &format!("Promise.resolve().then(() => {js}).then(() => '', (e) => String(e))")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/api/posts", server.url()))
+        .json(&serde_json::json!({ "title": "On the server", "location": "There" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    wait_for_state(&page, "On the server", "sent").await;
+
+    let message = refusal(&page, "wasm_bindgen.enqueue('nope', { url: '/api/posts', body: '{}' })").await;
+    assert!(message.contains(r#"there is no queue "nope"; the queues are "sync-posts", "requests""#), "{message}");
+    let message = refusal(&page, "wasm_bindgen.feedItems('nope')").await;
+    assert!(message.contains(r#"there is no feed "nope"; the feeds are "posts""#), "{message}");
+    for (declaration, expected) in [
+        ("{ queues: [{ name: '' }] }", r#""" is not a queue name"#),
+        ("{ queues: [{ name: 'a' }, { name: 'a' }] }", r#"the queue "a" is declared twice"#),
+        ("{ queues: [{ name: 'a', retry: { baseMs: -1 } }] }", "baseMs must be a number"),
+        ("{ feeds: [{ name: 'f', url: '/f' }] }", "which field holds its items"),
+        ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store of its own"),
+        ("7", "must be an object"),
+    ] {
+        let message = refusal(&page, &format!("wasm_bindgen.configure({declaration})")).await;
+        assert!(message.starts_with("configure: ") && message.contains(expected), "{declaration}: {message}");
+    }
+    // A refused declaration changed nothing.
+    let items: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.feedItems('posts')").await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["title"], "On the server");
+    chromium.close().await;
+}

@@ -1,0 +1,353 @@
+//! What an app declares: its queues (name, delivery policy, sync tag, which
+//! requests the worker captures into it) and its pull feeds (URL, where the
+//! items are, their key, page size, schedule, store).
+//!
+//! Pages and the worker make the same declaration when they start (from
+//! one object, such as a `bgsync-config.js` both load), so the worker knows
+//! every queue and feed after a restart with no page open. From
+//! JavaScript, [`from_js`] reads the object; every mistake is refused with
+//! a sentence naming the field.
+
+use crate::js::{self, JsResult};
+use bgsync_core::{BatchLimits, QueueConfig, RetryPolicy};
+use js_sys::Array;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+
+/// Everything an app declares.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub queues: Vec<QueueDecl>,
+    pub feeds: Vec<FeedDecl>,
+}
+
+/// A queue: its name and how its entries are delivered.
+#[derive(Clone, Debug)]
+pub struct QueueDecl {
+    /// The app's name for it, 1 to 100 printable characters.
+    pub name: String,
+    /// Ordering, retry policy, which statuses pause or retry, batch limits.
+    pub policy: QueueConfig,
+    /// Whether entries may travel in batches when the server offers a
+    /// batch endpoint.
+    pub batching: bool,
+    /// The one-shot sync tag registered after an entry is queued.
+    pub tag: String,
+    /// Which requests the worker sends itself and queues here when the
+    /// network fails.
+    pub capture: Option<Capture>,
+}
+
+impl QueueDecl {
+    /// A queue with the default policy: ordered, batched, retried with
+    /// backoff, paused on 401/403; tag `bgsync:<name>`; no capture.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            policy: QueueConfig::default(),
+            batching: true,
+            tag: format!("bgsync:{name}"),
+            capture: None,
+        }
+    }
+}
+
+/// Which requests a queue captures: same-origin requests whose path starts
+/// with `prefix` (and with none of `exclude`), with one of `methods`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capture {
+    pub prefix: String,
+    pub methods: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+/// A delta feed to pull into a store of its own.
+#[derive(Clone, Debug)]
+pub struct FeedDecl {
+    pub name: String,
+    /// Answers `?limit=<n>` (the newest items and a cursor) and
+    /// `?since=<cursor>&limit=<n>` (what changed after it) with
+    /// `{<items>: [...], cursor, more}`. The cursor is opaque.
+    pub url: String,
+    /// The field of the answer that holds the items.
+    pub items: String,
+    /// The field of an item that identifies it (its key in the store).
+    pub key_path: String,
+    /// Items asked for per request.
+    pub page_size: u32,
+    /// The Periodic Background Sync tag.
+    pub tag: String,
+    /// The least time between two periodic (background) pulls.
+    pub min_interval_ms: u64,
+    /// When the app opens or comes online, a pull older than this is
+    /// refreshed.
+    pub fresh_for_ms: u64,
+    /// The IndexedDB store of its items (`feed:<name>` unless given); two
+    /// feeds never share one.
+    pub store: String,
+}
+
+impl FeedDecl {
+    pub fn new(name: &str, url: &str, items: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            items: items.to_owned(),
+            key_path: "id".into(),
+            page_size: 100,
+            tag: format!("bgsync-pull:{name}"),
+            min_interval_ms: 12 * 60 * 60 * 1000,
+            fresh_for_ms: 30 * 1000,
+            store: format!("feed:{name}"),
+        }
+    }
+}
+
+thread_local! {
+    static CONFIG: RefCell<Rc<Config>> = RefCell::new(Rc::default());
+}
+
+/// Declares the app's queues and feeds for this context (page or worker),
+/// replacing an earlier declaration. Refuses, saying which, an empty or
+/// repeated name, and two feeds on one store.
+pub fn configure(config: Config) -> JsResult<()> {
+    let mut names = std::collections::HashSet::new();
+    for queue in &config.queues {
+        check_name("queue", &queue.name)?;
+        if !names.insert(queue.name.as_str()) {
+            return Err(error(format!("the queue \"{}\" is declared twice", queue.name)));
+        }
+    }
+    let (mut feeds, mut stores) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+    for feed in &config.feeds {
+        check_name("feed", &feed.name)?;
+        if !feeds.insert(feed.name.as_str()) {
+            return Err(error(format!("the feed \"{}\" is declared twice", feed.name)));
+        }
+        if crate::queue::RESERVED_STORES.contains(&feed.store.as_str()) || !stores.insert(feed.store.as_str()) {
+            return Err(error(format!("the feed \"{}\" needs a store of its own, not \"{}\"", feed.name, feed.store)));
+        }
+    }
+    CONFIG.with(|c| *c.borrow_mut() = Rc::new(config));
+    Ok(())
+}
+
+/// What this context declared.
+pub fn current() -> Rc<Config> {
+    CONFIG.with(|c| c.borrow().clone())
+}
+
+/// The declared feed called `name`, or an error naming the declared ones.
+pub fn feed(name: &str) -> JsResult<FeedDecl> {
+    let config = current();
+    config.feeds.iter().find(|f| f.name == name).cloned().ok_or_else(|| {
+        let known: Vec<String> = config.feeds.iter().map(|f| format!("\"{}\"", f.name)).collect();
+        error(format!("there is no feed \"{name}\"; the feeds are {}", or_none(&known)))
+    })
+}
+
+pub(crate) fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none yet (declare them with configure when the page and the worker start)".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn check_name(what: &str, name: &str) -> JsResult<()> {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(error(format!("\"{name}\" is not a {what} name: use 1 to 100 printable characters")));
+    }
+    Ok(())
+}
+
+fn error(message: String) -> JsValue {
+    JsValue::from_str(&format!("configure: {message}"))
+}
+
+/// Reads a declaration from JavaScript:
+///
+/// ```js
+/// {
+///   queues: [{ name: "edits", ordered: true, tag: "edits", batch: true,
+///              retry: { baseMs, factor, capMs, retryAfterCapMs, maxAttempts, maxAgeMs },
+///              pauseOn: [401, 403], retryOn: [408, 409, 425, 429, 500, 502, 503, 504],
+///              maxInFlight: 4, capture: { prefix: "/api/", methods: ["POST"], exclude: [] } }],
+///   feeds: [{ name: "tasks", url: "/api/tasks", items: "tasks", keyPath: "id", pageSize: 100,
+///             tag: "pull-tasks", minIntervalMs, freshForMs, store: "feed:tasks" }],
+/// }
+/// ```
+/// Only `name` (and a feed's `url` and `items`) are required.
+pub fn from_js(value: &JsValue) -> JsResult<Config> {
+    if !value.is_object() {
+        return Err(error("the declaration must be an object like { queues: [...], feeds: [...] }".into()));
+    }
+    let mut config = Config::default();
+    for (i, q) in list(value, "queues")?.iter().enumerate() {
+        let at = format!("queues[{i}]");
+        let name = text(&q, "name", &at)?.ok_or_else(|| error(format!("{at} has no name")))?;
+        let mut decl = QueueDecl::new(&name);
+        let at = format!("queue \"{name}\"");
+        if let Some(ordered) = flag(&q, "ordered", &at)? {
+            decl.policy.ordered = ordered;
+        }
+        if let Some(tag) = text(&q, "tag", &at)? {
+            decl.tag = tag;
+        }
+        if let Some(n) = number(&q, "maxInFlight", &at)? {
+            decl.policy.max_in_flight = n.max(1.0) as usize;
+        }
+        let batch = js::get(&q, "batch")?;
+        if batch.as_bool() == Some(false) {
+            decl.batching = false;
+        } else if batch.is_object() {
+            let limits = BatchLimits::new(
+                number(&batch, "maxEntries", &at)?.map_or(usize::MAX, |n| n.max(1.0) as usize),
+                number(&batch, "maxBytes", &at)?.map_or(usize::MAX, |n| n.max(1.0) as usize),
+            );
+            decl.policy.batch = Some(limits);
+        }
+        let retry = js::get(&q, "retry")?;
+        if retry.is_object() {
+            decl.policy.retry = retry_policy(&retry, &at)?;
+        }
+        if let Some(pause) = statuses(&q, "pauseOn", &at)? {
+            decl.policy.outcomes.pause = pause;
+        }
+        if let Some(retry) = statuses(&q, "retryOn", &at)? {
+            decl.policy.outcomes.retry = retry;
+        }
+        let capture = js::get(&q, "capture")?;
+        if capture.is_object() {
+            let methods = strings(&capture, "methods", &at)?
+                .unwrap_or_else(|| ["POST", "PUT", "PATCH", "DELETE"].map(String::from).to_vec());
+            decl.capture = Some(Capture {
+                prefix: text(&capture, "prefix", &at)?.unwrap_or_else(|| "/".into()),
+                methods: methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                exclude: strings(&capture, "exclude", &at)?.unwrap_or_default(),
+            });
+        }
+        config.queues.push(decl);
+    }
+    for (i, f) in list(value, "feeds")?.iter().enumerate() {
+        let at = format!("feeds[{i}]");
+        let name = text(&f, "name", &at)?.ok_or_else(|| error(format!("{at} has no name")))?;
+        let at = format!("feed \"{name}\"");
+        let url = text(&f, "url", &at)?.ok_or_else(|| error(format!("{at} has no url")))?;
+        let items = text(&f, "items", &at)?
+            .ok_or_else(|| error(format!("{at} does not say which field holds its items (items)")))?;
+        let mut decl = FeedDecl::new(&name, &url, &items);
+        if let Some(key_path) = text(&f, "keyPath", &at)? {
+            decl.key_path = key_path;
+        }
+        if let Some(n) = number(&f, "pageSize", &at)? {
+            decl.page_size = n.clamp(1.0, 10_000.0) as u32;
+        }
+        if let Some(tag) = text(&f, "tag", &at)? {
+            decl.tag = tag;
+        }
+        if let Some(n) = number(&f, "minIntervalMs", &at)? {
+            decl.min_interval_ms = n as u64;
+        }
+        if let Some(n) = number(&f, "freshForMs", &at)? {
+            decl.fresh_for_ms = n as u64;
+        }
+        if let Some(store) = text(&f, "store", &at)? {
+            decl.store = store;
+        }
+        config.feeds.push(decl);
+    }
+    Ok(config)
+}
+
+fn retry_policy(value: &JsValue, at: &str) -> JsResult<RetryPolicy> {
+    let mut policy = RetryPolicy::default();
+    let fields: [(&str, &mut u64); 4] = [
+        ("baseMs", &mut policy.base_ms),
+        ("capMs", &mut policy.cap_ms),
+        ("retryAfterCapMs", &mut policy.retry_after_cap_ms),
+        ("maxAgeMs", &mut policy.max_age_ms),
+    ];
+    for (name, slot) in fields {
+        if let Some(n) = number(value, name, at)? {
+            *slot = n as u64;
+        }
+    }
+    if let Some(n) = number(value, "factor", at)? {
+        policy.factor = n.max(1.0) as u32;
+    }
+    if let Some(n) = number(value, "maxAttempts", at)? {
+        policy.max_attempts = n.max(1.0) as u32;
+    }
+    Ok(policy)
+}
+
+fn list(value: &JsValue, field: &str) -> JsResult<Vec<JsValue>> {
+    let v = js::get(value, field)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(Vec::new());
+    }
+    if !Array::is_array(&v) {
+        return Err(error(format!("{field} must be an array")));
+    }
+    Ok(Array::from(&v).iter().collect())
+}
+
+fn text(value: &JsValue, field: &str, at: &str) -> JsResult<Option<String>> {
+    let v = js::get(value, field)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_string().map(Some).ok_or_else(|| error(format!("{at}: {field} must be a string")))
+}
+
+fn number(value: &JsValue, field: &str, at: &str) -> JsResult<Option<f64>> {
+    let v = js::get(value, field)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+        _ => Err(error(format!("{at}: {field} must be a number of 0 or more"))),
+    }
+}
+
+fn flag(value: &JsValue, field: &str, at: &str) -> JsResult<Option<bool>> {
+    let v = js::get(value, field)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    v.as_bool().map(Some).ok_or_else(|| error(format!("{at}: {field} must be true or false")))
+}
+
+fn strings(value: &JsValue, field: &str, at: &str) -> JsResult<Option<Vec<String>>> {
+    let v = js::get(value, field)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    if !Array::is_array(&v) {
+        return Err(error(format!("{at}: {field} must be an array of strings")));
+    }
+    Array::from(&v)
+        .iter()
+        .map(|s| s.as_string().ok_or_else(|| error(format!("{at}: {field} must be an array of strings"))))
+        .collect::<JsResult<Vec<_>>>()
+        .map(Some)
+}
+
+fn statuses(value: &JsValue, field: &str, at: &str) -> JsResult<Option<Vec<u16>>> {
+    let v = js::get(value, field)?;
+    if v.is_undefined() || v.is_null() {
+        return Ok(None);
+    }
+    let bad = || error(format!("{at}: {field} must be an array of HTTP statuses such as [401, 403]"));
+    if !Array::is_array(&v) {
+        return Err(bad());
+    }
+    Array::from(&v)
+        .iter()
+        .map(|s| s.as_f64().filter(|n| (100.0..600.0).contains(n)).map(|n| n as u16).ok_or_else(bad))
+        .collect::<JsResult<Vec<_>>>()
+        .map(Some)
+}
