@@ -2,7 +2,8 @@
 //! it, with the static files, into the server binary.
 //!
 //! Two modules: `feed-web` for the page (with bgsync's JavaScript API) and
-//! `feed-worker` for the service worker (no page code, so it loads fast).
+//! bgsync's ready service worker, `bgsync-worker` (no page code, so it loads
+//! fast; the feed gives it its declaration in `sw.js`).
 //! Steps for each: a nested `cargo build --profile wasm` for
 //! `wasm32-unknown-unknown` (size-optimised, see the workspace manifest;
 //! one invocation per module, so the page's features do not leak into the
@@ -23,11 +24,13 @@ use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Static files: (URL path, file in `static/`, content type, long-lived).
+/// Static files: (URL path, file relative to `static/`, content type).
 const STATIC: &[(&str, &str, &str)] = &[
     ("/", "index.html", "text/html; charset=utf-8"),
     ("/sw.js", "sw.js", "text/javascript; charset=utf-8"),
     ("/start.js", "start.js", "text/javascript; charset=utf-8"),
+    ("/bgsync-config.js", "bgsync-config.js", "text/javascript; charset=utf-8"),
+    ("/bgsync-sw.js", "../../../crates/bgsync-worker/sw.js", "text/javascript; charset=utf-8"),
     ("/app.css", "app.css", "text/css; charset=utf-8"),
     ("/manifest.webmanifest", "manifest.webmanifest", "application/manifest+json"),
     ("/icon.svg", "icon.svg", "image/svg+xml"),
@@ -42,8 +45,9 @@ fn main() {
         "apps/feed/static",
         "apps/feed/web/src",
         "apps/feed/web/Cargo.toml",
-        "apps/feed/worker/src",
-        "apps/feed/worker/Cargo.toml",
+        "crates/bgsync-worker/src",
+        "crates/bgsync-worker/Cargo.toml",
+        "crates/bgsync-worker/sw.js",
         "apps/feed/post/src",
         "crates/bgsync-web/src",
         "crates/bgsync-web/Cargo.toml",
@@ -58,7 +62,7 @@ fn main() {
     if skip {
         println!("cargo:warning=BGSYNC_SKIP_WASM is set: the page and worker will not work");
     }
-    let modules: Vec<(&str, &str, String, Vec<u8>)> = [("feed-web", "__BUNDLE__"), ("feed-worker", "__WORKER__")]
+    let modules: Vec<(&str, &str, String, Vec<u8>)> = [("feed-web", "__BUNDLE__"), ("bgsync-worker", "__WORKER__")]
         .into_iter()
         .map(|(package, placeholder)| {
             let (js, wasm) = if skip { (String::new(), Vec::new()) } else { build_wasm(&root, &out_dir, package) };
@@ -91,8 +95,11 @@ fn main() {
             }
             Err(e) => e.into_bytes(),
         };
-        fs::write(assets.join(file), text).unwrap();
-        table.push((url.to_string(), file.to_string(), *content_type, false));
+        // Named by URL: files may come from outside `static/` (the worker
+        // bootstrap ships with bgsync-worker).
+        let dest = if *url == "/" { "index.html" } else { url.trim_start_matches('/') };
+        fs::write(assets.join(dest), text).unwrap();
+        table.push((url.to_string(), dest.to_string(), *content_type, false));
     }
     for ((_, _, js, wasm), name) in modules.iter().zip(&names) {
         let js_name = format!("{name}.js");

@@ -437,8 +437,14 @@ async fn the_app_is_served_with_the_hashed_bundle() {
     assert!(html.contains("<script src=\"/start.js\">") && !html.contains("wasm_bindgen("), "no inline script");
     assert!(start.contains(&format!("/{bundle}.wasm")) && sw.contains(&format!("/{bundle}.wasm")));
     let worker = feed::assets::WORKER;
-    assert!(worker.starts_with("feed_worker-") && worker.len() == "feed_worker-".len() + 16, "{worker}");
-    assert!(sw.contains(&format!("importScripts(\"/{worker}.js\")")) && sw.contains(&format!("/{worker}.wasm")));
+    assert!(worker.starts_with("bgsync_worker-") && worker.len() == "bgsync_worker-".len() + 16, "{worker}");
+    assert!(sw.contains(&format!("importScripts(\"/{worker}.js\", \"/bgsync-sw.js\")")), "{sw}");
+    assert!(sw.contains(&format!("/{worker}.wasm")) && sw.contains("importScripts(\"/bgsync-config.js\")"), "{sw}");
+    // bgsync's bootstrap and the declaration the page and the worker share.
+    for (path, needle) in [("/bgsync-sw.js", "worker_capture"), ("/bgsync-config.js", "BGSYNC_CONFIG")] {
+        let file = api.http.get(format!("{}{path}", api.server.url())).send().await.unwrap().text().await.unwrap();
+        assert!(file.contains(needle), "{path}");
+    }
     for placeholder in ["__BUNDLE__", "__WORKER__"] {
         assert!(
             !html.contains(placeholder) && !sw.contains(placeholder) && !start.contains(placeholder),

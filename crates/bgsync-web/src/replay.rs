@@ -113,6 +113,26 @@ async fn rounds_until(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult
     }
 }
 
+/// Replays every declared queue (retrying on the engine's timers for up to
+/// `budget_ms`), then, if anything was delivered, pulls every declared
+/// feed: whoever delivers brings the server's view into IndexedDB, so every
+/// page, open now (told by the `pulled` broadcast) or opened later, shows
+/// what was sent as the server has it. `expedite`: entries waiting out a
+/// backoff go now (a sync event, "retry now"), rather than only those due.
+pub async fn deliver(budget_ms: u64, expedite: bool) -> JsResult<Round> {
+    let mut total = Round::default();
+    for queue in Queue::declared() {
+        total = total.and(replay_while_alive(&queue, budget_ms, expedite).await?);
+    }
+    if total.delivered > 0 {
+        for feed in &crate::config::current().feeds {
+            // A failed pull changes nothing; the next one catches up.
+            let _ = crate::pull::pull(feed).await;
+        }
+    }
+    Ok(total)
+}
+
 async fn sleep_until(at_ms: u64) {
     let delay = at_ms.saturating_sub(now_ms()).min(i32::MAX as u64) as i32;
     let promise = Promise::new(&mut |resolve, _| {

@@ -8,7 +8,7 @@
 //! the worker re-renders it, so a post delivered in the background turns
 //! into a sent one without a reload.
 
-use crate::{feed, posts, POSTS_QUEUE, POSTS_URL, SYNC_TAG};
+use crate::{feed, posts, POSTS_QUEUE, POSTS_URL};
 use bgsync_web::client;
 use bgsync_web::events::CHANNEL;
 use bgsync_web::{pull, replay};
@@ -156,16 +156,16 @@ async fn submit() {
         let _ = Reflect::set(&body, &k.into(), &v.into());
     }
     let body = js_sys::JSON::stringify(&body).map(String::from).unwrap_or_default();
-    let queued = match posts() {
-        Ok(queue) => client::enqueue(&queue, POSTS_URL, body).await,
-        Err(e) => Err(e),
+    let queue = match posts() {
+        Ok(queue) => queue,
+        Err(e) => return snackbar(&format!("Could not save the post: {}", describe(&e))),
     };
-    if let Err(e) = queued {
+    if let Err(e) = client::enqueue(&queue, POSTS_URL, body).await {
         // Nothing was stored: keep what the user typed.
         return snackbar(&format!("Could not save the post: {}", describe(&e)));
     }
     by_id::<HtmlFormElement>("post-form").reset();
-    match client::register_sync(SYNC_TAG).await {
+    match client::register_sync(queue.tag()).await {
         Ok(true) => {
             snackbar("Your post was saved for syncing");
             // A round running elsewhere may be past its last look at the

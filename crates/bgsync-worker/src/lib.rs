@@ -1,14 +1,12 @@
-//! The feed's service worker, compiled to WebAssembly: the `worker_*`
-//! functions `sw.js` calls inside `waitUntil`/`respondWith`. Only what a
-//! worker runs is in this module (no page code), so it stays small and
-//! starts fast.
-
-#[path = "../../web/src/delivery.rs"]
-mod delivery;
+//! bgsync's ready service worker, compiled to WebAssembly: the functions
+//! the bootstrap (`sw.js` in this crate) calls inside `waitUntil` and
+//! `respondWith`. An app loads the bootstrap with its declaration (queues,
+//! feeds, app shell) and gets background sync for whatever it declared;
+//! nothing of any app is compiled in. A Rust app that wants a worker of its
+//! own composes one from `bgsync-web`'s public functions, as this does.
 
 use bgsync_web::queue::Queue;
-use bgsync_web::{pull, worker};
-use delivery::deliver;
+use bgsync_web::{config, pull, replay, worker};
 use wasm_bindgen::prelude::*;
 use web_sys::{Request, Response};
 
@@ -24,21 +22,25 @@ const MESSAGE_BUDGET_MS: u64 = 30_000;
 #[wasm_bindgen(start)]
 pub fn started() {
     worker::mark_started();
-    if let Err(e) = delivery::configure() {
-        web_sys::console::error_2(&"feed: the queues and the feed could not be declared".into(), &e);
-    }
-    // Without Background Sync (Firefox, Safari) nothing else wakes the
-    // queue in the worker: replay whenever it starts (an empty queue costs
-    // one read; rounds are serialized per origin).
+}
+
+/// Declares the app's queues and feeds (the object the app gave the
+/// bootstrap). Without Background Sync (Firefox, Safari) nothing else wakes
+/// the queues in the worker, so it then replays at once (an empty queue
+/// costs one read; rounds are serialized per origin).
+#[wasm_bindgen]
+pub fn worker_configure(declaration: JsValue) -> Result<(), JsValue> {
+    config::configure(config::from_js(&declaration)?)?;
     if !bgsync_web::client::has_sync_manager() {
         wasm_bindgen_futures::spawn_local(async {
-            let _ = deliver(0, true).await;
+            let _ = replay::deliver(0, true).await;
         });
     }
+    Ok(())
 }
 
 /// `sync` event: replays the queues. Rejecting tells the browser to retry
-/// later, so the promise rejects exactly when a post is still owed (dead
+/// later, so the promise rejects exactly when an entry is still owed (dead
 /// letters are not owed: no retry can deliver them; nor is a paused queue
 /// until new credentials are set).
 #[wasm_bindgen]
@@ -46,35 +48,34 @@ pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> 
     if !Queue::declared().iter().any(|q| q.tag() == tag) {
         return Ok(());
     }
-    let round = deliver(SYNC_BUDGET_MS, true).await?;
+    let round = replay::deliver(SYNC_BUDGET_MS, true).await?;
     if round.needs_retry() {
-        let when = if last_chance { "the page will retry when opened" } else { "the browser will retry" };
-        return Err(JsValue::from_str(&format!("{} post(s) could not be delivered yet; {when}", round.remaining)));
+        let when = if last_chance { "a page will retry when opened" } else { "the browser will retry" };
+        return Err(JsValue::from_str(&format!("{} entr(ies) could not be delivered yet; {when}", round.remaining)));
     }
     Ok(())
 }
 
-/// `periodicsync` event: pull what changed since the last pull.
+/// `periodicsync` event: pulls the feeds registered under `tag`.
 #[wasm_bindgen]
 pub async fn worker_periodic_sync(tag: String) -> Result<(), JsValue> {
-    let feed = delivery::feed()?;
-    if tag == feed.tag {
-        pull::pull(&feed).await?;
+    for feed in config::current().feeds.iter().filter(|f| f.tag == tag) {
+        pull::pull(feed).await?;
     }
     Ok(())
 }
 
-/// `fetch` event for a same-origin GET.
+/// `fetch` event for a same-origin GET of the app shell.
 #[wasm_bindgen]
 pub async fn worker_fetch(request: Request, shell_cache: String) -> Result<Response, JsValue> {
     worker::respond(request, &shell_cache).await
 }
 
-/// `fetch` event for a request that changes something under `/api/`:
-/// sent at once, queued only if the network fails (answered `202`).
+/// `fetch` event for a request the queue `queue` captures: sent at once,
+/// queued only if the network fails (answered `202`).
 #[wasm_bindgen]
-pub async fn worker_capture(request: Request) -> Result<Response, JsValue> {
-    worker::capture(request, &Queue::named(delivery::REQUESTS_QUEUE)?).await
+pub async fn worker_capture(request: Request, queue: String) -> Result<Response, JsValue> {
+    worker::capture(request, &Queue::named(&queue)?).await
 }
 
 /// `activate` event: drop the caches of earlier versions.
@@ -91,7 +92,7 @@ pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValu
         // A page's "retry now" (or its fallback without Background Sync),
         // or, not expedited, entries it queued while a round ran.
         let expedite = js_sys::Reflect::get(&data, &"expedite".into())?.as_bool().unwrap_or(true);
-        deliver(MESSAGE_BUDGET_MS, expedite).await?;
+        replay::deliver(MESSAGE_BUDGET_MS, expedite).await?;
         return Ok(());
     }
     if let Some(reply) = worker::answer(&data).await? {

@@ -1,0 +1,115 @@
+// bgsync's service-worker bootstrap. The app's own sw.js declares what it
+// has, then loads the glue and this file:
+//
+//   self.BGSYNC = {
+//     wasm: "/bgsync_worker-<hash>.wasm",
+//     shell: { prefix: "app-shell-", cache: "app-shell-<hash>", files: ["/", "/app.css", ...] },
+//     config: { queues: [...], feeds: [...] },   // the same declaration the pages make
+//   };
+//   importScripts("/bgsync_worker-<hash>.js", "/bgsync-sw.js");
+//
+// Every listener is registered synchronously at top level (the browser only
+// dispatches to listeners present at the first evaluation); the work runs in
+// Rust inside waitUntil/respondWith.
+(function () {
+  const app = self.BGSYNC;
+  if (!app || !app.wasm || !app.config) {
+    throw new Error("bgsync: set self.BGSYNC = { wasm, shell, config } before importScripts of bgsync-sw.js");
+  }
+  const shell = app.shell || { prefix: "bgsync-shell-", cache: "bgsync-shell", files: [] };
+  const queues = app.config.queues || [];
+
+  // The wasm comes from the shell cache, so a worker the browser restarts
+  // while offline still runs: the browser keeps sw.js and the imported
+  // scripts, but never the .wasm, for us.
+  let rust = null;
+  function ready() {
+    if (!rust) {
+      rust = caches
+        .match(app.wasm, { cacheName: shell.cache })
+        .then((cached) => cached || fetch(app.wasm))
+        .then((module_or_path) => wasm_bindgen({ module_or_path }))
+        .then(() => {
+          wasm_bindgen.worker_configure(app.config);
+          return wasm_bindgen;
+        })
+        .catch((error) => {
+          rust = null;
+          throw error;
+        });
+    }
+    return rust;
+  }
+
+  self.addEventListener("install", (event) => {
+    event.waitUntil(
+      caches
+        .open(shell.cache)
+        .then((cache) => cache.addAll(shell.files.concat([app.wasm])))
+        .then(() => self.skipWaiting()),
+    );
+  });
+
+  self.addEventListener("activate", (event) => {
+    event.waitUntil(
+      ready()
+        .then((w) => w.worker_activate(shell.prefix, shell.cache))
+        .then(() => self.clients.claim()),
+    );
+  });
+
+  self.addEventListener("sync", (event) => {
+    event.waitUntil(ready().then((w) => w.worker_sync(event.tag, event.lastChance)));
+  });
+
+  self.addEventListener("periodicsync", (event) => {
+    event.waitUntil(ready().then((w) => w.worker_periodic_sync(event.tag)));
+  });
+
+  self.addEventListener("message", (event) => {
+    event.waitUntil(ready().then((w) => w.worker_message(event.data, event.source)));
+  });
+
+  // The queue that captures a request, if any: respondWith must be called
+  // synchronously, so the rule is applied here.
+  function capturing(request, path) {
+    return queues.find((queue) => {
+      const rule = queue.capture;
+      if (!rule) return false;
+      const methods = (rule.methods || ["POST", "PUT", "PATCH", "DELETE"]).map((m) => m.toUpperCase());
+      return (
+        path.startsWith(rule.prefix || "/") &&
+        methods.includes(request.method) &&
+        !(rule.exclude || []).some((prefix) => path.startsWith(prefix))
+      );
+    });
+  }
+
+  function captured(path) {
+    return queues.some((queue) => queue.capture && path.startsWith(queue.capture.prefix || "/"));
+  }
+
+  self.addEventListener("fetch", (event) => {
+    const request = event.request;
+    const url = new URL(request.url);
+    if (url.origin !== self.location.origin) {
+      return;
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      // A replay by bgsync itself (from a page) must fail when it fails,
+      // not be queued again.
+      const queue = !request.headers.has("bgsync-replay") && capturing(request, url.pathname);
+      if (queue) {
+        // Without the Rust code (it failed to load), the request goes out as is.
+        event.respondWith(ready().then((w) => w.worker_capture(request, queue.name), () => fetch(request)));
+      }
+      return;
+    }
+    // The app shell only: reads under a captured prefix (the API) go to
+    // the network (pages keep their data in IndexedDB).
+    if (request.method !== "GET" || captured(url.pathname)) {
+      return;
+    }
+    event.respondWith(ready().then((w) => w.worker_fetch(request, shell.cache)));
+  });
+})();
