@@ -1,0 +1,238 @@
+//! For an app's `build.rs`: builds WebAssembly modules (bgsync's worker,
+//! bgsync's page API, or the app's own page crate) and embeds them, with the
+//! app's static files, into the server binary.
+//!
+//! Steps for each module: a nested `cargo build --profile wasm` for
+//! `wasm32-unknown-unknown` (one invocation per module, so one module's
+//! features never leak into another), `wasm-bindgen` as a library (the same
+//! version as the crate, so the glue always matches), and a content hash in
+//! the bundle's file name, written into the static files in place of the
+//! module's placeholder (such as `__WORKER__`). The browser compares only
+//! `sw.js` and what it imports for updates, never the `.wasm`: without the
+//! hashes there, a Rust-only change would never reach users.
+//!
+//! The app `include!`s `$OUT_DIR/assets.rs`, which holds a constant per
+//! module (the placeholder without underscores: `WORKER`) and
+//! `ASSETS: &[Asset]`; the app defines
+//! `struct Asset { path, content_type, immutable, body }`.
+//!
+//! `BGSYNC_SKIP_WASM=1` skips the wasm (for `cargo check`/`clippy` runs that
+//! do not need a working page): bundles are then empty placeholders.
+
+use std::collections::hash_map::DefaultHasher;
+use std::env;
+use std::fs;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A crate to build for the browser.
+pub struct Module<'a> {
+    pub package: &'a str,
+    /// Cargo features to build it with.
+    pub features: &'a [&'a str],
+    /// What the static files say where its hashed name goes.
+    pub placeholder: &'a str,
+    /// Also serve its TypeScript declarations (`<name>.d.ts`).
+    pub types: bool,
+}
+
+/// bgsync's ready service worker (`crates/bgsync-worker`), and the
+/// bootstrap that goes with it ([`worker_bootstrap`]).
+pub const WORKER: Module<'static> =
+    Module { package: "bgsync-worker", features: &[], placeholder: "__WORKER__", types: false };
+
+/// bgsync's JavaScript API for pages written in JavaScript
+/// (`crates/bgsync-page`).
+pub const PAGE_API: Module<'static> =
+    Module { package: "bgsync-page", features: &[], placeholder: "__BGSYNC__", types: true };
+
+/// A static file: its URL, where it is, its content type.
+pub struct File<'a> {
+    pub url: &'a str,
+    pub path: PathBuf,
+    pub content_type: &'a str,
+}
+
+/// The worker bootstrap as a static file, served at `/bgsync-sw.js`.
+pub fn worker_bootstrap(root: &Path) -> File<'static> {
+    File { url: "/bgsync-sw.js", path: root.join("crates/bgsync-worker/sw.js"), content_type: "text/javascript; charset=utf-8" }
+}
+
+/// The workspace root, from an app's `CARGO_MANIFEST_DIR` `levels` below it.
+pub fn workspace_root(levels: usize) -> PathBuf {
+    let mut root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    for _ in 0..levels {
+        root = root.join("..");
+    }
+    root.canonicalize().expect("the workspace root exists")
+}
+
+/// Builds `modules`, embeds them and `files`, and asks cargo to run again
+/// when anything under `watch` (paths relative to `root`) changes; bgsync's
+/// own crates are always watched.
+pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &[&str]) {
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("run from a build script"));
+    let ours = [
+        "crates/bgsync-web/src",
+        "crates/bgsync-web/Cargo.toml",
+        "crates/bgsync-core/src",
+        "crates/bgsync-worker/src",
+        "crates/bgsync-worker/Cargo.toml",
+        "crates/bgsync-worker/sw.js",
+        "crates/bgsync-page/src",
+        "crates/bgsync-page/Cargo.toml",
+        "Cargo.lock",
+    ];
+    for path in ours.iter().chain(watch) {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    for file in files {
+        println!("cargo:rerun-if-changed={}", file.path.display());
+    }
+    println!("cargo:rerun-if-env-changed=BGSYNC_SKIP_WASM");
+    let skip = env::var_os("BGSYNC_SKIP_WASM").is_some();
+    if skip {
+        println!("cargo:warning=BGSYNC_SKIP_WASM is set: the page and worker will not work");
+    }
+
+    let built: Vec<(String, String, Vec<u8>)> = modules
+        .iter()
+        .map(|module| {
+            let (js, wasm) = if skip { (String::new(), Vec::new()) } else { build_wasm(root, &out_dir, module) };
+            let mut hasher = DefaultHasher::new();
+            hasher.write(js.as_bytes());
+            hasher.write(&wasm);
+            (format!("{}-{:016x}", module.package.replace('-', "_"), hasher.finish()), js, wasm)
+        })
+        .collect();
+
+    let assets = out_dir.join("assets");
+    let _ = fs::remove_dir_all(&assets);
+    fs::create_dir_all(&assets).unwrap();
+    let mut table = Vec::new();
+    for file in files {
+        let bytes = fs::read(&file.path).unwrap_or_else(|e| panic!("{}: {e}", file.path.display()));
+        let bytes = match String::from_utf8(bytes) {
+            Ok(mut text) => {
+                for (module, (name, _, _)) in modules.iter().zip(&built) {
+                    text = text.replace(module.placeholder, name);
+                }
+                text.into_bytes()
+            }
+            Err(e) => e.into_bytes(),
+        };
+        // Named by URL: files may come from anywhere in the workspace.
+        let dest = if file.url == "/" { "index.html".to_owned() } else { file.url.trim_start_matches('/').replace('/', "_") };
+        fs::write(assets.join(&dest), bytes).unwrap();
+        table.push((file.url.to_owned(), dest, file.content_type, false));
+    }
+    let mut code = String::new();
+    for (module, (name, js, wasm)) in modules.iter().zip(&built) {
+        let (js_name, wasm_name) = (format!("{name}.js"), format!("{name}.wasm"));
+        fs::write(assets.join(&js_name), js).unwrap();
+        fs::write(assets.join(&wasm_name), wasm).unwrap();
+        table.push((format!("/{js_name}"), js_name, "text/javascript; charset=utf-8", true));
+        table.push((format!("/{wasm_name}"), wasm_name, "application/wasm", true));
+        if module.types {
+            let stem = module.package.replace('-', "_");
+            let types = out_dir.join(format!("bindgen/{stem}/{stem}.d.ts"));
+            let types = if skip { String::new() } else { fs::read_to_string(types).unwrap() };
+            let types_name = format!("{name}.d.ts");
+            fs::write(assets.join(&types_name), types).unwrap();
+            table.push((format!("/{types_name}"), types_name, "application/typescript; charset=utf-8", true));
+        }
+        let constant = module.placeholder.trim_matches('_');
+        code.push_str(&format!(
+            "/// The content-hashed stem of the `{}` bundle.\npub const {constant}: &str = {name:?};\n",
+            module.package
+        ));
+    }
+    code.push_str("\npub static ASSETS: &[Asset] = &[\n");
+    for (url, file, content_type, immutable) in table {
+        let path = assets.join(&file);
+        code.push_str(&format!(
+            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}) }},\n"
+        ));
+    }
+    code.push_str("];\n");
+    fs::write(out_dir.join("assets.rs"), code).unwrap();
+}
+
+/// rustup installs the targets `rust-toolchain.toml` lists only when it
+/// installs the toolchain itself; on a machine that already had the
+/// toolchain the wasm target can be missing, so it is added here.
+fn ensure_wasm_target(root: &Path) {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
+    let has_target = sysroot.is_some_and(|o| {
+        let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+        Path::new(&sysroot).join("lib/rustlib/wasm32-unknown-unknown/lib").is_dir()
+    });
+    if has_target {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-unknown-unknown target with rustup (once)");
+    let added = Command::new("rustup").current_dir(root).args(["target", "add", "wasm32-unknown-unknown"]).status();
+    assert!(
+        added.is_ok_and(|s| s.success()),
+        "the wasm32-unknown-unknown target is missing and `rustup target add wasm32-unknown-unknown` failed; \
+         install it by hand, or set BGSYNC_SKIP_WASM=1 to build the server without the web app"
+    );
+}
+
+/// Returns the wasm-bindgen JS glue and the wasm module.
+fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>) {
+    let package = module.package;
+    // A nested build in the outer target dir would wait forever on the
+    // outer build's lock, so it gets a directory of its own.
+    let target_dir =
+        env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target")).join("wasm");
+    ensure_wasm_target(root);
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).args([
+        "build",
+        "--profile",
+        "wasm",
+        "--locked",
+        "--package",
+        package,
+        "--features",
+        &module.features.join(","),
+        "--target",
+        "wasm32-unknown-unknown",
+        "--target-dir",
+    ]);
+    cmd.arg(&target_dir);
+    // The outer build's settings describe the host build, not this one.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        let cargo_var = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_MAKEFLAGS";
+        if cargo_var
+            || matches!(&*key, "RUSTFLAGS" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "CARGO_ENCODED_RUSTFLAGS")
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    let status = cmd.status().expect("could not run cargo for the wasm build");
+    assert!(status.success(), "the wasm build of {package} failed (see above)");
+
+    let stem = package.replace('-', "_");
+    let input = target_dir.join(format!("wasm32-unknown-unknown/wasm/{stem}.wasm"));
+    let bindgen_dir = out_dir.join("bindgen").join(&stem);
+    let _ = fs::remove_dir_all(&bindgen_dir);
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&input)
+        .no_modules(true)
+        .unwrap()
+        .typescript(true)
+        .remove_name_section(true)
+        .remove_producers_section(true)
+        .out_name(&stem)
+        .generate(&bindgen_dir)
+        .unwrap_or_else(|e| panic!("wasm-bindgen failed on {}: {e:?}", input.display()));
+    let js = fs::read_to_string(bindgen_dir.join(format!("{stem}.js"))).unwrap();
+    let wasm = fs::read(bindgen_dir.join(format!("{stem}_bg.wasm"))).unwrap();
+    (js, wasm)
+}
