@@ -56,7 +56,11 @@ pub struct File<'a> {
 
 /// The worker bootstrap as a static file, served at `/bgsync-sw.js`.
 pub fn worker_bootstrap(root: &Path) -> File<'static> {
-    File { url: "/bgsync-sw.js", path: root.join("crates/bgsync-worker/sw.js"), content_type: "text/javascript; charset=utf-8" }
+    File {
+        url: "/bgsync-sw.js",
+        path: root.join("crates/bgsync-worker/sw.js"),
+        content_type: "text/javascript; charset=utf-8",
+    }
 }
 
 /// The workspace root, from an app's `CARGO_MANIFEST_DIR` `levels` below it.
@@ -123,7 +127,8 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
             Err(e) => e.into_bytes(),
         };
         // Named by URL: files may come from anywhere in the workspace.
-        let dest = if file.url == "/" { "index.html".to_owned() } else { file.url.trim_start_matches('/').replace('/', "_") };
+        let dest =
+            if file.url == "/" { "index.html".to_owned() } else { file.url.trim_start_matches('/').replace('/', "_") };
         fs::write(assets.join(&dest), bytes).unwrap();
         table.push((file.url.to_owned(), dest, file.content_type, false));
     }

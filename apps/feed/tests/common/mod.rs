@@ -449,19 +449,4 @@ async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
-/// Polls `check` until it returns `Some`, or panics with `what` after
-/// `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use bgsync_testkit::eventually;
