@@ -109,6 +109,17 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "BgsyncConfig")] config: 
     crate::config::configure(crate::config::from_js(&config)?)
 }
 
+/// Registers the app's service worker (`script`, such as "/sw.js") where
+/// the browser has service workers; resolves `false` where it has none
+/// (the page then replays itself).
+#[wasm_bindgen(js_name = registerWorker)]
+pub async fn register_worker(script: String) -> JsResult<bool> {
+    if !client::has_service_worker() {
+        return Ok(false);
+    }
+    client::register_worker(&script).await.map(|_| true)
+}
+
 /// The items pulled from the declared feed `name`, as the server sent them.
 #[wasm_bindgen(js_name = feedItems, unchecked_return_type = "unknown[]")]
 pub async fn feed_items(name: String) -> JsResult<JsValue> {

@@ -1,0 +1,15 @@
+// The tasks app's service worker: bgsync's ready worker with the app's
+// declaration and its app shell.
+importScripts("/bgsync-config.js");
+
+self.BGSYNC = {
+  wasm: "/__WORKER__.wasm",
+  shell: {
+    prefix: "tasks-shell-",
+    cache: "tasks-shell-__WORKER__-__BGSYNC__",
+    files: ["/", "/app.js", "/app.css", "/bgsync-config.js", "/__BGSYNC__.js", "/__BGSYNC__.wasm"],
+  },
+  config: self.BGSYNC_CONFIG,
+};
+
+importScripts("/__WORKER__.js", "/bgsync-sw.js");

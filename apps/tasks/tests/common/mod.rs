@@ -1,0 +1,100 @@
+//! The tasks server for tests: the real app on a random port, on a SQLite
+//! file or a fresh PostgreSQL database (`BGSYNC_TEST_POSTGRES`, default
+//! `postgres://postgres@127.0.0.1:5432/test`; the tests fail, never skip,
+//! when it cannot be reached), with a log of the requests it received.
+
+#![allow(dead_code)]
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+#[allow(unused_imports)]
+pub use bgsync_testkit::eventually;
+use std::sync::{Arc, Mutex};
+
+pub struct Server {
+    pub url: String,
+    pub pool: sqlx::AnyPool,
+    requests: Arc<Mutex<Vec<String>>>,
+    postgres_database: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn admin_url() -> String {
+    std::env::var("BGSYNC_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn on_own_runtime<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
+        .join()
+        .unwrap()
+}
+
+async fn admin(sql: String) {
+    sqlx::any::install_default_drivers();
+    let url = admin_url();
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for these tests and is not reachable at {url} ({e}); start it or set BGSYNC_TEST_POSTGRES")
+    });
+    sqlx::query(&sql).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+impl Server {
+    pub async fn start(postgres: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, postgres_database) = if postgres {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let name = format!("tasks_test_{}_{}_{n}", std::process::id(), bgsync_server::now_ms());
+            admin(format!("CREATE DATABASE {name}")).await;
+            let admin = admin_url();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
+            (format!("{base}/{name}"), Some(name))
+        } else {
+            (format!("sqlite://{}", dir.path().join("tasks.db").display()), None)
+        };
+        let db = tasks::db::connect(&database_url).await.expect("the test database");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = requests.clone();
+        let app = tasks::router(db.clone()).layer(middleware::from_fn(move |req: Request, next: Next| {
+            let log = log.clone();
+            async move {
+                log.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
+                next.run(req).await
+            }
+        }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, pool: db.pool, requests, postgres_database, _dir: dir }
+    }
+
+    /// Every request so far, as "METHOD /path?query".
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The tasks as stored: (id, title, done, deleted), in version order.
+    pub async fn tasks(&self) -> Vec<(String, String, i64, i64)> {
+        sqlx::query_as("SELECT id, title, done, deleted FROM tasks ORDER BY version")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let (n,): (i64,) =
+            sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await.unwrap();
+        n
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres_database.take() {
+            let pool = self.pool.clone();
+            on_own_runtime(async move { pool.close().await });
+            on_own_runtime(admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+        }
+    }
+}
