@@ -1,0 +1,118 @@
+//! The tasks app in a real headless Chromium: its plain JavaScript page on
+//! bgsync's JavaScript API, bgsync's ready worker, real IndexedDB, and the
+//! real server on a SQLite file.
+
+mod common;
+
+use bgsync_testkit::chromium::{eval, queued_in, wait_for, Chromium};
+use common::{eventually, Server};
+use std::time::Duration;
+
+/// The tasks page has started when it marked its status ready.
+const READY: &str = "document.querySelector('#status').dataset.ready === 'true'";
+
+fn titles_js() -> &'static str {
+    "[...document.querySelectorAll('#tasks li')].map(li => li.querySelector('.title').textContent + (li.classList.contains('done') ? ' (done)' : ''))"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab_is_closed() {
+    let server = Server::start(false).await;
+    let chromium = Chromium::launch(READY).await;
+    let page = chromium.open_app(&server.url).await;
+    chromium.set_worker_offline(true).await;
+    let queued: bool = eval(
+        &page,
+        "(async () => { await tasks.put('t1', { title: 'Draft', done: false }); \
+         await tasks.patch('t1', { title: 'Final' }); await tasks.put('t2', { title: 'Keep', done: false }); \
+         await tasks.patch('t2', { done: true }); await tasks.remove('t1'); return true; })()",
+    )
+    .await;
+    assert!(queued);
+    let edits = queued_in(&page, "edits").await;
+    let methods: Vec<&str> = edits.iter().map(|e| e["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["PUT", "PATCH", "PUT", "PATCH", "DELETE"], "queued in the order they were made");
+    let shown: Vec<String> = eval(&page, titles_js()).await;
+    assert_eq!(shown, ["Keep (done)"], "the page shows its queued changes");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(server.count("tasks").await, 0, "nothing left the browser while offline");
+    page.close().await.unwrap();
+
+    // Back online with no tab open: the worker delivers.
+    chromium.set_worker_offline(false).await;
+    let stored = eventually("the five edits", Duration::from_secs(45), || async {
+        let tasks = server.tasks().await;
+        (tasks.len() == 2 && tasks[1].3 == 1).then_some(tasks)
+    })
+    .await;
+    // In order: a PATCH before its PUT would have been refused (404), a
+    // DELETE before the PATCH would have left the old title.
+    assert_eq!(stored, [("t2".to_owned(), "Keep".to_owned(), 1, 0), ("t1".to_owned(), "Final".to_owned(), 0, 1)]);
+    eventually("the five events", Duration::from_secs(45), || async {
+        (server.count("events").await == 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(server.count("idempotency_keys").await, 10, "each edit and event applied once");
+
+    let page = chromium.open_app(&server.url).await;
+    wait_for(&page, "the pulled list", "document.querySelectorAll('#tasks li').length === 1").await;
+    let shown: Vec<String> = eval(&page, titles_js()).await;
+    assert_eq!(shown, ["Keep (done)"]);
+    assert!(queued_in(&page, "edits").await.is_empty());
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pulled_feed_shows_another_clients_changes() {
+    let server = Server::start(false).await;
+    let chromium = Chromium::launch(READY).await;
+    let page = chromium.open_app(&server.url).await;
+    let http = reqwest::Client::new();
+    let other = |method: reqwest::Method, body: Option<serde_json::Value>| {
+        let mut request = http.request(method, format!("{}/api/tasks/from-phone", server.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send()
+    };
+    let res = other(reqwest::Method::PUT, Some(serde_json::json!({ "title": "Written on the phone" }))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(eval::<bool>(&page, "tasks.refresh().then(() => true)").await);
+    wait_for(&page, "the other client's task", "document.querySelector('#tasks li[data-id=\"from-phone\"]')").await;
+    let shown: Vec<String> = eval(&page, titles_js()).await;
+    assert_eq!(shown, ["Written on the phone"]);
+
+    let res = other(reqwest::Method::DELETE, None).await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(eval::<bool>(&page, "tasks.refresh().then(() => true)").await);
+    wait_for(&page, "the deletion", "document.querySelectorAll('#tasks li').length === 0").await;
+    let pulls: Vec<String> = server.requests().into_iter().filter(|r| r.starts_with("GET /api/tasks")).collect();
+    assert!(pulls.iter().any(|r| r.contains("since=")), "later pulls ask only for changes: {pulls:?}");
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unordered_events_queue_is_delivered_in_batches() {
+    let server = Server::start(false).await;
+    let chromium = Chromium::launch(READY).await;
+    let page = chromium.open_app(&server.url).await;
+    chromium.set_worker_offline(true).await;
+    let queued: bool = eval(
+        &page,
+        "(async () => { for (let i = 0; i < 30; i++) await wasm_bindgen.enqueue('events', \
+         { url: '/api/events', body: JSON.stringify({ name: 'tap-' + i }) }); return true; })()",
+    )
+    .await;
+    assert!(queued);
+    chromium.set_worker_offline(false).await;
+    eventually("the thirty events", Duration::from_secs(45), || async {
+        (server.count("events").await == 30).then_some(())
+    })
+    .await;
+    let requests = server.requests();
+    let batches = requests.iter().filter(|r| r.as_str() == "POST /api/sync/batch").count();
+    let alone = requests.iter().filter(|r| r.as_str() == "POST /api/events").count();
+    assert!((1..=2).contains(&batches) && alone == 0, "{requests:?}");
+    chromium.close().await;
+}
