@@ -6,6 +6,8 @@ pub mod config;
 pub mod db;
 pub mod routes;
 pub mod startup;
+pub mod state;
 
 pub use config::Config;
-pub use startup::{router, router_wrapping_api, serve, AppState};
+pub use startup::{router, router_wrapping_api, serve};
+pub use state::AppState;

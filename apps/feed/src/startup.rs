@@ -1,7 +1,7 @@
 //! Building the app and serving it.
 
-use crate::db::Db;
 use crate::routes::posts;
+use crate::state::AppState;
 use crate::{assets, db, Config};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method, Uri};
@@ -10,24 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bgsync_server::batch::BatchConfig;
-use bgsync_server::{idempotency, FailPoint, InFlight, Problem};
-use std::sync::Arc;
+use bgsync_server::{idempotency, Problem};
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub in_flight: Arc<InFlight>,
-    /// Fails a post between its effect and its commit (tests only).
-    pub before_commit: Arc<FailPoint>,
-}
-
-impl AppState {
-    pub fn new(db: Db) -> Self {
-        Self { db, in_flight: Arc::default(), before_commit: Arc::default() }
-    }
-}
 
 /// The whole app: the API, the batch endpoint and the embedded PWA.
 pub fn router(state: AppState) -> Router {

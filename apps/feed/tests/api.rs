@@ -378,7 +378,10 @@ async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
     let mut cursor = "0.0".to_string();
     let mut writers_done = false;
     let mut writers = writers;
+    // A gap would make this wait forever for the 80th post: fail instead.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
+        assert!(std::time::Instant::now() < deadline, "the feed never reached 80 posts (a gap?): {seen:?}");
         let (status, page) = api.get(&format!("{url}?since={cursor}&limit=7")).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         seen.extend(page["posts"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_owned()));

@@ -28,7 +28,7 @@ pub enum Event {
         reason: DeadReason,
     },
     /// The server wants credentials (401/403): nothing is sent until
-    /// [`crate::Queue::resume`].
+    /// [`crate::Engine::resume`].
     Paused {
         status: u16,
     },

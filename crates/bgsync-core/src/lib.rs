@@ -26,6 +26,6 @@ pub mod wire;
 pub use entry::{DeadLetter, DeadReason, Entry, EntryKey};
 pub use event::Event;
 pub use outcome::{AttemptResult, Outcome, OutcomePolicy, Response};
-pub use queue::{BatchLimits, Counts, Queue, QueueConfig, StoreOp, Transmit, TransmitResult};
+pub use queue::{BatchLimits, Counts, Engine, QueueConfig, StoreOp, Transmit, TransmitResult};
 pub use retry::RetryPolicy;
 pub use schedule::PeriodicSchedule;

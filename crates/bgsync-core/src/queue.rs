@@ -2,18 +2,18 @@
 //!
 //! Lifecycle of an entry: queued → sending → done (deleted) | waiting until
 //! T (backoff) | dead (moved to the dead letters, with its reason), and the
-//! whole queue can be paused (401/403) until [`Queue::resume`].
+//! whole queue can be paused (401/403) until [`Engine::resume`].
 //!
 //! The platform owns storage and the network; the engine owns decisions:
 //!
-//! 1. Store an entry durably, then [`Queue::enqueue`] it.
-//! 2. Loop on [`Queue::poll_transmit`], send what it returns (one request,
-//!    or one batch request), and hand the result to [`Queue::handle`].
-//! 3. After each call, carry out every [`Queue::poll_store`] operation
-//!    durably, and show every [`Queue::poll_event`].
-//! 4. When nothing is to be sent, sleep until [`Queue::poll_timeout`].
+//! 1. Store an entry durably, then [`Engine::enqueue`] it.
+//! 2. Loop on [`Engine::poll_transmit`], send what it returns (one request,
+//!    or one batch request), and hand the result to [`Engine::handle`].
+//! 3. After each call, carry out every [`Engine::poll_store`] operation
+//!    durably, and show every [`Engine::poll_event`].
+//! 4. When nothing is to be sent, sleep until [`Engine::poll_timeout`].
 //!
-//! After a crash the platform builds a new `Queue` from what it stored: an
+//! After a crash the platform builds a new `Engine` from what it stored: an
 //! entry whose acknowledgement was never stored is simply sent again, and
 //! the server's idempotency makes that harmless. An entry is deleted only
 //! on a 2xx for it.
@@ -141,7 +141,7 @@ pub struct Counts {
     pub paused: bool,
 }
 
-/// Queue order: enqueue time, then key.
+/// Engine order: enqueue time, then key.
 type Position = (u64, EntryKey);
 
 fn position(entry: &Entry) -> Position {
@@ -150,7 +150,7 @@ fn position(entry: &Entry) -> Position {
 }
 
 #[derive(Debug)]
-pub struct Queue {
+pub struct Engine {
     config: QueueConfig,
     rng: Rng,
     entries: BTreeMap<Position, Entry>,
@@ -163,7 +163,7 @@ pub struct Queue {
     events: VecDeque<Event>,
 }
 
-impl Queue {
+impl Engine {
     /// A queue holding the entries read from the store. `seed` drives the
     /// retry jitter.
     pub fn new(config: QueueConfig, seed: u64, stored: Vec<Entry>) -> Self {
@@ -431,7 +431,7 @@ impl Queue {
         self.paused
     }
 
-    /// When [`Queue::poll_transmit`] will next have something to send, if
+    /// When [`Engine::poll_transmit`] will next have something to send, if
     /// nothing changes before: `None` while paused, while the in-flight
     /// limit is reached, or when the queue is empty.
     pub fn poll_timeout(&self) -> Option<u64> {

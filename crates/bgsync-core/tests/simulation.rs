@@ -22,7 +22,7 @@
 
 use bgsync_core::wire::BatchResult;
 use bgsync_core::{
-    AttemptResult, BatchLimits, DeadLetter, DeadReason, Entry, EntryKey, Queue, QueueConfig, Response, RetryPolicy,
+    AttemptResult, BatchLimits, DeadLetter, DeadReason, Engine, Entry, EntryKey, QueueConfig, Response, RetryPolicy,
     StoreOp, Transmit, TransmitResult,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -89,7 +89,7 @@ struct Sim {
     world: World,
     config: QueueConfig,
     now: u64,
-    queue: Queue,
+    queue: Engine,
     incarnation: u64,
     store: BTreeMap<EntryKey, Entry>,
     dead: BTreeMap<EntryKey, DeadLetter>,
@@ -202,7 +202,7 @@ impl Sim {
         };
         let mut next_enqueue: Vec<u64> = (0..world.entries).map(|_| dice.below(world.enqueue_until_ms + 1)).collect();
         next_enqueue.sort_unstable_by(|a, b| b.cmp(a));
-        let queue = Queue::new(config.clone(), seed, Vec::new());
+        let queue = Engine::new(config.clone(), seed, Vec::new());
         Self {
             seed,
             dice,
@@ -556,7 +556,7 @@ impl Sim {
         self.transmit_keys.clear();
         self.resume_at = None;
         let stored = self.store.values().cloned().collect();
-        self.queue = Queue::new(self.config.clone(), self.seed ^ self.incarnation, stored);
+        self.queue = Engine::new(self.config.clone(), self.seed ^ self.incarnation, stored);
     }
 
     fn check_always(&self) {

@@ -125,7 +125,7 @@ pub fn configure(config: Config) -> JsResult<()> {
         if !feeds.insert(feed.name.as_str()) {
             return Err(error(format!("the feed \"{}\" is declared twice", feed.name)));
         }
-        if crate::queue::RESERVED_STORES.contains(&feed.store.as_str()) || !stores.insert(feed.store.as_str()) {
+        if crate::db::RESERVED_STORES.contains(&feed.store.as_str()) || !stores.insert(feed.store.as_str()) {
             return Err(error(format!("the feed \"{}\" needs a store of its own, not \"{}\"", feed.name, feed.store)));
         }
     }

@@ -1,6 +1,7 @@
 //! bgsync in the browser: the adapters around `bgsync-core`.
 //!
 //! - [`config`]: what an app declares: its queues and its pull feeds;
+//! - [`db`]: the IndexedDB schema every context shares, and its upgrades;
 //! - [`queue`]: the durable queues in IndexedDB (works in pages and workers);
 //! - [`transport`]: delivery of one entry with `fetch` and its
 //!   `Idempotency-Key`;
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod db;
 pub mod events;
 mod js;
 pub mod pull;

@@ -7,15 +7,12 @@
 //! a pull is due, and after their own posts were delivered.
 
 pub use crate::config::FeedDecl as Feed;
+use crate::db::{database, META};
 use crate::js::{self, JsResult};
-use crate::queue::database;
 use bgsync_core::PeriodicSchedule;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Headers, IdbTransactionMode, Request, RequestInit, Response};
-
-/// Per-feed state: cursor, ETag, last success.
-pub const META: &str = "meta";
 
 /// What is stored about a feed.
 #[derive(Clone, Debug, Default)]

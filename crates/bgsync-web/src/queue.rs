@@ -10,33 +10,13 @@
 //! tab is gone.
 
 use crate::config::{Capture, QueueDecl};
+use crate::db::{database, DEAD_LETTERS, ENTRIES};
 use crate::js::{self, JsResult};
 use bgsync_core::{DeadLetter, Entry, EntryKey, QueueConfig, StoreOp};
 use js_sys::{Array, Object};
-use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbTransactionMode, IdbVersionChangeEvent};
-
-pub const DATABASE: &str = "bgsync";
-/// Bumped when the set of object stores changes. Version 5 moved every
-/// queue's entries (one store per queue until then) into [`ENTRIES`].
-const VERSION: u32 = 5;
-/// The entries of every queue, keyed by `[queue, key]`.
-pub const ENTRIES: &str = "entries";
-/// Where entries that will not be sent again are kept, for the user.
-pub const DEAD_LETTERS: &str = "dead-letters";
-/// The object stores every version has, with their key paths (beside
-/// [`ENTRIES`] and a store per declared feed).
-const STORES: &[(&str, &str)] = &[(DEAD_LETTERS, "key"), (crate::pull::META, "key")];
-/// Store names a feed may not take.
-pub const RESERVED_STORES: [&str; 3] = [ENTRIES, DEAD_LETTERS, crate::pull::META];
-
-thread_local! {
-    // Opening a database costs a round trip to the browser process; one
-    // connection per JavaScript context is enough.
-    static DB: RefCell<Option<IdbDatabase>> = const { RefCell::new(None) };
-}
+use web_sys::{IdbDatabase, IdbTransactionMode};
 
 /// A declared queue of entries ([`crate::config::QueueDecl`]).
 #[derive(Clone, Debug)]
@@ -312,41 +292,6 @@ pub async fn dead_letters() -> JsResult<Vec<StoredDeadLetter>> {
     Ok(dead)
 }
 
-pub(crate) async fn database() -> JsResult<IdbDatabase> {
-    if let Some(db) = DB.with(|db| db.borrow().clone()) {
-        return Ok(db);
-    }
-    let factory: IdbFactory = js::global("indexedDB")?;
-    // Opened at whatever version it has; upgraded (one version up, at
-    // least to VERSION) only when a store is missing: a feed declared
-    // since, or the version 4 layout.
-    let mut db = open(&factory, None).await?;
-    for _ in 0..3 {
-        if complete(&db) {
-            break;
-        }
-        let next = (db.version() as u32 + 1).max(VERSION);
-        db.close();
-        db = open(&factory, Some(next)).await?;
-    }
-    if !complete(&db) {
-        return Err(JsValue::from_str("bgsync: the IndexedDB stores could not be created"));
-    }
-    // A newer version of the app in another tab wants to upgrade: let it,
-    // and reopen on next use.
-    let on_version_change = Closure::<dyn FnMut()>::new(|| {
-        DB.with(|slot| {
-            if let Some(db) = slot.borrow_mut().take() {
-                db.close();
-            }
-        })
-    });
-    db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
-    on_version_change.forget();
-    DB.with(|slot| *slot.borrow_mut() = Some(db.clone()));
-    Ok(db)
-}
-
 fn to_js(queue: &str, entry: &Entry) -> JsValue {
     let o = Object::new();
     js::set(&o, "queue", queue);
@@ -390,101 +335,6 @@ fn from_js(value: &JsValue) -> Option<Entry> {
         not_before_ms: number("notBefore").unwrap_or(0.0) as u64,
         last_error: text("lastError"),
     })
-}
-
-/// Whether `db` has every store this version and the declared feeds need.
-fn complete(db: &IdbDatabase) -> bool {
-    let names = db.object_store_names();
-    db.version() as u32 >= VERSION
-        && names.contains(ENTRIES)
-        && STORES.iter().all(|(store, _)| names.contains(store))
-        && crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store))
-}
-
-/// Opens the database (at `version`, or at the one it has), creating what
-/// is missing in the upgrade.
-async fn open(factory: &IdbFactory, version: Option<u32>) -> JsResult<IdbDatabase> {
-    let open = match version {
-        Some(version) => factory.open_with_u32(DATABASE, version)?,
-        None => factory.open(DATABASE)?,
-    };
-    let upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new(move |event: IdbVersionChangeEvent| {
-        let Some(request) = event.target().and_then(|t| t.dyn_into::<web_sys::IdbOpenDbRequest>().ok()) else {
-            return;
-        };
-        let Some(db) = request.result().ok().and_then(|r| r.dyn_into::<IdbDatabase>().ok()) else { return };
-        let existing = db.object_store_names();
-        let create = |store: &str, key_path: &JsValue| {
-            if !existing.contains(store) {
-                let params = IdbObjectStoreParameters::new();
-                params.set_key_path(key_path);
-                let _ = db.create_object_store_with_optional_parameters(store, &params);
-            }
-        };
-        for (store, key_path) in STORES {
-            create(store, &JsValue::from_str(key_path));
-        }
-        create(ENTRIES, &Array::of2(&"queue".into(), &"key".into()));
-        for feed in &crate::config::current().feeds {
-            create(&feed.store, &JsValue::from_str(&feed.key_path));
-        }
-        if event.old_version() < 5.0 {
-            if let Some(tx) = request.transaction() {
-                move_queue_stores(&db, &tx);
-            }
-        }
-    });
-    open.set_onupgradeneeded(Some(upgrade.as_ref().unchecked_ref()));
-    let db: IdbDatabase = js::request(&open).await?.dyn_into()?;
-    drop(upgrade);
-    Ok(db)
-}
-
-/// The version 4 layout kept each queue in a store of its own, named after
-/// the queue and keyed by `key`: moves their entries into [`ENTRIES`] under
-/// that queue's name and drops the stores, in the upgrade transaction (so
-/// the move is all or nothing). Dead letters written before dead letters
-/// recorded their queue go back to the queue store that existed then.
-fn move_queue_stores(db: &IdbDatabase, tx: &web_sys::IdbTransaction) {
-    let names = db.object_store_names();
-    let old: Vec<String> = (0..names.length())
-        .filter_map(|i| names.item(i))
-        .filter(|name| name != ENTRIES && !STORES.iter().any(|(store, _)| store == name))
-        .filter(|name| !crate::config::current().feeds.iter().any(|feed| &feed.store == name))
-        .filter(|name| {
-            tx.object_store(name).ok().and_then(|s| s.key_path().ok()).and_then(|p| p.as_string()).as_deref()
-                == Some("key")
-        })
-        .collect();
-    let Ok(entries) = tx.object_store(ENTRIES) else { return };
-    if let (Some(first), Ok(dead)) = (old.first().cloned(), tx.object_store(DEAD_LETTERS)) {
-        if let Ok(all) = dead.get_all() {
-            let (read, store) = (all.clone(), dead.clone());
-            let on_read = Closure::once_into_js(move || {
-                for record in Array::from(&read.result().unwrap_or_default()).iter() {
-                    if js::get(&record, "queue").map(|q| q.is_undefined()).unwrap_or(false) {
-                        js::set(&record, "queue", first.as_str());
-                        let _ = store.put(&record);
-                    }
-                }
-            });
-            all.set_onsuccess(Some(on_read.unchecked_ref()));
-        }
-    }
-    for name in old {
-        let Ok(store) = tx.object_store(&name) else { continue };
-        let Ok(all) = store.get_all() else { continue };
-        let (read, target, db) = (all.clone(), entries.clone(), db.clone());
-        // The success handler runs while the upgrade transaction is active.
-        let on_read = Closure::once_into_js(move || {
-            for record in Array::from(&read.result().unwrap_or_default()).iter() {
-                js::set(&record, "queue", name.as_str());
-                let _ = target.put(&record);
-            }
-            let _ = db.delete_object_store(&name);
-        });
-        all.set_onsuccess(Some(on_read.unchecked_ref()));
-    }
 }
 
 fn dead_to_js(queue: &str, dead: &DeadLetter) -> JsValue {

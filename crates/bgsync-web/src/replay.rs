@@ -1,5 +1,5 @@
 //! Replaying a queue: the browser shell around the engine
-//! ([`bgsync_core::Queue`]).
+//! ([`bgsync_core::Engine`]).
 //!
 //! A round reads the stored entries, lets the engine decide what to send
 //! and what each answer means, carries out its store operations in
@@ -14,7 +14,7 @@ use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use crate::state;
 use crate::transport;
-use bgsync_core::{BatchLimits, Event, Queue as Engine, QueueConfig, TransmitResult};
+use bgsync_core::{BatchLimits, Engine, Event, QueueConfig, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

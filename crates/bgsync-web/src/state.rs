@@ -9,9 +9,8 @@
 //! short-lived ones, and call [`set_credentials`] with an empty list to
 //! forget them (on sign-out).
 
+use crate::db::{database, META};
 use crate::js::{self, JsResult};
-use crate::pull::META;
-use crate::queue::database;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::IdbTransactionMode;

@@ -2,7 +2,7 @@
 //! id); list posts newest first; or, with `since`, the delta feed.
 
 use crate::db::Backend;
-use crate::startup::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Extension, Query, State};

@@ -247,7 +247,7 @@ fn show_field_errors(errors: &[FieldError]) {
         }
     }
     if let Some(first) = errors.first() {
-        if let Ok(input) = doc().get_element_by_id(first.field).unwrap().dyn_into::<web_sys::HtmlElement>() {
+        if let Some(Ok(input)) = doc().get_element_by_id(first.field).map(|e| e.dyn_into::<web_sys::HtmlElement>()) {
             let _ = input.focus();
         }
     }
@@ -302,14 +302,34 @@ async fn render() {
         r.set(r.get().wrapping_add(1));
         r.get()
     });
-    let queue = posts();
-    let queued = match &queue {
-        Ok(queue) => queue.all().await.unwrap_or_default(),
-        Err(_) => Vec::new(),
+    // A read that fails is shown as such: never "All posts sent" when the
+    // queue could not be read.
+    let mut unreadable: Option<String> = None;
+    let mut note = |e: JsValue| {
+        unreadable.get_or_insert_with(|| describe(&e));
     };
-    let dead = bgsync_web::queue::dead_letters().await.unwrap_or_default();
-    let server = pulled_posts().await;
-    let paused = bgsync_web::state::paused(POSTS_QUEUE).await.ok().flatten();
+    let queued = match posts() {
+        Ok(queue) => queue.all().await.unwrap_or_else(|e| {
+            note(e);
+            Vec::new()
+        }),
+        Err(e) => {
+            note(e);
+            Vec::new()
+        }
+    };
+    let dead = bgsync_web::queue::dead_letters().await.unwrap_or_else(|e| {
+        note(e);
+        Vec::new()
+    });
+    let server = pulled_posts().await.unwrap_or_else(|e| {
+        note(e);
+        Vec::new()
+    });
+    let paused = bgsync_web::state::paused(POSTS_QUEUE).await.unwrap_or_else(|e| {
+        note(e);
+        None
+    });
     if RENDER.with(Cell::get) != generation {
         return;
     }
@@ -369,6 +389,10 @@ async fn render() {
 
     let sending = SENDING.with(Cell::get) && waiting > 0;
     let (state, text) = match (waiting, failed, online && reachable) {
+        _ if unreadable.is_some() => (
+            "error",
+            format!("Could not read the saved posts ({}); reload the page", unreadable.as_deref().unwrap_or_default()),
+        ),
         _ if paused.is_some() => {
             ("paused", format!("Paused: the server wants you to sign in again ({waiting} post(s) waiting)"))
         }
@@ -448,11 +472,9 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
 }
 
 /// The posts pulled from the server, newest first, from IndexedDB.
-async fn pulled_posts() -> Vec<Item> {
-    let Ok(feed) = feed() else { return Vec::new() };
-    let mut posts: Vec<(f64, Item)> = pull::items(&feed)
-        .await
-        .unwrap_or_default()
+async fn pulled_posts() -> Result<Vec<Item>, JsValue> {
+    let mut posts: Vec<(f64, Item)> = pull::items(&feed()?)
+        .await?
         .iter()
         .filter_map(|v| {
             let at = Reflect::get(v, &"created_at".into()).ok()?.as_f64().unwrap_or(0.0);
@@ -460,7 +482,7 @@ async fn pulled_posts() -> Vec<Item> {
         })
         .collect();
     posts.sort_by(|a, b| b.0.total_cmp(&a.0));
-    posts.into_iter().map(|(_, item)| item).collect()
+    Ok(posts.into_iter().map(|(_, item)| item).collect())
 }
 
 fn describe(e: &JsValue) -> String {

@@ -12,12 +12,12 @@ fn status(s: u16) -> TransmitResult {
     TransmitResult::Single(AttemptResult::Response(Response::status(s)))
 }
 
-fn queue(config: QueueConfig, keys: &[&str]) -> Queue {
+fn queue(config: QueueConfig, keys: &[&str]) -> Engine {
     let entries = keys.iter().enumerate().map(|(i, k)| entry(k, i as f64 + 1.0)).collect();
-    Queue::new(config, 7, entries)
+    Engine::new(config, 7, entries)
 }
 
-fn ops(q: &mut Queue) -> Vec<StoreOp> {
+fn ops(q: &mut Engine) -> Vec<StoreOp> {
     std::iter::from_fn(|| q.poll_store()).collect()
 }
 
@@ -141,7 +141,7 @@ fn batches_respect_entry_and_byte_limits_and_skipped_items_stay_queued() {
     let mut big = entry("big", 1.0);
     big.body = "x".repeat(5_000);
     let mut q =
-        Queue::new(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, 1, vec![big, entry("small", 2.0)]);
+        Engine::new(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, 1, vec![big, entry("small", 2.0)]);
     assert_eq!(sent_keys(&q.poll_transmit(0).unwrap()), ["big"], "an oversized entry still goes, alone");
 }
 
@@ -200,7 +200,7 @@ fn expedite_makes_waiting_entries_due() {
 #[test]
 fn a_batch_that_failed_as_a_whole_is_retried_as_one_batch() {
     let batch = Some(BatchLimits::new(10, 1 << 20));
-    let mut q = Queue::new(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, 7, Vec::new());
+    let mut q = Engine::new(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, 7, Vec::new());
     for i in 0..5 {
         q.enqueue(entry(&format!("k{i}"), i as f64));
     }
@@ -221,7 +221,7 @@ fn entries_the_batch_endpoint_cannot_serve_go_on_their_own_in_their_turn() {
         ["a", "b", "c", "d", "e"].iter().enumerate().map(|(i, k)| entry(k, i as f64)).collect();
     entries[2].url = "/\\evil.example/x".into();
     entries[4].method = "GET".into();
-    let mut q = Queue::new(QueueConfig { batch, ..QueueConfig::default() }, 1, entries);
+    let mut q = Engine::new(QueueConfig { batch, ..QueueConfig::default() }, 1, entries);
     let mut sent = Vec::new();
     while let Some(t) = q.poll_transmit(0) {
         sent.push((sent_keys(&t).join(","), t.batch));
