@@ -252,6 +252,7 @@ async fn a_poison_post_is_dead_lettered_and_the_posts_after_it_are_delivered() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!((listed[0]["queue"].as_str(), listed[0]["url"].as_str()), (Some("sync-posts"), Some("/api/posts")));
     assert_eq!(listed[0]["reason"], reason);
+    assert_eq!(listed[0]["cause"], serde_json::json!({ "kind": "rejected", "status": 400 }), "typed beside the words");
     assert_eq!(eval::<serde_json::Value>(&page, "wasm_bindgen.status()").await["deadLetters"], 1);
     let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
     std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed-dead-letter.png"), png).unwrap();

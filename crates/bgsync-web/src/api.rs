@@ -76,6 +76,8 @@ export interface DeadLetter {
   body: string;
   /** Why it will not be sent again, in words (with the server's detail). */
   reason: string;
+  /** Why, as data. */
+  cause?: { kind: "rejected"; status: number } | { kind: "too-many-attempts"; attempts: number } | { kind: "too-old"; ageMs: number };
   /** When it was dead-lettered, ms since the epoch. */
   at: number;
 }
@@ -84,7 +86,7 @@ export type BgsyncEvent = { queue?: string } & (
   | { type: "sending"; keys: string[] }
   | { type: "sent"; key: string }
   | { type: "retry-scheduled"; key: string; at: number; error: string }
-  | { type: "dead-lettered"; key: string; reason: string }
+  | { type: "dead-lettered"; key: string; reason: string; cause: DeadLetter["cause"] }
   | { type: "paused"; status: number }
   | { type: "resumed" }
   | { type: "drained" }
@@ -226,6 +228,7 @@ pub async fn dead_letters() -> JsResult<JsValue> {
         js::set(&o, "headers", js::header_pairs(&dead.entry.headers));
         js::set(&o, "body", dead.entry.body.as_str());
         js::set(&o, "reason", dead.reason.as_str());
+        js::set(&o, "cause", dead.cause.clone());
         js::set(&o, "at", dead.at_ms);
         list.push(&o);
     }

@@ -13,44 +13,94 @@ use web_sys::BroadcastChannel;
 
 pub const CHANNEL: &str = "bgsync";
 
+/// The kinds of broadcast events, so a Rust page matches on them instead
+/// of on the strings JavaScript sees (`type` of the object).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Queued,
+    Sending,
+    Sent,
+    RetryScheduled,
+    DeadLettered,
+    Paused,
+    Resumed,
+    Drained,
+    Pulled,
+}
+
+impl EventKind {
+    const ALL: [EventKind; 9] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::RetryScheduled,
+        Self::DeadLettered,
+        Self::Paused,
+        Self::Resumed,
+        Self::Drained,
+        Self::Pulled,
+    ];
+
+    /// The `type` it has on the channel.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::RetryScheduled => "retry-scheduled",
+            Self::DeadLettered => "dead-lettered",
+            Self::Paused => "paused",
+            Self::Resumed => "resumed",
+            Self::Drained => "drained",
+            Self::Pulled => "pulled",
+        }
+    }
+
+    /// The kind of a received event object.
+    pub fn of(event: &JsValue) -> Option<Self> {
+        let name = js::get(event, "type").ok()?.as_string()?;
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    fn of_event(event: &Event) -> Self {
+        match event {
+            Event::Queued { .. } => Self::Queued,
+            Event::Sending { .. } => Self::Sending,
+            Event::Sent { .. } => Self::Sent,
+            Event::RetryScheduled { .. } => Self::RetryScheduled,
+            Event::DeadLettered { .. } => Self::DeadLettered,
+            Event::Paused { .. } => Self::Paused,
+            Event::Resumed => Self::Resumed,
+            Event::Drained => Self::Drained,
+        }
+    }
+}
+
 /// The event as a plain object: `{type, queue, ...}` with `type` one of
 /// `queued`, `sending`, `sent`, `retry-scheduled`, `dead-lettered`,
 /// `paused`, `resumed`, `drained`.
 pub fn to_js(queue: &str, event: &Event) -> JsValue {
     let o = Object::new();
     js::set(&o, "queue", queue);
-    let kind = match event {
-        Event::Queued { key } => {
-            js::set(&o, "key", key.as_str());
-            "queued"
-        }
+    match event {
+        Event::Queued { key } | Event::Sent { key } => js::set(&o, "key", key.as_str()),
         Event::Sending { keys } => {
-            js::set(&o, "keys", keys.iter().map(|k| JsValue::from_str(k.as_str())).collect::<Array>());
-            "sending"
-        }
-        Event::Sent { key } => {
-            js::set(&o, "key", key.as_str());
-            "sent"
+            js::set(&o, "keys", keys.iter().map(|k| JsValue::from_str(k.as_str())).collect::<Array>())
         }
         Event::RetryScheduled { key, at_ms, error } => {
             js::set(&o, "key", key.as_str());
             js::set(&o, "at", *at_ms as f64);
             js::set(&o, "error", error.as_str());
-            "retry-scheduled"
         }
         Event::DeadLettered { key, reason } => {
             js::set(&o, "key", key.as_str());
             js::set(&o, "reason", reason.to_string());
-            "dead-lettered"
+            js::set(&o, "cause", crate::queue::cause_to_js(reason));
         }
-        Event::Paused { status } => {
-            js::set(&o, "status", *status);
-            "paused"
-        }
-        Event::Resumed => "resumed",
-        Event::Drained => "drained",
-    };
-    js::set(&o, "type", kind);
+        Event::Paused { status } => js::set(&o, "status", *status),
+        Event::Resumed | Event::Drained => {}
+    }
+    js::set(&o, "type", EventKind::of_event(event).name());
     o.into()
 }
 

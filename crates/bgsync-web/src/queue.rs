@@ -12,7 +12,7 @@
 use crate::config::{Capture, QueueDecl};
 use crate::db::{database, DEAD_LETTERS, ENTRIES};
 use crate::js::{self, JsResult};
-use bgsync_core::{DeadLetter, Entry, EntryKey, QueueConfig, StoreOp};
+use bgsync_core::{DeadLetter, DeadReason, Entry, EntryKey, QueueConfig, StoreOp};
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -268,7 +268,11 @@ async fn count_store(store: &str) -> JsResult<usize> {
 pub struct StoredDeadLetter {
     pub queue: String,
     pub entry: Entry,
+    /// Why, for people.
     pub reason: String,
+    /// Why, as data (`{kind, status | attempts | ageMs}`); absent for dead
+    /// letters stored before it was recorded.
+    pub cause: JsValue,
     pub at_ms: f64,
 }
 
@@ -284,6 +288,7 @@ pub async fn dead_letters() -> JsResult<Vec<StoredDeadLetter>> {
                 entry: from_js(&js::get(&v, "entry").ok()?)?,
                 queue: js::get(&v, "queue").ok().and_then(|q| q.as_string()).unwrap_or_default(),
                 reason: js::get(&v, "reason").ok()?.as_string()?,
+                cause: js::get(&v, "cause").unwrap_or(JsValue::UNDEFINED),
                 at_ms: js::get(&v, "at").ok()?.as_f64().unwrap_or(0.0),
             })
         })
@@ -337,12 +342,35 @@ fn from_js(value: &JsValue) -> Option<Entry> {
     })
 }
 
+/// Why an entry was dead-lettered, as data: `{kind: "rejected", status}`,
+/// `{kind: "too-many-attempts", attempts}` or `{kind: "too-old", ageMs}`
+/// (the sentence for people is `reason`, beside it).
+pub fn cause_to_js(reason: &DeadReason) -> JsValue {
+    let o = Object::new();
+    match reason {
+        DeadReason::Rejected { status, .. } => {
+            js::set(&o, "kind", "rejected");
+            js::set(&o, "status", *status);
+        }
+        DeadReason::TooManyAttempts { attempts, .. } => {
+            js::set(&o, "kind", "too-many-attempts");
+            js::set(&o, "attempts", *attempts);
+        }
+        DeadReason::TooOld { age_ms, .. } => {
+            js::set(&o, "kind", "too-old");
+            js::set(&o, "ageMs", *age_ms as f64);
+        }
+    }
+    o.into()
+}
+
 fn dead_to_js(queue: &str, dead: &DeadLetter) -> JsValue {
     let o = Object::new();
     js::set(&o, "key", dead.entry.key.as_str());
     js::set(&o, "queue", queue);
     js::set(&o, "entry", to_js(queue, &dead.entry));
     js::set(&o, "reason", dead.reason.to_string());
+    js::set(&o, "cause", cause_to_js(&dead.reason));
     js::set(&o, "at", dead.at_ms as f64);
     o.into()
 }

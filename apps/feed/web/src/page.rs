@@ -10,7 +10,7 @@
 
 use crate::{feed, posts, POSTS_QUEUE, POSTS_URL};
 use bgsync_web::client;
-use bgsync_web::events::CHANNEL;
+use bgsync_web::events::{EventKind, CHANNEL};
 use bgsync_web::{pull, replay};
 use feed_post::{FieldError, NewPost};
 use js_sys::{Object, Reflect};
@@ -79,10 +79,11 @@ fn wire_up() -> Result<(), JsValue> {
     // so any change is a re-render.
     let on_change = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         for one in bgsync_web::events::unpack(&event.data()) {
-            let kind = Reflect::get(&one, &"type".into()).ok().and_then(|t| t.as_string());
-            match kind.as_deref() {
-                Some("sending") => SENDING.with(|s| s.set(true)),
-                Some("drained" | "retry-scheduled" | "paused" | "dead-lettered") => SENDING.with(|s| s.set(false)),
+            match EventKind::of(&one) {
+                Some(EventKind::Sending) => SENDING.with(|s| s.set(true)),
+                Some(EventKind::Drained | EventKind::RetryScheduled | EventKind::Paused | EventKind::DeadLettered) => {
+                    SENDING.with(|s| s.set(false))
+                }
                 _ => {}
             }
         }
