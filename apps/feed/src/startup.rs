@@ -66,7 +66,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e} (choose another with --addr)", config.addr))?;
-    println!("feed: serving on http://{} (database {})", listener.local_addr()?, config.database_url);
+    say(&format!("feed: serving on http://{} (database {})", listener.local_addr()?, config.database_url));
     // A key only has to outlive every retry of its request.
     idempotency::spawn_purge(db.pool.clone(), Duration::from_secs(config.key_ttl_secs), Duration::from_secs(300));
     let drained = bgsync_server::serve::serve(
@@ -77,10 +77,17 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     if drained.cut > 0 {
-        println!("feed: stopped; {} connection(s) still busy after the grace period were closed", drained.cut);
+        say(&format!("feed: stopped; {} connection(s) still busy after the grace period were closed", drained.cut));
     } else {
-        println!("feed: stopped; every request in flight was answered");
+        say(&format!("feed: stopped; every request in flight was answered"));
     }
     db.pool.close().await;
     Ok(())
+}
+
+/// A line for the operator on stdout; a closed stdout (a supervisor that
+/// stopped reading) is no reason to fail.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

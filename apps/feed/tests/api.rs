@@ -1,6 +1,7 @@
 //! The posts API over real HTTP, against the real server, each test on a
 //! SQLite file and on a PostgreSQL database.
 
+#[macro_use]
 mod common;
 
 use common::TestServer;
@@ -520,28 +521,6 @@ async fn raw_post(addr: std::net::SocketAddr, body: &[u8], chunked: bool) -> (u1
         .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_owned))
         .unwrap_or_default();
     (status, content_type, body.to_owned())
-}
-
-/// Each test, once on SQLite and once on PostgreSQL.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(feed::db::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(feed::db::Backend::Postgres).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_databases!(

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 struct Server {
     child: Child,
     addr: String,
+    /// Kept open: the server says on stdout when it stops.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
     _dir: tempfile::TempDir,
 }
 
@@ -19,23 +21,25 @@ impl Server {
     /// descriptor limit of `max_files`.
     fn start(flags: &str, max_files: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let addr = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().to_string()
-        };
         let db = format!("sqlite://{}", dir.path().join("feed.db").display());
-        let script = format!("ulimit -n {max_files} && exec \"$0\" --addr {addr} --database-url {db} {flags}");
-        let child = Command::new("sh")
+        // Port 0: the server picks a free port and says which (a port picked
+        // here could be taken by a parallel test before the server binds it).
+        let script = format!("ulimit -n {max_files} && exec \"$0\" --addr 127.0.0.1:0 --database-url {db} {flags}");
+        let mut child = Command::new("sh")
             .args(["-c", &script, env!("CARGO_BIN_EXE_feed")])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("the feed binary starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "the server did not start listening on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr, _dir: dir }
+        let mut line = String::new();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+            .to_owned();
+        Self { child, addr, _stdout: stdout, _dir: dir }
     }
 
     fn connect(&self) -> TcpStream {

@@ -4,6 +4,7 @@
 //! problem, keys are scoped per client, the purge cannot break a claim,
 //! conditional requests follow RFC 9110, and text is canonical and visible.
 
+#[macro_use]
 mod common;
 
 use common::TestServer;
@@ -341,28 +342,6 @@ async fn text_is_stored_canonical_and_invisible_or_bidi_text_is_refused(backend:
     let res = http.post(&url).json(&json!({ "title": "Cafe\u{301}", "location": "X" })).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(server.stored_posts().await[0].1, "Caf\u{e9}", "stored in NFC");
-}
-
-/// Each test, once on SQLite and once on PostgreSQL.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(feed::db::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(feed::db::Backend::Postgres).await
-                }
-            )*
-        }
-    };
 }
 
 on_both_databases!(

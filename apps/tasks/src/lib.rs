@@ -33,10 +33,17 @@ pub fn router(db: db::Db) -> Router {
 pub async fn serve(addr: SocketAddr, database_url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let db = db::connect(database_url).await.map_err(|e| format!("cannot open the database {database_url}: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    println!("tasks: serving on http://{} (database {database_url})", listener.local_addr()?);
+    say(&format!("tasks: serving on http://{} (database {database_url})", listener.local_addr()?));
     bgsync_server::idempotency::spawn_purge(db.pool.clone(), Duration::from_secs(86_400), Duration::from_secs(300));
     let limits = bgsync_server::serve::Limits::default();
     bgsync_server::serve::serve(listener, router(db.clone()), limits, bgsync_server::serve::shutdown_signal()).await?;
     db.pool.close().await;
     Ok(())
+}
+
+/// A line for the operator on stdout; a closed stdout (a supervisor that
+/// stopped reading) is no reason to fail.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

@@ -10,9 +10,11 @@
 //! The entries share one database transaction, committed once at the end:
 //! one commit, one fsync, for the whole batch. Handlers join it with
 //! [`EffectTx::begin`], which outside a batch begins a transaction of their
-//! own. Each entry runs inside a savepoint: an entry that is not answered
-//! 2xx is rolled back to it, so it leaves no write behind whatever its
-//! handler did. An entry that meets a storage failure (a [`Problem`] made
+//! own. An entry that is not answered 2xx is rolled back, so it leaves no
+//! write behind whatever its
+//! handler did (the usual batch, where every entry succeeds, takes one
+//! savepoint for the whole batch; at the first failure the batch rolls back
+//! to it and runs again the entries that had succeeded). An entry that meets a storage failure (a [`Problem`] made
 //! with [`Problem::storage`], marked [`StorageFailure`]), or a commit that
 //! fails, rolls the whole batch back, and every entry that had succeeded is
 //! answered 503 instead (nothing of the batch took effect).
@@ -271,18 +273,37 @@ where
     let shared = BatchTx(Arc::new(Mutex::new(Some(batches.pool.begin().await.map_err(|e| Problem::storage(&e))?))));
     let started = Instant::now();
     let (mut answered, mut stopped, mut storage_failed) = (0, false, false);
-    let mut results = Vec::with_capacity(request.entries.len());
-    for entry in request.entries {
+    let mut results: Vec<BatchResult> = Vec::with_capacity(request.entries.len());
+    // Savepoints cost a statement each, so the usual batch (every entry
+    // succeeds) takes one for the whole batch. At the first entry that
+    // fails, the batch rolls back to it, runs again the entries that had
+    // succeeded, and from then on gives each entry a savepoint of its own.
+    let mut per_entry = false;
+    if let Err(e) = savepoint(&shared, "SAVEPOINT bgsync_batch").await {
+        return Err(Problem::storage(&e));
+    }
+    let entries = request.entries;
+    for (i, entry) in entries.iter().enumerate() {
         if stopped || started.elapsed() >= config.max_hold || answered >= config.max_answer_bytes {
             // Not attempted: the client sends it again in another batch.
             stopped = true;
-            results.push(not_attempted(entry.key));
+            results.push(not_attempted(entry.key.clone()));
             continue;
         }
-        let (result, failed) = run(&batches, entry, &shared, client.as_ref()).await;
-        answered += result.body.len();
+        let (result, failed) = run(&batches, entry.clone(), &shared, client.as_ref(), per_entry).await;
         let ok = result.status.is_some_and(|s| (200..300).contains(&s));
         storage_failed |= failed;
+        if !ok && !per_entry && !storage_failed {
+            per_entry = true;
+            match redo(&batches, &entries[..i], &mut results, &shared, client.as_ref()).await {
+                Ok(failed) => storage_failed |= failed,
+                Err(e) => {
+                    storage_failed = true;
+                    tracing::warn!("a batch could not be rolled back to its start: {e}");
+                }
+            }
+        }
+        answered += result.body.len();
         stopped = storage_failed || (request.ordered && !ok);
         results.push(result);
     }
@@ -310,13 +331,42 @@ where
     Ok(axum::Json(BatchResponse { results }))
 }
 
-/// Runs one entry in a savepoint of the batch's transaction; returns its
-/// result and whether it met a storage failure.
+/// Undoes everything the batch did so far (the entries that succeeded, and
+/// the one that just failed) and runs the entries that had succeeded again,
+/// each in a savepoint of its own, replacing their results. Returns whether
+/// one met a storage failure.
+async fn redo<DB>(
+    batches: &Batches<DB>,
+    done: &[BatchEntry],
+    results: &mut [BatchResult],
+    shared: &BatchTx<DB>,
+    client: Option<&HeaderValue>,
+) -> Result<bool, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    savepoint(shared, "ROLLBACK TO SAVEPOINT bgsync_batch").await?;
+    let mut storage_failed = false;
+    for (entry, result) in done.iter().zip(results.iter_mut()) {
+        if result.status.is_some_and(|s| (200..300).contains(&s)) {
+            let (again, failed) = run(batches, entry.clone(), shared, client, true).await;
+            storage_failed |= failed;
+            *result = again;
+        }
+    }
+    Ok(storage_failed)
+}
+
+/// Runs one entry in the batch's transaction (in a savepoint of its own if
+/// `savepoint_each`); returns its result and whether it met a storage
+/// failure.
 async fn run<DB>(
     batches: &Batches<DB>,
     entry: BatchEntry,
     shared: &BatchTx<DB>,
     client: Option<&HeaderValue>,
+    savepoint_each: bool,
 ) -> (BatchResult, bool)
 where
     DB: sqlx::Database,
@@ -327,8 +377,10 @@ where
         Ok(request) => request,
         Err(problem) => return (answer(key, problem.status, &problem), false),
     };
-    if let Err(e) = savepoint(shared, "SAVEPOINT bgsync_entry").await {
-        return (answer(key, 503, &Problem::storage(&e)), true);
+    if savepoint_each {
+        if let Err(e) = savepoint(shared, "SAVEPOINT bgsync_entry").await {
+            return (answer(key, 503, &Problem::storage(&e)), true);
+        }
     }
     let response = match batches.api.clone().oneshot(request).await {
         Ok(response) => response,
@@ -341,7 +393,9 @@ where
     let Ok(body) = axum::body::to_bytes(response.into_body(), limit).await else {
         // Its effect is in the transaction but its answer cannot be
         // returned: undo the effect rather than lose the answer.
-        let _ = savepoint(shared, "ROLLBACK TO SAVEPOINT bgsync_entry").await;
+        if savepoint_each {
+            let _ = savepoint(shared, "ROLLBACK TO SAVEPOINT bgsync_entry").await;
+        }
         let problem = Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "entry-answer-too-large",
@@ -351,9 +405,12 @@ where
         return (answer(key, 422, &problem), false);
     };
     // A refused entry leaves nothing behind, whatever its handler wrote.
-    let end = if status.is_success() { "RELEASE SAVEPOINT bgsync_entry" } else { "ROLLBACK TO SAVEPOINT bgsync_entry" };
-    if let Err(e) = savepoint(shared, end).await {
-        return (answer(key, 503, &Problem::storage(&e)), true);
+    if savepoint_each {
+        let end =
+            if status.is_success() { "RELEASE SAVEPOINT bgsync_entry" } else { "ROLLBACK TO SAVEPOINT bgsync_entry" };
+        if let Err(e) = savepoint(shared, end).await {
+            return (answer(key, 503, &Problem::storage(&e)), true);
+        }
     }
     let result = BatchResult {
         key,

@@ -10,6 +10,7 @@
 //!   commits in the same transaction as the effect.
 
 pub mod batch;
+pub mod db;
 pub mod failpoint;
 pub mod idempotency;
 pub mod json;

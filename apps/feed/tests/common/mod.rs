@@ -9,6 +9,29 @@
 
 #![allow(dead_code)]
 
+/// Each test, once on SQLite and once on PostgreSQL.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(feed::db::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(feed::db::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 pub mod browser;
 pub mod webdriver;
 

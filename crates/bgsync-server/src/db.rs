@@ -1,0 +1,90 @@
+//! Opening an app's database the way background sync needs it: SQLite (a
+//! file, created if absent: the embedded default) or PostgreSQL (several
+//! stateless servers on one database), chosen by the URL, through sqlx's
+//! `Any` driver so an app writes its queries once, with its migrations
+//! (and the key store's schema among them) run at start.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+use std::borrow::Cow;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// Which backend a URL names, or what to use instead.
+    pub fn of(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(format!(
+                "the database URL {url:?} is not supported: use sqlite://PATH (such as sqlite://app.db) \
+                 or postgres://USER@HOST:PORT/DATABASE"
+            ))
+        }
+    }
+}
+
+/// An open database and which backend it is.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// A migration: version, description, SQL.
+pub type MigrationSql = (i64, &'static str, &'static str);
+
+/// Opens `url` and runs `migrations(backend)` (in version order; include
+/// [`crate::idempotency::SQLITE_SCHEMA`] or `POSTGRES_SCHEMA` among them).
+///
+/// SQLite runs in WAL mode (readers beside the writer) with
+/// `synchronous = FULL` (a request that got a 2xx survives a power loss,
+/// not only a killed process) and a 10 s busy timeout; 8 connections.
+/// PostgreSQL gets 16. A request waits at most 5 s for a connection, then
+/// gets a storage failure (503) rather than hanging.
+pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql>) -> Result<Database, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+    let url = match backend {
+        Backend::Sqlite if !url.contains("mode=") => {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        }
+        _ => url.to_owned(),
+    };
+    let pool = AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        conn.execute(pragma).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await?;
+    let migrations = migrations(backend)
+        .into_iter()
+        .map(|(version, description, sql)| {
+            Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
+        })
+        .collect();
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }.run(&pool).await?;
+    Ok(Database { pool, backend })
+}
