@@ -1,8 +1,9 @@
 //! The feed app's page, compiled to WebAssembly: the form, the list and
 //! the status, plus bgsync's JavaScript API (`enqueue`, `status`,
 //! `subscribe`, `retryNow`, `deadLetters`, `retryDeadLetter`,
-//! `discardDeadLetter`, `setCredentials`). The service worker runs a module
-//! of its own (`feed-worker`), smaller, without any of the page's code.
+//! `discardDeadLetter`, `setCredentials`, ...). The service worker runs
+//! bgsync's ready worker (`bgsync-worker`), smaller, without any of the
+//! page's code.
 
 mod delivery;
 mod page;
