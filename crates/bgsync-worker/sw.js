@@ -85,10 +85,6 @@
     });
   }
 
-  function captured(path) {
-    return queues.some((queue) => queue.capture && path.startsWith(queue.capture.prefix || "/"));
-  }
-
   self.addEventListener("fetch", (event) => {
     const request = event.request;
     const url = new URL(request.url);
@@ -105,9 +101,12 @@
       }
       return;
     }
-    // The app shell only: reads under a captured prefix (the API) go to
-    // the network (pages keep their data in IndexedDB).
-    if (request.method !== "GET" || captured(url.pathname)) {
+    // The app shell only (its files, and navigations, which get the shell's
+    // page offline): every other read, the API's included, goes to the
+    // network as if there were no worker (pages keep their data in
+    // IndexedDB).
+    const files = shell.files || [];
+    if (request.method !== "GET" || !(request.mode === "navigate" || files.includes(url.pathname))) {
       return;
     }
     event.respondWith(ready().then((w) => w.worker_fetch(request, shell.cache)));

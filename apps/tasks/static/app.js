@@ -4,7 +4,8 @@
 "use strict";
 
 const tasks = {
-  // Changes queued by this page and not yet sent: key -> {id, change}.
+  // Changes queued and not yet sent: key -> {id, method, change}, read
+  // back from bgsync's queue at start (so a reload still shows them).
   pending: new Map(),
 
   async start() {
@@ -22,6 +23,10 @@ const tasks = {
       const title = input.value.trim();
       if (title) tasks.put(crypto.randomUUID(), { title, done: false }).then(() => (input.value = ""));
     });
+    for (const entry of await wasm_bindgen.queued("edits")) {
+      const id = decodeURIComponent(entry.url.split("/").pop());
+      tasks.pending.set(entry.key, { id, method: entry.method, change: entry.body ? JSON.parse(entry.body) : null });
+    }
     await tasks.render();
     await tasks.refresh();
     document.querySelector("#status").dataset.ready = "true";

@@ -34,6 +34,11 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
     assert_eq!(methods, ["PUT", "PATCH", "PUT", "PATCH", "DELETE"], "queued in the order they were made");
     let shown: Vec<String> = eval(&page, titles_js()).await;
     assert_eq!(shown, ["Keep (done)"], "the page shows its queued changes");
+    // After a reload too: the page reads them back from the queue.
+    page.reload().await.unwrap();
+    wait_for(&page, "the page to start again", READY).await;
+    let shown: Vec<String> = eval(&page, titles_js()).await;
+    assert_eq!(shown, ["Keep (done)"], "the queued changes survive a reload");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(server.count("tasks").await, 0, "nothing left the browser while offline");
     page.close().await.unwrap();

@@ -67,6 +67,15 @@ export interface BgsyncStatus {
   online: boolean;
   queues: Record<string, QueueState>;
 }
+export interface QueuedEntry {
+  key: string;
+  method: string;
+  url: string;
+  headers: [string, string][];
+  body: string;
+  attempts: number;
+  lastError: string | null;
+}
 export interface DeadLetter {
   key: string;
   queue: string;
@@ -213,6 +222,27 @@ pub fn subscribe(
 #[wasm_bindgen(js_name = retryNow)]
 pub async fn retry_now() -> JsResult<()> {
     client::retry_now().await.map(|_| ())
+}
+
+/// The entries waiting in the declared queue `queue`, in queue order: what
+/// a page draws as "not sent yet", after a reload too.
+#[wasm_bindgen(js_name = queued, unchecked_return_type = "QueuedEntry[]")]
+pub async fn queued(queue: String) -> JsResult<JsValue> {
+    let mut entries = Queue::named(&queue)?.all().await?;
+    entries.sort_by(|a, b| a.enqueued_at_ms.total_cmp(&b.enqueued_at_ms));
+    let list = Array::new();
+    for entry in entries {
+        let o = Object::new();
+        js::set(&o, "key", entry.key.as_str());
+        js::set(&o, "method", entry.method.as_str());
+        js::set(&o, "url", entry.url.as_str());
+        js::set(&o, "headers", js::header_pairs(&entry.headers));
+        js::set(&o, "body", entry.body.as_str());
+        js::set(&o, "attempts", entry.attempts);
+        js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
+        list.push(&o);
+    }
+    Ok(list.into())
 }
 
 /// The dead letters of every queue, oldest first.
