@@ -3,14 +3,6 @@
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-pub struct Asset {
-    pub path: &'static str,
-    pub content_type: &'static str,
-    /// Content-hashed files never change under their name.
-    pub immutable: bool,
-    pub body: &'static [u8],
-}
-
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 pub fn find(path: &str) -> Option<&'static Asset> {

@@ -23,6 +23,23 @@ async fn enqueue(page: &chromiumoxide::Page, prefix: &str, n: usize) -> Vec<Stri
     .await
 }
 
+/// Five posts queued offline, then the worker back online sending them in
+/// one batch that the server holds (300 ms per post) while the test acts.
+async fn a_batch_in_flight() -> (TestServer, Chromium, chromiumoxide::Page, Vec<String>) {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    let keys = enqueue(&page, "Before", 5).await;
+    server.delay_posts(300);
+    chromium.set_worker_offline(false).await;
+    eventually("a batch in flight", Duration::from_secs(30), || async {
+        (!server.keys_received().is_empty()).then_some(())
+    })
+    .await;
+    (server, chromium, page, keys)
+}
+
 /// Waits until at least as many posts as `keys` are stored, then checks
 /// each of `keys` was received once.
 async fn every_post_once(server: &TestServer, keys: &[String], within: Duration) {
@@ -45,17 +62,7 @@ async fn every_post_once(server: &TestServer, keys: &[String], within: Duration)
 /// still queued.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_written_during_a_round_with_no_trigger_at_all_are_sent_by_that_round() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    chromium.set_worker_offline(true).await;
-    let mut keys = enqueue(&page, "Before", 5).await;
-    server.delay_posts(300);
-    chromium.set_worker_offline(false).await;
-    eventually("a batch in flight", Duration::from_secs(30), || async {
-        (!server.keys_received().is_empty()).then_some(())
-    })
-    .await;
+    let (server, chromium, page, mut keys) = a_batch_in_flight().await;
     // Copies of a queued entry, written straight into the store.
     let written: Vec<String> = eval(
         &page,
@@ -92,17 +99,7 @@ async fn entries_written_during_a_round_with_no_trigger_at_all_are_sent_by_that_
 /// queues ten more through the JavaScript API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_queued_while_the_worker_sends_a_batch_are_delivered_without_another_trigger() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    chromium.set_worker_offline(true).await;
-    let mut keys = enqueue(&page, "Before", 5).await;
-    server.delay_posts(300);
-    chromium.set_worker_offline(false).await;
-    eventually("a batch in flight", Duration::from_secs(30), || async {
-        (!server.keys_received().is_empty()).then_some(())
-    })
-    .await;
+    let (server, chromium, page, mut keys) = a_batch_in_flight().await;
     keys.extend(enqueue(&page, "During", 10).await);
     assert!(server.stored_posts().await.len() < 5, "the first batch was still in flight");
     every_post_once(&server, &keys, Duration::from_secs(30)).await;

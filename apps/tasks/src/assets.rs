@@ -5,14 +5,6 @@ use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bgsync_server::Problem;
 
-pub struct Asset {
-    pub path: &'static str,
-    pub content_type: &'static str,
-    /// Content-hashed files never change under their name.
-    pub immutable: bool,
-    pub body: &'static [u8],
-}
-
 include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 
 /// Serves an embedded file (GET and HEAD), or a problem.

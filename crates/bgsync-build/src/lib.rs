@@ -11,10 +11,10 @@
 //! `sw.js` and what it imports for updates, never the `.wasm`: without the
 //! hashes there, a Rust-only change would never reach users.
 //!
-//! The app `include!`s `$OUT_DIR/assets.rs`, which holds a constant per
+//! The app `include!`s `$OUT_DIR/assets.rs`, which holds
+//! `struct Asset { path, content_type, immutable, body }`, a constant per
 //! module (the placeholder without underscores: `WORKER`) and
-//! `ASSETS: &[Asset]`; the app defines
-//! `struct Asset { path, content_type, immutable, body }`.
+//! `ASSETS: &[Asset]`.
 //!
 //! `BGSYNC_SKIP_WASM=1` skips the wasm (for `cargo check`/`clippy` runs that
 //! do not need a working page): bundles are then empty placeholders.
@@ -132,7 +132,11 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
         fs::write(assets.join(&dest), bytes).unwrap();
         table.push((file.url.to_owned(), dest, file.content_type, false));
     }
-    let mut code = String::new();
+    let mut code = String::from(
+        "/// A file of the app, embedded at build time.\npub struct Asset {\n    pub path: &'static str,\n    \
+         pub content_type: &'static str,\n    /// Content-hashed files never change under their name.\n    \
+         pub immutable: bool,\n    pub body: &'static [u8],\n}\n\n",
+    );
     for (module, (name, js, wasm)) in modules.iter().zip(&built) {
         let (js_name, wasm_name) = (format!("{name}.js"), format!("{name}.wasm"));
         fs::write(assets.join(&js_name), js).unwrap();

@@ -144,6 +144,17 @@ pub async fn list(
     Ok(axum::Json(TaskList { tasks: rows.into_iter().map(task).collect(), cursor: cursor.to_string(), more }))
 }
 
+/// The transaction a change of the tasks table runs in (the batch's, or its
+/// own), with the writers' lock taken.
+async fn begin_write<'a>(
+    db: &'a Db,
+    batch: Option<&'a Extension<BatchTx<sqlx::Any>>>,
+) -> Result<EffectTx<'a, sqlx::Any>, Problem> {
+    let mut tx = EffectTx::begin(&db.pool, batch.map(|b| &b.0)).await?;
+    lock_writes(&mut tx, db.backend).await.map_err(storage)?;
+    Ok(tx)
+}
+
 async fn next_version(conn: &mut AnyConnection) -> Result<i64, Problem> {
     let (version,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(version), 0) + 1 FROM tasks")
         .fetch_one(&mut *conn)
@@ -179,8 +190,7 @@ pub async fn put(
     let input: NewTask = json::parse(&headers, body)?;
     let title = check_title(&input.title)?;
     let scope = idempotency::client_scope(&headers)?;
-    let mut tx = EffectTx::begin(&db.pool, batch.as_ref().map(|b| &b.0)).await?;
-    lock_writes(&mut tx, db.backend).await.map_err(storage)?;
+    let mut tx = begin_write(&db, batch.as_ref()).await?;
     if let Some(replay) = claim(&mut tx, key.as_ref(), &scope, &format!("PUT {id} {title} {}", input.done)).await? {
         return Ok(replay);
     }
@@ -218,8 +228,7 @@ pub async fn patch(
     let change: Change = json::parse(&headers, body)?;
     let title = change.title.as_deref().map(check_title).transpose()?;
     let scope = idempotency::client_scope(&headers)?;
-    let mut tx = EffectTx::begin(&db.pool, batch.as_ref().map(|b| &b.0)).await?;
-    lock_writes(&mut tx, db.backend).await.map_err(storage)?;
+    let mut tx = begin_write(&db, batch.as_ref()).await?;
     let fingerprint = format!("PATCH {id} {title:?} {:?}", change.done);
     if let Some(replay) = claim(&mut tx, key.as_ref(), &scope, &fingerprint).await? {
         return Ok(replay);
@@ -257,8 +266,7 @@ pub async fn delete(
 ) -> Result<axum::response::Response, Problem> {
     check_id(&id)?;
     let scope = idempotency::client_scope(&headers)?;
-    let mut tx = EffectTx::begin(&db.pool, batch.as_ref().map(|b| &b.0)).await?;
-    lock_writes(&mut tx, db.backend).await.map_err(storage)?;
+    let mut tx = begin_write(&db, batch.as_ref()).await?;
     if let Some(replay) = claim(&mut tx, key.as_ref(), &scope, &format!("DELETE {id}")).await? {
         return Ok(replay);
     }
