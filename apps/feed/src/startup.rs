@@ -79,7 +79,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if drained.cut > 0 {
         say(&format!("feed: stopped; {} connection(s) still busy after the grace period were closed", drained.cut));
     } else {
-        say(&format!("feed: stopped; every request in flight was answered"));
+        say("feed: stopped; every request in flight was answered");
     }
     db.pool.close().await;
     Ok(())

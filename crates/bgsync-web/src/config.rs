@@ -186,19 +186,19 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
     let mut config = Config::default();
     for (i, q) in list(value, "queues")?.iter().enumerate() {
         let at = format!("queues[{i}]");
-        let name = text(&q, "name", &at)?.ok_or_else(|| error(format!("{at} has no name")))?;
+        let name = text(q, "name", &at)?.ok_or_else(|| error(format!("{at} has no name")))?;
         let mut decl = QueueDecl::new(&name);
         let at = format!("queue \"{name}\"");
-        if let Some(ordered) = flag(&q, "ordered", &at)? {
+        if let Some(ordered) = flag(q, "ordered", &at)? {
             decl.policy.ordered = ordered;
         }
-        if let Some(tag) = text(&q, "tag", &at)? {
+        if let Some(tag) = text(q, "tag", &at)? {
             decl.tag = tag;
         }
-        if let Some(n) = number(&q, "maxInFlight", &at)? {
+        if let Some(n) = number(q, "maxInFlight", &at)? {
             decl.policy.max_in_flight = n.max(1.0) as usize;
         }
-        let batch = js::get(&q, "batch")?;
+        let batch = js::get(q, "batch")?;
         if batch.as_bool() == Some(false) {
             decl.batching = false;
         } else if batch.is_object() {
@@ -208,17 +208,17 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
             );
             decl.policy.batch = Some(limits);
         }
-        let retry = js::get(&q, "retry")?;
+        let retry = js::get(q, "retry")?;
         if retry.is_object() {
             decl.policy.retry = retry_policy(&retry, &at)?;
         }
-        if let Some(pause) = statuses(&q, "pauseOn", &at)? {
+        if let Some(pause) = statuses(q, "pauseOn", &at)? {
             decl.policy.outcomes.pause = pause;
         }
-        if let Some(retry) = statuses(&q, "retryOn", &at)? {
+        if let Some(retry) = statuses(q, "retryOn", &at)? {
             decl.policy.outcomes.retry = retry;
         }
-        let capture = js::get(&q, "capture")?;
+        let capture = js::get(q, "capture")?;
         if capture.is_object() {
             let methods = strings(&capture, "methods", &at)?
                 .unwrap_or_else(|| ["POST", "PUT", "PATCH", "DELETE"].map(String::from).to_vec());
@@ -232,28 +232,28 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
     }
     for (i, f) in list(value, "feeds")?.iter().enumerate() {
         let at = format!("feeds[{i}]");
-        let name = text(&f, "name", &at)?.ok_or_else(|| error(format!("{at} has no name")))?;
+        let name = text(f, "name", &at)?.ok_or_else(|| error(format!("{at} has no name")))?;
         let at = format!("feed \"{name}\"");
-        let url = text(&f, "url", &at)?.ok_or_else(|| error(format!("{at} has no url")))?;
-        let items = text(&f, "items", &at)?
+        let url = text(f, "url", &at)?.ok_or_else(|| error(format!("{at} has no url")))?;
+        let items = text(f, "items", &at)?
             .ok_or_else(|| error(format!("{at} does not say which field holds its items (items)")))?;
         let mut decl = FeedDecl::new(&name, &url, &items);
-        if let Some(key_path) = text(&f, "keyPath", &at)? {
+        if let Some(key_path) = text(f, "keyPath", &at)? {
             decl.key_path = key_path;
         }
-        if let Some(n) = number(&f, "pageSize", &at)? {
+        if let Some(n) = number(f, "pageSize", &at)? {
             decl.page_size = n.clamp(1.0, 10_000.0) as u32;
         }
-        if let Some(tag) = text(&f, "tag", &at)? {
+        if let Some(tag) = text(f, "tag", &at)? {
             decl.tag = tag;
         }
-        if let Some(n) = number(&f, "minIntervalMs", &at)? {
+        if let Some(n) = number(f, "minIntervalMs", &at)? {
             decl.min_interval_ms = n as u64;
         }
-        if let Some(n) = number(&f, "freshForMs", &at)? {
+        if let Some(n) = number(f, "freshForMs", &at)? {
             decl.fresh_for_ms = n as u64;
         }
-        if let Some(store) = text(&f, "store", &at)? {
+        if let Some(store) = text(f, "store", &at)? {
             decl.store = store;
         }
         config.feeds.push(decl);
