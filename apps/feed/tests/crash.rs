@@ -13,35 +13,41 @@ use std::time::{Duration, Instant};
 
 struct Process {
     child: Child,
+    /// Where it listens, as the server said on stdout.
+    addr: String,
     url: String,
 }
 
+/// Starts the binary on `addr` (`127.0.0.1:0`: a port the server picks, so
+/// no other test can take it first) and waits for it to say where it
+/// listens.
 fn spawn(addr: &str, database_url: &str) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_feed"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feed"))
         .args(["--addr", addr, "--database-url", database_url])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .expect("the feed binary starts");
+    let mut line = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+        .to_owned();
+    // Whatever else it says goes nowhere.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let url = format!("http://{addr}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start listening on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Process { child, url }
-}
-
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+    Process { child, addr, url }
 }
 
 async fn killed_under_load_keeps_every_acknowledged_post(backend: Backend) {
     // The database of a test server, served by the real binary instead.
     let mut db = TestServer::start_on(backend);
     db.down();
-    let addr = free_addr();
-    let mut server = spawn(&addr, &db.database_url);
+    let mut server = spawn("127.0.0.1:0", &db.database_url);
+    let addr = server.addr.clone();
 
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
     let http = reqwest::Client::new();
