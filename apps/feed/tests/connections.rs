@@ -3,6 +3,8 @@
 //! stalled connections than file descriptors, and SIGTERM or SIGINT with a
 //! request in flight.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -11,8 +13,6 @@ use std::time::{Duration, Instant};
 struct Server {
     child: Child,
     addr: String,
-    /// Kept open: the server says on stdout when it stops.
-    _stdout: std::io::BufReader<std::process::ChildStdout>,
     _dir: tempfile::TempDir,
 }
 
@@ -30,16 +30,8 @@ impl Server {
             .stdout(Stdio::piped())
             .spawn()
             .expect("the feed binary starts");
-        let mut line = String::new();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
-            .to_owned();
-        Self { child, addr, _stdout: stdout, _dir: dir }
+        let addr = common::listening_address(&mut child);
+        Self { child, addr, _dir: dir }
     }
 
     fn connect(&self) -> TcpStream {

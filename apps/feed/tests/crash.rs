@@ -27,17 +27,7 @@ fn spawn(addr: &str, database_url: &str) -> Process {
         .stdout(Stdio::piped())
         .spawn()
         .expect("the feed binary starts");
-    let mut line = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
-        .to_owned();
-    // Whatever else it says goes nowhere.
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let addr = common::listening_address(&mut child);
     let url = format!("http://{addr}");
     Process { child, addr, url }
 }

@@ -11,16 +11,23 @@ use std::time::Duration;
 /// The tasks page has started when it marked its status ready.
 const READY: &str = "document.querySelector('#status').dataset.ready === 'true'";
 
+/// The app open on a fresh server, its worker offline (the page is not:
+/// its own reads still reach the server).
+async fn app_with_worker_offline() -> (Server, Chromium, chromiumoxide::Page) {
+    let server = Server::start(false).await;
+    let chromium = Chromium::launch(READY).await;
+    let page = chromium.open_app(&server.url).await;
+    chromium.set_worker_offline(true).await;
+    (server, chromium, page)
+}
+
 fn titles_js() -> &'static str {
     "[...document.querySelectorAll('#tasks li')].map(li => li.querySelector('.title').textContent + (li.classList.contains('done') ? ' (done)' : ''))"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab_is_closed() {
-    let server = Server::start(false).await;
-    let chromium = Chromium::launch(READY).await;
-    let page = chromium.open_app(&server.url).await;
-    chromium.set_worker_offline(true).await;
+    let (server, chromium, page) = app_with_worker_offline().await;
     let queued: bool = eval(
         &page,
         "(async () => { await tasks.put('t1', { title: 'Draft', done: false }); \
@@ -99,10 +106,7 @@ async fn the_pulled_feed_shows_another_clients_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unordered_events_queue_is_delivered_in_batches() {
-    let server = Server::start(false).await;
-    let chromium = Chromium::launch(READY).await;
-    let page = chromium.open_app(&server.url).await;
-    chromium.set_worker_offline(true).await;
+    let (server, chromium, page) = app_with_worker_offline().await;
     let queued: bool = eval(
         &page,
         "(async () => { for (let i = 0; i < 30; i++) await wasm_bindgen.enqueue('events', \

@@ -290,7 +290,16 @@ where
             results.push(not_attempted(entry.key.clone()));
             continue;
         }
-        let (result, failed) = run(&batches, entry.clone(), &shared, client.as_ref(), per_entry).await;
+        // An entry refused before it runs wrote nothing: no rollback needed.
+        let prepared = match build(config, entry.clone(), &shared, client.as_ref()) {
+            Ok(prepared) => prepared,
+            Err(problem) => {
+                stopped = request.ordered;
+                results.push(answer(entry.key.clone(), problem.status, &problem));
+                continue;
+            }
+        };
+        let (result, failed) = run(&batches, entry.key.clone(), prepared, &shared, per_entry).await;
         let ok = result.status.is_some_and(|s| (200..300).contains(&s));
         storage_failed |= failed;
         if !ok && !per_entry && !storage_failed {
@@ -350,7 +359,10 @@ where
     let mut storage_failed = false;
     for (entry, result) in done.iter().zip(results.iter_mut()) {
         if result.status.is_some_and(|s| (200..300).contains(&s)) {
-            let (again, failed) = run(batches, entry.clone(), shared, client, true).await;
+            let (again, failed) = match build(&batches.config, entry.clone(), shared, client) {
+                Ok(prepared) => run(batches, entry.key.clone(), prepared, shared, true).await,
+                Err(problem) => (answer(entry.key.clone(), problem.status, &problem), false),
+            };
             storage_failed |= failed;
             *result = again;
         }
@@ -358,25 +370,20 @@ where
     Ok(storage_failed)
 }
 
-/// Runs one entry in the batch's transaction (in a savepoint of its own if
-/// `savepoint_each`); returns its result and whether it met a storage
-/// failure.
+/// Runs one entry (built by [`build`]) in the batch's transaction, in a
+/// savepoint of its own if `savepoint_each`; returns its result and whether
+/// it met a storage failure.
 async fn run<DB>(
     batches: &Batches<DB>,
-    entry: BatchEntry,
+    key: String,
+    request: Request<Body>,
     shared: &BatchTx<DB>,
-    client: Option<&HeaderValue>,
     savepoint_each: bool,
 ) -> (BatchResult, bool)
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
-    let key = entry.key.clone();
-    let request = match build(&batches.config, entry, shared, client) {
-        Ok(request) => request,
-        Err(problem) => return (answer(key, problem.status, &problem), false),
-    };
     if savepoint_each {
         if let Err(e) = savepoint(shared, "SAVEPOINT bgsync_entry").await {
             return (answer(key, 503, &Problem::storage(&e)), true);

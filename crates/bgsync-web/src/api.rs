@@ -176,13 +176,7 @@ pub async fn enqueue(
     )
     .await?;
     match client::register_sync(queue.tag()).await {
-        Ok(true) => {
-            wasm_bindgen_futures::spawn_local(async {
-                if let Err(e) = client::make_sure_it_is_taken().await {
-                    web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
-                }
-            });
-        }
+        Ok(true) => client::make_sure_it_is_taken_soon(),
         _ => {
             client::retry_now().await?;
         }

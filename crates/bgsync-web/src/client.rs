@@ -99,6 +99,16 @@ pub async fn make_sure_it_is_taken() -> JsResult<()> {
     Ok(())
 }
 
+/// [`make_sure_it_is_taken`] in the background (the caller's entry is
+/// already stored; a failure here is logged, never the caller's).
+pub fn make_sure_it_is_taken_soon() {
+    wasm_bindgen_futures::spawn_local(async {
+        if let Err(e) = make_sure_it_is_taken().await {
+            web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
+        }
+    });
+}
+
 /// The queue order: milliseconds with a fraction (`timeOrigin + now()`), so
 /// two posts in the same millisecond keep the order they were written in.
 pub(crate) fn enqueue_time() -> f64 {

@@ -296,7 +296,10 @@ async fn round(queue: &Queue, expedite: bool) -> JsResult<Round> {
 /// whether there were any. (A page writes to the store, not to this
 /// context's engine.)
 async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> {
-    if engine.is_paused() {
+    // Counting is cheap; reading every entry only when the count says
+    // something arrived (this round holds the origin lock, so only new
+    // entries, or a dead letter put back, change it).
+    if engine.is_paused() || queue.count().await? == engine.len() {
         return Ok(false);
     }
     let known: std::collections::HashSet<_> = engine.entries().map(|e| e.key.clone()).collect();

@@ -152,11 +152,7 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
     let entry = crate::client::enqueue_request(queue, request).await?;
     register_sync(queue.tag()).await;
-    wasm_bindgen_futures::spawn_local(async {
-        if let Err(e) = crate::client::make_sure_it_is_taken().await {
-            web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
-        }
-    });
+    crate::client::make_sure_it_is_taken_soon();
     let o = Object::new();
     js::set(&o, "queued", true);
     js::set(&o, "queue", queue.name());

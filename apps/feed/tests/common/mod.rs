@@ -473,3 +473,19 @@ async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
 }
 
 pub use bgsync_testkit::eventually;
+
+/// Where a server process started with `--addr 127.0.0.1:0` listens: the
+/// address on the line it prints first ("… serving on http://ADDR …"). The
+/// server picks the port, so no parallel test can take it first. The rest
+/// of its stdout is read (and dropped) in the background.
+pub fn listening_address(child: &mut std::process::Child) -> String {
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+        .to_owned()
+}

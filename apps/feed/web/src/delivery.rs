@@ -1,9 +1,7 @@
-//! The feed's names for what it declared in `/bgsync-config.js`, and how
-//! the page delivers when no worker does.
+//! The feed's names for what it declared in `/bgsync-config.js`.
 
 use bgsync_web::config::{self, FeedDecl};
 use bgsync_web::queue::Queue;
-use bgsync_web::replay;
 use wasm_bindgen::JsValue;
 
 /// Where posts are delivered.
@@ -30,10 +28,4 @@ pub fn posts() -> Result<Queue, JsValue> {
 /// The posts feed.
 pub fn feed() -> Result<FeedDecl, JsValue> {
     config::feed(POSTS_FEED)
-}
-
-/// Replays every queue and pulls the feed after a delivery
-/// ([`replay::deliver`]).
-pub async fn deliver(budget_ms: u64, expedite: bool) -> Result<replay::Round, JsValue> {
-    replay::deliver(budget_ms, expedite).await
 }

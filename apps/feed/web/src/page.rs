@@ -171,9 +171,7 @@ async fn submit() {
             snackbar("Your post was saved for syncing");
             // A round running elsewhere may be past its last look at the
             // queue, and the browser may swallow this registration meanwhile.
-            if let Err(e) = client::make_sure_it_is_taken().await {
-                web_sys::console::warn_2(&"feed: asking for a replay failed".into(), &e);
-            }
+            client::make_sure_it_is_taken_soon();
         }
         Ok(false) => {
             snackbar("Your post was saved and will be sent when the server can be reached");
@@ -208,7 +206,7 @@ pub async fn replay_now() {
     // No worker controls this page: replay here, retrying on the engine's
     // timers for as long as the page stays open.
     // (budget 0: one round; the timer below stands in for the engine's.)
-    match crate::deliver(0, true).await {
+    match replay::deliver(0, true).await {
         Ok(round) => {
             if let (true, Some(at)) = (round.needs_retry() && !round.paused, round.next_at_ms) {
                 // One pending retry timer at a time, for the latest round.
