@@ -97,6 +97,19 @@ impl<DB: sqlx::Database> Clone for BatchTx<DB> {
     }
 }
 
+/// As an extractor, `Option<BatchTx<DB>>`: the batch's transaction when the
+/// request is an entry of a batch, `None` otherwise.
+impl<DB: sqlx::Database, S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for BatchTx<DB> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned())
+    }
+}
+
 /// The transaction a handler applies its effect in: the batch's, when the
 /// request is an entry of a batch, else one of its own. The handler writes
 /// the effect and its idempotency key through it, then calls

@@ -4,7 +4,7 @@
 //! the batch's transaction and never releases a key by hand.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -75,14 +75,14 @@ async fn the_key_store_runs_on_a_plain_postgres_pool() {
 /// claimed its key: the batch's savepoint, not the handler, undoes both.
 async fn put_note(
     State(pool): State<SqlitePool>,
-    batch: Option<Extension<BatchTx<Sqlite>>>,
+    batch: Option<BatchTx<Sqlite>>,
     key: IdempotencyKey,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let scope = idempotency::client_scope(&headers)?;
     let text = String::from_utf8_lossy(&body).into_owned();
-    let mut tx = EffectTx::begin(&pool, batch.as_ref().map(|b| &b.0)).await?;
+    let mut tx = EffectTx::begin(&pool, batch.as_ref()).await?;
     let storage = |e: sqlx::Error| Problem::storage(&e);
     match idempotency::claim(&mut *tx, &scope, &key, &text, bgsync_server::now_ms()).await.map_err(storage)? {
         Claim::New => {}

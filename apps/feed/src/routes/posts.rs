@@ -5,7 +5,7 @@ use crate::db::Backend;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bgsync_server::batch::{BatchTx, EffectTx};
@@ -180,7 +180,7 @@ fn bad_query(detail: String) -> Problem {
 
 pub async fn create(
     State(state): State<AppState>,
-    batch: Option<Extension<BatchTx<sqlx::Any>>>,
+    batch: Option<BatchTx<sqlx::Any>>,
     key: Option<IdempotencyKey>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -204,8 +204,8 @@ pub async fn create(
         None => None,
     };
     // In a batch, the batch's transaction (committed once for all its
-    // entries; a refused entry is rolled back to its savepoint).
-    let mut tx = EffectTx::begin(&state.db.pool, batch.as_ref().map(|b| &b.0)).await?;
+    // entries; the batch rolls a refused entry back).
+    let mut tx = EffectTx::begin(&state.db.pool, batch.as_ref()).await?;
     let answer = apply(&mut tx, key.as_ref(), scope, &fingerprint, &post).await?;
     if !tx.in_batch() {
         state.before_commit.check()?;
@@ -264,7 +264,7 @@ async fn apply(
         .map_err(storage)?;
     let stored = post_of(stored);
     if stored.title != post.title || stored.location != post.location {
-        // Refused: the caller's rollback (or the batch entry's savepoint)
+        // Refused: the caller's rollback (or the batch's, for an entry)
         // frees the key.
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

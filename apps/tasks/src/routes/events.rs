@@ -5,7 +5,7 @@ use super::{answer, claim, storage};
 use crate::db::Db;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use bgsync_server::batch::{BatchTx, EffectTx};
 use bgsync_server::idempotency::{self, IdempotencyKey};
@@ -20,7 +20,7 @@ struct Event {
 
 pub async fn record(
     State(db): State<Db>,
-    batch: Option<Extension<BatchTx<sqlx::Any>>>,
+    batch: Option<BatchTx<sqlx::Any>>,
     key: Option<IdempotencyKey>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -35,7 +35,7 @@ pub async fn record(
         ));
     }
     let scope = idempotency::client_scope(&headers)?;
-    let mut tx = EffectTx::begin(&db.pool, batch.as_ref().map(|b| &b.0)).await?;
+    let mut tx = EffectTx::begin(&db.pool, batch.as_ref()).await?;
     if let Some(replay) = claim(&mut tx, key.as_ref(), &scope, &event.name).await? {
         return Ok(replay);
     }

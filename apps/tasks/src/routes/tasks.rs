@@ -7,7 +7,7 @@ use super::{answer, claim, storage};
 use crate::db::{lock_writes, Db};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use bgsync_server::batch::{BatchTx, EffectTx};
 use bgsync_server::idempotency::{self, IdempotencyKey};
@@ -148,9 +148,9 @@ pub async fn list(
 /// own), with the writers' lock taken.
 async fn begin_write<'a>(
     db: &'a Db,
-    batch: Option<&'a Extension<BatchTx<sqlx::Any>>>,
+    batch: Option<&'a BatchTx<sqlx::Any>>,
 ) -> Result<EffectTx<'a, sqlx::Any>, Problem> {
-    let mut tx = EffectTx::begin(&db.pool, batch.map(|b| &b.0)).await?;
+    let mut tx = EffectTx::begin(&db.pool, batch).await?;
     lock_writes(&mut tx, db.backend).await.map_err(storage)?;
     Ok(tx)
 }
@@ -180,7 +180,7 @@ fn body_of(task: &Task) -> Vec<u8> {
 /// (a deleted one comes back). 200 with the task.
 pub async fn put(
     State(db): State<Db>,
-    batch: Option<Extension<BatchTx<sqlx::Any>>>,
+    batch: Option<BatchTx<sqlx::Any>>,
     key: Option<IdempotencyKey>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -218,7 +218,7 @@ pub async fn put(
 /// for a task that does not exist (or was deleted).
 pub async fn patch(
     State(db): State<Db>,
-    batch: Option<Extension<BatchTx<sqlx::Any>>>,
+    batch: Option<BatchTx<sqlx::Any>>,
     key: Option<IdempotencyKey>,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -234,8 +234,8 @@ pub async fn patch(
         return Ok(replay);
     }
     let Some(current) = read(&mut tx, &id).await?.filter(|t| !t.deleted) else {
-        // Refused: the key is released with the transaction (or the batch
-        // entry's savepoint).
+        // Refused: the key is released with the transaction (or by the
+        // batch's rollback of the entry).
         return Err(Problem::not_found(format!("There is no task {id}; create it with PUT first.")));
     };
     let version = next_version(&mut tx).await?;
@@ -259,7 +259,7 @@ pub async fn patch(
 /// that arrives twice, or after another client's, changes nothing).
 pub async fn delete(
     State(db): State<Db>,
-    batch: Option<Extension<BatchTx<sqlx::Any>>>,
+    batch: Option<BatchTx<sqlx::Any>>,
     key: Option<IdempotencyKey>,
     Path(id): Path<String>,
     headers: HeaderMap,
