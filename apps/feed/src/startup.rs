@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> Router {
 /// also applies to each entry of a batch, since a batch runs its entries
 /// through those same routes.
 pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router) -> Router {
-    let pool = state.db.pool.clone();
+    let writer = state.db.writer.clone();
     let api = wrap(
         Router::new()
             .route("/api/posts", get(posts::list).post(posts::create))
@@ -31,7 +31,7 @@ pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router)
             .layer(DefaultBodyLimit::max(posts::MAX_BODY_BYTES))
             .with_state(state),
     );
-    let batches = bgsync_server::batch::router(api.clone(), pool, BatchConfig::default());
+    let batches = bgsync_server::batch::router(api.clone(), writer, BatchConfig::default());
     api.merge(batches).fallback(fallback).layer(middleware::map_response(nosniff))
 }
 

@@ -25,7 +25,7 @@ pub fn router(db: db::Db) -> Router {
         .route("/api/events", post(routes::events::record))
         .layer(DefaultBodyLimit::max(routes::MAX_BODY_BYTES))
         .with_state(db.clone());
-    let batches = bgsync_server::batch::router(api.clone(), db.pool, BatchConfig::default());
+    let batches = bgsync_server::batch::router(api.clone(), db.writer, BatchConfig::default());
     api.merge(batches).fallback(assets::serve)
 }
 

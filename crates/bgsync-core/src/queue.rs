@@ -293,6 +293,11 @@ impl Engine {
             return;
         };
         let whole_batch_failed = matches!(result, TransmitResult::BatchFailed(_));
+        // Each entry's result by key (a batch answers up to thousands).
+        let by_key: HashMap<&str, &BatchResult> = match &result {
+            TransmitResult::Batch(items) => items.iter().map(|i| (i.key.as_str(), i)).collect(),
+            _ => HashMap::new(),
+        };
         // Entries that failed as one request wait as one: one jitter draw
         // for the batch, so the retry is one batch again, not many small ones.
         let mut shared_draw = None;
@@ -300,7 +305,7 @@ impl Engine {
             self.sending.remove(&key);
             let attempt = match &result {
                 TransmitResult::Single(r) | TransmitResult::BatchFailed(r) => r.clone(),
-                TransmitResult::Batch(items) => match items.iter().find(|i| i.key == key.as_str()) {
+                TransmitResult::Batch(_) => match by_key.get(key.as_str()) {
                     Some(BatchResult { status: Some(status), retry_after, body, .. }) => {
                         AttemptResult::Response(Response {
                             status: *status,

@@ -30,6 +30,7 @@
 //! (`status: null`), and the client sends them again.
 
 use crate::problem::{Problem, StorageFailure};
+use crate::writer::{WriteTx, Writer};
 use crate::{idempotency, json};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -42,7 +43,6 @@ use bgsync_core::wire::{
     Advertisement, BatchEndpoint, BatchEntry, BatchRequest, BatchResponse, BatchResult, CLIENT_HEADER, IDEMPOTENCY_KEY,
     WELL_KNOWN_PATH,
 };
-use sqlx::{Pool, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ impl Default for BatchConfig {
 
 /// The transaction the entries of one batch share, as a request extension
 /// its entries' handlers find ([`EffectTx::begin`]).
-pub struct BatchTx<DB: sqlx::Database>(Arc<Mutex<Option<Transaction<'static, DB>>>>);
+pub struct BatchTx<DB: sqlx::Database>(Arc<Mutex<Option<WriteTx<DB>>>>);
 
 impl<DB: sqlx::Database> Clone for BatchTx<DB> {
     fn clone(&self) -> Self {
@@ -111,17 +111,21 @@ impl<DB: sqlx::Database, S: Send + Sync> axum::extract::OptionalFromRequestParts
 }
 
 /// The transaction a handler applies its effect in: the batch's, when the
-/// request is an entry of a batch, else one of its own. The handler writes
-/// the effect and its idempotency key through it, then calls
+/// request is an entry of a batch, else one from the app's [`Writer`]. The
+/// handler writes the effect and its idempotency key through it, then calls
 /// [`EffectTx::commit`] (which, in a batch, leaves the commit to the batch).
 pub enum EffectTx<'a, DB: sqlx::Database> {
-    Own(Transaction<'static, DB>),
-    Batch(MutexGuard<'a, Option<Transaction<'static, DB>>>),
+    Own(WriteTx<DB>),
+    Batch(MutexGuard<'a, Option<WriteTx<DB>>>),
 }
 
-impl<'a, DB: sqlx::Database> EffectTx<'a, DB> {
-    /// Joins `batch`'s transaction, or begins one on `pool`.
-    pub async fn begin(pool: &Pool<DB>, batch: Option<&'a BatchTx<DB>>) -> Result<Self, Problem> {
+impl<'a, DB> EffectTx<'a, DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    /// Joins `batch`'s transaction, or begins one with `writer`.
+    pub async fn begin(writer: &Writer<DB>, batch: Option<&'a BatchTx<DB>>) -> Result<Self, Problem> {
         match batch {
             Some(batch) => {
                 let slot = batch.0.lock().await;
@@ -130,7 +134,7 @@ impl<'a, DB: sqlx::Database> EffectTx<'a, DB> {
                 }
                 Ok(Self::Batch(slot))
             }
-            None => Ok(Self::Own(pool.begin().await.map_err(|e| Problem::storage(&e))?)),
+            None => Ok(Self::Own(writer.begin().await.map_err(|e| Problem::storage(&e))?)),
         }
     }
 
@@ -139,7 +143,8 @@ impl<'a, DB: sqlx::Database> EffectTx<'a, DB> {
         matches!(self, Self::Batch(_))
     }
 
-    /// Commits a transaction of its own; in a batch, the batch commits.
+    /// Commits a transaction of its own (returning once it is durable); in
+    /// a batch, the batch commits.
     pub async fn commit(self) -> Result<(), Problem> {
         match self {
             Self::Own(tx) => tx.commit().await.map_err(|e| Problem::storage(&e)),
@@ -170,7 +175,7 @@ impl<DB: sqlx::Database> DerefMut for EffectTx<'_, DB> {
 
 struct Batches<DB: sqlx::Database> {
     api: Router,
-    pool: Pool<DB>,
+    writer: Writer<DB>,
     config: BatchConfig,
     running: Arc<Semaphore>,
 }
@@ -179,7 +184,7 @@ impl<DB: sqlx::Database> Clone for Batches<DB> {
     fn clone(&self) -> Self {
         Self {
             api: self.api.clone(),
-            pool: self.pool.clone(),
+            writer: self.writer.clone(),
             config: self.config.clone(),
             running: self.running.clone(),
         }
@@ -189,14 +194,15 @@ impl<DB: sqlx::Database> Clone for Batches<DB> {
 /// The batch endpoint ([`BatchConfig::path`], POST) and the
 /// `/.well-known/bgsync` advertisement (GET), to merge into the app's
 /// router. `api` is the app's own router that entries run through (the
-/// layers on it apply to each entry), `pool` the database the entries'
-/// handlers write to.
-pub fn router<DB>(api: Router, pool: Pool<DB>, config: BatchConfig) -> Router
+/// layers on it apply to each entry), `writer` where the entries' handlers
+/// write (the batch's transaction is one of its transactions).
+pub fn router<DB>(api: Router, writer: Writer<DB>, config: BatchConfig) -> Router
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
-    let concurrent = config.max_concurrent.unwrap_or((pool.options().get_max_connections() as usize / 2).max(1));
+    let concurrent =
+        config.max_concurrent.unwrap_or((writer.pool().options().get_max_connections() as usize / 2).max(1));
     let advertisement = Advertisement {
         batch: Some(BatchEndpoint {
             url: config.path.clone(),
@@ -210,7 +216,7 @@ where
         // A batch's entries see only the API, and a problem for a path it lacks.
         api: api
             .fallback(|uri: Uri| async move { Problem::not_found(format!("There is no route at {}.", uri.path())) }),
-        pool,
+        writer,
         config,
         running: Arc::new(Semaphore::new(concurrent.max(1))),
     };
@@ -283,7 +289,7 @@ where
         )
         .with_retry_after(1));
     };
-    let shared = BatchTx(Arc::new(Mutex::new(Some(batches.pool.begin().await.map_err(|e| Problem::storage(&e))?))));
+    let shared = BatchTx(Arc::new(Mutex::new(Some(batches.writer.begin().await.map_err(|e| Problem::storage(&e))?))));
     let started = Instant::now();
     let (mut answered, mut stopped, mut storage_failed) = (0, false, false);
     let mut results: Vec<BatchResult> = Vec::with_capacity(request.entries.len());

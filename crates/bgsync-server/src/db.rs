@@ -4,6 +4,7 @@
 //! `Any` driver so an app writes its queries once, with its migrations
 //! (and the key store's schema among them) run at start.
 
+use crate::Writer;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
@@ -32,11 +33,14 @@ impl Backend {
     }
 }
 
-/// An open database and which backend it is.
+/// An open database, which backend it is, and the [`Writer`] effects are
+/// written through (group commit on SQLite, a transaction per request on
+/// PostgreSQL).
 #[derive(Clone, Debug)]
 pub struct Database {
     pub pool: AnyPool,
     pub backend: Backend,
+    pub writer: Writer<sqlx::Any>,
 }
 
 /// A migration: version, description, SQL.
@@ -48,7 +52,8 @@ pub type MigrationSql = (i64, &'static str, &'static str);
 /// SQLite runs in WAL mode (readers beside the writer) with
 /// `synchronous = FULL` (a request that got a 2xx survives a power loss,
 /// not only a killed process) and a 10 s busy timeout; 8 connections.
-/// PostgreSQL gets 16. A request waits at most 5 s for a connection, then
+/// PostgreSQL gets 16. On SQLite, writes go through one connection with
+/// group commit ([`Writer::group_commit`]). A request waits at most 5 s for a connection, then
 /// gets a storage failure (503) rather than hanging.
 pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql>) -> Result<Database, sqlx::Error> {
     sqlx::any::install_default_drivers();
@@ -86,5 +91,9 @@ pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql
         })
         .collect();
     Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }.run(&pool).await?;
-    Ok(Database { pool, backend })
+    let writer = match backend {
+        Backend::Sqlite => Writer::group_commit(pool.clone()),
+        Backend::Postgres => Writer::per_request(pool.clone()),
+    };
+    Ok(Database { pool, backend, writer })
 }

@@ -7,7 +7,10 @@
 //! - [`problem`]: RFC 9457 `application/problem+json` responses;
 //! - [`json`]: a JSON body reader whose every refusal is a precise problem;
 //! - [`idempotency`]: the `Idempotency-Key` header and the key store that
-//!   commits in the same transaction as the effect.
+//!   commits in the same transaction as the effect;
+//! - [`writer`]: the transactions effects are written in (group commit on
+//!   SQLite);
+//! - [`batch`]: many queued requests in one round trip.
 
 pub mod batch;
 pub mod db;
@@ -16,10 +19,12 @@ pub mod idempotency;
 pub mod json;
 pub mod problem;
 pub mod serve;
+pub mod writer;
 
 pub use failpoint::FailPoint;
 pub use idempotency::{Claim, IdempotencyKey, InFlight};
 pub use problem::{Problem, StorageFailure};
+pub use writer::{WriteTx, Writer, WriterStats};
 
 /// Milliseconds since the Unix epoch, by this server's clock.
 pub fn now_ms() -> i64 {

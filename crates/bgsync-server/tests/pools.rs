@@ -11,7 +11,7 @@ use axum::routing::post;
 use axum::Router;
 use bgsync_server::batch::{BatchConfig, BatchTx, EffectTx};
 use bgsync_server::idempotency::{self, Claim, IdempotencyKey, KeyConnection, StoredResponse};
-use bgsync_server::Problem;
+use bgsync_server::{Problem, Writer};
 use sqlx::{Executor, Sqlite, SqlitePool};
 use tower::ServiceExt;
 
@@ -74,7 +74,7 @@ async fn the_key_store_runs_on_a_plain_postgres_pool() {
 /// refuses (422) a note saying "refuse" after it has written it and
 /// claimed its key: the batch's savepoint, not the handler, undoes both.
 async fn put_note(
-    State(pool): State<SqlitePool>,
+    State(writer): State<Writer<Sqlite>>,
     batch: Option<BatchTx<Sqlite>>,
     key: IdempotencyKey,
     headers: HeaderMap,
@@ -82,7 +82,7 @@ async fn put_note(
 ) -> Result<Response, Problem> {
     let scope = idempotency::client_scope(&headers)?;
     let text = String::from_utf8_lossy(&body).into_owned();
-    let mut tx = EffectTx::begin(&pool, batch.as_ref()).await?;
+    let mut tx = EffectTx::begin(&writer, batch.as_ref()).await?;
     let storage = |e: sqlx::Error| Problem::storage(&e);
     match idempotency::claim(&mut *tx, &scope, &key, &text, bgsync_server::now_ms()).await.map_err(storage)? {
         Claim::New => {}
@@ -110,8 +110,10 @@ async fn an_app_of_its_own_mounts_the_batch_router_and_a_refused_entry_leaves_no
         .unwrap();
     pool.execute(idempotency::SQLITE_SCHEMA).await.unwrap();
     pool.execute("CREATE TABLE notes (text TEXT NOT NULL)").await.unwrap();
-    let api = Router::new().route("/api/notes", post(put_note).put(put_note)).with_state(pool.clone());
-    let app = api.clone().merge(bgsync_server::batch::router(api, pool.clone(), BatchConfig::default()));
+    // Group commit: the batch's transaction is a member of the writer's group.
+    let writer = Writer::group_commit(pool.clone());
+    let api = Router::new().route("/api/notes", post(put_note).put(put_note)).with_state(writer.clone());
+    let app = api.clone().merge(bgsync_server::batch::router(api, writer, BatchConfig::default()));
 
     let entry = |key: &str, method: &str, body: &str| serde_json::json!({ "key": key, "method": method, "path": "/api/notes", "headers": [["content-type", "text/plain"]], "body": body });
     let batch = serde_json::json!({ "ordered": false, "entries": [

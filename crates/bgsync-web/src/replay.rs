@@ -236,21 +236,93 @@ impl Clock {
 }
 
 async fn round(queue: &Queue, expedite: bool) -> JsResult<Round> {
+    match round_once(queue, expedite, true).await? {
+        Once::Ended(round) => Ok(round),
+        // The advertisement was out of date (forgotten by now): once more,
+        // with what the server says today.
+        Once::EndpointGone { delivered } => {
+            let Once::Ended(mut round) = round_once(queue, expedite, false).await? else {
+                unreachable!("a second round does not stop for the endpoint")
+            };
+            round.delivered += delivered;
+            Ok(round)
+        }
+    }
+}
+
+/// How [`round_once`] ended.
+enum Once {
+    Ended(Round),
+    /// The batch URL answered 404, 405 or 410: the batch's entries were
+    /// left as they were (not an attempt), after `delivered` others.
+    EndpointGone {
+        delivered: usize,
+    },
+}
+
+/// Polls two futures together (reading the queue and the round's state
+/// from IndexedDB overlap, as does an advertisement fetch).
+async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut first, mut second) = (None, None);
+    std::future::poll_fn(|cx| {
+        if first.is_none() {
+            if let Poll::Ready(value) = a.as_mut().poll(cx) {
+                first = Some(value);
+            }
+        }
+        if second.is_none() {
+            if let Poll::Ready(value) = b.as_mut().poll(cx) {
+                second = Some(value);
+            }
+        }
+        if first.is_some() && second.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (first.expect("ready"), second.expect("ready"))
+}
+
+/// What a round needs beside its entries.
+struct Context {
+    paused: bool,
+    credentials: transport::Credentials,
+    /// The batch endpoint, when known without asking the server.
+    endpoint: Option<Option<bgsync_core::wire::BatchEndpoint>>,
+}
+
+async fn context(queue: &Queue) -> JsResult<Context> {
+    let paused = state::paused(queue.name()).await?.is_some();
+    let credentials =
+        transport::Credentials { headers: state::credentials().await?, client_id: state::client_id().await? };
+    let endpoint = if queue.batching() { transport::known_endpoint().await } else { Some(None) };
+    Ok(Context { paused, credentials, endpoint })
+}
+
+async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) -> JsResult<Once> {
     let config = queue.policy();
     let mut clock = Clock(precise_now(), Vec::new());
-    let entries = queue.all().await?;
+    let (entries, context) = join(queue.all(), context(queue)).await;
+    let (entries, Context { paused, credentials, endpoint }) = (entries?, context?);
     clock.lap("read");
     // A queue the server paused (401/403) sends nothing until new
     // credentials are set: every request would be refused the same way.
-    if !entries.is_empty() && state::paused(queue.name()).await?.is_some() {
-        return Ok(Round { delivered: 0, remaining: entries.len(), next_at_ms: None, paused: true });
+    if !entries.is_empty() && paused {
+        return Ok(Once::Ended(Round { delivered: 0, remaining: entries.len(), next_at_ms: None, paused: true }));
     }
-    let credentials =
-        transport::Credentials { headers: state::credentials().await?, client_id: state::client_id().await? };
-    clock.lap("state");
-    // Batches when the server offers them, within its limits and ours.
-    let endpoint = if entries.is_empty() || !queue.batching() { None } else { transport::batch_endpoint().await };
+    // Batches when the server offers them: known from an earlier context
+    // (kept in IndexedDB), else asked now, if there is anything to send.
+    let endpoint = match endpoint {
+        Some(known) => known,
+        None if !entries.is_empty() => transport::batch_endpoint().await,
+        None => None,
+    };
     clock.lap("endpoint");
+    // Within the server's limits and ours.
     let batch = endpoint.as_ref().map(|e| {
         let ours = config.batch.clone().unwrap_or(BatchLimits::new(usize::MAX, usize::MAX));
         BatchLimits {
@@ -284,12 +356,24 @@ async fn round(queue: &Queue, expedite: bool) -> JsResult<Round> {
             _ => TransmitResult::Single(transport::send(&transmit.entries[0], &credentials).await),
         };
         clock.lap("request");
+        if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
+            transport::forget_advertisement().await;
+            // Not an attempt: the entries stay as they were.
+            engine.handle(transmit.id, TransmitResult::Batch(Vec::new()), now_ms());
+            delivered += flush(queue, &mut engine, None).await?;
+            return Ok(Once::EndpointGone { delivered });
+        }
         engine.handle(transmit.id, result, now_ms());
         clock.lap("handle");
         delivered += flush(queue, &mut engine, Some(&mut clock)).await?;
     }
     clock.keep_if_sent();
-    Ok(Round { delivered, remaining: engine.len(), next_at_ms: engine.poll_timeout(), paused: engine.is_paused() })
+    Ok(Once::Ended(Round {
+        delivered,
+        remaining: engine.len(),
+        next_at_ms: engine.poll_timeout(),
+        paused: engine.is_paused(),
+    }))
 }
 
 /// Adds to the engine the entries queued since it read the store; returns

@@ -105,47 +105,168 @@ fn kept_body(status: u16, body: String) -> String {
     kept
 }
 
+/// What the server advertised and until when it may be used without
+/// asking again (ms since the epoch).
+#[derive(Clone, Debug)]
+struct Learnt {
+    endpoint: Option<BatchEndpoint>,
+    fresh_until_ms: f64,
+}
+
 thread_local! {
-    // What the server advertised, once learnt in this context.
-    static ADVERTISED: std::cell::RefCell<Option<Option<BatchEndpoint>>> = const { std::cell::RefCell::new(None) };
+    // What the server advertised, once learnt or read in this context.
+    static ADVERTISED: std::cell::RefCell<Option<Learnt>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The server's batch endpoint, from its `/.well-known/bgsync` document.
-/// Learnt once per context; while the server cannot be reached it is
-/// unknown and entries go one by one.
+/// Where the advertisement is kept in the `meta` store, so that a fresh
+/// worker (a browser start, a wake-up for a sync event) sends its first
+/// batch without asking first.
+const STORED: &str = "advertisement";
+
+/// The server's batch endpoint, from its `/.well-known/bgsync` document:
+/// remembered in this context and kept in IndexedDB for as long as the
+/// server's `Cache-Control: max-age` allows; asked for again when that has
+/// passed (and the stored one used if the server cannot be reached), or
+/// after the batch URL answered as if it were gone ([`forget_advertisement`]).
+/// `None`: the server offers no batch endpoint (or has never been reached),
+/// and entries go one by one.
 pub async fn batch_endpoint() -> Option<BatchEndpoint> {
-    if let Some(known) = ADVERTISED.with(|a| a.borrow().clone()) {
-        return known;
+    if let Some(fresh) = known_endpoint().await {
+        return fresh;
     }
-    let found = match fetch_advertisement().await {
-        Ok(found) => found,
-        Err(_) => return None,
-    };
-    ADVERTISED.with(|a| *a.borrow_mut() = Some(found.clone()));
-    found
+    let known = ADVERTISED.with(|a| a.borrow().clone());
+    match learn().await {
+        Ok(learnt) => learnt.endpoint,
+        // Stale is better than nothing while the server cannot be reached.
+        Err(_) => known.and_then(|l| l.endpoint),
+    }
 }
 
-async fn fetch_advertisement() -> js::JsResult<Option<BatchEndpoint>> {
-    let request = Request::new_with_str(WELL_KNOWN_PATH)?;
+/// The batch endpoint as known without asking the server: `Some` while
+/// what it advertised (here or in IndexedDB) is fresh, `None` when it must
+/// be asked ([`batch_endpoint`]).
+pub async fn known_endpoint() -> Option<Option<BatchEndpoint>> {
+    let mut known = ADVERTISED.with(|a| a.borrow().clone());
+    if known.is_none() {
+        known = read_stored().await.ok().flatten();
+        ADVERTISED.with(|a| *a.borrow_mut() = known.clone());
+    }
+    known.filter(|l| l.fresh_until_ms > js_sys::Date::now()).map(|l| l.endpoint)
+}
+
+/// Asks the server for its advertisement now, and keeps it (in this
+/// context and in IndexedDB). The worker calls it when it activates, so
+/// that even its first drain costs one round trip.
+pub async fn learn_advertisement() -> js::JsResult<()> {
+    learn().await.map(|_| ())
+}
+
+async fn learn() -> js::JsResult<Learnt> {
+    let learnt = fetch_advertisement().await?;
+    ADVERTISED.with(|a| *a.borrow_mut() = Some(learnt.clone()));
+    // Not kept (IndexedDB failing): the next context asks again.
+    let _ = store(&learnt).await;
+    Ok(learnt)
+}
+
+/// The batch URL answered 404, 405 or 410: the advertisement is out of date
+/// (the server was redeployed without it, or moved it). Forgotten here and
+/// in IndexedDB, so the next round asks again.
+pub async fn forget_advertisement() {
+    ADVERTISED.with(|a| *a.borrow_mut() = None);
+    if let Ok(db) = crate::db::database().await {
+        if let Ok(tx) = db.transaction_with_str_and_mode(crate::db::META, web_sys::IdbTransactionMode::Readwrite) {
+            if let Ok(meta) = tx.object_store(crate::db::META) {
+                let _ = meta.delete(&STORED.into());
+            }
+            let _ = js::committed(&tx).await;
+        }
+    }
+}
+
+/// Whether a batch request's answer says the batch URL is not (or no
+/// longer) a batch endpoint.
+pub fn endpoint_gone(result: &TransmitResult) -> bool {
+    matches!(result, TransmitResult::BatchFailed(AttemptResult::Response(r)) if matches!(r.status, 404 | 405 | 410))
+}
+
+async fn read_stored() -> js::JsResult<Option<Learnt>> {
+    let db = crate::db::database().await?;
+    let tx = db.transaction_with_str(crate::db::META)?;
+    let record = js::request(&tx.object_store(crate::db::META)?.get(&STORED.into())?).await?;
+    if !record.is_object() {
+        return Ok(None);
+    }
+    let fresh_until_ms = js::get(&record, "freshUntil")?.as_f64().unwrap_or(0.0);
+    Ok(Some(Learnt { endpoint: endpoint_of(&js::get(&record, "batch")?), fresh_until_ms }))
+}
+
+async fn store(learnt: &Learnt) -> js::JsResult<()> {
+    let db = crate::db::database().await?;
+    let tx = db.transaction_with_str_and_mode(crate::db::META, web_sys::IdbTransactionMode::Readwrite)?;
+    let record = Object::new();
+    js::set(&record, "key", STORED);
+    js::set(&record, "freshUntil", learnt.fresh_until_ms);
+    let batch = match &learnt.endpoint {
+        Some(e) => {
+            let o = Object::new();
+            js::set(&o, "url", e.url.as_str());
+            js::set(&o, "max_entries", e.max_entries as f64);
+            js::set(&o, "max_bytes", e.max_bytes as f64);
+            js::set(&o, "prefix", e.prefix.as_str());
+            o.into()
+        }
+        None => wasm_bindgen::JsValue::NULL,
+    };
+    js::set(&record, "batch", batch);
+    tx.object_store(crate::db::META)?.put(&record)?;
+    js::committed(&tx).await
+}
+
+async fn fetch_advertisement() -> js::JsResult<Learnt> {
+    // Past the browser's HTTP cache: freshness is kept here, and asking
+    // means the kept answer is out of date.
+    let init = RequestInit::new();
+    js::set(&init, "cache", "no-cache");
+    let request = Request::new_with_str_and_init(WELL_KNOWN_PATH, &init)?;
     let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+    let max_age_s = response.headers().get("Cache-Control").ok().flatten().as_deref().and_then(max_age).unwrap_or(0);
+    let fresh_until_ms = js_sys::Date::now() + max_age_s as f64 * 1000.0;
     if !response.ok() {
         // No document: the server offers nothing more (a definite answer).
-        return Ok(None);
+        return Ok(Learnt { endpoint: None, fresh_until_ms });
     }
     let document = js::await_promise(response.json()?).await?;
-    let batch = js::get(&document, "batch")?;
-    if !batch.is_object() {
-        return Ok(None);
+    Ok(Learnt { endpoint: endpoint_of(&js::get(&document, "batch")?), fresh_until_ms })
+}
+
+/// The `max-age` of a `Cache-Control` value, in seconds (`no-store` and
+/// `no-cache` mean 0).
+fn max_age(value: &str) -> Option<u64> {
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(0);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            age = seconds.trim_matches('"').parse().ok();
+        }
     }
-    let number = |name| js::get(&batch, name).ok()?.as_f64().map(|n| n as usize);
-    Ok((|| {
-        Some(BatchEndpoint {
-            url: js::get(&batch, "url").ok()?.as_string()?,
-            max_entries: number("max_entries")?,
-            max_bytes: number("max_bytes")?,
-            prefix: js::get(&batch, "prefix").ok().and_then(|p| p.as_string()).unwrap_or_default(),
-        })
-    })())
+    age
+}
+
+fn endpoint_of(batch: &wasm_bindgen::JsValue) -> Option<BatchEndpoint> {
+    if !batch.is_object() {
+        return None;
+    }
+    let number = |name| js::get(batch, name).ok()?.as_f64().map(|n| n as usize);
+    Some(BatchEndpoint {
+        url: js::get(batch, "url").ok()?.as_string()?,
+        max_entries: number("max_entries")?,
+        max_bytes: number("max_bytes")?,
+        prefix: js::get(batch, "prefix").ok().and_then(|p| p.as_string()).unwrap_or_default(),
+    })
 }
 
 /// Sends the entries of `transmit` as one batch request.

@@ -78,9 +78,14 @@ pub async fn worker_capture(request: Request, queue: String) -> Result<Response,
     worker::capture(request, &Queue::named(&queue)?).await
 }
 
-/// `activate` event: drop the caches of earlier versions.
+/// `activate` event: drop the caches of earlier versions, and learn what
+/// the server offers (its batch endpoint, kept in IndexedDB), so that the
+/// first drain, maybe days later in a worker just woken for it, costs one
+/// round trip.
 #[wasm_bindgen]
 pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Result<(), JsValue> {
+    // Best effort: without it the first round asks.
+    let _ = bgsync_web::transport::learn_advertisement().await;
     worker::remove_old_caches(&shell_prefix, &shell_cache).await
 }
 

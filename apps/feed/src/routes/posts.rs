@@ -205,7 +205,7 @@ pub async fn create(
     };
     // In a batch, the batch's transaction (committed once for all its
     // entries; the batch rolls a refused entry back).
-    let mut tx = EffectTx::begin(&state.db.pool, batch.as_ref()).await?;
+    let mut tx = EffectTx::begin(&state.db.writer, batch.as_ref()).await?;
     let answer = apply(&mut tx, key.as_ref(), scope, &fingerprint, &post).await?;
     if !tx.in_batch() {
         state.before_commit.check()?;

@@ -35,7 +35,7 @@ pub async fn record(
         ));
     }
     let scope = idempotency::client_scope(&headers)?;
-    let mut tx = EffectTx::begin(&db.pool, batch.as_ref()).await?;
+    let mut tx = EffectTx::begin(&db.writer, batch.as_ref()).await?;
     if let Some(replay) = claim(&mut tx, key.as_ref(), &scope, &event.name).await? {
         return Ok(replay);
     }

@@ -150,7 +150,7 @@ async fn begin_write<'a>(
     db: &'a Db,
     batch: Option<&'a BatchTx<sqlx::Any>>,
 ) -> Result<EffectTx<'a, sqlx::Any>, Problem> {
-    let mut tx = EffectTx::begin(&db.pool, batch).await?;
+    let mut tx = EffectTx::begin(&db.writer, batch).await?;
     lock_writes(&mut tx, db.backend).await.map_err(storage)?;
     Ok(tx)
 }

@@ -1,0 +1,343 @@
+//! Where effects are written: a transaction per request, or, on SQLite,
+//! group commit.
+//!
+//! SQLite has one writer at a time, and each commit costs an fsync
+//! (`synchronous = FULL`). With a transaction per request, concurrent
+//! writers queue on SQLite's lock, sleeping in its busy handler, and each
+//! pays its own fsync: at 64 connections the tail latency is hundreds of
+//! milliseconds. A [`Writer`] made with [`Writer::group_commit`] keeps one
+//! write transaction open on one connection instead: requests take turns on
+//! it (first come, first served), each in a savepoint of its own (a request
+//! that fails or is refused rolls back to it and leaves nothing behind), and
+//! a committer task commits everything written since the last commit in one
+//! transaction, one fsync. A request's [`WriteTx::commit`] returns only once
+//! that commit is durable, so an answer never runs ahead of its data:
+//! durability is unchanged, and the fsyncs are shared. The committer queues
+//! for the connection like any request, so the requests already waiting
+//! when it asks all go into the same commit: under load the groups grow by
+//! themselves, and a lone request is committed at once.
+//!
+//! If the group's commit fails, every request in it gets the error (nothing
+//! of the group took effect) and answers 503; the next request starts a new
+//! group.
+
+use sqlx::{Pool, Transaction};
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Weak};
+use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
+
+/// The name of each request's savepoint inside the group's transaction.
+const MEMBER: &str = "bgsync_member";
+
+/// Hands out the transactions that effects are written in.
+pub struct Writer<DB: sqlx::Database> {
+    pool: Pool<DB>,
+    group: Option<Arc<Group<DB>>>,
+}
+
+impl<DB: sqlx::Database> Clone for Writer<DB> {
+    fn clone(&self) -> Self {
+        Self { pool: self.pool.clone(), group: self.group.clone() }
+    }
+}
+
+impl<DB: sqlx::Database> std::fmt::Debug for Writer<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("group_commit", &self.group.is_some()).finish()
+    }
+}
+
+/// How many commits a group-commit writer made, and how many requests'
+/// writes they carried.
+#[derive(Default)]
+struct Counters {
+    commits: std::sync::atomic::AtomicU64,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+/// What a [`Writer`] has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Group commits that succeeded.
+    pub commits: u64,
+    /// Requests' writes those commits carried.
+    pub writes: u64,
+}
+
+/// The outcome of one group's commit, shared by its members.
+type Outcome = Option<Result<(), Arc<sqlx::Error>>>;
+
+struct Group<DB: sqlx::Database> {
+    slot: Arc<Mutex<Slot<DB>>>,
+    stats: Arc<Counters>,
+    /// The committer task is spawned by the first write, in the runtime
+    /// that serves the requests (not necessarily the one that opened the
+    /// database).
+    committer: std::sync::Once,
+    /// Wakes the committer: something was written, or a member left a
+    /// savepoint to roll back.
+    dirty: Arc<Notify>,
+}
+
+struct Slot<DB: sqlx::Database> {
+    /// The open group transaction, if any.
+    tx: Option<Transaction<'static, DB>>,
+    /// Members whose effect is in `tx`, waiting for its commit.
+    members: usize,
+    /// A member went away inside its savepoint (its request was cancelled or
+    /// failed): whoever takes the slot next rolls it back first.
+    rollback_pending: bool,
+    /// Where the members of the open group learn its outcome.
+    outcome: watch::Sender<Outcome>,
+}
+
+impl<DB> Writer<DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    /// A transaction per request, begun on `pool` (PostgreSQL: many
+    /// writers at once, each commit its own).
+    pub fn per_request(pool: Pool<DB>) -> Self {
+        Self { pool, group: None }
+    }
+
+    /// Group commit on `pool` (SQLite; see the module's documentation).
+    /// The first write spawns the committer task on the Tokio runtime it
+    /// runs on; the task ends when the last clone of this writer is gone.
+    pub fn group_commit(pool: Pool<DB>) -> Self {
+        let slot = Arc::new(Mutex::new(Slot {
+            tx: None,
+            members: 0,
+            rollback_pending: false,
+            outcome: watch::channel(None).0,
+        }));
+        let dirty = Arc::new(Notify::new());
+        let stats = Arc::new(Counters::default());
+        let group = Arc::new(Group { slot, stats, dirty, committer: std::sync::Once::new() });
+        Self { pool, group: Some(group) }
+    }
+
+    /// The pool (for reads, which never go through the writer).
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Commits made and writes they carried (group commit; zero otherwise).
+    pub fn stats(&self) -> WriterStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.group.as_ref().map_or_else(WriterStats::default, |g| WriterStats {
+            commits: g.stats.commits.load(Relaxed),
+            writes: g.stats.writes.load(Relaxed),
+        })
+    }
+
+    /// Whether this writer commits requests in groups.
+    pub fn is_group_commit(&self) -> bool {
+        self.group.is_some()
+    }
+
+    /// A transaction to write an effect in: a new one on the pool, or a
+    /// savepoint in the group's transaction (waiting for the requests
+    /// before it). Dropping it without [`WriteTx::commit`] rolls it back.
+    pub async fn begin(&self) -> Result<WriteTx<DB>, sqlx::Error> {
+        let Some(group) = &self.group else {
+            return Ok(WriteTx::Own(self.pool.begin().await?));
+        };
+        group.committer.call_once(|| {
+            tokio::spawn(commit_loop(Arc::downgrade(group), group.dirty.clone(), group.stats.clone()));
+        });
+        let mut slot = group.slot.clone().lock_owned().await;
+        settle(&mut slot).await?;
+        if slot.tx.is_none() {
+            slot.tx = Some(self.pool.begin().await?);
+        }
+        let savepoint = format!("SAVEPOINT {MEMBER}");
+        if let Err(e) = run(&mut slot, &savepoint).await {
+            fail_group(&mut slot, &e).await;
+            return Err(e);
+        }
+        Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone() }))
+    }
+}
+
+/// Runs `statement` in the slot's open transaction.
+async fn run<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let tx = slot.tx.as_mut().ok_or_else(|| sqlx::Error::Protocol("the group's transaction has ended".into()))?;
+    sqlx::Executor::execute(&mut **tx, statement).await.map(|_| ())
+}
+
+/// Rolls back what a member that went away left (its savepoint).
+async fn settle<DB>(slot: &mut Slot<DB>) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    if !std::mem::take(&mut slot.rollback_pending) || slot.tx.is_none() {
+        return Ok(());
+    }
+    let undo = format!("ROLLBACK TO SAVEPOINT {MEMBER}; RELEASE SAVEPOINT {MEMBER}");
+    if let Err(e) = run(slot, &undo).await {
+        // The group's state is unknown: none of it may be kept.
+        fail_group(slot, &e).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Rolls the open group back and tells its members why.
+async fn fail_group<DB: sqlx::Database>(slot: &mut Slot<DB>, error: &sqlx::Error) {
+    if let Some(tx) = slot.tx.take() {
+        let _ = tx.rollback().await;
+    }
+    finish(slot, Err(Arc::new(sqlx::Error::Protocol(format!("the group commit was rolled back: {error}")))));
+}
+
+/// Ends the open group with `outcome` and opens the next.
+fn finish<DB: sqlx::Database>(slot: &mut Slot<DB>, outcome: Result<(), Arc<sqlx::Error>>) {
+    slot.members = 0;
+    slot.rollback_pending = false;
+    let old = std::mem::replace(&mut slot.outcome, watch::channel(None).0);
+    let _ = old.send(Some(outcome));
+}
+
+/// Commits the open group whenever something was written. It waits for
+/// the slot behind the requests already queued for it, so they are in the
+/// same commit.
+async fn commit_loop<DB>(group: Weak<Group<DB>>, dirty: Arc<Notify>, stats: Arc<Counters>)
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    loop {
+        dirty.notified().await;
+        let Some(slot) = group.upgrade().map(|g| g.slot.clone()) else { return };
+        let mut slot = slot.lock_owned().await;
+        if settle(&mut slot).await.is_err() {
+            continue;
+        }
+        let Some(tx) = slot.tx.take() else { continue };
+        if slot.members == 0 {
+            // Only rolled-back members: nothing to keep.
+            let _ = tx.rollback().await;
+            finish(&mut slot, Ok(()));
+            continue;
+        }
+        let members = slot.members as u64;
+        let outcome = tx.commit().await.map_err(Arc::new);
+        if outcome.is_ok() {
+            stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats.writes.fetch_add(members, std::sync::atomic::Ordering::Relaxed);
+        }
+        finish(&mut slot, outcome);
+    }
+}
+
+/// The transaction an effect is written in ([`Writer::begin`]): derefs to
+/// the connection to run statements on.
+pub enum WriteTx<DB: sqlx::Database> {
+    /// A transaction of its own.
+    Own(Transaction<'static, DB>),
+    /// A savepoint in a group's transaction.
+    Member(Member<DB>),
+}
+
+/// A request's turn on the group's connection.
+pub struct Member<DB: sqlx::Database> {
+    slot: Option<OwnedMutexGuard<Slot<DB>>>,
+    dirty: Arc<Notify>,
+}
+
+impl<DB: sqlx::Database> Drop for Member<DB> {
+    fn drop(&mut self) {
+        // Left without commit or rollback (an error returned early, or the
+        // request was cancelled): the savepoint is undone by whoever takes
+        // the slot next, the committer included.
+        if let Some(mut slot) = self.slot.take() {
+            slot.rollback_pending = true;
+            drop(slot);
+            self.dirty.notify_one();
+        }
+    }
+}
+
+impl<DB> WriteTx<DB>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    /// Commits, and returns once the effect is durable (in a group: once
+    /// the group's commit is).
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Own(tx) => tx.commit().await,
+            Self::Member(mut member) => {
+                let mut slot = member.slot.take().expect("a member holds its slot until it ends");
+                let release = format!("RELEASE SAVEPOINT {MEMBER}");
+                if let Err(e) = run(&mut slot, &release).await {
+                    fail_group(&mut slot, &e).await;
+                    return Err(e);
+                }
+                slot.members += 1;
+                let mut outcome = slot.outcome.subscribe();
+                drop(slot);
+                member.dirty.notify_one();
+                let result = match outcome.wait_for(Option::is_some).await {
+                    Ok(result) => result.clone().expect("waited for Some"),
+                    Err(_) => Err(Arc::new(sqlx::Error::Protocol("the group commit ended without an outcome".into()))),
+                };
+                result.map_err(|e| match Arc::try_unwrap(e) {
+                    Ok(e) => e,
+                    Err(shared) => sqlx::Error::Protocol(shared.to_string()),
+                })
+            }
+        }
+    }
+
+    /// Rolls back (a group member: its savepoint only).
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Own(tx) => tx.rollback().await,
+            Self::Member(mut member) => {
+                let mut slot = member.slot.take().expect("a member holds its slot until it ends");
+                let undo = format!("ROLLBACK TO SAVEPOINT {MEMBER}; RELEASE SAVEPOINT {MEMBER}");
+                let result = run(&mut slot, &undo).await;
+                if let Err(e) = &result {
+                    fail_group(&mut slot, e).await;
+                }
+                drop(slot);
+                // Members before this one may be waiting for a commit.
+                member.dirty.notify_one();
+                result
+            }
+        }
+    }
+}
+
+impl<DB: sqlx::Database> Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        match self {
+            Self::Own(tx) => tx,
+            Self::Member(member) => {
+                member.slot.as_ref().and_then(|s| s.tx.as_deref()).expect("a member's group transaction is open")
+            }
+        }
+    }
+}
+
+impl<DB: sqlx::Database> DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match self {
+            Self::Own(tx) => tx,
+            Self::Member(member) => {
+                member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()).expect("a member's group transaction is open")
+            }
+        }
+    }
+}

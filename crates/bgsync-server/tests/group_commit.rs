@@ -1,0 +1,121 @@
+//! Group commit on a real SQLite file: many concurrent writers share
+//! commits, each answered only once its write is durable; a member that
+//! fails, is refused or is cancelled leaves nothing behind and takes
+//! nothing of the others with it.
+
+use bgsync_server::Writer;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Executor, Sqlite, SqlitePool};
+use std::time::Duration;
+
+async fn pool(dir: &tempfile::TempDir) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("group.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.unwrap();
+    pool.execute("CREATE TABLE notes (n INTEGER PRIMARY KEY)").await.unwrap();
+    pool
+}
+
+/// A second connection's view: what is committed.
+async fn committed(dir: &tempfile::TempDir) -> Vec<i64> {
+    let options = SqliteConnectOptions::new().filename(dir.path().join("group.db"));
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let rows: Vec<(i64,)> = sqlx::query_as("SELECT n FROM notes ORDER BY n").fetch_all(&pool).await.unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(n,)| n).collect()
+}
+
+async fn write(writer: &Writer<Sqlite>, n: i64) -> Result<(), sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    sqlx::query("INSERT INTO notes (n) VALUES ($1)").bind(n).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_share_commits_and_each_sees_its_write_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::group_commit(pool(&dir).await);
+    assert!(writer.is_group_commit());
+    let tasks: Vec<_> = (0..200)
+        .map(|n| {
+            let writer = writer.clone();
+            let dir_path = dir.path().to_owned();
+            tokio::spawn(async move {
+                write(&writer, n).await.unwrap();
+                // Answered: it is committed, visible to another connection.
+                let options = SqliteConnectOptions::new().filename(dir_path.join("group.db"));
+                let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+                let (found,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes WHERE n = $1")
+                    .bind(n)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(found, 1, "note {n} was answered before it was committed");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(committed(&dir).await, (0..200).collect::<Vec<_>>());
+    let stats = writer.stats();
+    assert_eq!(stats.writes, 200);
+    assert!(stats.commits < 100, "200 concurrent writes shared commits: {stats:?}");
+}
+
+#[tokio::test]
+async fn a_failed_refused_or_cancelled_member_leaves_nothing_and_the_others_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::group_commit(pool(&dir).await);
+    write(&writer, 1).await.unwrap();
+
+    // A statement fails (the primary key exists): the member is dropped.
+    let failed = async {
+        let mut tx = writer.begin().await?;
+        sqlx::query("INSERT INTO notes (n) VALUES (2)").execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO notes (n) VALUES (1)").execute(&mut *tx).await?;
+        tx.commit().await
+    }
+    .await;
+    assert!(failed.is_err());
+
+    // Refused after writing: rolled back explicitly.
+    let mut tx = writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes (n) VALUES (3)").execute(&mut *tx).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    // Cancelled while holding its turn, before commit.
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), async {
+        let mut tx = writer.begin().await.unwrap();
+        sqlx::query("INSERT INTO notes (n) VALUES (4)").execute(&mut *tx).await.unwrap();
+        std::future::pending::<()>().await;
+        tx.commit().await
+    })
+    .await;
+    assert!(cancelled.is_err(), "the timeout cancels it");
+
+    write(&writer, 5).await.unwrap();
+    assert_eq!(committed(&dir).await, [1, 5], "only the committed members' writes");
+
+    // A member dropped with nobody after it: the committer undoes it alone,
+    // and the connection is free again.
+    let mut tx = writer.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes (n) VALUES (6)").execute(&mut *tx).await.unwrap();
+    drop(tx);
+    write(&writer, 7).await.unwrap();
+    assert_eq!(committed(&dir).await, [1, 5, 7]);
+}
+
+#[tokio::test]
+async fn a_per_request_writer_commits_each_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::per_request(pool(&dir).await);
+    assert!(!writer.is_group_commit());
+    write(&writer, 1).await.unwrap();
+    let tx = writer.begin().await.unwrap();
+    drop(tx);
+    assert_eq!(committed(&dir).await, [1]);
+}
