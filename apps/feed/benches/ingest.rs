@@ -7,6 +7,13 @@
 //! `BGSYNC_TEST_POSTGRES`, as for the tests). Prints a Markdown table and
 //! writes it to `target/bench/ingest.md`. `BGSYNC_BENCH_SECONDS` sets the
 //! time per cell (default 3).
+//!
+//! Then the real `feed` binary under `wrk` (Debian's, installed with apt
+//! when missing and run as root): 64 connections, 2 threads,
+//! `BGSYNC_BENCH_WRK_SECONDS` (default 10), a fresh post id and key per
+//! POST (`benches/wrk-posts.lua`), server and load on the same machine; on
+//! SQLite with group commit (the default), without it (`--group-commit
+//! off`), and on PostgreSQL.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -75,7 +82,26 @@ fn main() {
                 .to_owned()))
             .unwrap_or_default()
     );
-    let report = format!("Ingest, {seconds} s per cell, server and clients on one machine ({machine}):\n\n{table}");
+    let wrk_seconds: u64 = std::env::var("BGSYNC_BENCH_WRK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let mut wrk_table = String::from(
+        "| database | server | posts/s | p50 ms | p99 ms | non-2xx | stored |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, backend, group_commit) in
+        [("SQLite", Backend::Sqlite, true), ("SQLite", Backend::Sqlite, false), ("PostgreSQL", Backend::Postgres, true)]
+    {
+        let row = runtime.block_on(under_wrk(backend, group_commit, wrk_seconds));
+        let server = match (backend, group_commit) {
+            (Backend::Sqlite, true) => "group commit (default)",
+            (Backend::Sqlite, false) => "`--group-commit off`",
+            _ => "a transaction per request",
+        };
+        eprintln!("wrk {name} {server}: {row}");
+        wrk_table.push_str(&format!("| {name} | {server} | {row} |\n"));
+    }
+    let report = format!(
+        "Ingest, {seconds} s per cell, server and clients on one machine ({machine}):\n\n{table}\n\
+         The `feed` binary under `wrk -t2 -c64 -d{wrk_seconds}s` (single POSTs, a fresh id and key each):\n\n{wrk_table}"
+    );
     println!("{report}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&dir).unwrap();
@@ -150,4 +176,61 @@ async fn run(server: &TestServer, batch: bool, clients: usize, time: Duration) -
         p50_ms: pick(0.5),
         p99_ms: pick(0.99),
     }
+}
+
+/// The real binary on a fresh database under `wrk`; the table row's cells
+/// after the first two.
+async fn under_wrk(backend: Backend, group_commit: bool, seconds: u64) -> String {
+    let wrk = bgsync_testkit::chromium::installed(&["wrk"], "wrk", "BGSYNC_WRK");
+    let dir = tempfile::tempdir().unwrap();
+    let (url, postgres) = match backend {
+        Backend::Sqlite => (format!("sqlite://{}", dir.path().join("wrk.db").display()), None),
+        Backend::Postgres => {
+            let admin = common::postgres_admin_url();
+            let name = format!("feed_wrk_{}", uuid::Uuid::new_v4().simple());
+            let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&admin).await.unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
+            (format!("{base}/{name}"), Some((pool, name)))
+        }
+    };
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_feed"))
+        .args(["--addr", "127.0.0.1:0", "--database-url", &url])
+        .args(["--group-commit", if group_commit { "on" } else { "off" }])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = common::listening_address(&mut server);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/wrk-posts.lua");
+    let output = std::process::Command::new(wrk)
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), "-s"])
+        .arg(&script)
+        .arg(format!("http://{addr}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let line = text.lines().find(|l| l.starts_with("BGSYNC ")).unwrap_or_else(|| panic!("wrk said: {text}"));
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let (requests, duration_s) = (field("requests"), field("duration_us") / 1e6);
+    let db = feed::db::connect(&url).await.unwrap();
+    let (stored,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM posts").fetch_one(&db.pool).await.unwrap();
+    db.pool.close().await;
+    let _ = server.kill();
+    let _ = server.wait();
+    if let Some((pool, name)) = postgres {
+        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&pool).await;
+    }
+    let non_2xx = field("non2xx") as i64;
+    assert!(stored as f64 >= requests - non_2xx as f64, "every answered post is stored ({stored} of {requests})");
+    format!(
+        "{:.0} | {:.1} | {:.1} | {non_2xx} | {stored}",
+        requests / duration_s,
+        field("p50_us") / 1000.0,
+        field("p99_us") / 1000.0
+    )
 }

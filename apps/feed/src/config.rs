@@ -21,6 +21,9 @@ OPTIONS:
                            postgres://USER@HOST:PORT/DATABASE [default: sqlite://feed.db]
     --key-ttl SECONDS      how long an Idempotency-Key and its answer are kept; longer
                            than any client keeps retrying [default: 86400]
+    --group-commit on|off  SQLite: requests that write at the same time share one
+                           commit (each answered after it); off: a transaction per
+                           request [default: on]
     -h, --help             print this help
 
 LIMITS (a slow or hostile client cannot hold the server):
@@ -40,6 +43,8 @@ pub struct Config {
     pub database_url: String,
     /// How long an Idempotency-Key and its stored answer are kept.
     pub key_ttl_secs: u64,
+    /// SQLite: commit concurrent writes together ([`bgsync_server::Writer`]).
+    pub group_commit: bool,
     pub limits: Limits,
 }
 
@@ -49,6 +54,7 @@ impl Default for Config {
             addr: DEFAULT_ADDR.parse().expect("the default address parses"),
             database_url: DEFAULT_DATABASE_URL.into(),
             key_ttl_secs: 24 * 60 * 60,
+            group_commit: true,
             limits: Limits::default(),
         }
     }
@@ -100,6 +106,13 @@ impl Command {
                         v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
                             UsageError(format!("--key-ttl {v:?} is not a positive number of seconds"))
                         })?;
+                }
+                "--group-commit" => {
+                    config.group_commit = match value()?.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        v => return Err(UsageError(format!("--group-commit {v:?} is neither on nor off"))),
+                    }
                 }
                 "--header-timeout" => config.limits.header_timeout = seconds(&name, &value()?)?,
                 "--body-timeout" => config.limits.body_timeout = seconds(&name, &value()?)?,
@@ -155,6 +168,8 @@ mod tests {
         assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
         assert!(parse(&["--key-ttl", "0"]).unwrap_err().0.contains("positive"));
         assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Command::Serve(Config { key_ttl_secs: 60, .. }))));
+        assert!(parse(&["--group-commit", "maybe"]).unwrap_err().0.contains("on nor off"));
+        assert!(matches!(parse(&["--group-commit=off"]), Ok(Command::Serve(Config { group_commit: false, .. }))));
         assert!(parse(&["--header-timeout", "0"]).unwrap_err().0.contains("seconds"));
         assert!(parse(&["--body-timeout", "soon"]).unwrap_err().0.contains("seconds"));
         assert!(parse(&["--max-connections", "0"]).unwrap_err().0.contains("from 1"));

@@ -60,9 +60,12 @@ async fn method_not_allowed(method: Method) -> Response {
 /// Opens the database and serves until SIGTERM or SIGINT (Ctrl-C), then
 /// drains the requests in flight for at most the configured grace.
 pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let db = db::connect(&config.database_url)
+    let mut db = db::connect(&config.database_url)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", config.database_url))?;
+    if !config.group_commit {
+        db.writer = bgsync_server::Writer::per_request(db.pool.clone());
+    }
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e} (choose another with --addr)", config.addr))?;

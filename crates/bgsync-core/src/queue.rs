@@ -127,6 +127,16 @@ pub enum TransmitResult {
     /// The batch request as a whole failed (network error, or a non-2xx for
     /// the whole batch): every entry in it failed transiently.
     BatchFailed(AttemptResult),
+    /// The batch request failed on the network while the server was
+    /// reachable (the platform asked it something small right after, and it
+    /// answered): something in this batch breaks the request (a proxy that
+    /// drops one entry's bytes, a body a middlebox resets). Not an attempt
+    /// for any of its entries: the batch is split in halves, sent at once,
+    /// and halved again while a half breaks, so the good entries go and the
+    /// one that breaks ends alone, where its failures are its own (retried,
+    /// then dead-lettered after `max_attempts`). A batch of one entry is
+    /// handled as [`TransmitResult::BatchFailed`].
+    BatchBroke(AttemptResult),
 }
 
 /// Entries per state (dead letters are counted by the platform's store).
@@ -157,6 +167,9 @@ pub struct Engine {
     index: HashMap<EntryKey, Position>,
     sending: HashSet<EntryKey>,
     in_flight: BTreeMap<u64, Vec<EntryKey>>,
+    /// Entries of a batch that broke ([`TransmitResult::BatchBroke`]): the
+    /// most entries a batch holding them may carry.
+    split: HashMap<EntryKey, usize>,
     next_id: u64,
     paused: bool,
     ops: VecDeque<StoreOp>,
@@ -174,6 +187,7 @@ impl Engine {
             index: HashMap::new(),
             sending: HashSet::new(),
             in_flight: BTreeMap::new(),
+            split: HashMap::new(),
             next_id: 1,
             paused: false,
             ops: VecDeque::new(),
@@ -208,6 +222,7 @@ impl Engine {
     }
 
     fn remove(&mut self, key: &EntryKey) -> Option<Entry> {
+        self.split.remove(key);
         let pos = self.index.remove(key)?;
         self.entries.remove(&pos)
     }
@@ -226,6 +241,9 @@ impl Engine {
         let batchable = |entry: &Entry| self.config.batch.as_ref().is_some_and(|limits| limits.accepts(entry));
         let mut picked: Vec<Entry> = Vec::new();
         let mut bytes = 0;
+        // The most entries this batch may carry: lowered by entries of a
+        // batch that broke.
+        let mut most = max_entries;
         for entry in self.entries.values() {
             if self.sending.contains(&entry.key) {
                 continue;
@@ -245,9 +263,11 @@ impl Engine {
             }
             // The first entry always goes, whatever its size: a limit must
             // never strand an entry.
-            if !picked.is_empty() && (picked.len() >= max_entries || bytes + entry.size() > max_bytes) {
+            let limit = most.min(self.split.get(&entry.key).copied().unwrap_or(usize::MAX));
+            if !picked.is_empty() && (picked.len() >= limit || bytes + entry.size() > max_bytes) {
                 break;
             }
+            most = limit;
             bytes += entry.size();
             picked.push(entry.clone());
             if !batchable(entry) {
@@ -292,6 +312,19 @@ impl Engine {
         let Some(keys) = self.in_flight.remove(&id) else {
             return;
         };
+        let result = match result {
+            TransmitResult::BatchBroke(_) if keys.len() > 1 => {
+                // Halves (the first one rounded up), sent again at once.
+                let half = keys.len().div_ceil(2);
+                for key in keys {
+                    self.sending.remove(&key);
+                    self.split.insert(key, half);
+                }
+                return;
+            }
+            TransmitResult::BatchBroke(attempt) => TransmitResult::BatchFailed(attempt),
+            other => other,
+        };
         let whole_batch_failed = matches!(result, TransmitResult::BatchFailed(_));
         // Each entry's result by key (a batch answers up to thousands).
         let by_key: HashMap<&str, &BatchResult> = match &result {
@@ -304,7 +337,7 @@ impl Engine {
         for key in keys {
             self.sending.remove(&key);
             let attempt = match &result {
-                TransmitResult::Single(r) | TransmitResult::BatchFailed(r) => r.clone(),
+                TransmitResult::Single(r) | TransmitResult::BatchFailed(r) | TransmitResult::BatchBroke(r) => r.clone(),
                 TransmitResult::Batch(_) => match by_key.get(key.as_str()) {
                     Some(BatchResult { status: Some(status), retry_after, body, .. }) => {
                         AttemptResult::Response(Response {

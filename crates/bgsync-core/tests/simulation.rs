@@ -122,6 +122,9 @@ struct Stats {
     retry_after: u64,
     batches: u64,
     replays: u64,
+    /// Batches that failed on the network while the server was reachable:
+    /// split.
+    splits: u64,
 }
 
 impl Stats {
@@ -136,6 +139,7 @@ impl Stats {
         self.retry_after += o.retry_after;
         self.batches += o.batches;
         self.replays += o.replays;
+        self.splits += o.splits;
     }
 }
 
@@ -292,9 +296,14 @@ impl Sim {
         }
     }
 
-    fn network_error(&self, transmit: &Transmit, why: &str) -> TransmitResult {
+    fn network_error(&mut self, transmit: &Transmit, why: &str) -> TransmitResult {
         let error = AttemptResult::NetworkError(why.into());
-        if transmit.batch {
+        // The platform's probe after a failed batch: the server answers it
+        // unless the network drops that too; then the batch is split.
+        if transmit.batch && transmit.entries.len() > 1 && !self.dice.chance(self.world.p_drop) {
+            self.stats.splits += 1;
+            TransmitResult::BatchBroke(error)
+        } else if transmit.batch {
             TransmitResult::BatchFailed(error)
         } else {
             TransmitResult::Single(error)
@@ -443,7 +452,7 @@ impl Sim {
         let keys = self.transmit_keys.remove(&id);
         ensure!(self, keys.is_some(), "an answer for unknown transmit {id}");
         match &result {
-            TransmitResult::Single(r) | TransmitResult::BatchFailed(r) => {
+            TransmitResult::Single(r) | TransmitResult::BatchFailed(r) | TransmitResult::BatchBroke(r) => {
                 for key in keys.unwrap() {
                     self.record(key, r);
                 }
@@ -615,6 +624,7 @@ fn simulation() {
             ("Retry-After answers", total.retry_after),
             ("batches", total.batches),
             ("replayed keys", total.replays),
+            ("split batches", total.splits),
         ] {
             assert!(n > 0, "no seed exercised {what}: {total:?}");
         }

@@ -102,7 +102,8 @@ where
         Self { pool, group: None }
     }
 
-    /// Group commit on `pool` (SQLite; see the module's documentation).
+    /// Group commit on `pool`, a SQLite pool (or an `Any` pool on SQLite;
+    /// see the module's documentation).
     /// The first write spawns the committer task on the Tokio runtime it
     /// runs on; the task ends when the last clone of this writer is gone.
     pub fn group_commit(pool: Pool<DB>) -> Self {
@@ -150,7 +151,11 @@ where
         let mut slot = group.slot.clone().lock_owned().await;
         settle(&mut slot).await?;
         if slot.tx.is_none() {
-            slot.tx = Some(self.pool.begin().await?);
+            // IMMEDIATE: the write lock from the start, so a group whose
+            // first statement reads can never fail to upgrade it (a writer
+            // outside the group, such as the key purge, committing in
+            // between would make that upgrade fail with SQLITE_BUSY).
+            slot.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
         }
         let savepoint = format!("SAVEPOINT {MEMBER}");
         if let Err(e) = run(&mut slot, &savepoint).await {

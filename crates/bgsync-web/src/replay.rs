@@ -14,7 +14,7 @@ use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use crate::state;
 use crate::transport;
-use bgsync_core::{BatchLimits, Engine, Event, QueueConfig, TransmitResult};
+use bgsync_core::{AttemptResult, BatchLimits, Engine, Event, QueueConfig, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -354,6 +354,17 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         let result = match (&endpoint, transmit.batch) {
             (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, &credentials).await,
             _ => TransmitResult::Single(transport::send(&transmit.entries[0], &credentials).await),
+        };
+        // A batch that failed on the network while the server answers
+        // something small: the batch itself breaks the request, and the
+        // engine splits it rather than wait.
+        let result = match result {
+            TransmitResult::BatchFailed(AttemptResult::NetworkError(error))
+                if transmit.entries.len() > 1 && transport::reachable().await =>
+            {
+                TransmitResult::BatchBroke(AttemptResult::NetworkError(error))
+            }
+            other => other,
         };
         clock.lap("request");
         if stop_if_endpoint_gone && transport::endpoint_gone(&result) {

@@ -190,6 +190,16 @@ pub fn endpoint_gone(result: &TransmitResult) -> bool {
     matches!(result, TransmitResult::BatchFailed(AttemptResult::Response(r)) if matches!(r.status, 404 | 405 | 410))
 }
 
+/// Whether the server answers at all (a small request past every cache):
+/// after a batch failed on the network, this tells a batch that breaks the
+/// request (split it) from a server that cannot be reached (wait).
+pub async fn reachable() -> bool {
+    let init = RequestInit::new();
+    js::set(&init, "cache", "no-store");
+    let Ok(request) = Request::new_with_str_and_init(WELL_KNOWN_PATH, &init) else { return false };
+    js::await_promise(js::global_fetch(&request)).await.is_ok()
+}
+
 async fn read_stored() -> js::JsResult<Option<Learnt>> {
     let db = crate::db::database().await?;
     let tx = db.transaction_with_str(crate::db::META)?;

@@ -245,3 +245,91 @@ fn entries_the_batch_endpoint_cannot_serve_go_on_their_own_in_their_turn() {
     let expected = [("a,b", true), ("c", false), ("d", true), ("e", false)].map(|(k, b)| (k.to_owned(), b));
     assert_eq!(sent, expected);
 }
+
+/// Drives `q` against a server that answers 201 to everything, except that
+/// any request carrying `poison` breaks on the network (the adapter's probe
+/// then finds the server reachable: `BatchBroke` for a batch of several).
+/// Returns the requests made, the keys delivered in order, and what was
+/// dead-lettered.
+fn drive_with_a_breaking_entry(q: &mut Engine, poison: &str) -> (usize, Vec<String>, Vec<(String, DeadReason)>) {
+    let (mut now, mut requests) = (0, 0);
+    let (mut delivered, mut dead) = (Vec::new(), Vec::new());
+    loop {
+        let mut sent = false;
+        while let Some(t) = q.poll_transmit(now) {
+            sent = true;
+            requests += 1;
+            let broken = t.entries.iter().any(|e| e.key.as_str() == poison);
+            let result = match (broken, t.batch, t.entries.len()) {
+                (true, true, n) if n > 1 => TransmitResult::BatchBroke(AttemptResult::NetworkError("reset".into())),
+                (true, true, _) => TransmitResult::BatchFailed(AttemptResult::NetworkError("reset".into())),
+                (true, false, _) => TransmitResult::Single(AttemptResult::NetworkError("reset".into())),
+                (false, true, _) => TransmitResult::Batch(
+                    t.entries
+                        .iter()
+                        .map(|e| BatchResult {
+                            key: e.key.to_string(),
+                            status: Some(201),
+                            retry_after: None,
+                            body: String::new(),
+                        })
+                        .collect(),
+                ),
+                (false, false, _) => status(201),
+            };
+            q.handle(t.id, result, now);
+            for op in ops(q) {
+                match op {
+                    StoreOp::Put(entry) => assert_eq!(entry.key.as_str(), poison, "only the breaking entry is retried"),
+                    StoreOp::Delete(key) => delivered.push(key.to_string()),
+                    StoreOp::DeadLetter(letter) => dead.push((letter.entry.key.to_string(), letter.reason)),
+                }
+            }
+        }
+        match q.poll_timeout() {
+            Some(at) if !sent || at > now => now = at.max(now + 1),
+            Some(_) => {}
+            None => return (requests, delivered, dead),
+        }
+    }
+}
+
+#[test]
+fn a_batch_that_breaks_is_halved_until_the_entry_that_breaks_it_is_alone_and_dead_lettered() {
+    for ordered in [true, false] {
+        for n in [2usize, 3, 8, 33, 1000] {
+            for at in [0, n / 2, n - 1] {
+                let keys: Vec<String> = (0..n).map(|i| format!("k{i:04}")).collect();
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let config = QueueConfig {
+                    ordered,
+                    batch: Some(BatchLimits::new(1000, usize::MAX)),
+                    retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
+                    ..QueueConfig::default()
+                };
+                let mut q = queue(config, &refs);
+                let (requests, delivered, dead) = drive_with_a_breaking_entry(&mut q, &keys[at]);
+                let case = format!("ordered {ordered}, {n} entries, the one at {at} breaks");
+                let mut want: Vec<String> = keys.iter().filter(|k| **k != keys[at]).cloned().collect();
+                let mut got = delivered.clone();
+                if !ordered {
+                    want.sort();
+                    got.sort();
+                }
+                assert_eq!(got, want, "{case}: every other entry delivered once, in order when ordered");
+                assert_eq!(dead.len(), 1, "{case}");
+                assert_eq!(dead[0].0, keys[at], "{case}");
+                assert!(
+                    matches!(dead[0].1, DeadReason::TooManyAttempts { attempts: 3, .. }),
+                    "{case}: {:?}",
+                    dead[0].1
+                );
+                // Halving: about two requests per level, each level once,
+                // then the breaking entry's own three attempts.
+                let levels = (n as f64).log2().ceil() as usize;
+                assert!(requests <= 3 * levels + 3 + 2, "{case}: {requests} requests");
+                assert!(q.is_empty(), "{case}");
+            }
+        }
+    }
+}
