@@ -15,6 +15,7 @@ fn main() {
         content_type,
     };
     let js = "text/javascript; charset=utf-8";
+    let [inspector_js, inspector_css] = bgsync_build::inspector(&root);
     let files = [
         file("/", "index.html", "text/html; charset=utf-8"),
         file("/sw.js", "sw.js", js),
@@ -24,6 +25,8 @@ fn main() {
         file("/manifest.webmanifest", "manifest.webmanifest", "application/manifest+json"),
         file("/icon.svg", "icon.svg", "image/svg+xml"),
         bgsync_build::worker_bootstrap(&root),
+        inspector_js,
+        inspector_css,
     ];
     let watch = ["apps/feed/static", "apps/feed/web/src", "apps/feed/web/Cargo.toml", "apps/feed/post/src"];
     bgsync_build::build_and_embed(&root, &[page, bgsync_build::WORKER], &files, &watch);

@@ -45,7 +45,11 @@ fn main() {
     let mut cells = Vec::new();
     for (backend, name) in [(Backend::Sqlite, "SQLite"), (Backend::Postgres, "PostgreSQL")] {
         for batch in [false, true] {
-            for clients in [1, 16, 64] {
+            // The server runs at most half its pool's connections in batches
+            // at once (4 on SQLite) and answers 503 to more: batches are
+            // measured up to that.
+            let clients: &[usize] = if batch { &[1, 4] } else { &[1, 16, 64] };
+            for &clients in clients {
                 // A fresh database per cell, so cells do not slow each other.
                 let server = TestServer::start_on(backend);
                 let cell = runtime.block_on(run(&server, batch, clients, Duration::from_secs(seconds)));
@@ -137,8 +141,10 @@ async fn run(server: &TestServer, batch: bool, clients: usize, time: Duration) -
                             .send()
                             .await
                             .unwrap();
+                        let status = res.status();
                         let body: serde_json::Value = res.json().await.unwrap();
-                        body["results"].as_array().unwrap().iter().all(|r| r["status"] == 201)
+                        let results = body["results"].as_array().unwrap_or_else(|| panic!("{status}: {body}"));
+                        results.iter().all(|r| r["status"] == 201)
                     } else {
                         let res = http
                             .post(format!("{base}/api/posts"))

@@ -9,7 +9,7 @@ self.BGSYNC = {
     cache: "feed-shell-__WORKER__-__BUNDLE__",
     // The page's files, so the app opens offline.
     files: ["/", "/start.js", "/bgsync-config.js", "/app.css", "/manifest.webmanifest", "/icon.svg",
-      "/__BUNDLE__.js", "/__BUNDLE__.wasm"],
+      "/bgsync-inspector.js", "/bgsync-inspector.css", "/__BUNDLE__.js", "/__BUNDLE__.wasm"],
   },
   config: self.BGSYNC_CONFIG,
 };

@@ -63,6 +63,24 @@ pub fn worker_bootstrap(root: &Path) -> File<'static> {
     }
 }
 
+/// bgsync's inspector (`bgsyncInspector(element)`, a live panel of the
+/// queues, dead letters, worker rounds, feeds and events), served at
+/// `/bgsync-inspector.js` with its stylesheet at `/bgsync-inspector.css`.
+pub fn inspector(root: &Path) -> [File<'static>; 2] {
+    [
+        File {
+            url: "/bgsync-inspector.js",
+            path: root.join("crates/bgsync-page/inspector.js"),
+            content_type: "text/javascript; charset=utf-8",
+        },
+        File {
+            url: "/bgsync-inspector.css",
+            path: root.join("crates/bgsync-page/inspector.css"),
+            content_type: "text/css; charset=utf-8",
+        },
+    ]
+}
+
 /// The workspace root, from an app's `CARGO_MANIFEST_DIR` `levels` below it.
 pub fn workspace_root(levels: usize) -> PathBuf {
     let mut root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));

@@ -75,6 +75,20 @@ export interface QueuedEntry {
   body: string;
   attempts: number;
   lastError: string | null;
+  /** When it was queued, ms since the epoch. */
+  enqueuedAt: number;
+  /** Not sent again before this (ms since the epoch; 0: due now). */
+  notBefore: number;
+}
+/** Everything this context can see of bgsync, for the inspector. */
+export interface BgsyncSnapshot {
+  online: boolean;
+  queues: { name: string; tag: string; ordered: boolean; batching: boolean; maxAttempts: number;
+            paused: number | null; entries: QueuedEntry[] }[];
+  deadLetters: DeadLetter[];
+  feeds: { name: string; url: string; store: string; tag: string; cursor: string | null; lastSuccess: number | null }[];
+  /** The server's batch endpoint as this browser keeps it. */
+  advertisement: { batch: { url: string; maxEntries: number; maxBytes: number; prefix: string } | null; freshUntil: number } | null;
 }
 export interface DeadLetter {
   key: string;
@@ -222,7 +236,11 @@ pub async fn retry_now() -> JsResult<()> {
 /// a page draws as "not sent yet", after a reload too.
 #[wasm_bindgen(js_name = queued, unchecked_return_type = "QueuedEntry[]")]
 pub async fn queued(queue: String) -> JsResult<JsValue> {
-    let mut entries = Queue::named(&queue)?.all().await?;
+    entries_of(&Queue::named(&queue)?).await
+}
+
+async fn entries_of(queue: &Queue) -> JsResult<JsValue> {
+    let mut entries = queue.all().await?;
     entries.sort_by(|a, b| a.enqueued_at_ms.total_cmp(&b.enqueued_at_ms));
     let list = Array::new();
     for entry in entries {
@@ -234,9 +252,52 @@ pub async fn queued(queue: String) -> JsResult<JsValue> {
         js::set(&o, "body", entry.body.as_str());
         js::set(&o, "attempts", entry.attempts);
         js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
+        js::set(&o, "enqueuedAt", entry.enqueued_at_ms);
+        js::set(&o, "notBefore", entry.not_before_ms as f64);
         list.push(&o);
     }
     Ok(list.into())
+}
+
+/// Everything this page can see of bgsync at once: each declared queue
+/// with its policy, pause and entries (attempts, next retry, last error),
+/// the dead letters, each feed's cursor and last pull, and the server's
+/// batch endpoint as kept. What the inspector draws (`bgsync-inspector.js`);
+/// the worker's own rounds come from its status message.
+#[wasm_bindgen(js_name = inspect, unchecked_return_type = "BgsyncSnapshot")]
+pub async fn inspect() -> JsResult<JsValue> {
+    let snapshot = Object::new();
+    js::set(&snapshot, "online", crate::client::online());
+    let queues = Array::new();
+    for queue in Queue::declared() {
+        let o = Object::new();
+        js::set(&o, "name", queue.name());
+        js::set(&o, "tag", queue.tag());
+        js::set(&o, "ordered", queue.policy().ordered);
+        js::set(&o, "batching", queue.batching());
+        js::set(&o, "maxAttempts", queue.policy().retry.max_attempts);
+        let paused = state::paused(queue.name()).await?;
+        js::set(&o, "paused", paused.map(JsValue::from).unwrap_or(JsValue::NULL));
+        js::set(&o, "entries", entries_of(&queue).await?);
+        queues.push(&o);
+    }
+    js::set(&snapshot, "queues", queues);
+    js::set(&snapshot, "deadLetters", dead_letters().await?);
+    let feeds = Array::new();
+    for feed in &crate::config::current().feeds {
+        let (cursor, last_success) = crate::pull::describe(feed).await?;
+        let o = Object::new();
+        js::set(&o, "name", feed.name.as_str());
+        js::set(&o, "url", feed.url.as_str());
+        js::set(&o, "store", feed.store.as_str());
+        js::set(&o, "tag", feed.tag.as_str());
+        js::set(&o, "cursor", cursor.map(JsValue::from).unwrap_or(JsValue::NULL));
+        js::set(&o, "lastSuccess", last_success.map(|t| JsValue::from_f64(t as f64)).unwrap_or(JsValue::NULL));
+        feeds.push(&o);
+    }
+    js::set(&snapshot, "feeds", feeds);
+    js::set(&snapshot, "advertisement", crate::transport::advertisement().await?);
+    Ok(snapshot.into())
 }
 
 /// The dead letters of every queue, oldest first.

@@ -250,8 +250,7 @@ impl Status {
         js::set(&o, "deadLetters", self.dead_letters as u32);
         js::set(&o, "paused", self.paused());
         js::set(&o, "hasCredentials", self.has_credentials);
-        let online = js::get(&js_sys::global(), "navigator").and_then(|n| js::get(&n, "onLine"));
-        js::set(&o, "online", online.ok().and_then(|v| v.as_bool()).unwrap_or(true));
+        js::set(&o, "online", online());
         let queues = js_sys::Object::new();
         for q in &self.queues {
             let one = js_sys::Object::new();
@@ -266,6 +265,13 @@ impl Status {
 
 /// The state of every queue, read from IndexedDB (so the same in every
 /// context).
+/// Whether the browser says it is online (`navigator.onLine`; true where
+/// it cannot say).
+pub fn online() -> bool {
+    let online = js::get(&js_sys::global(), "navigator").and_then(|n| js::get(&n, "onLine"));
+    online.ok().and_then(|v| v.as_bool()).unwrap_or(true)
+}
+
 pub async fn status() -> JsResult<Status> {
     let mut queues = Vec::new();
     for queue in Queue::declared() {

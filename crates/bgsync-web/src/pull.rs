@@ -43,6 +43,13 @@ async fn state(feed: &Feed) -> JsResult<State> {
 }
 
 /// The schedule of pulls when the app opens or comes online, as stored.
+/// What the inspector shows of `feed`: its cursor and when it was last
+/// pulled with success (ms since the epoch), as stored.
+pub async fn describe(feed: &Feed) -> JsResult<(Option<String>, Option<u64>)> {
+    let state = state(feed).await?;
+    Ok((state.cursor, state.last_success_ms))
+}
+
 pub async fn schedule(feed: &Feed) -> JsResult<PeriodicSchedule> {
     let mut schedule = PeriodicSchedule::new(&feed.tag, feed.fresh_for_ms);
     schedule.last_success_ms = state(feed).await?.last_success_ms;

@@ -207,30 +207,61 @@ pub async fn replaying_elsewhere() -> bool {
 /// (phase, ms), for the worker's status answer: reading the queue, learning
 /// the batch endpoint, each request, each store step.
 pub fn last_round_phases() -> Vec<(&'static str, f64)> {
-    PHASES.with(|p| p.borrow().clone())
+    ROUNDS.with(|r| r.borrow().last().map(|round| round.phases.clone()).unwrap_or_default())
 }
 
+/// A round of this context that sent something: when it started, its
+/// queue, what it delivered, and where its time went.
+#[derive(Clone, Debug)]
+pub struct RoundRecord {
+    pub queue: String,
+    /// Ms since the epoch.
+    pub at_ms: f64,
+    pub delivered: usize,
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// The last rounds of this context that sent anything (at most
+/// [`KEPT_ROUNDS`], oldest first), for the inspector.
+pub fn last_rounds() -> Vec<RoundRecord> {
+    ROUNDS.with(|r| r.borrow().clone())
+}
+
+/// How many rounds [`last_rounds`] keeps.
+pub const KEPT_ROUNDS: usize = 8;
+
 thread_local! {
-    static PHASES: RefCell<Vec<(&'static str, f64)>> = const { RefCell::new(Vec::new()) };
+    static ROUNDS: RefCell<Vec<RoundRecord>> = const { RefCell::new(Vec::new()) };
 }
 
 fn precise_now() -> f64 {
     js::performance_now().unwrap_or_else(js_sys::Date::now)
 }
 
-struct Clock(f64, Vec<(&'static str, f64)>);
+struct Clock(f64, Vec<(&'static str, f64)>, f64);
 
 impl Clock {
+    fn start() -> Self {
+        Clock(precise_now(), Vec::new(), js_sys::Date::now())
+    }
+
     fn lap(&mut self, phase: &'static str) {
         let now = precise_now();
         self.1.push((phase, now - self.0));
         self.0 = now;
     }
 
-    /// Keeps this round's phases if it sent anything.
-    fn keep_if_sent(self) {
+    /// Keeps this round's record if it sent anything.
+    fn keep_if_sent(self, queue: &Queue, delivered: usize) {
         if self.1.iter().any(|(phase, _)| *phase == "request") {
-            PHASES.with(|p| *p.borrow_mut() = self.1);
+            let record = RoundRecord { queue: queue.name().to_owned(), at_ms: self.2, delivered, phases: self.1 };
+            ROUNDS.with(|r| {
+                let mut rounds = r.borrow_mut();
+                if rounds.len() >= KEPT_ROUNDS {
+                    rounds.remove(0);
+                }
+                rounds.push(record);
+            });
         }
     }
 }
@@ -305,7 +336,7 @@ async fn context(queue: &Queue) -> JsResult<Context> {
 
 async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) -> JsResult<Once> {
     let config = queue.policy();
-    let mut clock = Clock(precise_now(), Vec::new());
+    let mut clock = Clock::start();
     let (entries, context) = join(queue.all(), context(queue)).await;
     let (entries, Context { paused, credentials, endpoint }) = (entries?, context?);
     clock.lap("read");
@@ -378,7 +409,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         clock.lap("handle");
         delivered += flush(queue, &mut engine, Some(&mut clock)).await?;
     }
-    clock.keep_if_sent();
+    clock.keep_if_sent(queue, delivered);
     Ok(Once::Ended(Round {
         delivered,
         remaining: engine.len(),

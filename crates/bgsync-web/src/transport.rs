@@ -200,6 +200,32 @@ pub async fn reachable() -> bool {
     js::await_promise(js::global_fetch(&request)).await.is_ok()
 }
 
+/// What this context knows of the server's advertisement, for the
+/// inspector: `{batch: {url, max_entries, max_bytes, prefix} | null,
+/// freshUntil}`, or `null` when nothing was learnt yet.
+pub async fn advertisement() -> js::JsResult<wasm_bindgen::JsValue> {
+    let known = match ADVERTISED.with(|a| a.borrow().clone()) {
+        Some(known) => Some(known),
+        None => read_stored().await?,
+    };
+    let Some(known) = known else { return Ok(wasm_bindgen::JsValue::NULL) };
+    let o = Object::new();
+    js::set(&o, "freshUntil", known.fresh_until_ms);
+    let batch = match &known.endpoint {
+        Some(e) => {
+            let b = Object::new();
+            js::set(&b, "url", e.url.as_str());
+            js::set(&b, "maxEntries", e.max_entries as f64);
+            js::set(&b, "maxBytes", e.max_bytes as f64);
+            js::set(&b, "prefix", e.prefix.as_str());
+            b.into()
+        }
+        None => wasm_bindgen::JsValue::NULL,
+    };
+    js::set(&o, "batch", batch);
+    Ok(o.into())
+}
+
 async fn read_stored() -> js::JsResult<Option<Learnt>> {
     let db = crate::db::database().await?;
     let tx = db.transaction_with_str(crate::db::META)?;

@@ -70,11 +70,24 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
             if let Some(ms) = STARTED_AT_MS.with(std::cell::Cell::get) {
                 js::set(&status, "coldStartMs", ms);
             }
-            let phases = Array::new();
-            for (phase, ms) in crate::replay::last_round_phases() {
-                phases.push(&Array::of2(&phase.into(), &ms.into()));
+            let phases = |list: &[(&'static str, f64)]| {
+                let phases = Array::new();
+                for (phase, ms) in list {
+                    phases.push(&Array::of2(&(*phase).into(), &(*ms).into()));
+                }
+                phases
+            };
+            js::set(&status, "lastRound", phases(&crate::replay::last_round_phases()));
+            let rounds = Array::new();
+            for round in crate::replay::last_rounds() {
+                let o = js_sys::Object::new();
+                js::set(&o, "queue", round.queue.as_str());
+                js::set(&o, "at", round.at_ms);
+                js::set(&o, "delivered", round.delivered as u32);
+                js::set(&o, "phases", phases(&round.phases));
+                rounds.push(&o);
             }
-            js::set(&status, "lastRound", phases);
+            js::set(&status, "rounds", rounds);
             Ok(Some(status))
         }
         _ => Ok(None),

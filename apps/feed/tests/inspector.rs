@@ -1,0 +1,103 @@
+//! bgsync's inspector in the feed app, driven in a real Chromium: it shows
+//! the dead letters with their typed cause and acts on them (Discard,
+//! Retry), an entry waiting for a retry with its attempts, when and why,
+//! the worker's rounds with their phases, the feed's cursor, and the live
+//! events. Its screenshot is the README's.
+
+mod common;
+
+use common::browser::{eval, submit_post, wait_for, Chromium};
+use common::{eventually, TestServer};
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(45);
+
+/// The text of what `selector` matches inside the inspector, one per match.
+async fn texts(page: &chromiumoxide::Page, selector: &str) -> Vec<String> {
+    eval(page, &format!("[...document.querySelectorAll('#bgsync-inspector {selector}')].map((e) => e.textContent)"))
+        .await
+}
+
+async fn shown(
+    page: &chromiumoxide::Page,
+    what: &str,
+    selector: &str,
+    wanted: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    eventually(what, WITHIN, || async {
+        let found = texts(page, selector).await;
+        wanted(&found).then_some(found)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_dead_letters() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    page.find_element("#inspector-panel summary").await.unwrap().click().await.unwrap();
+    wait_for(&page, "the inspector to draw", "document.querySelector('#bgsync-inspector[data-state=ready]')").await;
+
+    // Two posts the server refuses, then one it asks to wait for.
+    server.refuse_posts_containing(Some("POISON"));
+    for title in ["A POISON post", "Another POISON post"] {
+        submit_post(&page, title, "Here").await;
+    }
+    let causes =
+        shown(&page, "two dead letters", "[data-section=dead-letters] td[data-field=cause]", |c| c.len() == 2).await;
+    assert_eq!(causes, ["refused: 400", "refused: 400"]);
+    let reasons = texts(&page, "[data-section=dead-letters] td[data-field=reason]").await;
+    assert!(reasons[0].contains("This post is refused by the test server"), "{reasons:?}");
+
+    server.refuse_posts_containing(None);
+    server.fail_posts_with_retry_after(503, 600);
+    submit_post(&page, "A post the server asks to wait for", "Later").await;
+    let attempts =
+        shown(&page, "the waiting entry", "[data-section='queue-sync-posts'] td[data-field=attempts]", |a| a == ["1"])
+            .await;
+    assert_eq!(attempts, ["1"]);
+    let next = texts(&page, "[data-section='queue-sync-posts'] td[data-field=next-retry]").await;
+    assert!(next[0].starts_with("in ") && next[0].ends_with("min"), "next retry in about 10 min: {next:?}");
+    let why = texts(&page, "[data-section='queue-sync-posts'] td[data-field=why]").await;
+    assert!(why[0].contains("503"), "{why:?}");
+
+    // The worker's rounds, with where their time went.
+    let rounds = shown(&page, "the worker's rounds", "[data-section=worker-rounds] td.phases", |r| !r.is_empty()).await;
+    assert!(rounds[0].contains("request"), "{rounds:?}");
+    let cursors = shown(&page, "the feed", "[data-section=feeds] td[data-field=cursor]", |c| c.len() == 1).await;
+    assert_eq!(cursors.len(), 1);
+    let events = texts(&page, "[data-section=events] li").await;
+    assert!(events.iter().any(|e| e.contains("dead-lettered")), "{events:?}");
+    assert!(events.iter().any(|e| e.contains("retry-scheduled")), "{events:?}");
+
+    let png = page.screenshot(chromiumoxide::page::ScreenshotParams::builder().full_page(true).build()).await.unwrap();
+    std::fs::write(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("inspector.png"), png).unwrap();
+
+    // Discard the first dead letter; Retry the second, which the server
+    // now takes.
+    page.find_element("#bgsync-inspector [data-section=dead-letters] button[data-action=discard]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shown(&page, "one dead letter left", "[data-section=dead-letters] td[data-field=cause]", |c| c.len() == 1).await;
+    server.fail_posts_with(None);
+    page.find_element("#bgsync-inspector [data-section=dead-letters] button[data-action=retry]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let stored = eventually("the retried post to be stored", WITHIN, || async {
+        let posts = server.stored_posts().await;
+        posts.iter().any(|p| p.1 == "Another POISON post").then_some(posts)
+    })
+    .await;
+    assert!(!stored.iter().any(|p| p.1 == "A POISON post"), "the discarded one was never sent again");
+    shown(&page, "no dead letter", "[data-section=dead-letters] p.empty", |e| e == ["None."]).await;
+    let dead: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.deadLetters()").await;
+    assert!(dead.is_empty());
+    chromium.close().await;
+}
