@@ -82,7 +82,10 @@
   }
 
   self.bgsyncInspector = function bgsyncInspector(root, api) {
-    api = api || self.wasm_bindgen;
+    // The no-modules glue declares `wasm_bindgen` with `let`: a global
+    // binding, not a property of `self`.
+    // eslint-disable-next-line no-undef
+    api = api || (typeof wasm_bindgen !== "undefined" ? wasm_bindgen : undefined);
     if (!root || !api || typeof api.inspect !== "function") {
       throw new Error("bgsyncInspector(element, api): load bgsync's page module (wasm_bindgen) first");
     }
@@ -124,19 +127,16 @@
         el("p", { class: "meta" },
           `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · up to ${queue.maxAttempts} attempts`,
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
-        table(["key", "request", "attempts", "next retry", "why"], queue.entries.map((entry) =>
+        table(["request", "attempts", "next retry", "why"], queue.entries.map((entry) =>
           el("tr", { "data-key": entry.key },
-            el("td", { title: entry.key }, short(entry.key)),
-            el("td", {}, `${entry.method} ${entry.url}`),
+            el("td", {}, `${entry.method} ${entry.url}`, el("br"), el("small", { title: entry.key }, short(entry.key))),
             el("td", { "data-field": "attempts" }, entry.attempts),
             el("td", { "data-field": "next-retry" }, nextRetry(entry, now)),
             el("td", { "data-field": "why" }, entry.lastError || ""))), "Nothing waiting.")));
       const dead = section("Dead letters", snapshot.deadLetters.length,
-        table(["key", "queue", "request", "cause", "reason", "when", ""], snapshot.deadLetters.map((d) =>
+        table(["request", "cause", "reason", "when", ""], snapshot.deadLetters.map((d) =>
           el("tr", { "data-key": d.key },
-            el("td", { title: d.key }, short(d.key)),
-            el("td", {}, d.queue),
-            el("td", {}, `${d.method} ${d.url}`),
+            el("td", {}, `${d.method} ${d.url}`, el("br"), el("small", { title: d.key }, `${d.queue} · ${short(d.key)}`)),
             el("td", { "data-field": "cause" }, cause(d)),
             el("td", { "data-field": "reason" }, d.reason),
             el("td", {}, ago(d.at, now)),
@@ -166,13 +166,13 @@
           : ad ? "the server offers none" : "not learnt yet"));
       const stream = section("Events", null,
         events.length
-          ? el("ol", { class: "events", reversed: true }, events.map(([at, event]) =>
+          ? el("ul", { class: "events" }, events.map(([at, event]) =>
             el("li", { "data-type": event.type },
               el("time", {}, new Date(at).toLocaleTimeString()), " ", event.type, event.queue ? ` ${event.queue}` : "",
               event.key ? ` ${short(event.key)}` : "", event.keys ? ` ${event.keys.length} entr${event.keys.length === 1 ? "y" : "ies"}` : "",
               event.error ? ` (${event.error})` : "", event.reason ? ` (${event.reason})` : "")))
           : el("p", { class: "empty" }, "Nothing yet: events appear here as they happen, from every tab and the worker."));
-      const header = el("header", {},
+      const header = el("div", { class: "bar" },
         el("strong", {}, "bgsync inspector"),
         el("span", { "data-field": "online" }, snapshot.online ? " online" : " offline"),
         act("Retry now", "retry-now", () => api.retryNow()));

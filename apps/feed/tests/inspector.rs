@@ -54,12 +54,12 @@ async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_
     server.fail_posts_with_retry_after(503, 600);
     submit_post(&page, "A post the server asks to wait for", "Later").await;
     let attempts =
-        shown(&page, "the waiting entry", "[data-section='queue-sync-posts'] td[data-field=attempts]", |a| a == ["1"])
+        shown(&page, "the waiting entry", "[data-section=queue-sync-posts] td[data-field=attempts]", |a| a == ["1"])
             .await;
     assert_eq!(attempts, ["1"]);
-    let next = texts(&page, "[data-section='queue-sync-posts'] td[data-field=next-retry]").await;
+    let next = texts(&page, "[data-section=queue-sync-posts] td[data-field=next-retry]").await;
     assert!(next[0].starts_with("in ") && next[0].ends_with("min"), "next retry in about 10 min: {next:?}");
-    let why = texts(&page, "[data-section='queue-sync-posts'] td[data-field=why]").await;
+    let why = texts(&page, "[data-section=queue-sync-posts] td[data-field=why]").await;
     assert!(why[0].contains("503"), "{why:?}");
 
     // The worker's rounds, with where their time went.
