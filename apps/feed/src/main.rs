@@ -5,6 +5,10 @@ async fn main() {
     match Command::parse(std::env::args().skip(1)) {
         Ok(Command::Help) => print!("{HELP}"),
         Ok(Command::Serve(config)) => {
+            if let Err(e) = bgsync_server::serve::init_logging() {
+                eprintln!("feed: {e}");
+                std::process::exit(2);
+            }
             if let Err(e) = feed::serve(config).await {
                 eprintln!("feed: {e}");
                 std::process::exit(1);

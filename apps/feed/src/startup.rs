@@ -31,8 +31,12 @@ pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router)
             .layer(DefaultBodyLimit::max(posts::MAX_BODY_BYTES))
             .with_state(state),
     );
-    let batches = bgsync_server::batch::router(api.clone(), writer, BatchConfig::default());
-    api.merge(batches).fallback(fallback).layer(middleware::map_response(nosniff))
+    let batches = bgsync_server::batch::router(api.clone(), writer.clone(), BatchConfig::default());
+    api.merge(batches)
+        .merge(bgsync_server::metrics::router(writer))
+        .fallback(fallback)
+        .layer(middleware::from_fn(bgsync_server::metrics::track))
+        .layer(middleware::map_response(nosniff))
 }
 
 /// Unknown paths: a problem under `/api/`, else the app's files.

@@ -523,7 +523,60 @@ async fn raw_post(addr: std::net::SocketAddr, body: &[u8], chunked: bool) -> (u1
     (status, content_type, body.to_owned())
 }
 
+/// The value of the Prometheus series `series` (name and labels exactly as
+/// exposed), 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+async fn metrics_count_requests_replays_batches_and_keys(backend: Backend) {
+    let api = Api::start(backend);
+    let scrape = || async {
+        let res = api.http.get(format!("{}/metrics", api.server.url())).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        res.text().await.unwrap()
+    };
+    let before = scrape().await;
+    let post = json!({ "title": "Counted", "location": "Here" });
+    assert_eq!(api.post(Some("metrics-key"), &post).await.0, StatusCode::CREATED);
+    assert_eq!(api.post(Some("metrics-key"), &post).await.0, StatusCode::CREATED, "a replay");
+    let batch = json!({ "ordered": false, "entries": [
+        { "key": "metrics-b1", "method": "POST", "path": "/api/posts", "headers": [], "body": json!({ "title": "In a batch", "location": "Here" }).to_string() },
+        { "key": "metrics-b2", "method": "POST", "path": "/api/posts", "headers": [], "body": "{}" },
+    ]});
+    let (status, _) = api
+        .post_raw_to(
+            &format!("{}/api/sync/batch", api.server.url()),
+            "application/json",
+            batch.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let after = scrape().await;
+    // Other tests of this process count too: compare before and after.
+    let grew = |series: &str, by: f64| {
+        let (was, is) = (metric(&before, series), metric(&after, series));
+        assert!(is - was >= by, "{series}: {was} -> {is}\n{after}");
+    };
+    grew(r#"bgsync_http_requests_total{method="POST",route="/api/posts",status="201"}"#, 2.0);
+    grew(r#"bgsync_http_requests_total{method="POST",route="/api/sync/batch",status="200"}"#, 1.0);
+    grew(r#"bgsync_http_request_duration_seconds_count{method="POST",route="/api/posts"}"#, 2.0);
+    grew("bgsync_idempotent_replays_total", 1.0);
+    grew(r#"bgsync_batches_total{outcome="committed"}"#, 1.0);
+    grew(r#"bgsync_batch_entries_total{outcome="succeeded"}"#, 1.0);
+    grew(r#"bgsync_batch_entries_total{outcome="refused"}"#, 1.0);
+    assert!(metric(&after, "bgsync_idempotency_keys") >= 2.0, "{after}");
+    if backend == Backend::Sqlite {
+        grew("bgsync_group_commits_total", 2.0);
+    }
+    // A path no route matches is one series, whatever the path.
+    api.http.get(format!("{}/api/nothing/{}", api.server.url(), uuid::Uuid::new_v4())).send().await.unwrap();
+    assert!(scrape().await.contains(r#"route="unmatched",status="404""#));
+}
+
 on_both_databases!(
+    metrics_count_requests_replays_batches_and_keys,
     a_valid_post_is_stored_trimmed_and_listed_newest_first,
     each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing,
     a_repeated_key_or_post_id_returns_the_first_result_and_stores_once,

@@ -25,8 +25,11 @@ pub fn router(db: db::Db) -> Router {
         .route("/api/events", post(routes::events::record))
         .layer(DefaultBodyLimit::max(routes::MAX_BODY_BYTES))
         .with_state(db.clone());
-    let batches = bgsync_server::batch::router(api.clone(), db.writer, BatchConfig::default());
-    api.merge(batches).fallback(assets::serve)
+    let batches = bgsync_server::batch::router(api.clone(), db.writer.clone(), BatchConfig::default());
+    api.merge(batches)
+        .merge(bgsync_server::metrics::router(db.writer))
+        .fallback(assets::serve)
+        .layer(axum::middleware::from_fn(bgsync_server::metrics::track))
 }
 
 /// Opens the database and serves until SIGTERM or SIGINT.

@@ -16,6 +16,7 @@ fn main() {
         };
         *slot = args.next().unwrap_or_else(|| fail(&format!("{arg} needs a value")));
     }
+    bgsync_server::serve::init_logging().unwrap_or_else(|e| fail(&e));
     let addr = addr.parse().unwrap_or_else(|_| fail(&format!("--addr {addr:?} is not HOST:PORT")));
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(&format!("cannot start: {e}")));
     if let Err(e) = runtime.block_on(tasks::serve(addr, &database_url)) {

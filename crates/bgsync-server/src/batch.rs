@@ -256,10 +256,42 @@ fn not_attempted(key: String) -> BatchResult {
 }
 
 async fn handle<DB>(
-    State(batches): State<Batches<DB>>,
+    batches: State<Batches<DB>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<BatchResponse>, Problem>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let span = tracing::debug_span!("batch");
+    let answer = tracing::Instrument::instrument(run_batch(batches, headers, body), span).await;
+    let metrics = &crate::metrics::METRICS;
+    match &answer {
+        Err(_) => metrics.batches.with_label_values(&["refused"]).inc(),
+        Ok((response, rolled_back)) => {
+            crate::metrics::observe_batch_size(response.results.len());
+            metrics.batches.with_label_values(&[if *rolled_back { "rolled_back" } else { "committed" }]).inc();
+            for result in &response.results {
+                let outcome = match result.status {
+                    None => "not_attempted",
+                    Some(s) if (200..300).contains(&s) => "succeeded",
+                    Some(408 | 425 | 429) | Some(500..) => "failed",
+                    Some(_) => "refused",
+                };
+                metrics.batch_entries.with_label_values(&[outcome]).inc();
+            }
+        }
+    }
+    answer.map(|(response, _)| axum::Json(response))
+}
+
+/// Runs a batch; with its answer, whether it was rolled back as a whole.
+async fn run_batch<DB>(
+    State(batches): State<Batches<DB>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(BatchResponse, bool), Problem>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -344,6 +376,7 @@ where
         Some(tx) => tx.commit().await,
         None => Ok(()),
     };
+    let rolled_back = committed.is_err();
     if let Err(e) = committed {
         // Nothing of this batch took effect: what had succeeded must be
         // sent again.
@@ -356,7 +389,7 @@ where
             }
         }
     }
-    Ok(axum::Json(BatchResponse { results }))
+    Ok((BatchResponse { results }, rolled_back))
 }
 
 /// Undoes everything the batch did so far (the entries that succeeded, and
@@ -408,7 +441,8 @@ where
             return (answer(key, 503, &Problem::storage(&e)), true);
         }
     }
-    let response = match batches.api.clone().oneshot(request).await {
+    let span = tracing::debug_span!("entry", key = %key);
+    let response = match tracing::Instrument::instrument(batches.api.clone().oneshot(request), span).await {
         Ok(response) => response,
         Err(never) => match never {},
     };

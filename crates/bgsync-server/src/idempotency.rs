@@ -322,11 +322,13 @@ async fn claim_with<C: KeyConnection + ?Sized>(
             continue;
         };
         if stored_fingerprint != fingerprint {
+            crate::metrics::METRICS.mismatches.inc();
             return Ok(Claim::Mismatch);
         }
         // The row and its response commit together, so a visible row always
         // has a status; a NULL would mean a writer that bypassed `complete`.
         let status = status.ok_or_else(|| sqlx::Error::Protocol("idempotency key stored without a response".into()))?;
+        crate::metrics::METRICS.replays.inc();
         return Ok(Claim::Replay(StoredResponse {
             status: u16::try_from(status).unwrap_or(200),
             content_type,
@@ -399,7 +401,11 @@ where
             tick.tick().await;
             let cutoff = crate::now_ms().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
             match purge_older_than(&pool, cutoff).await {
-                Ok(purged) => tracing::debug!(purged, "expired idempotency keys purged"),
+                Ok(purged) => {
+                    crate::metrics::METRICS.purges.inc();
+                    crate::metrics::METRICS.purged.inc_by(purged);
+                    tracing::debug!(purged, "expired idempotency keys purged");
+                }
                 Err(e) => tracing::warn!("purging old idempotency keys failed (will retry): {e}"),
             }
         }
@@ -446,6 +452,7 @@ impl InFlight {
         let entry = (scope.to_owned(), key.as_str().to_owned());
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if !set.insert(entry.clone()) {
+            crate::metrics::METRICS.in_flight_conflicts.inc();
             return Err(Problem::new(
                 StatusCode::CONFLICT,
                 "idempotency-key-in-flight",

@@ -10,13 +10,15 @@
 //!   commits in the same transaction as the effect;
 //! - [`writer`]: the transactions effects are written in (group commit on
 //!   SQLite);
-//! - [`batch`]: many queued requests in one round trip.
+//! - [`batch`]: many queued requests in one round trip;
+//! - [`metrics`]: `/metrics` for Prometheus, and a layer timing requests.
 
 pub mod batch;
 pub mod db;
 pub mod failpoint;
 pub mod idempotency;
 pub mod json;
+pub mod metrics;
 pub mod problem;
 pub mod serve;
 pub mod writer;

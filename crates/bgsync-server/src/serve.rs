@@ -195,3 +195,25 @@ impl http_body::Body for DeadlineBody {
         self.inner.size_hint()
     }
 }
+
+/// Logs to stderr what the server's `tracing` events say (storage
+/// failures, accept errors, purges, and with `debug` every request and
+/// batch entry), filtered by `RUST_LOG` in the `target=level` form
+/// (`info`, the default; `warn`; `bgsync_server=debug,info`). Call once, at
+/// the start of `main`. An unreadable `RUST_LOG` is an error that says why.
+pub fn init_logging() -> Result<(), String> {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => value.parse::<Targets>().map_err(|e| {
+            format!("RUST_LOG={value:?} is not a filter ({e}); use levels such as info or bgsync_server=debug,info")
+        })?,
+        _ => Targets::new().with_default(tracing::Level::INFO),
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(true))
+        .with(filter)
+        .try_init()
+        .map_err(|e| format!("logging was already set up: {e}"))
+}

@@ -237,6 +237,8 @@ where
         if outcome.is_ok() {
             stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             stats.writes.fetch_add(members, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::METRICS.group_commits.inc();
+            crate::metrics::METRICS.group_writes.inc_by(members);
         }
         finish(&mut slot, outcome);
     }
