@@ -16,9 +16,9 @@ USAGE:
     feed [--addr HOST:PORT] [--database-url URL] [--key-ttl SECONDS] [limits]
 
 OPTIONS:
-    --addr HOST:PORT       where to listen [default: 127.0.0.1:8080]
-    --database-url URL     sqlite://PATH (created if absent) or
-                           postgres://USER@HOST:PORT/DATABASE [default: sqlite://feed.db]
+    --addr HOST:PORT       where to listen [env: FEED_ADDR] [default: 127.0.0.1:8080]
+    --database-url URL     sqlite://PATH (created if absent) or postgres://USER@HOST:PORT/DATABASE
+                           [env: DATABASE_URL] [default: sqlite://feed.db]
     --key-ttl SECONDS      how long an Idempotency-Key and its answer are kept; longer
                            than any client keeps retrying [default: 86400]
     --group-commit on|off  SQLite: requests that write at the same time share one
@@ -76,7 +76,27 @@ impl fmt::Display for UsageError {
     }
 }
 
+/// Environment variables that set a flag (a flag given too wins).
+pub const ENV_FLAGS: [(&str, &str); 2] = [("FEED_ADDR", "--addr"), ("DATABASE_URL", "--database-url")];
+
 impl Command {
+    /// [`Command::parse`], with [`ENV_FLAGS`] read through `env` first.
+    pub fn parse_with_env(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, UsageError> {
+        let mut all = Vec::new();
+        for (var, flag) in ENV_FLAGS {
+            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                let arg = format!("{flag}={value}");
+                Self::parse([arg.clone()]).map_err(|e| UsageError(format!("{var}={value:?}: {}", e.0)))?;
+                all.push(arg);
+            }
+        }
+        all.extend(args);
+        Self::parse(all)
+    }
+
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, UsageError> {
         let mut config = Config::default();
         let mut args = args.into_iter();
@@ -168,6 +188,20 @@ mod tests {
         assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
         assert!(parse(&["--key-ttl", "0"]).unwrap_err().0.contains("positive"));
         assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Command::Serve(Config { key_ttl_secs: 60, .. }))));
+        let env = |var: &str| match var {
+            "FEED_ADDR" => Some("0.0.0.0:9001".to_owned()),
+            "DATABASE_URL" => Some("postgres://u@h:5432/d".to_owned()),
+            _ => None,
+        };
+        let Command::Serve(c) = Command::parse_with_env(Vec::new(), env).unwrap() else { panic!() };
+        assert_eq!((c.addr.port(), c.database_url.as_str()), (9001, "postgres://u@h:5432/d"));
+        let Command::Serve(c) = Command::parse_with_env(vec!["--addr".into(), "127.0.0.1:1".into()], env).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.addr.port(), 1, "a flag wins over the environment");
+        let bad = Command::parse_with_env(Vec::new(), |v: &str| (v == "FEED_ADDR").then(|| "nope".to_owned()));
+        assert!(bad.unwrap_err().0.starts_with("FEED_ADDR=\"nope\": --addr"), "names the variable");
         assert!(parse(&["--group-commit", "maybe"]).unwrap_err().0.contains("on nor off"));
         assert!(matches!(parse(&["--group-commit=off"]), Ok(Command::Serve(Config { group_commit: false, .. }))));
         assert!(parse(&["--header-timeout", "0"]).unwrap_err().0.contains("seconds"));

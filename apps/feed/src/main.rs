@@ -2,7 +2,7 @@ use feed::config::{Command, HELP};
 
 #[tokio::main]
 async fn main() {
-    match Command::parse(std::env::args().skip(1)) {
+    match Command::parse_with_env(std::env::args().skip(1), |var| std::env::var(var).ok()) {
         Ok(Command::Help) => print!("{HELP}"),
         Ok(Command::Serve(config)) => {
             if let Err(e) = bgsync_server::serve::init_logging() {
