@@ -75,7 +75,7 @@ pub async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {}: {e} (choose another with --addr)", config.addr))?;
     say(&format!("feed: serving on http://{} (database {})", listener.local_addr()?, config.database_url));
     // A key only has to outlive every retry of its request.
-    idempotency::spawn_purge(db.pool.clone(), Duration::from_secs(config.key_ttl_secs), Duration::from_secs(300));
+    idempotency::spawn_purge(db.writer.clone(), Duration::from_secs(config.key_ttl_secs), Duration::from_secs(300));
     let drained = bgsync_server::serve::serve(
         listener,
         router(AppState::new(db.clone())),

@@ -288,10 +288,10 @@ async fn a_crash_between_the_effect_and_the_stored_answer_leaves_neither(backend
 async fn expired_keys_are_purged(backend: Backend) {
     let api = Api::start(backend);
     api.post(Some("old-key"), &post("Old", "Then")).await;
-    let pool = &api.server.state.as_ref().unwrap().db.pool;
+    let writer = &api.server.state.as_ref().unwrap().db.writer;
     let now = bgsync_server::now_ms();
-    assert_eq!(bgsync_server::idempotency::purge_older_than(pool, now - 60_000).await.unwrap(), 0, "young keys stay");
-    assert_eq!(bgsync_server::idempotency::purge_older_than(pool, now + 1).await.unwrap(), 1);
+    assert_eq!(bgsync_server::idempotency::purge_older_than(writer, now - 60_000).await.unwrap(), 0, "young keys stay");
+    assert_eq!(bgsync_server::idempotency::purge_older_than(writer, now + 1).await.unwrap(), 1);
     assert_eq!(api.server.count("idempotency_keys").await, 0);
     assert_eq!(api.server.count("posts").await, 1, "the post itself stays");
 }

@@ -205,13 +205,13 @@ async fn keys_are_scoped_per_client(backend: Backend) {
 /// of that key got 503 for a whole TTL.
 async fn the_purge_racing_claims_never_leaves_a_key_without_its_answer(backend: Backend) {
     let server = TestServer::start_on(backend);
-    let pool = server.state.as_ref().unwrap().db.pool.clone();
+    let writer = server.state.as_ref().unwrap().db.writer.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let purger = tokio::spawn({
-        let (pool, stop) = (pool.clone(), stop.clone());
+        let (writer, stop) = (writer.clone(), stop.clone());
         async move {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = bgsync_server::idempotency::purge_older_than(&pool, i64::MAX).await;
+                let _ = bgsync_server::idempotency::purge_older_than(&writer, i64::MAX).await;
             }
         }
     });
@@ -244,8 +244,10 @@ async fn the_purge_racing_claims_never_leaves_a_key_without_its_answer(backend: 
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     purger.await.unwrap();
     assert!(statuses.iter().all(|s| matches!(s, 200 | 201 | 409)), "{statuses:?}");
-    let (broken,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE status IS NULL").fetch_one(&pool).await.unwrap();
+    let (broken,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE status IS NULL")
+        .fetch_one(writer.pool())
+        .await
+        .unwrap();
     assert_eq!(broken, 0, "a key stored without its answer");
 }
 
@@ -265,8 +267,8 @@ async fn a_purge_of_many_keys_runs_in_chunks_beside_requests(backend: Backend) {
     };
     sqlx::query(generate).execute(&pool).await.unwrap();
     let purge = tokio::spawn({
-        let pool = pool.clone();
-        async move { bgsync_server::idempotency::purge_older_than(&pool, 1).await.unwrap() }
+        let writer = server.state.as_ref().unwrap().db.writer.clone();
+        async move { bgsync_server::idempotency::purge_older_than(&writer, 1).await.unwrap() }
     });
     let http = Client::new();
     let mut n = 0;

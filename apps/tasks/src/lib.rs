@@ -37,7 +37,7 @@ pub async fn serve(addr: SocketAddr, database_url: &str) -> Result<(), Box<dyn s
     let db = db::connect(database_url).await.map_err(|e| format!("cannot open the database {database_url}: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     say(&format!("tasks: serving on http://{} (database {database_url})", listener.local_addr()?));
-    bgsync_server::idempotency::spawn_purge(db.pool.clone(), Duration::from_secs(86_400), Duration::from_secs(300));
+    bgsync_server::idempotency::spawn_purge(db.writer.clone(), Duration::from_secs(86_400), Duration::from_secs(300));
     let limits = bgsync_server::serve::Limits::default();
     bgsync_server::serve::serve(listener, router(db.clone()), limits, bgsync_server::serve::shutdown_signal()).await?;
     db.pool.close().await;

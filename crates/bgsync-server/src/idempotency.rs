@@ -369,38 +369,50 @@ pub const PURGE_PAUSE: std::time::Duration = std::time::Duration::from_millis(25
 /// Deletes keys created before `cutoff_ms`, [`PURGE_CHUNK`] at a time;
 /// returns how many. Run it periodically ([`spawn_purge`]): a key only has
 /// to outlive every retry of its request.
-pub async fn purge_older_than<DB>(pool: &sqlx::Pool<DB>, cutoff_ms: i64) -> Result<u64, sqlx::Error>
+///
+/// Each chunk is a write of `writer`'s like any request's: with group
+/// commit (SQLite) it takes its turn on the writer's connection among the
+/// requests, so it can neither starve them nor be starved by them (on
+/// SQLite's lock, a purge outside the writer would wait for a moment when no
+/// group is open, which under steady load never comes).
+pub async fn purge_older_than<DB>(writer: &crate::Writer<DB>, cutoff_ms: i64) -> Result<u64, sqlx::Error>
 where
     DB: sqlx::Database,
     DB::Connection: KeyConnection,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
     let mut total = 0;
     loop {
-        let deleted = pool.acquire().await?.delete_older(cutoff_ms, PURGE_CHUNK).await?;
+        let mut tx = writer.begin().await?;
+        let deleted = tx.delete_older(cutoff_ms, PURGE_CHUNK).await?;
+        tx.commit().await?;
         total += deleted;
         if deleted < PURGE_CHUNK as u64 {
             return Ok(total);
         }
-        // Let waiting requests have the database between chunks: SQLite's
-        // busy handler retries a waiting writer after sleeps of up to
-        // 100 ms, so a purge that took the lock straight back would starve it.
+        // Let waiting requests have the database between chunks (outside a
+        // group writer, SQLite's busy handler retries a waiting writer
+        // after sleeps of up to 100 ms: a purge that took the lock straight
+        // back would starve it).
         tokio::time::sleep(PURGE_PAUSE).await;
     }
 }
 
 /// Purges keys older than `ttl` every `every`, for as long as the runtime
-/// runs. Failures are logged and retried at the next run.
-pub fn spawn_purge<DB>(pool: sqlx::Pool<DB>, ttl: std::time::Duration, every: std::time::Duration)
+/// runs, through `writer` ([`purge_older_than`]). Failures are logged and
+/// retried at the next run.
+pub fn spawn_purge<DB>(writer: crate::Writer<DB>, ttl: std::time::Duration, every: std::time::Duration)
 where
     DB: sqlx::Database,
     DB::Connection: KeyConnection,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             let cutoff = crate::now_ms().saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-            match purge_older_than(&pool, cutoff).await {
+            match purge_older_than(&writer, cutoff).await {
                 Ok(purged) => {
                     crate::metrics::METRICS.purges.inc();
                     crate::metrics::METRICS.purged.inc_by(purged);

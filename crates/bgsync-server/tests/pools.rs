@@ -45,7 +45,7 @@ async fn the_key_store_runs_on_a_plain_sqlite_pool() {
     let mut conn = pool.acquire().await.unwrap();
     claims_replay_and_refuse(&mut *conn).await;
     drop(conn);
-    assert_eq!(idempotency::purge_older_than(&pool, 10).await.unwrap(), 2);
+    assert_eq!(idempotency::purge_older_than(&Writer::group_commit(pool.clone()), 10).await.unwrap(), 2);
     pool.close().await;
     let _ = std::fs::remove_file(&dir);
 }
@@ -65,7 +65,7 @@ async fn the_key_store_runs_on_a_plain_postgres_pool() {
     let mut tx = pool.begin().await.unwrap();
     claims_replay_and_refuse(&mut *tx).await;
     tx.commit().await.unwrap();
-    assert_eq!(idempotency::purge_older_than(&pool, 10).await.unwrap(), 2);
+    assert_eq!(idempotency::purge_older_than(&Writer::per_request(pool.clone()), 10).await.unwrap(), 2);
     pool.close().await;
     admin_pool.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.unwrap();
 }
