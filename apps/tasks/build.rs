@@ -11,6 +11,7 @@ fn main() {
         content_type,
     };
     let js = "text/javascript; charset=utf-8";
+    let [inspector_js, inspector_css] = bgsync_build::inspector(&root);
     let files = [
         file("/", "index.html", "text/html; charset=utf-8"),
         file("/app.js", "app.js", js),
@@ -18,6 +19,8 @@ fn main() {
         file("/sw.js", "sw.js", js),
         file("/bgsync-config.js", "bgsync-config.js", js),
         bgsync_build::worker_bootstrap(&root),
+        inspector_js,
+        inspector_css,
     ];
     bgsync_build::build_and_embed(
         &root,

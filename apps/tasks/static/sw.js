@@ -7,7 +7,8 @@ self.BGSYNC = {
   shell: {
     prefix: "tasks-shell-",
     cache: "tasks-shell-__WORKER__-__BGSYNC__",
-    files: ["/", "/app.js", "/app.css", "/bgsync-config.js", "/__BGSYNC__.js", "/__BGSYNC__.wasm"],
+    files: ["/", "/app.js", "/app.css", "/bgsync-config.js", "/bgsync-inspector.js", "/bgsync-inspector.css",
+      "/__BGSYNC__.js", "/__BGSYNC__.wasm"],
   },
   config: self.BGSYNC_CONFIG,
 };

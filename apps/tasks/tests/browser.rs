@@ -48,6 +48,27 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
     assert_eq!(shown, ["Keep (done)"], "the queued changes survive a reload");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(server.count("tasks").await, 0, "nothing left the browser while offline");
+    // bgsync's inspector works in this app too: its queues and their entries.
+    page.find_element("#inspector-panel summary").await.unwrap().click().await.unwrap();
+    let requests: Vec<String> = eventually("the inspector to list the queued edits", Duration::from_secs(10), || async {
+        let rows: Vec<String> = eval(
+            &page,
+            "[...document.querySelectorAll('#bgsync-inspector [data-section=queue-edits] tbody tr td:first-child')].map(td => td.firstChild.textContent)",
+        )
+        .await;
+        (rows.len() == 5).then_some(rows)
+    })
+    .await;
+    assert_eq!(
+        requests,
+        [
+            "PUT /api/tasks/t1",
+            "PATCH /api/tasks/t1",
+            "PUT /api/tasks/t2",
+            "PATCH /api/tasks/t2",
+            "DELETE /api/tasks/t1"
+        ]
+    );
     page.close().await.unwrap();
 
     // Back online with no tab open: the worker delivers.
