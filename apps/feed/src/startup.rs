@@ -40,11 +40,11 @@ pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router)
 }
 
 /// Unknown paths: a problem under `/api/`, else the app's files.
-async fn fallback(method: Method, uri: Uri) -> Response {
+async fn fallback(method: Method, uri: Uri, headers: axum::http::HeaderMap) -> Response {
     if uri.path().starts_with("/api/") {
         return api_not_found(uri).await.into_response();
     }
-    assets::serve(method, uri).await
+    assets::serve(method, uri, headers).await
 }
 
 async fn api_not_found(uri: Uri) -> Problem {

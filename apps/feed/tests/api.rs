@@ -428,6 +428,23 @@ async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
 }
 
 // The assets do not depend on the database: one run is enough.
+/// Decompresses with Debian's `gzip` (the tests need no gzip crate).
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    output.stdout
+}
+
 #[tokio::test]
 async fn the_app_is_served_with_the_hashed_bundle() {
     let api = Api::start(Backend::Sqlite);
@@ -459,7 +476,33 @@ async fn the_app_is_served_with_the_hashed_bundle() {
         let wasm = api.http.get(format!("{}/{module}.wasm", api.server.url())).send().await.unwrap();
         assert_eq!(wasm.headers()["content-type"], "application/wasm");
         assert!(wasm.headers()["cache-control"].to_str().unwrap().contains("immutable"));
-        assert_eq!(&wasm.bytes().await.unwrap()[..4], b"\0asm");
+        assert_eq!(wasm.headers()["vary"], "Accept-Encoding");
+        assert!(wasm.headers().get("content-encoding").is_none(), "no Accept-Encoding, no compression");
+        let plain = wasm.bytes().await.unwrap();
+        assert_eq!(&plain[..4], b"\0asm");
+        // Compressed at build time for clients that take gzip (browsers do).
+        for accept in ["gzip, deflate, br, zstd", "br;q=1.0, gzip;q=0.8"] {
+            let gz = api
+                .http
+                .get(format!("{}/{module}.wasm", api.server.url()))
+                .header("accept-encoding", accept)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(gz.headers()["content-encoding"], "gzip", "{accept}");
+            let body = gz.bytes().await.unwrap();
+            assert_eq!(&body[..2], b"\x1f\x8b", "a gzip stream");
+            assert!(body.len() * 2 < plain.len(), "{} of {}", body.len(), plain.len());
+            assert_eq!(gunzip(&body), plain, "the same module once decompressed");
+        }
+        let refused = api
+            .http
+            .get(format!("{}/{module}.wasm", api.server.url()))
+            .header("accept-encoding", "gzip;q=0, identity")
+            .send()
+            .await
+            .unwrap();
+        assert!(refused.headers().get("content-encoding").is_none(), "gzip;q=0 refuses gzip");
     }
     // The worker's module has the worker's exports and none of the page's.
     let glue = api.http.get(format!("{}/{worker}.js", api.server.url())).send().await.unwrap().text().await.unwrap();

@@ -150,11 +150,7 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
         fs::write(assets.join(&dest), bytes).unwrap();
         table.push((file.url.to_owned(), dest, file.content_type, false));
     }
-    let mut code = String::from(
-        "/// A file of the app, embedded at build time.\npub struct Asset {\n    pub path: &'static str,\n    \
-         pub content_type: &'static str,\n    /// Content-hashed files never change under their name.\n    \
-         pub immutable: bool,\n    pub body: &'static [u8],\n}\n\n",
-    );
+    let mut code = String::from(ASSET_CODE);
     for (module, (name, js, wasm)) in modules.iter().zip(&built) {
         let (js_name, wasm_name) = (format!("{name}.js"), format!("{name}.wasm"));
         fs::write(assets.join(&js_name), js).unwrap();
@@ -178,12 +174,76 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
     code.push_str("\npub static ASSETS: &[Asset] = &[\n");
     for (url, file, content_type, immutable) in table {
         let path = assets.join(&file);
+        let gzip = match gzipped(&path) {
+            Some(gz) => format!("Some(include_bytes!({gz:?}))"),
+            None => "None".to_owned(),
+        };
         code.push_str(&format!(
-            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}) }},\n"
+            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}), gzip: {gzip} }},\n"
         ));
     }
     code.push_str("];\n");
     fs::write(out_dir.join("assets.rs"), code).unwrap();
+}
+
+/// The `Asset` type the generated `assets.rs` starts with.
+const ASSET_CODE: &str = r#"/// A file of the app, embedded at build time.
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    /// Content-hashed files never change under their name.
+    pub immutable: bool,
+    pub body: &'static [u8],
+    /// The body gzipped at build time, when that is smaller.
+    pub gzip: Option<&'static [u8]>,
+}
+
+impl Asset {
+    /// The body to send to a client whose `Accept-Encoding` is `accept`, and
+    /// its `Content-Encoding`: gzip when the client takes it and it is
+    /// smaller. (Answers then vary with `Accept-Encoding`.)
+    pub fn encoded(&self, accept: Option<&str>) -> (&'static [u8], Option<&'static str>) {
+        match self.gzip {
+            Some(gzip) if accept.is_some_and(accepts_gzip) => (gzip, Some("gzip")),
+            _ => (self.body, None),
+        }
+    }
+}
+
+/// Whether an `Accept-Encoding` value takes gzip (`gzip` or `*`, with a
+/// weight above 0).
+fn accepts_gzip(accept: &str) -> bool {
+    accept.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let weight = parts
+            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && weight.is_some_and(|w| w > 0.0)
+    })
+}
+
+"#;
+
+/// `path` gzipped beside it (`<path>.gz`, with Debian's `gzip -9n`: no name
+/// nor time in it, so builds are reproducible), when that is smaller than
+/// the file by at least a tenth; `None` otherwise, or where `gzip` cannot be
+/// run (the assets are then served as they are).
+fn gzipped(path: &Path) -> Option<PathBuf> {
+    let original = fs::metadata(path).ok()?.len();
+    if original < 256 {
+        return None;
+    }
+    let output =
+        Command::new("gzip").args(["-9", "-n", "-c"]).arg(path).output().ok().filter(|o| o.status.success())?;
+    if (output.stdout.len() as u64) * 10 > original * 9 {
+        return None;
+    }
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    let gz = PathBuf::from(gz);
+    fs::write(&gz, output.stdout).ok()?;
+    Some(gz)
 }
 
 /// rustup installs the targets `rust-toolchain.toml` lists only when it
