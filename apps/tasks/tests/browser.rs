@@ -146,3 +146,46 @@ async fn the_unordered_events_queue_is_delivered_in_batches() {
     assert!((1..=2).contains(&batches) && alone == 0, "{requests:?}");
     chromium.close().await;
 }
+
+/// An event whose bytes break any request that carries them (a proxy that
+/// resets it): the batch fails on the network while the server still
+/// answers, so the worker splits it, halving while a half breaks; the other
+/// events are delivered, each once, with no attempt counted against them,
+/// and the breaking one ends alone, dead-lettered after its own attempts
+/// (the queue allows five).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_breaks_its_batch_is_isolated_and_the_others_are_delivered() {
+    let (server, chromium, page) = app_with_worker_offline().await;
+    server.break_batches_containing("BREAKS-THE-PROXY");
+    let queued: bool = eval(
+        &page,
+        "(async () => { for (let i = 0; i < 20; i++) await wasm_bindgen.enqueue('events', \
+         { url: '/api/events', body: JSON.stringify({ name: i === 7 ? 'BREAKS-THE-PROXY' : 'tap-' + i }) }); return true; })()",
+    )
+    .await;
+    assert!(queued);
+    chromium.set_worker_offline(false).await;
+    eventually("the nineteen good events", Duration::from_secs(45), || async {
+        (server.count("events").await == 19).then_some(())
+    })
+    .await;
+    let dead: Vec<serde_json::Value> =
+        eventually("the breaking event dead-lettered", Duration::from_secs(60), || async {
+            let dead: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.deadLetters()").await;
+            (!dead.is_empty()).then_some(dead)
+        })
+        .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0]["body"].as_str().unwrap().contains("BREAKS-THE-PROXY"));
+    assert_eq!(
+        dead[0]["cause"],
+        serde_json::json!({ "kind": "too-many-attempts", "attempts": 5 }),
+        "its own five attempts"
+    );
+    assert!(queued_in(&page, "events").await.is_empty());
+    assert_eq!(server.count("events").await, 19, "each good event once");
+    let batches = server.requests().iter().filter(|r| *r == "POST /api/sync/batch").count();
+    // 20 → 10 → 5 → 3 → 2 → 1: two requests per halving, then its own five.
+    assert!(batches <= 2 * 5 + 5 + 2, "{batches} batch requests: {:?}", server.requests());
+    chromium.close().await;
+}

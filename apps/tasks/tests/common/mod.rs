@@ -15,6 +15,8 @@ pub struct Server {
     pub url: String,
     pub pool: sqlx::AnyPool,
     requests: Arc<Mutex<Vec<String>>>,
+    /// A batch request whose body contains this breaks on the network.
+    breaker: Arc<Mutex<Option<String>>>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -57,16 +59,31 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
-        let log = requests.clone();
+        let breaker: Arc<Mutex<Option<String>>> = Arc::default();
+        let (log, breaks) = (requests.clone(), breaker.clone());
         let app = tasks::router(db.clone()).layer(middleware::from_fn(move |req: Request, next: Next| {
-            let log = log.clone();
+            let (log, breaks) = (log.clone(), breaks.clone());
             async move {
                 log.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
-                next.run(req).await
+                let marker = breaks.lock().unwrap().clone();
+                match marker {
+                    Some(marker) if req.uri().path() == "/api/sync/batch" => {
+                        break_if_carrying(req, next, &marker).await
+                    }
+                    _ => next.run(req).await,
+                }
             }
         }));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, pool: db.pool, requests, postgres_database, _dir: dir }
+        Self { url, pool: db.pool, requests, breaker, postgres_database, _dir: dir }
+    }
+
+    /// From now on a batch request carrying `marker` (anywhere in its body)
+    /// breaks on the network: its answer's body fails midway, as when a
+    /// proxy resets the connection. Other requests, smaller batches without
+    /// it among them, go through.
+    pub fn break_batches_containing(&self, marker: &str) {
+        *self.breaker.lock().unwrap() = Some(marker.to_owned());
     }
 
     /// Every request so far, as "METHOD /path?query".
@@ -87,6 +104,31 @@ impl Server {
             sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&self.pool).await.unwrap();
         n
     }
+}
+
+/// Runs the request, unless its body carries `marker`: then answers with
+/// a body that fails after its headers, which the browser reports as a
+/// network error.
+async fn break_if_carrying(req: Request, next: Next, marker: &str) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    if String::from_utf8_lossy(&bytes).contains(marker) {
+        // Some bytes first, and time for them to leave: a connection that
+        // breaks before any answer byte is one Chromium sends the POST
+        // again on, by itself (several times).
+        use futures_util::StreamExt;
+        let broken = futures_util::stream::iter([Ok(axum::body::Bytes::from_static(b"{\"results\": ["))]).chain(
+            futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "broken by the test"))
+            }),
+        );
+        return axum::response::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from_stream(broken))
+            .unwrap();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
 impl Drop for Server {
