@@ -616,6 +616,11 @@ async fn metrics_count_requests_replays_batches_and_keys(backend: Backend) {
     // A path no route matches is one series, whatever the path.
     api.http.get(format!("{}/api/nothing/{}", api.server.url(), uuid::Uuid::new_v4())).send().await.unwrap();
     assert!(scrape().await.contains(r#"route="unmatched",status="404""#));
+    // Another method: a problem, like everywhere else.
+    let (status, problem) =
+        api.post_raw_to(&format!("{}/metrics", api.server.url()), "application/json", b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(problem["detail"].as_str().unwrap().contains("GET, HEAD"), "{problem}");
 }
 
 on_both_databases!(

@@ -134,7 +134,9 @@ where
     for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
     for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {
-    Router::new().route("/metrics", get(scrape::<DB>)).with_state(writer)
+    let other =
+        |method: axum::http::Method| async move { crate::batch::method_not_allowed(&method, "GET, HEAD", "/metrics") };
+    Router::new().route("/metrics", get(scrape::<DB>).fallback(other)).with_state(writer)
 }
 
 async fn scrape<DB>(State(writer): State<Writer<DB>>) -> Response
