@@ -162,7 +162,7 @@
             el("td", { "data-field": "cursor" }, feed.cursor || "none yet"),
             el("td", {}, ago(feed.lastSuccess, now)))), "No feed declared."),
         el("p", { class: "meta" }, "Batch endpoint: ", ad && ad.batch
-          ? `${ad.batch.url} (up to ${ad.batch.maxEntries} entries), kept until ${new Date(ad.freshUntil).toLocaleTimeString()}`
+          ? `${ad.batch.url} (up to ${ad.batch.max_entries} entries), kept until ${new Date(ad.freshUntil).toLocaleTimeString()}`
           : ad ? "the server offers none" : "not learnt yet"));
       const stream = section("Events", null,
         events.length

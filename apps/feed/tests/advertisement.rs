@@ -31,6 +31,19 @@ async fn kept(page: &chromiumoxide::Page) -> serde_json::Value {
     .await
 }
 
+/// The app open, its worker active, and the advertisement it learnt when
+/// it activated kept in IndexedDB.
+async fn app_with_advertisement_kept() -> (TestServer, Chromium, chromiumoxide::Page) {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    eventually("the advertisement to be kept", Duration::from_secs(10), || async {
+        kept(&page).await.is_object().then_some(())
+    })
+    .await;
+    (server, chromium, page)
+}
+
 /// Posts written with the server down, the tab closed and the worker
 /// stopped (as the browser does to an idle worker).
 async fn queued_with_everything_closed(
@@ -56,15 +69,7 @@ async fn queued_with_everything_closed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_woken_for_a_sync_sends_its_first_batch_without_asking_what_the_server_offers() {
-    let mut server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    // Learnt when the worker activated, and kept.
-    eventually("the advertisement to be kept", Duration::from_secs(10), || async {
-        let kept = kept(&page).await;
-        kept.is_object().then_some(kept)
-    })
-    .await;
+    let (mut server, chromium, page) = app_with_advertisement_kept().await;
     let kept_now = kept(&page).await;
     assert_eq!(kept_now["batch"]["url"], "/api/sync/batch", "{kept_now}");
     let fresh_for_ms = kept_now["freshUntil"].as_f64().unwrap() - eval::<f64>(&page, "Date.now()").await;
@@ -83,13 +88,7 @@ async fn a_worker_woken_for_a_sync_sends_its_first_batch_without_asking_what_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_url_that_has_gone_is_forgotten_and_the_same_round_delivers_through_the_new_one() {
-    let mut server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    eventually("the advertisement to be kept", Duration::from_secs(10), || async {
-        kept(&page).await.is_object().then_some(())
-    })
-    .await;
+    let (mut server, chromium, page) = app_with_advertisement_kept().await;
     // What an older server advertised: another batch URL, fresh for a day.
     eval::<bool>(
         &page,

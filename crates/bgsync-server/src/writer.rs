@@ -157,11 +157,7 @@ where
             // between would make that upgrade fail with SQLITE_BUSY).
             slot.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
         }
-        let savepoint = format!("SAVEPOINT {MEMBER}");
-        if let Err(e) = run(&mut slot, &savepoint).await {
-            fail_group(&mut slot, &e).await;
-            return Err(e);
-        }
+        run_or_fail(&mut slot, &format!("SAVEPOINT {MEMBER}")).await?;
         Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone() }))
     }
 }
@@ -176,6 +172,25 @@ where
     sqlx::Executor::execute(&mut **tx, statement).await.map(|_| ())
 }
 
+/// [`run`]; when the statement fails, the group's state is unknown: it is
+/// rolled back as a whole and its members told ([`fail_group`]).
+async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let result = run(slot, statement).await;
+    if let Err(e) = &result {
+        fail_group(slot, e).await;
+    }
+    result
+}
+
+/// Undoes a member's writes.
+fn undo() -> String {
+    format!("ROLLBACK TO SAVEPOINT {MEMBER}; RELEASE SAVEPOINT {MEMBER}")
+}
+
 /// Rolls back what a member that went away left (its savepoint).
 async fn settle<DB>(slot: &mut Slot<DB>) -> Result<(), sqlx::Error>
 where
@@ -185,13 +200,7 @@ where
     if !std::mem::take(&mut slot.rollback_pending) || slot.tx.is_none() {
         return Ok(());
     }
-    let undo = format!("ROLLBACK TO SAVEPOINT {MEMBER}; RELEASE SAVEPOINT {MEMBER}");
-    if let Err(e) = run(slot, &undo).await {
-        // The group's state is unknown: none of it may be kept.
-        fail_group(slot, &e).await;
-        return Err(e);
-    }
-    Ok(())
+    run_or_fail(slot, &undo()).await
 }
 
 /// Rolls the open group back and tells its members why.
@@ -284,11 +293,7 @@ where
             Self::Own(tx) => tx.commit().await,
             Self::Member(mut member) => {
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
-                let release = format!("RELEASE SAVEPOINT {MEMBER}");
-                if let Err(e) = run(&mut slot, &release).await {
-                    fail_group(&mut slot, &e).await;
-                    return Err(e);
-                }
+                run_or_fail(&mut slot, &format!("RELEASE SAVEPOINT {MEMBER}")).await?;
                 slot.members += 1;
                 let mut outcome = slot.outcome.subscribe();
                 drop(slot);
@@ -311,11 +316,7 @@ where
             Self::Own(tx) => tx.rollback().await,
             Self::Member(mut member) => {
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
-                let undo = format!("ROLLBACK TO SAVEPOINT {MEMBER}; RELEASE SAVEPOINT {MEMBER}");
-                let result = run(&mut slot, &undo).await;
-                if let Err(e) = &result {
-                    fail_group(&mut slot, e).await;
-                }
+                let result = run_or_fail(&mut slot, &undo()).await;
                 drop(slot);
                 // Members before this one may be waiting for a commit.
                 member.dirty.notify_one();

@@ -88,7 +88,7 @@ export interface BgsyncSnapshot {
   deadLetters: DeadLetter[];
   feeds: { name: string; url: string; store: string; tag: string; cursor: string | null; lastSuccess: number | null }[];
   /** The server's batch endpoint as this browser keeps it. */
-  advertisement: { batch: { url: string; maxEntries: number; maxBytes: number; prefix: string } | null; freshUntil: number } | null;
+  advertisement: { batch: { url: string; max_entries: number; max_bytes: number; prefix: string } | null; freshUntil: number } | null;
 }
 export interface DeadLetter {
   key: string;

@@ -202,28 +202,34 @@ pub async fn reachable() -> bool {
 
 /// What this context knows of the server's advertisement, for the
 /// inspector: `{batch: {url, max_entries, max_bytes, prefix} | null,
-/// freshUntil}`, or `null` when nothing was learnt yet.
+/// freshUntil}` (the batch as the server's document names it), or `null`
+/// when nothing was learnt yet.
 pub async fn advertisement() -> js::JsResult<wasm_bindgen::JsValue> {
     let known = match ADVERTISED.with(|a| a.borrow().clone()) {
         Some(known) => Some(known),
         None => read_stored().await?,
     };
-    let Some(known) = known else { return Ok(wasm_bindgen::JsValue::NULL) };
-    let o = Object::new();
-    js::set(&o, "freshUntil", known.fresh_until_ms);
-    let batch = match &known.endpoint {
+    Ok(known.map_or(wasm_bindgen::JsValue::NULL, |known| to_js(&known).into()))
+}
+
+/// What is kept of an advertisement: `{batch, freshUntil}`, the batch
+/// endpoint with the names of the server's document.
+fn to_js(learnt: &Learnt) -> Object {
+    let record = Object::new();
+    js::set(&record, "freshUntil", learnt.fresh_until_ms);
+    let batch = match &learnt.endpoint {
         Some(e) => {
-            let b = Object::new();
-            js::set(&b, "url", e.url.as_str());
-            js::set(&b, "maxEntries", e.max_entries as f64);
-            js::set(&b, "maxBytes", e.max_bytes as f64);
-            js::set(&b, "prefix", e.prefix.as_str());
-            b.into()
+            let o = Object::new();
+            js::set(&o, "url", e.url.as_str());
+            js::set(&o, "max_entries", e.max_entries as f64);
+            js::set(&o, "max_bytes", e.max_bytes as f64);
+            js::set(&o, "prefix", e.prefix.as_str());
+            o.into()
         }
         None => wasm_bindgen::JsValue::NULL,
     };
-    js::set(&o, "batch", batch);
-    Ok(o.into())
+    js::set(&record, "batch", batch);
+    record
 }
 
 async fn read_stored() -> js::JsResult<Option<Learnt>> {
@@ -240,21 +246,8 @@ async fn read_stored() -> js::JsResult<Option<Learnt>> {
 async fn store(learnt: &Learnt) -> js::JsResult<()> {
     let db = crate::db::database().await?;
     let tx = db.transaction_with_str_and_mode(crate::db::META, web_sys::IdbTransactionMode::Readwrite)?;
-    let record = Object::new();
+    let record = to_js(learnt);
     js::set(&record, "key", STORED);
-    js::set(&record, "freshUntil", learnt.fresh_until_ms);
-    let batch = match &learnt.endpoint {
-        Some(e) => {
-            let o = Object::new();
-            js::set(&o, "url", e.url.as_str());
-            js::set(&o, "max_entries", e.max_entries as f64);
-            js::set(&o, "max_bytes", e.max_bytes as f64);
-            js::set(&o, "prefix", e.prefix.as_str());
-            o.into()
-        }
-        None => wasm_bindgen::JsValue::NULL,
-    };
-    js::set(&record, "batch", batch);
     tx.object_store(crate::db::META)?.put(&record)?;
     js::committed(&tx).await
 }
