@@ -158,7 +158,7 @@ where
             slot.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
         }
         run_or_fail(&mut slot, &format!("SAVEPOINT {MEMBER}")).await?;
-        Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone() }))
+        Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() }))
     }
 }
 
@@ -230,28 +230,42 @@ where
     loop {
         dirty.notified().await;
         let Some(slot) = group.upgrade().map(|g| g.slot.clone()) else { return };
-        let mut slot = slot.lock_owned().await;
-        if settle(&mut slot).await.is_err() {
-            continue;
-        }
-        let Some(tx) = slot.tx.take() else { continue };
-        if slot.members == 0 {
-            // Only rolled-back members: nothing to keep.
-            let _ = tx.rollback().await;
-            finish(&mut slot, Ok(()));
-            continue;
-        }
-        let members = slot.members as u64;
-        let outcome = tx.commit().await.map_err(Arc::new);
-        if outcome.is_ok() {
-            stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            stats.writes.fetch_add(members, std::sync::atomic::Ordering::Relaxed);
-            crate::metrics::METRICS.group_commits.inc();
-            crate::metrics::METRICS.group_writes.inc_by(members);
-        }
-        finish(&mut slot, outcome);
+        commit_group(&mut *slot.lock_owned().await, &stats).await;
     }
 }
+
+/// Commits the open group (its members are told the outcome); a group of
+/// only rolled-back members is rolled back.
+async fn commit_group<DB>(slot: &mut Slot<DB>, stats: &Counters)
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    if settle(slot).await.is_err() {
+        return;
+    }
+    let Some(tx) = slot.tx.take() else { return };
+    if slot.members == 0 {
+        // Only rolled-back members: nothing to keep.
+        let _ = tx.rollback().await;
+        finish(slot, Ok(()));
+        return;
+    }
+    let members = slot.members as u64;
+    let outcome = tx.commit().await.map_err(Arc::new);
+    if outcome.is_ok() {
+        stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.writes.fetch_add(members, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::METRICS.group_commits.inc();
+        crate::metrics::METRICS.group_writes.inc_by(members);
+    }
+    finish(slot, outcome);
+}
+
+/// How long a member waits for the committer before committing its group
+/// itself (the committer's runtime may be gone: a writer used from another
+/// runtime than the one that spawned it).
+const COMMITTER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The transaction an effect is written in ([`Writer::begin`]): derefs to
 /// the connection to run statements on.
@@ -266,6 +280,7 @@ pub enum WriteTx<DB: sqlx::Database> {
 pub struct Member<DB: sqlx::Database> {
     slot: Option<OwnedMutexGuard<Slot<DB>>>,
     dirty: Arc<Notify>,
+    stats: Arc<Counters>,
 }
 
 impl<DB: sqlx::Database> Drop for Member<DB> {
@@ -296,11 +311,25 @@ where
                 run_or_fail(&mut slot, &format!("RELEASE SAVEPOINT {MEMBER}")).await?;
                 slot.members += 1;
                 let mut outcome = slot.outcome.subscribe();
+                let shared = OwnedMutexGuard::mutex(&slot).clone();
                 drop(slot);
                 member.dirty.notify_one();
-                let result = match outcome.wait_for(Option::is_some).await {
-                    Ok(result) => result.clone().expect("waited for Some"),
-                    Err(_) => Err(Arc::new(sqlx::Error::Protocol("the group commit ended without an outcome".into()))),
+                let result = loop {
+                    // Cloned out at once: the watch's guard may not be held
+                    // across the commit below.
+                    let waited = tokio::time::timeout(COMMITTER_PATIENCE, outcome.wait_for(Option::is_some))
+                        .await
+                        .map(|r| r.map(|seen| seen.clone()));
+                    match waited {
+                        Ok(Ok(result)) => break result.expect("waited for Some"),
+                        Ok(Err(_)) => {
+                            break Err(Arc::new(sqlx::Error::Protocol(
+                                "the group commit ended without an outcome".into(),
+                            )))
+                        }
+                        // No committer came: commit the group from here.
+                        Err(_) => commit_group(&mut *shared.clone().lock_owned().await, &member.stats).await,
+                    }
                 };
                 result.map_err(|e| match Arc::try_unwrap(e) {
                     Ok(e) => e,

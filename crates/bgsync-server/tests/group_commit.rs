@@ -119,3 +119,26 @@ async fn a_per_request_writer_commits_each_on_its_own() {
     drop(tx);
     assert_eq!(committed(&dir).await, [1]);
 }
+
+/// The committer task lives on the runtime of the first write; used from
+/// another runtime after that one is gone, a member commits its group
+/// itself rather than wait forever.
+#[test]
+fn a_writer_outlives_the_runtime_that_ran_its_committer() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let writer = first.block_on(async {
+        let writer = Writer::group_commit(pool(&dir).await);
+        write(&writer, 1).await.unwrap();
+        writer
+    });
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    second.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), write(&writer, 2))
+            .await
+            .expect("committed without its committer")
+            .unwrap();
+        assert_eq!(committed(&dir).await, [1, 2]);
+    });
+}
