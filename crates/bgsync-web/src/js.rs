@@ -23,12 +23,49 @@ pub(crate) fn global<T: JsCast>(name: &str) -> JsResult<T> {
 }
 
 pub(crate) fn get(target: &JsValue, name: &str) -> JsResult<JsValue> {
-    Reflect::get(target, &JsValue::from_str(name))
+    with_name(name, |name| Reflect::get(target, name))
 }
 
 pub(crate) fn set(target: &JsValue, name: &str, value: impl Into<JsValue>) {
+    let value = value.into();
     // Setting a property on a plain object we made cannot fail.
-    let _ = Reflect::set(target, &JsValue::from_str(name), &value.into());
+    let _ = with_name(name, |name| Reflect::set(target, name, &value));
+}
+
+/// Slots of the property-name cache (a power of two).
+const NAME_SLOTS: usize = 256;
+
+/// A cached property name: the Rust text and the JavaScript string.
+type CachedName = Option<(Box<str>, JsValue)>;
+
+thread_local! {
+    // Property names as JavaScript strings, made once: a name made anew
+    // costs two more crossings of the wasm boundary (the string in, the
+    // reference dropped) than the property access itself, and a round
+    // reads and writes ten properties per entry. A slot holds the last
+    // name that hashed to it.
+    static NAMES: std::cell::RefCell<Vec<CachedName>> =
+        std::cell::RefCell::new((0..NAME_SLOTS).map(|_| None).collect());
+}
+
+/// Runs `f` with `name` as a JavaScript string, from the cache. The name
+/// is taken out of its slot while `f` runs (a getter may call back into
+/// Rust), then put back.
+fn with_name<T>(name: &str, f: impl FnOnce(&JsValue) -> T) -> T {
+    // FNV-1a, enough to spread a few dozen names.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let slot = hash as usize & (NAME_SLOTS - 1);
+    let cached = NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        match &names[slot] {
+            Some((cached, _)) if &**cached == name => names[slot].take(),
+            _ => None,
+        }
+    });
+    let (text, value) = cached.unwrap_or_else(|| (name.into(), JsValue::from_str(name)));
+    let result = f(&value);
+    NAMES.with(|names| names.borrow_mut()[slot] = Some((text, value)));
+    result
 }
 
 pub(crate) async fn await_promise(promise: Promise) -> JsResult<JsValue> {
