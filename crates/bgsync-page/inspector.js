@@ -1,8 +1,11 @@
 // bgsync's inspector: a live panel of what bgsync is doing in this browser.
 //
-//   <script src="/bgsync-inspector.js"></script>      (served by bgsync-build's inspector files)
-//   const panel = bgsyncInspector(document.getElementById("inspector"));   // after wasm_bindgen loaded
-//   panel.close();                                                            // stop watching
+//   <details data-bgsync-inspector><summary>Inspector</summary></details>
+//   <script src="/bgsync-inspector.js" defer></script>   (served by bgsync-build's inspector files)
+//
+// draws the panel inside that <details> while it is open (nothing runs until
+// then). Or by hand, once wasm_bindgen has loaded:
+//   const panel = bgsyncInspector(element);   panel.close();   // stop watching
 //
 // It shows every declared queue with its entries (key, method, URL, attempts,
 // next retry and why), the pause, the dead letters with their typed cause and
@@ -16,6 +19,8 @@
   "use strict";
 
   const EVENTS_KEPT = 50;
+  // Entries drawn per queue (a queue of thousands is counted, not drawn).
+  const ROWS_SHOWN = 200;
 
   // The stylesheet beside this script (a page's CSP may forbid inline styles).
   const script = document.currentScript;
@@ -81,6 +86,27 @@
     });
   }
 
+  // Every <details data-bgsync-inspector>: the panel is drawn while it is
+  // open, in a <div> of its own, and stops watching when it is closed.
+  function attach(details) {
+    let panel = null;
+    details.addEventListener("toggle", () => {
+      if (details.open && !panel) {
+        let body = details.querySelector(":scope > .bgsync-inspector");
+        if (!body) details.append((body = el("div")));
+        panel = self.bgsyncInspector(body);
+      } else if (!details.open && panel) {
+        panel.close();
+        panel = null;
+      }
+    });
+  }
+  function attachAll() {
+    document.querySelectorAll("details[data-bgsync-inspector]").forEach(attach);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", attachAll);
+  else attachAll();
+
   self.bgsyncInspector = function bgsyncInspector(root, api) {
     // The no-modules glue declares `wasm_bindgen` with `let`: a global
     // binding, not a property of `self`.
@@ -127,12 +153,13 @@
         el("p", { class: "meta" },
           `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · up to ${queue.maxAttempts} attempts`,
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
-        table(["request", "attempts", "next retry", "why"], queue.entries.map((entry) =>
+        table(["request", "attempts", "next retry", "why"], queue.entries.slice(0, ROWS_SHOWN).map((entry) =>
           el("tr", { "data-key": entry.key },
             el("td", {}, `${entry.method} ${entry.url}`, el("br"), el("small", { title: entry.key }, short(entry.key))),
             el("td", { "data-field": "attempts" }, entry.attempts),
             el("td", { "data-field": "next-retry" }, nextRetry(entry, now)),
-            el("td", { "data-field": "why" }, entry.lastError || ""))), "Nothing waiting.")));
+            el("td", { "data-field": "why" }, entry.lastError || ""))), "Nothing waiting."),
+        queue.entries.length > ROWS_SHOWN ? el("p", { class: "meta" }, `and ${queue.entries.length - ROWS_SHOWN} more`) : null));
       const dead = section("Dead letters", snapshot.deadLetters.length,
         table(["request", "cause", "reason", "when", ""], snapshot.deadLetters.map((d) =>
           el("tr", { "data-key": d.key },

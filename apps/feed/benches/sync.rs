@@ -347,7 +347,8 @@ async fn drain(
     }
     if peer == Peer::Bgsync && std::env::var_os("BGSYNC_TEST_LOG").is_some() {
         let status = worker_status(&page).await;
-        eprintln!("bgsync worker's last round (phase, ms): {}", status["lastRound"]);
+        let last = status["rounds"].as_array().and_then(|r| r.last()).map(|r| r["phases"].clone());
+        eprintln!("bgsync worker's last round (phase, ms): {}", last.unwrap_or_default());
     }
     run.requests = server.net().requests.load(Ordering::SeqCst);
     run.bytes = server.net().bytes_up.load(Ordering::SeqCst) + server.net().bytes_down.load(Ordering::SeqCst);

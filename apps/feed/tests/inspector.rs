@@ -14,8 +14,13 @@ const WITHIN: Duration = Duration::from_secs(45);
 
 /// The text of what `selector` matches inside the inspector, one per match.
 async fn texts(page: &chromiumoxide::Page, selector: &str) -> Vec<String> {
-    eval(page, &format!("[...document.querySelectorAll('#bgsync-inspector {selector}')].map((e) => e.textContent)"))
-        .await
+    eval(
+        page,
+        &format!(
+            "[...document.querySelectorAll('#inspector-panel .bgsync-inspector {selector}')].map((e) => e.textContent)"
+        ),
+    )
+    .await
 }
 
 async fn shown(
@@ -37,7 +42,12 @@ async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     page.find_element("#inspector-panel summary").await.unwrap().click().await.unwrap();
-    wait_for(&page, "the inspector to draw", "document.querySelector('#bgsync-inspector[data-state=ready]')").await;
+    wait_for(
+        &page,
+        "the inspector to draw",
+        "document.querySelector('#inspector-panel .bgsync-inspector[data-state=ready]')",
+    )
+    .await;
 
     // Two posts the server refuses, then one it asks to wait for.
     server.refuse_posts_containing(Some("POISON"));
@@ -76,7 +86,7 @@ async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_
 
     // Discard the first dead letter; Retry the second, which the server
     // now takes.
-    page.find_element("#bgsync-inspector [data-section=dead-letters] button[data-action=discard]")
+    page.find_element("#inspector-panel .bgsync-inspector [data-section=dead-letters] button[data-action=discard]")
         .await
         .unwrap()
         .click()
@@ -84,7 +94,7 @@ async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_
         .unwrap();
     shown(&page, "one dead letter left", "[data-section=dead-letters] td[data-field=cause]", |c| c.len() == 1).await;
     server.fail_posts_with(None);
-    page.find_element("#bgsync-inspector [data-section=dead-letters] button[data-action=retry]")
+    page.find_element("#inspector-panel .bgsync-inspector [data-section=dead-letters] button[data-action=retry]")
         .await
         .unwrap()
         .click()

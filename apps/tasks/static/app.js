@@ -27,13 +27,6 @@ const tasks = {
       const id = decodeURIComponent(entry.url.split("/").pop());
       tasks.pending.set(entry.key, { id, method: entry.method, change: entry.body ? JSON.parse(entry.body) : null });
     }
-    // bgsync's inspector, drawn while its panel is open.
-    const panel = document.querySelector("#inspector-panel");
-    let inspector = null;
-    panel.addEventListener("toggle", () => {
-      if (panel.open && !inspector) inspector = bgsyncInspector(document.querySelector("#bgsync-inspector"));
-      else if (!panel.open && inspector) inspector = (inspector.close(), null);
-    });
     await tasks.render();
     await tasks.refresh();
     document.querySelector("#status").dataset.ready = "true";

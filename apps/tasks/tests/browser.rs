@@ -53,7 +53,7 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
     let requests: Vec<String> = eventually("the inspector to list the queued edits", Duration::from_secs(10), || async {
         let rows: Vec<String> = eval(
             &page,
-            "[...document.querySelectorAll('#bgsync-inspector [data-section=queue-edits] tbody tr td:first-child')].map(td => td.firstChild.textContent)",
+            "[...document.querySelectorAll('#inspector-panel .bgsync-inspector [data-section=queue-edits] tbody tr td:first-child')].map(td => td.firstChild.textContent)",
         )
         .await;
         (rows.len() == 5).then_some(rows)

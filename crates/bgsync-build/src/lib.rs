@@ -12,7 +12,8 @@
 //! hashes there, a Rust-only change would never reach users.
 //!
 //! The app `include!`s `$OUT_DIR/assets.rs`, which holds
-//! `struct Asset { path, content_type, immutable, body }`, a constant per
+//! `ASSETS: &[bgsync_server::files::Asset]` (served by
+//! `bgsync_server::files::serve`; each file gzipped when that is smaller), a constant per
 //! module (the placeholder without underscores: `WORKER`) and
 //! `ASSETS: &[Asset]`.
 //!
@@ -186,44 +187,9 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
     fs::write(out_dir.join("assets.rs"), code).unwrap();
 }
 
-/// The `Asset` type the generated `assets.rs` starts with.
-const ASSET_CODE: &str = r#"/// A file of the app, embedded at build time.
-pub struct Asset {
-    pub path: &'static str,
-    pub content_type: &'static str,
-    /// Content-hashed files never change under their name.
-    pub immutable: bool,
-    pub body: &'static [u8],
-    /// The body gzipped at build time, when that is smaller.
-    pub gzip: Option<&'static [u8]>,
-}
-
-impl Asset {
-    /// The body to send to a client whose `Accept-Encoding` is `accept`, and
-    /// its `Content-Encoding`: gzip when the client takes it and it is
-    /// smaller. (Answers then vary with `Accept-Encoding`.)
-    pub fn encoded(&self, accept: Option<&str>) -> (&'static [u8], Option<&'static str>) {
-        match self.gzip {
-            Some(gzip) if accept.is_some_and(accepts_gzip) => (gzip, Some("gzip")),
-            _ => (self.body, None),
-        }
-    }
-}
-
-/// Whether an `Accept-Encoding` value takes gzip (`gzip` or `*`, with a
-/// weight above 0).
-fn accepts_gzip(accept: &str) -> bool {
-    accept.split(',').any(|item| {
-        let mut parts = item.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("");
-        let weight = parts
-            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok());
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && weight.is_some_and(|w| w > 0.0)
-    })
-}
-
-"#;
+/// What the generated `assets.rs` starts with: the table's type, served by
+/// `bgsync_server::files::serve`.
+const ASSET_CODE: &str = "pub use bgsync_server::files::Asset;\n\n";
 
 /// `path` gzipped beside it (`<path>.gz`, with Debian's `gzip -9n`: no name
 /// nor time in it, so builds are reproducible), when that is smaller than

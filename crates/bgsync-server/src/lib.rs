@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod db;
 pub mod failpoint;
+pub mod files;
 pub mod idempotency;
 pub mod json;
 pub mod metrics;

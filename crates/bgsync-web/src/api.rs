@@ -68,6 +68,7 @@ export interface BgsyncStatus {
   queues: Record<string, QueueState>;
 }
 export interface QueuedEntry {
+  queue: string;
   key: string;
   method: string;
   url: string;
@@ -244,17 +245,8 @@ async fn entries_of(queue: &Queue) -> JsResult<JsValue> {
     entries.sort_by(|a, b| a.enqueued_at_ms.total_cmp(&b.enqueued_at_ms));
     let list = Array::new();
     for entry in entries {
-        let o = Object::new();
-        js::set(&o, "key", entry.key.as_str());
-        js::set(&o, "method", entry.method.as_str());
-        js::set(&o, "url", entry.url.as_str());
-        js::set(&o, "headers", js::header_pairs(&entry.headers));
-        js::set(&o, "body", entry.body.as_str());
-        js::set(&o, "attempts", entry.attempts);
-        js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
-        js::set(&o, "enqueuedAt", entry.enqueued_at_ms);
-        js::set(&o, "notBefore", entry.not_before_ms as f64);
-        list.push(&o);
+        // As it is stored.
+        list.push(&queue::to_js(queue.name(), &entry));
     }
     Ok(list.into())
 }

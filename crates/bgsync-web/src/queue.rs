@@ -297,7 +297,8 @@ pub async fn dead_letters() -> JsResult<Vec<StoredDeadLetter>> {
     Ok(dead)
 }
 
-fn to_js(queue: &str, entry: &Entry) -> JsValue {
+/// An entry of `queue` as it is stored (and as the JavaScript API lists it).
+pub(crate) fn to_js(queue: &str, entry: &Entry) -> JsValue {
     let o = Object::new();
     js::set(&o, "queue", queue);
     js::set(&o, "key", entry.key.as_str());

@@ -203,15 +203,10 @@ pub async fn replaying_elsewhere() -> bool {
     })
 }
 
-/// Where the last round of this context that sent anything spent its time
-/// (phase, ms), for the worker's status answer: reading the queue, learning
-/// the batch endpoint, each request, each store step.
-pub fn last_round_phases() -> Vec<(&'static str, f64)> {
-    ROUNDS.with(|r| r.borrow().last().map(|round| round.phases.clone()).unwrap_or_default())
-}
-
 /// A round of this context that sent something: when it started, its
-/// queue, what it delivered, and where its time went.
+/// queue, what it delivered, and where its time went (phase, ms: reading
+/// the queue and its state, learning the batch endpoint, each request,
+/// each store step), for the worker's status answer.
 #[derive(Clone, Debug)]
 pub struct RoundRecord {
     pub queue: String,
@@ -349,7 +344,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // (kept in IndexedDB), else asked now, if there is anything to send.
     let endpoint = match endpoint {
         Some(known) => known,
-        None if !entries.is_empty() => transport::batch_endpoint().await,
+        None if !entries.is_empty() => transport::ask_endpoint().await,
         None => None,
     };
     clock.lap("endpoint");

@@ -123,17 +123,12 @@ thread_local! {
 /// batch without asking first.
 const STORED: &str = "advertisement";
 
-/// The server's batch endpoint, from its `/.well-known/bgsync` document:
-/// remembered in this context and kept in IndexedDB for as long as the
-/// server's `Cache-Control: max-age` allows; asked for again when that has
-/// passed (and the stored one used if the server cannot be reached), or
-/// after the batch URL answered as if it were gone ([`forget_advertisement`]).
-/// `None`: the server offers no batch endpoint (or has never been reached),
-/// and entries go one by one.
-pub async fn batch_endpoint() -> Option<BatchEndpoint> {
-    if let Some(fresh) = known_endpoint().await {
-        return fresh;
-    }
+/// Asks the server for its batch endpoint (its `/.well-known/bgsync`
+/// document), when what [`known_endpoint`] had is out of date or missing;
+/// what was kept, stale, when the server cannot be reached. `None`: the
+/// server offers no batch endpoint (or has never been reached), and entries
+/// go one by one.
+pub async fn ask_endpoint() -> Option<BatchEndpoint> {
     let known = ADVERTISED.with(|a| a.borrow().clone());
     match learn().await {
         Ok(learnt) => learnt.endpoint,
@@ -144,7 +139,9 @@ pub async fn batch_endpoint() -> Option<BatchEndpoint> {
 
 /// The batch endpoint as known without asking the server: `Some` while
 /// what it advertised (here or in IndexedDB) is fresh, `None` when it must
-/// be asked ([`batch_endpoint`]).
+/// be asked ([`ask_endpoint`]). Kept for the server's `Cache-Control:
+/// max-age`, and forgotten when the batch URL answered as if it were gone
+/// ([`forget_advertisement`]).
 pub async fn known_endpoint() -> Option<Option<BatchEndpoint>> {
     let mut known = ADVERTISED.with(|a| a.borrow().clone());
     if known.is_none() {

@@ -77,7 +77,6 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
                 }
                 phases
             };
-            js::set(&status, "lastRound", phases(&crate::replay::last_round_phases()));
             let rounds = Array::new();
             for round in crate::replay::last_rounds() {
                 let o = js_sys::Object::new();
