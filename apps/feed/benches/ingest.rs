@@ -192,12 +192,8 @@ async fn under_wrk(backend: Backend, group_commit: bool, seconds: u64) -> String
     let (url, postgres) = match backend {
         Backend::Sqlite => (format!("sqlite://{}", dir.path().join("wrk.db").display()), None),
         Backend::Postgres => {
-            let admin = common::postgres_admin_url();
-            let name = format!("feed_wrk_{}", uuid::Uuid::new_v4().simple());
-            let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&admin).await.unwrap();
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
-            (format!("{base}/{name}"), Some((pool, name)))
+            let (url, name) = common::create_database("feed_wrk").await;
+            (url, Some(name))
         }
     };
     let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_feed"))
@@ -228,8 +224,8 @@ async fn under_wrk(backend: Backend, group_commit: bool, seconds: u64) -> String
     db.pool.close().await;
     let _ = server.kill();
     let _ = server.wait();
-    if let Some((pool, name)) = postgres {
-        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&pool).await;
+    if let Some(name) = postgres {
+        common::drop_database(&name).await;
     }
     let non_2xx = field("non2xx") as i64;
     assert!(stored as f64 >= requests - non_2xx as f64, "every answered post is stored ({stored} of {requests})");

@@ -1,8 +1,10 @@
 //! What bgsync's apps share in their tests: a real headless Chromium driven
-//! over the DevTools protocol ([`chromium`]), and waiting for a condition
-//! with a deadline ([`eventually`]).
+//! over the DevTools protocol ([`chromium`]), the test PostgreSQL server
+//! ([`postgres`]), and waiting for a condition with a deadline
+//! ([`eventually`]).
 
 pub mod chromium;
+pub mod postgres;
 
 use std::time::{Duration, Instant};
 

@@ -77,28 +77,8 @@ pub struct Net {
     pub bytes_down: std::sync::atomic::AtomicU64,
 }
 
-/// The admin URL of the test PostgreSQL server.
-pub fn postgres_admin_url() -> String {
-    std::env::var("BGSYNC_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Runs `f` to completion on a runtime of its own, from sync code that may
-/// itself be inside a runtime.
-fn block_on<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
-        .join()
-        .unwrap()
-}
-
-async fn postgres_admin(sql: String) {
-    sqlx::any::install_default_drivers();
-    let url = postgres_admin_url();
-    let pool = AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed for these tests and is not reachable at {url} ({e}); start it or set BGSYNC_TEST_POSTGRES")
-    });
-    sqlx::query(&sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    pool.close().await;
-}
+use bgsync_testkit::postgres::on_own_runtime as block_on;
+pub use bgsync_testkit::postgres::{create_database, drop_database};
 
 /// A fault the test injects in front of `POST /api/posts`: answer with this
 /// status instead of handling the request.
@@ -142,11 +122,8 @@ impl TestServer {
         let (database_url, postgres_database) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("feed.db").display()), None),
             Backend::Postgres => {
-                let name = format!("feed_test_{}", uuid::Uuid::new_v4().simple());
-                block_on(postgres_admin(format!("CREATE DATABASE {name}")));
-                let admin = postgres_admin_url();
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-                (format!("{base}/{name}"), Some(name))
+                let (url, name) = block_on(create_database("feed_test"));
+                (url, Some(name))
             }
         };
         Self::serve(dir, database_url, backend, postgres_database, extra)
@@ -352,7 +329,7 @@ impl Drop for TestServer {
             block_on(async move { state.db.pool.close().await });
         }
         if let Some(name) = self.postgres_database.take() {
-            block_on(postgres_admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+            block_on(async move { drop_database(&name).await });
         }
     }
 }

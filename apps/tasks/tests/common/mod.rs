@@ -9,6 +9,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 #[allow(unused_imports)]
 pub use bgsync_testkit::eventually;
+use bgsync_testkit::postgres::{create_database, drop_database, on_own_runtime};
 use std::sync::{Arc, Mutex};
 
 pub struct Server {
@@ -21,37 +22,12 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
-fn admin_url() -> String {
-    std::env::var("BGSYNC_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn on_own_runtime<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
-    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
-        .join()
-        .unwrap()
-}
-
-async fn admin(sql: String) {
-    sqlx::any::install_default_drivers();
-    let url = admin_url();
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is needed for these tests and is not reachable at {url} ({e}); start it or set BGSYNC_TEST_POSTGRES")
-    });
-    sqlx::query(&sql).execute(&pool).await.unwrap();
-    pool.close().await;
-}
-
 impl Server {
     pub async fn start(postgres: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, postgres_database) = if postgres {
-            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let name = format!("tasks_test_{}_{}_{n}", std::process::id(), bgsync_server::now_ms());
-            admin(format!("CREATE DATABASE {name}")).await;
-            let admin = admin_url();
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base).to_owned();
-            (format!("{base}/{name}"), Some(name))
+            let (url, name) = create_database("tasks_test").await;
+            (url, Some(name))
         } else {
             (format!("sqlite://{}", dir.path().join("tasks.db").display()), None)
         };
@@ -136,7 +112,7 @@ impl Drop for Server {
         if let Some(name) = self.postgres_database.take() {
             let pool = self.pool.clone();
             on_own_runtime(async move { pool.close().await });
-            on_own_runtime(admin(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+            on_own_runtime(async move { drop_database(&name).await });
         }
     }
 }
