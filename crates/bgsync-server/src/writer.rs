@@ -26,8 +26,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Weak};
 use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
 
-/// The name of each request's savepoint inside the group's transaction.
-const MEMBER: &str = "bgsync_member";
+/// Each request's savepoint inside the group's transaction: taken, kept,
+/// undone.
+const SAVEPOINT: &str = "SAVEPOINT bgsync_member";
+const RELEASE: &str = "RELEASE SAVEPOINT bgsync_member";
+const UNDO: &str = "ROLLBACK TO SAVEPOINT bgsync_member; RELEASE SAVEPOINT bgsync_member";
 
 /// Hands out the transactions that effects are written in.
 pub struct Writer<DB: sqlx::Database> {
@@ -153,11 +156,11 @@ where
         if slot.tx.is_none() {
             // IMMEDIATE: the write lock from the start, so a group whose
             // first statement reads can never fail to upgrade it (a writer
-            // outside the group, such as the key purge, committing in
+            // outside this writer, another process or a tool, committing in
             // between would make that upgrade fail with SQLITE_BUSY).
             slot.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
         }
-        run_or_fail(&mut slot, &format!("SAVEPOINT {MEMBER}")).await?;
+        run_or_fail(&mut slot, SAVEPOINT).await?;
         Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() }))
     }
 }
@@ -186,11 +189,6 @@ where
     result
 }
 
-/// Undoes a member's writes.
-fn undo() -> String {
-    format!("ROLLBACK TO SAVEPOINT {MEMBER}; RELEASE SAVEPOINT {MEMBER}")
-}
-
 /// Rolls back what a member that went away left (its savepoint).
 async fn settle<DB>(slot: &mut Slot<DB>) -> Result<(), sqlx::Error>
 where
@@ -200,7 +198,7 @@ where
     if !std::mem::take(&mut slot.rollback_pending) || slot.tx.is_none() {
         return Ok(());
     }
-    run_or_fail(slot, &undo()).await
+    run_or_fail(slot, UNDO).await
 }
 
 /// Rolls the open group back and tells its members why.
@@ -308,7 +306,7 @@ where
             Self::Own(tx) => tx.commit().await,
             Self::Member(mut member) => {
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
-                run_or_fail(&mut slot, &format!("RELEASE SAVEPOINT {MEMBER}")).await?;
+                run_or_fail(&mut slot, RELEASE).await?;
                 slot.members += 1;
                 let mut outcome = slot.outcome.subscribe();
                 let shared = OwnedMutexGuard::mutex(&slot).clone();
@@ -345,7 +343,7 @@ where
             Self::Own(tx) => tx.rollback().await,
             Self::Member(mut member) => {
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
-                let result = run_or_fail(&mut slot, &undo()).await;
+                let result = run_or_fail(&mut slot, UNDO).await;
                 drop(slot);
                 // Members before this one may be waiting for a commit.
                 member.dirty.notify_one();
