@@ -15,7 +15,7 @@ use crate::client::{self, NewRequest};
 use crate::js::{self, JsResult};
 use crate::queue::{self, Queue};
 use crate::state;
-use js_sys::{Array, Function, Object};
+use js_sys::{Array, Function, Object, Promise};
 use wasm_bindgen::prelude::*;
 use web_sys::{BroadcastChannel, MessageEvent};
 
@@ -138,71 +138,78 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "BgsyncConfig")] config: 
 /// Registers the app's service worker (`script`, such as "/sw.js") where
 /// the browser has service workers; resolves `false` where it has none
 /// (the page then replays itself).
-#[wasm_bindgen(js_name = registerWorker)]
-pub async fn register_worker(script: String) -> JsResult<bool> {
-    if !client::has_service_worker() {
-        return Ok(false);
-    }
-    client::register_worker(&script).await.map(|_| true)
+#[wasm_bindgen(js_name = registerWorker, unchecked_return_type = "Promise<boolean>")]
+pub fn register_worker(script: String) -> Promise {
+    js::promise(async move {
+        if !client::has_service_worker() {
+            return Ok(false);
+        }
+        client::register_worker(&script).await.map(|_| true)
+    })
 }
 
 /// The items pulled from the declared feed `name`, as the server sent them.
-#[wasm_bindgen(js_name = feedItems, unchecked_return_type = "unknown[]")]
-pub async fn feed_items(name: String) -> JsResult<JsValue> {
-    let feed = crate::config::feed(&name)?;
-    Ok(crate::pull::items(&feed).await?.into_iter().collect::<Array>().into())
+#[wasm_bindgen(js_name = feedItems, unchecked_return_type = "Promise<unknown[]>")]
+pub fn feed_items(name: String) -> Promise {
+    js::promise(async move {
+        let feed = crate::config::feed(&name)?;
+        Ok(JsValue::from(crate::pull::items(&feed).await?.into_iter().collect::<Array>()))
+    })
 }
 
 /// Pulls what changed in the declared feed `name`; resolves with how many
 /// items arrived.
-#[wasm_bindgen(js_name = pull)]
-pub async fn pull(name: String) -> JsResult<u32> {
-    let feed = crate::config::feed(&name)?;
-    Ok(crate::pull::pull(&feed).await? as u32)
+#[wasm_bindgen(js_name = pull, unchecked_return_type = "Promise<number>")]
+pub fn pull(name: String) -> Promise {
+    js::promise(async move {
+        let feed = crate::config::feed(&name)?;
+        Ok(crate::pull::pull(&feed).await? as u32)
+    })
 }
 
 /// Queues `request` in the declared queue `queue` and resolves
 /// with its key once it is stored durably; then registers a sync, or where
 /// the browser has none, retries at once.
-#[wasm_bindgen(js_name = enqueue, unchecked_return_type = "string")]
-pub async fn enqueue(
-    queue: String,
-    #[wasm_bindgen(unchecked_param_type = "QueuedRequest")] request: JsValue,
-) -> JsResult<JsValue> {
-    let queue = Queue::named(&queue)?;
-    if !request.is_object() {
-        return Err("enqueue: the request must be an object like { url, method, headers, body }".into());
-    }
-    let text = |name| js::get(&request, name).ok().and_then(|v| v.as_string());
-    let url = text("url").ok_or("enqueue: the request has no url")?;
-    let body = js::get(&request, "body")?;
-    if !body.is_undefined() && !body.is_null() && body.as_string().is_none() {
-        return Err("enqueue: the body must be a string (JSON.stringify it)".into());
-    }
-    let entry = client::enqueue_request(
-        &queue,
-        NewRequest {
-            method: text("method").unwrap_or_else(|| "POST".into()),
-            url,
-            headers: header_list(&js::get(&request, "headers")?)?,
-            body: body.as_string().unwrap_or_default(),
-            key: text("key"),
-        },
-    )
-    .await?;
-    match client::register_sync(queue.tag()).await {
-        Ok(true) => client::make_sure_it_is_taken_soon(),
-        _ => {
-            client::retry_now().await?;
+#[wasm_bindgen(js_name = enqueue, unchecked_return_type = "Promise<string>")]
+pub fn enqueue(queue: String, #[wasm_bindgen(unchecked_param_type = "QueuedRequest")] request: JsValue) -> Promise {
+    js::promise(async move {
+        let queue = Queue::named(&queue)?;
+        if !request.is_object() {
+            return Err::<JsValue, _>(
+                "enqueue: the request must be an object like { url, method, headers, body }".into(),
+            );
         }
-    }
-    Ok(entry.key.as_str().into())
+        let text = |name| js::get(&request, name).ok().and_then(|v| v.as_string());
+        let url = text("url").ok_or("enqueue: the request has no url")?;
+        let body = js::get(&request, "body")?;
+        if !body.is_undefined() && !body.is_null() && body.as_string().is_none() {
+            return Err("enqueue: the body must be a string (JSON.stringify it)".into());
+        }
+        let entry = client::enqueue_request(
+            &queue,
+            NewRequest {
+                method: text("method").unwrap_or_else(|| "POST".into()),
+                url,
+                headers: header_list(&js::get(&request, "headers")?)?,
+                body: body.as_string().unwrap_or_default(),
+                key: text("key"),
+            },
+        )
+        .await?;
+        match client::register_sync(queue.tag()).await {
+            Ok(true) => client::make_sure_it_is_taken_soon(),
+            _ => {
+                client::retry_now().await?;
+            }
+        }
+        Ok(entry.key.as_str().into())
+    })
 }
 
 /// What is queued, paused and dead, over every queue.
-#[wasm_bindgen(js_name = status, unchecked_return_type = "BgsyncStatus")]
-pub async fn status() -> JsResult<JsValue> {
-    Ok(client::status().await?.to_js())
+#[wasm_bindgen(js_name = status, unchecked_return_type = "Promise<BgsyncStatus>")]
+pub fn status() -> Promise {
+    js::promise(async move { Ok(client::status().await?.to_js()) })
 }
 
 /// Calls `callback` with every event of every queue, from the worker and
@@ -228,16 +235,16 @@ pub fn subscribe(
 }
 
 /// Replays every queue now: in the worker that controls the page, else here.
-#[wasm_bindgen(js_name = retryNow)]
-pub async fn retry_now() -> JsResult<()> {
-    client::retry_now().await.map(|_| ())
+#[wasm_bindgen(js_name = retryNow, unchecked_return_type = "Promise<void>")]
+pub fn retry_now() -> Promise {
+    js::promise(async move { client::retry_now().await.map(|_| ()) })
 }
 
 /// The entries waiting in the declared queue `queue`, in queue order: what
 /// a page draws as "not sent yet", after a reload too.
-#[wasm_bindgen(js_name = queued, unchecked_return_type = "QueuedEntry[]")]
-pub async fn queued(queue: String) -> JsResult<JsValue> {
-    entries_of(&Queue::named(&queue)?).await
+#[wasm_bindgen(js_name = queued, unchecked_return_type = "Promise<QueuedEntry[]>")]
+pub fn queued(queue: String) -> Promise {
+    js::promise(async move { entries_of(&Queue::named(&queue)?).await })
 }
 
 async fn entries_of(queue: &Queue) -> JsResult<JsValue> {
@@ -256,45 +263,51 @@ async fn entries_of(queue: &Queue) -> JsResult<JsValue> {
 /// the dead letters, each feed's cursor and last pull, and the server's
 /// batch endpoint as kept. What the inspector draws (`bgsync-inspector.js`);
 /// the worker's own rounds come from its status message.
-#[wasm_bindgen(js_name = inspect, unchecked_return_type = "BgsyncSnapshot")]
-pub async fn inspect() -> JsResult<JsValue> {
-    let snapshot = Object::new();
-    js::set(&snapshot, "online", crate::client::online());
-    let queues = Array::new();
-    for queue in Queue::declared() {
-        let o = Object::new();
-        js::set(&o, "name", queue.name());
-        js::set(&o, "tag", queue.tag());
-        js::set(&o, "ordered", queue.policy().ordered);
-        js::set(&o, "batching", queue.batching());
-        js::set(&o, "maxAttempts", queue.policy().retry.max_attempts);
-        let paused = state::paused(queue.name()).await?;
-        js::set(&o, "paused", paused.map(JsValue::from).unwrap_or(JsValue::NULL));
-        js::set(&o, "entries", entries_of(&queue).await?);
-        queues.push(&o);
-    }
-    js::set(&snapshot, "queues", queues);
-    js::set(&snapshot, "deadLetters", dead_letters().await?);
-    let feeds = Array::new();
-    for feed in &crate::config::current().feeds {
-        let (cursor, last_success) = crate::pull::describe(feed).await?;
-        let o = Object::new();
-        js::set(&o, "name", feed.name.as_str());
-        js::set(&o, "url", feed.url.as_str());
-        js::set(&o, "store", feed.store.as_str());
-        js::set(&o, "tag", feed.tag.as_str());
-        js::set(&o, "cursor", cursor.map(JsValue::from).unwrap_or(JsValue::NULL));
-        js::set(&o, "lastSuccess", last_success.map(|t| JsValue::from_f64(t as f64)).unwrap_or(JsValue::NULL));
-        feeds.push(&o);
-    }
-    js::set(&snapshot, "feeds", feeds);
-    js::set(&snapshot, "advertisement", crate::transport::advertisement().await?);
-    Ok(snapshot.into())
+#[wasm_bindgen(js_name = inspect, unchecked_return_type = "Promise<BgsyncSnapshot>")]
+pub fn inspect() -> Promise {
+    js::promise(async move {
+        let snapshot = Object::new();
+        js::set(&snapshot, "online", crate::client::online());
+        let queues = Array::new();
+        for queue in Queue::declared() {
+            let o = Object::new();
+            js::set(&o, "name", queue.name());
+            js::set(&o, "tag", queue.tag());
+            js::set(&o, "ordered", queue.policy().ordered);
+            js::set(&o, "batching", queue.batching());
+            js::set(&o, "maxAttempts", queue.policy().retry.max_attempts);
+            let paused = state::paused(queue.name()).await?;
+            js::set(&o, "paused", paused.map(JsValue::from).unwrap_or(JsValue::NULL));
+            js::set(&o, "entries", entries_of(&queue).await?);
+            queues.push(&o);
+        }
+        js::set(&snapshot, "queues", queues);
+        js::set(&snapshot, "deadLetters", dead_letter_list().await?);
+        let feeds = Array::new();
+        for feed in &crate::config::current().feeds {
+            let (cursor, last_success) = crate::pull::describe(feed).await?;
+            let o = Object::new();
+            js::set(&o, "name", feed.name.as_str());
+            js::set(&o, "url", feed.url.as_str());
+            js::set(&o, "store", feed.store.as_str());
+            js::set(&o, "tag", feed.tag.as_str());
+            js::set(&o, "cursor", cursor.map(JsValue::from).unwrap_or(JsValue::NULL));
+            js::set(&o, "lastSuccess", last_success.map(|t| JsValue::from_f64(t as f64)).unwrap_or(JsValue::NULL));
+            feeds.push(&o);
+        }
+        js::set(&snapshot, "feeds", feeds);
+        js::set(&snapshot, "advertisement", crate::transport::advertisement().await?);
+        Ok(JsValue::from(snapshot))
+    })
 }
 
 /// The dead letters of every queue, oldest first.
-#[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "DeadLetter[]")]
-pub async fn dead_letters() -> JsResult<JsValue> {
+#[wasm_bindgen(js_name = deadLetters, unchecked_return_type = "Promise<DeadLetter[]>")]
+pub fn dead_letters() -> Promise {
+    js::promise(dead_letter_list())
+}
+
+async fn dead_letter_list() -> JsResult<JsValue> {
     let list = Array::new();
     for dead in queue::dead_letters().await? {
         let o = Object::new();
@@ -314,36 +327,38 @@ pub async fn dead_letters() -> JsResult<JsValue> {
 
 /// Puts a dead letter back in its queue and retries now. Resolves `false`
 /// when there is no such dead letter (another tab took it).
-#[wasm_bindgen(js_name = retryDeadLetter)]
-pub async fn retry_dead_letter(key: String) -> JsResult<bool> {
-    let found = queue::retry_dead_letter(&key).await?;
-    if found {
-        client::retry_now().await?;
-    }
-    Ok(found)
+#[wasm_bindgen(js_name = retryDeadLetter, unchecked_return_type = "Promise<boolean>")]
+pub fn retry_dead_letter(key: String) -> Promise {
+    js::promise(async move {
+        let found = queue::retry_dead_letter(&key).await?;
+        if found {
+            client::retry_now().await?;
+        }
+        Ok(found)
+    })
 }
 
 /// Deletes a dead letter for good.
-#[wasm_bindgen(js_name = discardDeadLetter)]
-pub async fn discard_dead_letter(key: String) -> JsResult<()> {
-    queue::discard_dead_letter(&key).await
+#[wasm_bindgen(js_name = discardDeadLetter, unchecked_return_type = "Promise<void>")]
+pub fn discard_dead_letter(key: String) -> Promise {
+    js::promise(async move { queue::discard_dead_letter(&key).await })
 }
 
 /// Sets the headers sent with every queued request at replay (replacing
 /// the entry's own of the same name), resumes the queues the server paused
 /// with 401/403, and retries now. `{}` forgets them.
-#[wasm_bindgen(js_name = setCredentials)]
-pub async fn set_credentials(
+#[wasm_bindgen(js_name = setCredentials, unchecked_return_type = "Promise<void>")]
+pub fn set_credentials(
     #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
-) -> JsResult<()> {
-    client::set_credentials(&header_list(&headers)?).await
+) -> Promise {
+    js::promise(async move { client::set_credentials(&header_list(&headers)?).await })
 }
 
 /// Ignores Background Sync even where the browser has it (WebViews that
 /// expose `SyncManager` but never fire it): pages then replay on load, on
 /// `online`, on "retry now" and on the engine's timers. Stored for the
 /// origin; `forceFallback(false)` undoes it.
-#[wasm_bindgen(js_name = forceFallback)]
-pub async fn force_fallback(on: bool) -> JsResult<()> {
-    state::set_force_fallback(on).await
+#[wasm_bindgen(js_name = forceFallback, unchecked_return_type = "Promise<void>")]
+pub fn force_fallback(on: bool) -> Promise {
+    js::promise(async move { state::set_force_fallback(on).await })
 }

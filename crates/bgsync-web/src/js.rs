@@ -8,6 +8,58 @@ use web_sys::{IdbRequest, IdbTransaction};
 
 pub type JsResult<T> = Result<T, JsValue>;
 
+/// A future behind a pointer, for the code size: a future awaited in two
+/// places, or handed to a generic function, is otherwise copied (inlined or
+/// monomorphised) into each, and in wasm every byte is downloaded.
+pub(crate) type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
+pub(crate) fn boxed<'a, T>(work: impl std::future::Future<Output = T> + 'a) -> Boxed<'a, T> {
+    Box::pin(work)
+}
+
+/// Runs `work` as a JavaScript promise: what an exported `async fn` does,
+/// with one copy of `future_to_promise` for all of them (its body is
+/// otherwise generated anew, with the whole future inlined, for each
+/// export).
+pub fn promise<T: Resolved>(work: impl std::future::Future<Output = JsResult<T>> + 'static) -> Promise {
+    wasm_bindgen_futures::future_to_promise(boxed(async move { work.await.map(Resolved::into_js) }))
+}
+
+/// What a [`promise`] can resolve with.
+pub trait Resolved {
+    fn into_js(self) -> JsValue;
+}
+
+impl Resolved for () {
+    fn into_js(self) -> JsValue {
+        JsValue::UNDEFINED
+    }
+}
+
+impl Resolved for JsValue {
+    fn into_js(self) -> JsValue {
+        self
+    }
+}
+
+impl Resolved for bool {
+    fn into_js(self) -> JsValue {
+        self.into()
+    }
+}
+
+impl Resolved for u32 {
+    fn into_js(self) -> JsValue {
+        self.into()
+    }
+}
+
+impl Resolved for web_sys::Response {
+    fn into_js(self) -> JsValue {
+        self.into()
+    }
+}
+
 #[wasm_bindgen]
 extern "C" {
     // `fetch` exists on both `Window` and `WorkerGlobalScope`; binding the

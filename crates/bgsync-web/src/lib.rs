@@ -33,4 +33,4 @@ pub mod state;
 pub mod transport;
 pub mod worker;
 
-pub use js::JsResult;
+pub use js::{promise, JsResult, Resolved};

@@ -7,8 +7,9 @@
 
 use bgsync_web::queue::Queue;
 use bgsync_web::{config, pull, replay, worker};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
-use web_sys::{Request, Response};
+use web_sys::Request;
 
 /// How long a `sync` event keeps retrying on the engine's own timers
 /// before it hands the next attempt back to the browser's sync schedule.
@@ -44,38 +45,45 @@ pub fn worker_configure(declaration: JsValue) -> Result<(), JsValue> {
 /// letters are not owed: no retry can deliver them; nor is a paused queue
 /// until new credentials are set).
 #[wasm_bindgen]
-pub async fn worker_sync(tag: String, last_chance: bool) -> Result<(), JsValue> {
-    if !Queue::declared().iter().any(|q| q.tag() == tag) {
-        return Ok(());
-    }
-    let round = replay::deliver(SYNC_BUDGET_MS, true).await?;
-    if round.needs_retry() {
-        let when = if last_chance { "a page will retry when opened" } else { "the browser will retry" };
-        return Err(JsValue::from_str(&format!("{} entr(ies) could not be delivered yet; {when}", round.remaining)));
-    }
-    Ok(())
+pub fn worker_sync(tag: String, last_chance: bool) -> Promise {
+    bgsync_web::promise(async move {
+        if !Queue::declared().iter().any(|q| q.tag() == tag) {
+            return Ok(());
+        }
+        let round = replay::deliver(SYNC_BUDGET_MS, true).await?;
+        if round.needs_retry() {
+            let when = if last_chance { "a page will retry when opened" } else { "the browser will retry" };
+            return Err(JsValue::from_str(&format!(
+                "{} entr(ies) could not be delivered yet; {when}",
+                round.remaining
+            )));
+        }
+        Ok(())
+    })
 }
 
 /// `periodicsync` event: pulls the feeds registered under `tag`.
 #[wasm_bindgen]
-pub async fn worker_periodic_sync(tag: String) -> Result<(), JsValue> {
-    for feed in config::current().feeds.iter().filter(|f| f.tag == tag) {
-        pull::pull(feed).await?;
-    }
-    Ok(())
+pub fn worker_periodic_sync(tag: String) -> Promise {
+    bgsync_web::promise(async move {
+        for feed in config::current().feeds.iter().filter(|f| f.tag == tag) {
+            pull::pull(feed).await?;
+        }
+        Ok(())
+    })
 }
 
 /// `fetch` event for a same-origin GET of the app shell.
 #[wasm_bindgen]
-pub async fn worker_fetch(request: Request, shell_cache: String) -> Result<Response, JsValue> {
-    worker::respond(request, &shell_cache).await
+pub fn worker_fetch(request: Request, shell_cache: String) -> Promise {
+    bgsync_web::promise(async move { worker::respond(request, &shell_cache).await.map(JsValue::from) })
 }
 
 /// `fetch` event for a request the queue `queue` captures: sent at once,
 /// queued only if the network fails (answered `202`).
 #[wasm_bindgen]
-pub async fn worker_capture(request: Request, queue: String) -> Result<Response, JsValue> {
-    worker::capture(request, &Queue::named(&queue)?).await
+pub fn worker_capture(request: Request, queue: String) -> Promise {
+    bgsync_web::promise(async move { worker::capture(request, &Queue::named(&queue)?).await.map(JsValue::from) })
 }
 
 /// `activate` event: drop the caches of earlier versions, and learn what
@@ -83,26 +91,30 @@ pub async fn worker_capture(request: Request, queue: String) -> Result<Response,
 /// first drain, maybe days later in a worker just woken for it, costs one
 /// round trip.
 #[wasm_bindgen]
-pub async fn worker_activate(shell_prefix: String, shell_cache: String) -> Result<(), JsValue> {
-    // Best effort: without it the first round asks.
-    let _ = bgsync_web::transport::learn_advertisement().await;
-    worker::remove_old_caches(&shell_prefix, &shell_cache).await
+pub fn worker_activate(shell_prefix: String, shell_cache: String) -> Promise {
+    bgsync_web::promise(async move {
+        // Best effort: without it the first round asks.
+        let _ = bgsync_web::transport::learn_advertisement().await;
+        worker::remove_old_caches(&shell_prefix, &shell_cache).await
+    })
 }
 
 /// `message` event from a page; answers go back to the sender.
 #[wasm_bindgen]
-pub async fn worker_message(data: JsValue, source: JsValue) -> Result<(), JsValue> {
-    let kind = js_sys::Reflect::get(&data, &"type".into())?.as_string();
-    if kind.as_deref() == Some("replay") {
-        // A page's "retry now" (or its fallback without Background Sync),
-        // or, not expedited, entries it queued while a round ran.
-        let expedite = js_sys::Reflect::get(&data, &"expedite".into())?.as_bool().unwrap_or(true);
-        replay::deliver(MESSAGE_BUDGET_MS, expedite).await?;
-        return Ok(());
-    }
-    if let Some(reply) = worker::answer(&data).await? {
-        let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
-        post.call1(&source, &reply)?;
-    }
-    Ok(())
+pub fn worker_message(data: JsValue, source: JsValue) -> Promise {
+    bgsync_web::promise(async move {
+        let kind = js_sys::Reflect::get(&data, &"type".into())?.as_string();
+        if kind.as_deref() == Some("replay") {
+            // A page's "retry now" (or its fallback without Background Sync),
+            // or, not expedited, entries it queued while a round ran.
+            let expedite = js_sys::Reflect::get(&data, &"expedite".into())?.as_bool().unwrap_or(true);
+            replay::deliver(MESSAGE_BUDGET_MS, expedite).await?;
+            return Ok(());
+        }
+        if let Some(reply) = worker::answer(&data).await? {
+            let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
+            post.call1(&source, &reply)?;
+        }
+        Ok(())
+    })
 }
