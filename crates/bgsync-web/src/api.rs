@@ -34,6 +34,7 @@ export interface QueueState { queued: number; paused: number | null }
 export interface BgsyncConfig {
   queues?: {
     name: string;
+    /** Default true: entries go in the order they were queued, one request at a time. */
     ordered?: boolean;
     /** The one-shot sync tag (default "bgsync:<name>"). */
     tag?: string;
@@ -42,6 +43,7 @@ export interface BgsyncConfig {
     retry?: { baseMs?: number; factor?: number; capMs?: number; retryAfterCapMs?: number; maxAttempts?: number; maxAgeMs?: number };
     pauseOn?: number[];
     retryOn?: number[];
+    /** An unordered queue's requests (single or batch) on the wire at once (default 4). */
     maxInFlight?: number;
     /** Requests the worker sends itself and queues here when the network fails. */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };

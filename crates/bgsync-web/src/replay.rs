@@ -14,7 +14,7 @@ use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use crate::state;
 use crate::transport;
-use bgsync_core::{AttemptResult, BatchLimits, Engine, Event, QueueConfig, TransmitResult};
+use bgsync_core::{AttemptResult, BatchLimits, Engine, Event, QueueConfig, StoreOp, Transmit, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -262,12 +262,12 @@ impl Clock {
 }
 
 async fn round(queue: &Queue, expedite: bool) -> JsResult<Round> {
-    match round_once(queue, expedite, true).await? {
+    match js::boxed(round_once(queue, expedite, true)).await? {
         Once::Ended(round) => Ok(round),
         // The advertisement was out of date (forgotten by now): once more,
         // with what the server says today.
         Once::EndpointGone { delivered } => {
-            let Once::Ended(mut round) = round_once(queue, expedite, false).await? else {
+            let Once::Ended(mut round) = js::boxed(round_once(queue, expedite, false)).await? else {
                 unreachable!("a second round does not stop for the endpoint")
             };
             round.delivered += delivered;
@@ -311,6 +311,21 @@ async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A:
     })
     .await;
     (first.expect("ready"), second.expect("ready"))
+}
+
+/// Waits for the first of `futures` to finish, and takes it out.
+async fn first_done<T>(futures: &mut Vec<js::Boxed<'_, T>>) -> T {
+    use std::task::Poll;
+    std::future::poll_fn(|cx| {
+        for i in 0..futures.len() {
+            if let Poll::Ready(value) = futures[i].as_mut().poll(cx) {
+                drop(futures.swap_remove(i));
+                return Poll::Ready(value);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// What a round needs beside its entries.
@@ -367,42 +382,78 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     }
     clock.lap("engine");
     let mut delivered = 0;
+    // Requests on their way, each with the transmit it carries: one at a
+    // time for an ordered queue, up to the queue's `maxInFlight` for an
+    // unordered one (the engine decides).
+    let (endpoint, credentials) = (&endpoint, &credentials);
+    let send = |transmit: Transmit| -> js::Boxed<'_, (Transmit, TransmitResult)> {
+        js::boxed(async move {
+            let result = match (endpoint, transmit.batch) {
+                (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, credentials).await,
+                _ => TransmitResult::Single(transport::send(&transmit.entries[0], credentials).await),
+            };
+            // A batch that failed on the network while the server answers
+            // something small: the batch itself breaks the request, and the
+            // engine splits it rather than wait.
+            let result = match result {
+                TransmitResult::BatchFailed(AttemptResult::NetworkError(error))
+                    if transmit.entries.len() > 1 && transport::reachable().await =>
+                {
+                    TransmitResult::BatchBroke(AttemptResult::NetworkError(error))
+                }
+                other => other,
+            };
+            (transmit, result)
+        })
+    };
+    let mut flying = Vec::new();
+    // The answers of the last request, not stored yet: they are stored
+    // while the next requests are on their way (the engine is done with
+    // those entries, and the requests carry others), so a drain of many
+    // batches pays the IndexedDB writes of all but the last one in the
+    // shadow of the network. Nothing is deleted before its answer came.
+    let mut answered: Option<Decisions> = None;
     loop {
-        let mut transmit = engine.poll_transmit(now_ms());
-        delivered += flush(queue, &mut engine, None).await?;
-        clock.lap("plan");
-        if transmit.is_none() && take_new_entries(queue, &mut engine).await? {
+        while let Some(transmit) = engine.poll_transmit(now_ms()) {
+            flying.push(send(transmit));
+        }
+        if flying.is_empty() {
+            if let Some(answers) = answered.take() {
+                delivered += persist(queue, answers, Some(&mut clock)).await?;
+            }
+            delivered += flush(queue, &mut engine, None).await?;
+            clock.lap("plan");
             // Entries queued while this round ran: sent by this round, not
             // left to a browser event that may never come.
-            transmit = engine.poll_transmit(now_ms());
-        }
-        let Some(transmit) = transmit else { break };
-        let result = match (&endpoint, transmit.batch) {
-            (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, &credentials).await,
-            _ => TransmitResult::Single(transport::send(&transmit.entries[0], &credentials).await),
-        };
-        // A batch that failed on the network while the server answers
-        // something small: the batch itself breaks the request, and the
-        // engine splits it rather than wait.
-        let result = match result {
-            TransmitResult::BatchFailed(AttemptResult::NetworkError(error))
-                if transmit.entries.len() > 1 && transport::reachable().await =>
-            {
-                TransmitResult::BatchBroke(AttemptResult::NetworkError(error))
+            if take_new_entries(queue, &mut engine).await? {
+                continue;
             }
-            other => other,
-        };
+            break;
+        }
+        let mut decided = decisions(&mut engine);
+        if let Some(answers) = answered.take() {
+            decided = answers.then(decided);
+        }
+        // The request's phase includes those writes.
+        let (stored, (transmit, result)) = join(persist(queue, decided, None), first_done(&mut flying)).await;
+        delivered += stored?;
         clock.lap("request");
         if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
             transport::forget_advertisement().await;
-            // Not an attempt: the entries stay as they were.
+            // Not an attempt: the entries stay as they were; the answers
+            // of requests still on their way count.
             engine.handle(transmit.id, TransmitResult::Batch(Vec::new()), now_ms());
+            while !flying.is_empty() {
+                let (transmit, result) = first_done(&mut flying).await;
+                let result = if transport::endpoint_gone(&result) { TransmitResult::Batch(Vec::new()) } else { result };
+                engine.handle(transmit.id, result, now_ms());
+            }
             delivered += flush(queue, &mut engine, None).await?;
             return Ok(Once::EndpointGone { delivered });
         }
         engine.handle(transmit.id, result, now_ms());
         clock.lap("handle");
-        delivered += flush(queue, &mut engine, Some(&mut clock)).await?;
+        answered = Some(decisions(&mut engine));
     }
     clock.keep_if_sent(queue, delivered);
     Ok(Once::Ended(Round {
@@ -436,16 +487,44 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> 
     Ok(found)
 }
 
-/// Stores the engine's decisions (and a pause), then tells the pages.
+/// What the engine decided since it was last asked: store operations,
+/// and the events to tell once they are stored.
+struct Decisions {
+    ops: Vec<StoreOp>,
+    events: Vec<Event>,
+}
+
+impl Decisions {
+    /// These, then `later`.
+    fn then(mut self, later: Decisions) -> Decisions {
+        self.ops.extend(later.ops);
+        self.events.extend(later.events);
+        self
+    }
+}
+
+fn decisions(engine: &mut Engine) -> Decisions {
+    Decisions {
+        ops: std::iter::from_fn(|| engine.poll_store()).collect(),
+        events: std::iter::from_fn(|| engine.poll_event()).collect(),
+    }
+}
+
+/// Stores the engine's decisions, then tells the pages.
 /// Returns how many entries were delivered.
-async fn flush(queue: &Queue, engine: &mut Engine, mut clock: Option<&mut Clock>) -> JsResult<usize> {
-    let ops: Vec<_> = std::iter::from_fn(|| engine.poll_store()).collect();
-    queue.apply_all(&ops).await?;
+async fn flush(queue: &Queue, engine: &mut Engine, clock: Option<&mut Clock>) -> JsResult<usize> {
+    persist(queue, decisions(engine), clock).await
+}
+
+/// Stores `decided` (and a pause), then tells the pages. Returns how many
+/// entries were delivered.
+async fn persist(queue: &Queue, decided: Decisions, mut clock: Option<&mut Clock>) -> JsResult<usize> {
+    queue.apply_all(&decided.ops).await?;
     if let Some(clock) = clock.as_deref_mut() {
         clock.lap("store");
     }
     let mut delivered = 0;
-    while let Some(event) = engine.poll_event() {
+    for event in decided.events {
         match event {
             Event::Sent { .. } => delivered += 1,
             Event::Paused { status } => state::pause(queue.name(), status).await?,

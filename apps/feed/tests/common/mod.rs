@@ -69,8 +69,14 @@ pub struct Net {
     latency_ms: std::sync::atomic::AtomicU64,
     fail_every: std::sync::atomic::AtomicU64,
     seen: std::sync::atomic::AtomicU64,
+    /// Requests whose body carries this text have their connection broken.
+    poison: std::sync::Mutex<Option<String>>,
     /// API requests (under `/api/`) received.
     pub requests: std::sync::atomic::AtomicU64,
+    /// Batch requests (`POST /api/sync/batch`) being answered now, and the
+    /// most there ever were at once.
+    pub batches_in_flight: std::sync::atomic::AtomicU64,
+    pub max_batches_in_flight: std::sync::atomic::AtomicU64,
     /// Bytes of API request bodies received.
     pub bytes_up: std::sync::atomic::AtomicU64,
     /// Bytes of API response bodies sent.
@@ -257,6 +263,14 @@ impl TestServer {
         self.fault.authorizations.lock().unwrap().clone()
     }
 
+    /// From now on, every API request whose body carries `marker` (a post
+    /// alone, or a batch holding it) has its connection broken after the
+    /// first bytes of an answer: the browser's `fetch` fails with a network
+    /// error, as behind a proxy that cannot stomach one request.
+    pub fn break_requests_carrying(&self, marker: Option<&str>) {
+        *self.net.poison.lock().unwrap() = marker.map(str::to_owned);
+    }
+
     /// Every API request waits `ms` before it is handled: the network's
     /// round trip, emulated.
     pub fn set_latency(&self, ms: u64) {
@@ -369,17 +383,52 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         let up = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
         net.bytes_up.fetch_add(up, Ordering::SeqCst);
     }
+    let poison = net.poison.lock().unwrap().clone();
+    let req = match poison {
+        Some(marker) if api => {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+            if String::from_utf8_lossy(&bytes).contains(&marker) {
+                return broken_response();
+            }
+            Request::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        _ => req,
+    };
     let every = net.fail_every.load(Ordering::SeqCst);
     if api && req.method() == Method::POST && every > 0 && net.seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(every)
     {
         return (StatusCode::INTERNAL_SERVER_ERROR, "injected fault").into_response();
     }
+    let batch = req.uri().path() == "/api/sync/batch";
+    if batch {
+        let now = net.batches_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        net.max_batches_in_flight.fetch_max(now, Ordering::SeqCst);
+    }
     let response = next.run(req).await;
+    if batch {
+        net.batches_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
     if api {
         let down = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
         net.bytes_down.fetch_add(down, Ordering::SeqCst);
     }
     response
+}
+
+/// An answer whose body fails after its first bytes, which the browser
+/// reports as a network error. (Some bytes first, and time for them to
+/// leave: a connection that breaks before any answer byte is one Chromium
+/// sends the POST again on, by itself, several times.)
+fn broken_response() -> Response {
+    use futures_util::StreamExt;
+    let broken = futures_util::stream::iter([Ok(axum::body::Bytes::from_static(b"{\"results\": ["))]).chain(
+        futures_util::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "broken by the test"))
+        }),
+    );
+    Response::builder().header("content-type", "application/json").body(axum::body::Body::from_stream(broken)).unwrap()
 }
 
 /// Records every request the server receives (and prints it with
