@@ -37,6 +37,8 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
         ("{ queues: [{ name: '' }] }", r#""" is not a queue name"#),
         ("{ queues: [{ name: 'a' }, { name: 'a' }] }", r#"the queue "a" is declared twice"#),
         ("{ queues: [{ name: 'a', retry: { baseMs: -1 } }] }", "baseMs must be a number"),
+        ("{ queues: [{ name: 'a', maxInFlight: 0 }] }", "maxInFlight must be a whole number from 1 to 32"),
+        ("{ queues: [{ name: 'a', maxInFlight: 2.5 }] }", "maxInFlight must be a whole number from 1 to 32"),
         ("{ feeds: [{ name: 'f', url: '/f' }] }", "which field holds its items"),
         ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store of its own"),
         ("7", "must be an object"),

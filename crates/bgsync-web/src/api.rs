@@ -43,7 +43,7 @@ export interface BgsyncConfig {
     retry?: { baseMs?: number; factor?: number; capMs?: number; retryAfterCapMs?: number; maxAttempts?: number; maxAgeMs?: number };
     pauseOn?: number[];
     retryOn?: number[];
-    /** An unordered queue's requests (single or batch) on the wire at once (default 4). */
+    /** An unordered queue's requests (single or batch) on the wire at once: 1 to 32 (default 4). */
     maxInFlight?: number;
     /** Requests the worker sends itself and queues here when the network fails. */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };

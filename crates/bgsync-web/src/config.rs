@@ -162,6 +162,11 @@ fn check_name(what: &str, name: &str) -> JsResult<()> {
     Ok(())
 }
 
+/// The most requests a queue may have on the wire at once: more would
+/// only wait in the browser's own connection queue (6 per origin over
+/// HTTP/1.1).
+pub const MAX_IN_FLIGHT: usize = 32;
+
 fn error(message: String) -> JsValue {
     JsValue::from_str(&format!("configure: {message}"))
 }
@@ -196,7 +201,10 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
             decl.tag = tag;
         }
         if let Some(n) = number(q, "maxInFlight", &at)? {
-            decl.policy.max_in_flight = n.max(1.0) as usize;
+            if !(1.0..=MAX_IN_FLIGHT as f64).contains(&n) || n.fract() != 0.0 {
+                return Err(error(format!("{at}: maxInFlight must be a whole number from 1 to {MAX_IN_FLIGHT}")));
+            }
+            decl.policy.max_in_flight = n as usize;
         }
         let batch = js::get(q, "batch")?;
         if batch.as_bool() == Some(false) {
