@@ -26,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod events;
 mod js;
+mod json;
 pub mod pull;
 pub mod queue;
 pub mod replay;

@@ -12,6 +12,7 @@
 use crate::config::{Capture, QueueDecl};
 use crate::db::{database, DEAD_LETTERS, ENTRIES};
 use crate::js::{self, JsResult};
+use crate::json;
 use bgsync_core::{DeadLetter, DeadReason, Entry, EntryKey, QueueConfig, StoreOp};
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
@@ -153,11 +154,25 @@ impl Queue {
         let db = database().await?;
         let tx = db.transaction_with_str(ENTRIES)?;
         let values = js::request(&tx.object_store(ENTRIES)?.get_all_with_key(&self.range()?)?).await?;
+        let values = Array::from(&values);
+        // All the records as one JSON text: one crossing into Rust instead
+        // of one per field. (Where that fails, say a record holding
+        // something JSON cannot say, record by record.)
+        let records = js_sys::JSON::stringify(&values).ok().and_then(|t| t.as_string()).and_then(|t| json::parse(&t));
         let mut entries = Vec::new();
-        for value in Array::from(&values).iter() {
+        if let Some(json::Value::Array(records)) = records {
+            for (i, record) in records.into_iter().enumerate() {
+                match from_json(record) {
+                    Some(entry) => entries.push(entry),
+                    None => unreadable(&values.get(i as u32)),
+                }
+            }
+            return Ok(entries);
+        }
+        for value in values.iter() {
             match from_js(&value) {
                 Some(entry) => entries.push(entry),
-                None => web_sys::console::warn_2(&"bgsync: skipping an unreadable queue record".into(), &value),
+                None => unreadable(&value),
             }
         }
         Ok(entries)
@@ -312,6 +327,39 @@ pub(crate) fn to_js(queue: &str, entry: &Entry) -> JsValue {
     js::set(&o, "notBefore", entry.not_before_ms as f64);
     js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
     o.into()
+}
+
+fn unreadable(record: &JsValue) {
+    web_sys::console::warn_2(&"bgsync: skipping an unreadable queue record".into(), record);
+}
+
+/// [`from_js`] for a record read as JSON: the same fields, the same
+/// defaults.
+fn from_json(mut record: json::Value) -> Option<Entry> {
+    let number = |record: &json::Value, name| record.get(name).and_then(json::Value::as_f64);
+    let headers = match record.get("headers") {
+        Some(json::Value::Array(pairs)) => pairs
+            .iter()
+            .filter_map(|pair| match pair {
+                json::Value::Array(pair) => {
+                    Some((pair.first()?.as_str()?.to_owned(), pair.get(1)?.as_str()?.to_owned()))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(Entry {
+        key: EntryKey::parse(record.get("key")?.as_str()?).ok()?,
+        enqueued_at_ms: number(&record, "enqueuedAt")?,
+        attempts: number(&record, "attempts").unwrap_or(0.0) as u32,
+        not_before_ms: number(&record, "notBefore").unwrap_or(0.0) as u64,
+        method: record.take_string("method").unwrap_or_else(|| "POST".into()),
+        url: record.take_string("url")?,
+        headers,
+        body: record.take_string("body")?,
+        last_error: record.take_string("lastError"),
+    })
 }
 
 fn from_js(value: &JsValue) -> Option<Entry> {

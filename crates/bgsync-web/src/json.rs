@@ -1,0 +1,393 @@
+//! JSON text on a round's hot paths. A queue's records come into Rust as
+//! one string (`JSON.stringify` of IndexedDB's `getAll`), a batch goes out
+//! as one string, and its answer comes back as one: a crossing of the wasm
+//! boundary per field made a thousand entries about 25,000 crossings, most
+//! of a round's time outside the network. The browser's JSON does the
+//! JavaScript side; this is the Rust side, small on purpose (no serde in the
+//! module users download): a reader of JSON values and a string writer.
+
+/// A JSON value. Objects keep their fields in order (records have a few).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(String),
+    Array(Vec<Value>),
+    Object(Vec<(String, Value)>),
+}
+
+impl Value {
+    /// The field `name` of an object.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        match self {
+            Value::Object(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Takes the text of the string field `name` out of an object.
+    pub fn take_string(&mut self, name: &str) -> Option<String> {
+        match self {
+            Value::Object(fields) => fields.iter_mut().find(|(n, _)| n == name).and_then(|(_, v)| match v {
+                Value::String(s) => Some(std::mem::take(s)),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// How deep arrays and objects may nest (an answer from a server is not
+/// trusted to be shallow).
+const MAX_DEPTH: usize = 64;
+
+/// Reads one JSON value filling all of `text` (whitespace around it
+/// allowed); `None` if `text` is not that.
+pub fn parse(text: &str) -> Option<Value> {
+    let mut reader = Reader { text, at: 0 };
+    let value = reader.value(0)?;
+    reader.space();
+    (reader.at == text.len()).then_some(value)
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, literal: &str) -> Option<()> {
+        self.text[self.at..].starts_with(literal).then(|| self.at += literal.len())
+    }
+
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        self.space();
+        match self.peek()? {
+            b'n' => self.eat("null").map(|_| Value::Null),
+            b't' => self.eat("true").map(|_| Value::Bool(true)),
+            b'f' => self.eat("false").map(|_| Value::Bool(false)),
+            b'"' => self.string().map(Value::String),
+            b'[' if depth < MAX_DEPTH => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.peek()? == b']' {
+                    self.at += 1;
+                    return Some(Value::Array(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.space();
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b']' => {
+                            self.at += 1;
+                            return Some(Value::Array(items));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'{' if depth < MAX_DEPTH => {
+                self.at += 1;
+                let mut fields = Vec::new();
+                self.space();
+                if self.peek()? == b'}' {
+                    self.at += 1;
+                    return Some(Value::Object(fields));
+                }
+                loop {
+                    self.space();
+                    if self.peek()? != b'"' {
+                        return None;
+                    }
+                    let name = self.string()?;
+                    self.space();
+                    self.eat(":")?;
+                    fields.push((name, self.value(depth + 1)?));
+                    self.space();
+                    match self.peek()? {
+                        b',' => self.at += 1,
+                        b'}' => {
+                            self.at += 1;
+                            return Some(Value::Object(fields));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => self.number().map(Value::Number),
+            _ => None,
+        }
+    }
+
+    /// A string, the reader on its opening quote.
+    fn string(&mut self) -> Option<String> {
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            // Up to the next quote, backslash or control character: the
+            // text between is copied as it is (it is UTF-8 already, and
+            // those are ASCII, never inside a multi-byte character).
+            let rest = &self.text.as_bytes()[self.at..];
+            let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            out.push_str(&self.text[self.at..self.at + run]);
+            self.at += run;
+            match self.peek()? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    self.at += 1;
+                    let escaped = self.peek()?;
+                    self.at += 1;
+                    out.push(match escaped {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => self.unicode()?,
+                        _ => return None,
+                    });
+                }
+                // A raw control character is not JSON.
+                _ => return None,
+            }
+        }
+    }
+
+    /// The character of a `\u` escape (the reader after the `u`); a
+    /// surrogate pair is one character, a lone surrogate (which
+    /// JavaScript strings can hold) becomes U+FFFD, as the browser's own
+    /// conversion to UTF-8 does.
+    fn unicode(&mut self) -> Option<char> {
+        let first = self.hex4()?;
+        if (0xD800..0xDC00).contains(&first) && self.text[self.at..].starts_with("\\u") {
+            let save = self.at;
+            self.at += 2;
+            let second = self.hex4()?;
+            if (0xDC00..0xE000).contains(&second) {
+                return char::from_u32(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00));
+            }
+            self.at = save;
+        }
+        Some(char::from_u32(first).unwrap_or('\u{FFFD}'))
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.at..self.at + 4)?;
+        let mut n = 0;
+        for b in digits.bytes() {
+            n = n * 16 + (b as char).to_digit(16)?;
+        }
+        self.at += 4;
+        Some(n)
+    }
+
+    /// A number: exact for integers below 2^53 and for decimals with at
+    /// most 15 significant digits and 22 places (every number bgsync
+    /// stores); the nearest double or next to it otherwise.
+    fn number(&mut self) -> Option<f64> {
+        let negative = self.eat("-").is_some();
+        let (mut mantissa, mut scale, mut digits) = (0u64, 0i32, 0usize);
+        let mut any = false;
+        let mut fraction = false;
+        while let Some(b) = self.peek() {
+            match b {
+                b'0'..=b'9' => {
+                    any = true;
+                    if digits < 19 {
+                        mantissa = mantissa * 10 + u64::from(b - b'0');
+                        if mantissa > 0 {
+                            digits += 1;
+                        }
+                        if fraction {
+                            scale -= 1;
+                        }
+                    } else if !fraction {
+                        scale += 1;
+                    }
+                }
+                b'.' if !fraction => fraction = true,
+                _ => break,
+            }
+            self.at += 1;
+        }
+        if !any {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            let sign = if self.eat("-").is_some() {
+                -1
+            } else {
+                let _ = self.eat("+");
+                1
+            };
+            let mut exponent = 0i32;
+            let mut any = false;
+            while let Some(b @ b'0'..=b'9') = self.peek() {
+                exponent = exponent.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+                any = true;
+                self.at += 1;
+            }
+            if !any {
+                return None;
+            }
+            scale = scale.saturating_add(sign * exponent);
+        }
+        let m = mantissa as f64;
+        let value = if scale < 0 {
+            if scale >= -22 {
+                m / 10f64.powi(-scale)
+            } else {
+                m / 10f64.powi(22) / 10f64.powi(-scale - 22)
+            }
+        } else {
+            m * 10f64.powi(scale)
+        };
+        Some(if negative { -value } else { value })
+    }
+}
+
+/// Appends `text` to `out` as a JSON string, quotes included.
+pub fn write_str(out: &mut String, text: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escaped.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        } else {
+            out.push_str(escaped);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    #[test]
+    fn reads_what_json_stringify_writes() {
+        let text = r#" [{"key":"k1","headers":[["A","b"]],"body":"{\"t\":\"x\\\\y\"}","at":1733083200123,
+            "n":null,"ok":true,"no":false,"f":-12.5e1,"e":{}} , [] ] "#;
+        let value = parse(text).unwrap();
+        let Value::Array(items) = &value else { panic!("{value:?}") };
+        assert_eq!(items.len(), 2);
+        let record = &items[0];
+        assert_eq!(record.get("key"), Some(&s("k1")));
+        assert_eq!(record.get("headers"), Some(&Value::Array(vec![Value::Array(vec![s("A"), s("b")])])));
+        assert_eq!(record.get("body").and_then(Value::as_str), Some(r#"{"t":"x\\y"}"#));
+        assert_eq!(record.get("at").and_then(Value::as_f64), Some(1_733_083_200_123.0));
+        assert_eq!(record.get("n"), Some(&Value::Null));
+        assert_eq!(record.get("ok"), Some(&Value::Bool(true)));
+        assert_eq!(record.get("no"), Some(&Value::Bool(false)));
+        assert_eq!(record.get("f").and_then(Value::as_f64), Some(-125.0));
+        assert_eq!(record.get("e"), Some(&Value::Object(Vec::new())));
+        assert_eq!(items[1], Value::Array(Vec::new()));
+    }
+
+    #[test]
+    fn numbers_are_exact_where_bgsync_stores_them() {
+        for (text, expected) in [
+            ("0", 0.0),
+            ("-0.5", -0.5),
+            ("9007199254740991", 9_007_199_254_740_991.0),
+            ("1733083200123.456", 1_733_083_200_123.456),
+            ("0.1", 0.1),
+            ("123456.789012", 123_456.789_012),
+            ("1e3", 1000.0),
+            ("2.5E-3", 0.0025),
+        ] {
+            assert_eq!(parse(text), Some(Value::Number(expected)), "{text}");
+        }
+        // Beyond that, within a rounding or two.
+        for (text, expected) in [("12345678901234567890", 1.234_567_890_123_456_8e19), ("1.5e-30", 1.5e-30)] {
+            let read = parse(text).and_then(|v| v.as_f64()).unwrap();
+            assert!(((read - expected) / expected).abs() < 1e-15, "{text}: {read}");
+        }
+        for bad in ["-", "1e", "1.2.3", "01x", ".5", "+1"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn strings_with_every_escape_and_any_character() {
+        let text = r#""q\" b\\ s\/ \b\f\n\r\t \u00e9 \ud83d\ude00 lone \ud800 end é😀""#;
+        assert_eq!(parse(text), Some(s("q\" b\\ s/ \u{8}\u{c}\n\r\t é 😀 lone \u{FFFD} end é😀")));
+        for bad in ["\"open", "\"bad \\x\"", "\"\\u12\"", "\"raw \n line\""] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_or_too_deep_is_none_not_a_panic() {
+        for bad in ["", "[", "[1,]", "{\"a\"}", "{\"a\":1,}", "{a:1}", "nul", "[1] x", "\u{0}", "[\"é"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert_eq!(parse(&deep), None);
+        let fine = "[".repeat(60) + &"]".repeat(60);
+        assert!(parse(&fine).is_some());
+    }
+
+    #[test]
+    fn written_strings_read_back_the_same() {
+        for text in ["", "plain", "q\"b\\s", "line\nbreak\r\ttab", "\u{0}\u{1f}\u{7f}", "é😀 {\"json\": [1]}"] {
+            let mut out = String::new();
+            write_str(&mut out, text);
+            assert!(!out[1..out.len() - 1].bytes().any(|b| b < 0x20), "{out:?}");
+            assert_eq!(parse(&out), Some(s(text)), "{out}");
+        }
+    }
+}
