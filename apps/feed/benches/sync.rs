@@ -61,6 +61,20 @@ impl Peer {
     }
 }
 
+/// What goes wrong during a drain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fault {
+    /// Every n-th API request (the first, the n+1-th, …) answered 500 for
+    /// the first 3 s, then the server recovers.
+    Every(u64),
+    /// One post (the middle one) breaks the connection of every request
+    /// that carries it, for good: alone, or in a batch.
+    Poison,
+}
+
+/// The title that marks the poisoned post.
+const POISON: &str = "Poison post";
+
 /// One drain run.
 #[derive(Clone, Debug, Default)]
 struct Run {
@@ -104,7 +118,7 @@ fn main() {
         // worker offline, for looking into a figure.
         let script = std::fs::read_to_string(script).unwrap();
         runtime.block_on(async {
-            let server = TestServer::start_with_routes(routes(&workbox_sw));
+            let server = TestServer::start_with_routes(routes(&workbox_sw, false));
             let chromium = Chromium::launch().await;
             let page = chromium.new_page(&format!("{}/bench/bgsync/", server.url())).await;
             assert!(eval::<bool>(&page, "peer.ready.then(() => true)").await);
@@ -163,14 +177,18 @@ fn main() {
             }
         }
         let mut faults = BTreeMap::new();
+        let mut poisons = BTreeMap::new();
         for &peer in &peers {
-            let (run, _) = drain(peer, 100, 0, &workbox_sw, Duration::from_secs(30), Some(3)).await;
+            let (run, _) = drain(peer, 100, 0, &workbox_sw, Duration::from_secs(30), Some(Fault::Every(3))).await;
             eprintln!("{} fault run: drain {:?} ms, stored {}, left {}", peer.name(), run.drain_ms, run.stored, run.left);
             faults.insert(peer, run);
+            let (run, _) = drain(peer, 100, 0, &workbox_sw, Duration::from_secs(60), Some(Fault::Poison)).await;
+            eprintln!("{} poison run: drain {:?} ms, stored {}, left {}", peer.name(), run.drain_ms, run.stored, run.left);
+            poisons.insert(peer, run);
         }
         let cold = cold_starts(reps).await;
         let transaction_ms = one_transaction_ms(1000).await;
-        let report = report(&runs, &faults, &cold, transaction_ms, &workbox_sw, &chromium_version, reps);
+        let report = report(&runs, (&faults, &poisons), &cold, transaction_ms, &workbox_sw, &chromium_version, reps);
         println!("{report}");
         std::fs::write(out.join("sync.md"), report).unwrap();
         eprintln!("written to target/bench/sync.md");
@@ -223,7 +241,9 @@ fn peer_file(path: &str) -> String {
 }
 
 /// The peers' pages and workers, beside the app.
-fn routes(workbox_sw: &str) -> Router {
+/// With `unordered`, the feed's declaration (page and worker) with its
+/// posts queue unordered.
+fn routes(workbox_sw: &str, unordered: bool) -> Router {
     let js = |body: String| ([(header::CONTENT_TYPE, "text/javascript")], body).into_response();
     let html = |body: String| ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
     let common = peer_file("common.js");
@@ -232,7 +252,16 @@ fn routes(workbox_sw: &str) -> Router {
     let workbox_page = peer_file("workbox/index.html");
     let workbox_sw = workbox_sw.to_owned();
     let bgsync_page = peer_file("bgsync/index.html").replace("__BUNDLE__", feed::assets::BUNDLE);
-    Router::new()
+    let router = if unordered {
+        let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
+        let queue = r#"{ name: "sync-posts", tag: "sync-new-posts" }"#;
+        assert!(declared.contains(queue), "the feed's declaration changed: {declared}");
+        let declared = declared.replace(queue, r#"{ name: "sync-posts", tag: "sync-new-posts", ordered: false }"#);
+        Router::new().route("/bgsync-config.js", get(move || std::future::ready(js(declared.clone()))))
+    } else {
+        Router::new()
+    };
+    router
         .route("/bench/common.js", get(move || std::future::ready(js(common.clone()))))
         .route("/bench/seed/", get(move || std::future::ready(html(seed_page.clone()))))
         .route("/bench/seed/sw.js", get(move || std::future::ready(js(seed_sw.clone()))))
@@ -242,18 +271,22 @@ fn routes(workbox_sw: &str) -> Router {
 }
 
 /// One run: enqueue `n` posts with the worker offline, then drain them at
-/// `latency` ms per request. With `fault`, every `fault`-th API request is
-/// answered 500 for the first seconds of the drain, then the server
-/// recovers.
+/// `latency` ms per request, with the `fault` if any. With
+/// [`Fault::Poison`] the drain ends when every other post is stored and
+/// the peer's store holds at most the poisoned one (which no retry can
+/// deliver); bgsync's queue is declared unordered for it (an ordered queue
+/// keeps what follows behind the poison until it is dead-lettered, by
+/// design).
 async fn drain(
     peer: Peer,
     n: usize,
     latency: u64,
     workbox_sw: &str,
     timeout: Duration,
-    fault: Option<u64>,
+    fault: Option<Fault>,
 ) -> (Run, String) {
-    let server = TestServer::start_with_routes(routes(workbox_sw));
+    let poison = fault == Some(Fault::Poison);
+    let server = TestServer::start_with_routes(routes(workbox_sw, poison));
     let chromium = Chromium::launch().await;
     let version = chromium.browser.version().await.map(|v| v.product).unwrap_or_default();
     let page = chromium.new_page(&format!("{}/bench/{}/", server.url(), peer.name())).await;
@@ -264,9 +297,10 @@ async fn drain(
         &page,
         &format!(
             "(async () => {{ const times = []; for (let i = 0; i < {n}; i++) {{ \
-               const post = {{ id: crypto.randomUUID(), title: 'Bench post ' + i, location: 'Bench' }}; \
+               const post = {{ id: crypto.randomUUID(), title: ({poison} && i === {middle} ? '{POISON}' : 'Bench post ') + i, location: 'Bench' }}; \
                const t0 = performance.now(); await peer.enqueue(post); times.push(performance.now() - t0); }} \
-             return times; }})()"
+             return times; }})()",
+            middle = n / 2
         ),
     )
     .await;
@@ -299,12 +333,20 @@ async fn drain(
         count
     };
     server.set_latency(latency);
-    server.fail_every(fault);
+    let every = match fault {
+        Some(Fault::Every(every)) => Some(every),
+        _ => None,
+    };
+    server.fail_every(every);
+    server.break_requests_carrying(poison.then_some(POISON));
+    // Done when the server has this many and the peer's store holds at
+    // most `owed`.
+    let (goal, owed) = if poison { (n as i64 - 1, 1) } else { (n as i64, 0) };
     let start = Instant::now();
     chromium.set_worker_offline(false).await;
     // The fault lasts 3 s (the peer's first attempts), then the server
     // recovers.
-    let mut faulty = fault.is_some();
+    let mut faulty = every.is_some();
     let mut run = Run { enqueue_ms, idb_read_ms, ..Run::default() };
     let mut quiet_since: Option<(i64, u64, Instant)> = None;
     loop {
@@ -313,9 +355,8 @@ async fn drain(
             faulty = false;
         }
         let count = stored().await;
-        let left: u64 =
-            if count >= n as i64 || fault.is_some() { eval(&page, "peer.queued()").await } else { u64::MAX };
-        if count >= n as i64 && left == 0 {
+        let left: u64 = if count >= goal || fault.is_some() { eval(&page, "peer.queued()").await } else { u64::MAX };
+        if count >= goal && left <= owed {
             run.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
             break;
         }
@@ -478,7 +519,7 @@ fn machine() -> String {
 
 fn report(
     runs: &BTreeMap<(Peer, u64, usize), Vec<Run>>,
-    faults: &BTreeMap<Peer, Run>,
+    (faults, poisons): (&BTreeMap<Peer, Run>, &BTreeMap<Peer, Run>),
     cold: &[f64],
     transaction_ms: f64,
     workbox_sw: &str,
@@ -559,6 +600,16 @@ fn report(
             (run.stored - 100).max(0),
             run.requests
         ));
+    }
+    out.push_str(&format!(
+        "\n\n## Poison run: 100 posts, 0 ms; the 51st (\"{POISON}…\") breaks the connection of every request that \
+         carries it, for good; bgsync's queue declared unordered\n\n"
+    ));
+    out.push_str("| peer | good posts stored (of 99) | left in IndexedDB | ms until the 99 are stored and only the poison is left | requests |\n");
+    out.push_str("|---|---:|---:|---:|---:|\n");
+    for (peer, run) in poisons {
+        let drain = run.drain_ms.map(|d| format!("{d:.0}")).unwrap_or_else(|| "never (stalled)".into());
+        out.push_str(&format!("| {} | {} | {} | {drain} | {} |\n", peer.name(), run.stored, run.left, run.requests));
     }
     out.push_str(
         "\n## Worker size and start\n\n| peer | worker code | raw bytes | gzip bytes |\n|---|---|---:|---:|\n",
