@@ -603,7 +603,8 @@ fn report(
     }
     out.push_str(&format!(
         "\n\n## Poison run: 100 posts, 0 ms; the 51st (\"{POISON}…\") breaks the connection of every request that \
-         carries it, for good; bgsync's queue declared unordered\n\n"
+         carries it, for good (after a 200 status line and the first bytes of the answer); bgsync's queue declared \
+         unordered\n\n"
     ));
     out.push_str("| peer | good posts stored (of 99) | left in IndexedDB | ms until the 99 are stored and only the poison is left | requests |\n");
     out.push_str("|---|---:|---:|---:|---:|\n");
