@@ -151,7 +151,7 @@
       const now = Date.now();
       const queues = snapshot.queues.map((queue) => section(`Queue ${queue.name}`, queue.entries.length,
         el("p", { class: "meta" },
-          `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · up to ${queue.maxAttempts} attempts`,
+          `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · ${queue.maxInFlight} at a time · up to ${queue.maxAttempts} attempts`,
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
         table(["request", "attempts", "next retry", "why"], queue.entries.slice(0, ROWS_SHOWN).map((entry) =>
           el("tr", { "data-key": entry.key },
@@ -179,7 +179,7 @@
           el("tr", {},
             el("td", {}, ago(round.at, now)),
             el("td", {}, round.queue),
-            el("td", {}, round.delivered),
+            el("td", {}, round.pages > 1 ? `${round.delivered} (queue read in ${round.pages} pages)` : round.delivered),
             el("td", { class: "phases" }, round.phases.map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`).join(" · ")))),
           "No round has sent anything in this worker yet."));
       const ad = snapshot.advertisement;

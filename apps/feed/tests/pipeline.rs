@@ -34,6 +34,10 @@ async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    let declared: u64 =
+        eval(&page, "wasm_bindgen.inspect().then((s) => s.queues.find((q) => q.name === 'sync-posts').maxInFlight)")
+            .await;
+    assert_eq!(declared, 3, "the inspector's snapshot shows the queue's maxInFlight");
     // Each post (each entry of a batch too) takes 150 ms: a batch of 5
     // takes 750 ms or more on the server.
     server.delay_posts(150);
@@ -59,5 +63,48 @@ async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
     assert_eq!((posts.len(), titles.len()), (20, 20), "each post stored once: {posts:?}");
     let most = server.net().max_batches_in_flight.load(Ordering::SeqCst);
     assert!((2..=3).contains(&most), "batches on the wire at once: {most} (maxInFlight is 3)");
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() {
+    // Batches of at most 5: the worker reads 20 entries at a time.
+    let server = TestServer::start_with_routes(declaration("batch: { maxEntries: 5 }"));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+
+    chromium.set_worker_offline(true).await;
+    // Five in the same millisecond now and then: the queue's order is the
+    // enqueue time, then the key, as the engine's.
+    let n: u64 = eval(
+        &page,
+        "(async () => { for (let i = 0; i < 70; i++) { \
+           await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }) }); } \
+         return 70; })()",
+    )
+    .await;
+    assert_eq!(n, 70);
+    chromium.set_worker_offline(false).await;
+
+    let posts = until_stored(&server, 70).await;
+    bgsync_testkit::eventually("the queue to empty", std::time::Duration::from_secs(10), || async {
+        queued(&page).await.is_empty().then_some(())
+    })
+    .await;
+    let titles: Vec<_> = posts.iter().map(|(_, title, _)| title.clone()).collect();
+    let expected: Vec<_> = (0..70).map(|i| format!("Post {i:02}")).collect();
+    assert_eq!(titles, expected, "stored once each, in the order they were queued");
+    let status: serde_json::Value = eval(
+        &page,
+        r#"new Promise((resolve) => {
+            navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
+            navigator.serviceWorker.controller.postMessage({ type: "status" });
+        })"#,
+    )
+    .await;
+    let pages: u64 = status["rounds"].as_array().unwrap().iter().map(|r| r["pages"].as_u64().unwrap()).max().unwrap();
+    assert!(pages >= 4, "70 entries, 20 at a time: {pages} page(s) in the largest round; {status}");
     chromium.close().await;
 }

@@ -48,11 +48,15 @@ async fn a_version_4_database_opens_in_the_new_layout_and_keeps_everything() {
     let stores: Vec<String> = eval(
         &page,
         "new Promise((resolve) => { const open = indexedDB.open('bgsync'); \
-         open.onsuccess = () => { const names = [...open.result.objectStoreNames, 'v' + open.result.version]; \
+         open.onsuccess = () => { const db = open.result; \
+           const names = [...db.objectStoreNames, 'v' + db.version, \
+             ...[...db.transaction('entries').objectStore('entries').indexNames].map((i) => 'index ' + i)]; \
          open.result.close(); resolve(names); }; })",
     )
     .await;
-    assert!(stores.contains(&"entries".to_owned()) && stores.contains(&"v5".to_owned()), "{stores:?}");
+    for expected in ["entries", "v6", "index order"] {
+        assert!(stores.contains(&expected.to_owned()), "{expected}: {stores:?}");
+    }
     assert!(!stores.contains(&"sync-posts".to_owned()) && !stores.contains(&"requests".to_owned()), "{stores:?}");
     assert_eq!(queued(&page).await.len(), 2, "both queued posts, in their queue");
 

@@ -203,6 +203,15 @@ impl Engine {
         &self.config
     }
 
+    /// Adds entries read from the store after the engine was made (the next
+    /// page of a long queue): like those given to [`Engine::new`], no
+    /// `Queued` event; an entry the engine holds already is skipped.
+    pub fn extend(&mut self, stored: impl IntoIterator<Item = Entry>) {
+        for entry in stored {
+            self.insert(entry);
+        }
+    }
+
     /// Adds an entry the platform has already stored durably.
     pub fn enqueue(&mut self, entry: Entry) {
         let key = entry.key.clone();

@@ -86,7 +86,7 @@ export interface QueuedEntry {
 /** Everything this context can see of bgsync, for the inspector. */
 export interface BgsyncSnapshot {
   online: boolean;
-  queues: { name: string; tag: string; ordered: boolean; batching: boolean; maxAttempts: number;
+  queues: { name: string; tag: string; ordered: boolean; batching: boolean; maxAttempts: number; maxInFlight: number;
             paused: number | null; entries: QueuedEntry[] }[];
   deadLetters: DeadLetter[];
   feeds: { name: string; url: string; store: string; tag: string; cursor: string | null; lastSuccess: number | null }[];
@@ -278,6 +278,9 @@ pub fn inspect() -> Promise {
             js::set(&o, "ordered", queue.policy().ordered);
             js::set(&o, "batching", queue.batching());
             js::set(&o, "maxAttempts", queue.policy().retry.max_attempts);
+            // What the engine uses: 1 for an ordered queue.
+            let in_flight = if queue.policy().ordered { 1 } else { queue.policy().max_in_flight };
+            js::set(&o, "maxInFlight", in_flight as u32);
             let paused = state::paused(queue.name()).await?;
             js::set(&o, "paused", paused.map(JsValue::from).unwrap_or(JsValue::NULL));
             js::set(&o, "entries", entries_of(&queue).await?);

@@ -11,13 +11,18 @@ use web_sys::{IdbDatabase, IdbFactory, IdbObjectStoreParameters, IdbVersionChang
 
 pub const DATABASE: &str = "bgsync";
 /// Bumped when the set of object stores changes. Version 5 moved every
-/// queue's entries (one store per queue until then) into [`ENTRIES`].
-const VERSION: u32 = 5;
+/// queue's entries (one store per queue until then) into [`ENTRIES`];
+/// version 6 added [`ORDER`].
+const VERSION: u32 = 6;
 /// Per-feed state (cursor, ETag, last success), pauses, credentials, the
 /// client id.
 pub const META: &str = "meta";
 /// The entries of every queue, keyed by `[queue, key]`.
 pub const ENTRIES: &str = "entries";
+
+/// The index of [`ENTRIES`] in queue order, `[queue, enqueuedAt, key]`: a
+/// round reads a long queue a page at a time, in the order it sends.
+pub const ORDER: &str = "order";
 /// Where entries that will not be sent again are kept, for the user.
 pub const DEAD_LETTERS: &str = "dead-letters";
 /// The object stores every version has, with their key paths (beside
@@ -100,6 +105,12 @@ async fn open(factory: &IdbFactory, version: Option<u32>) -> JsResult<IdbDatabas
             create(store, &JsValue::from_str(key_path));
         }
         create(ENTRIES, &Array::of2(&"queue".into(), &"key".into()));
+        if event.old_version() < 6.0 {
+            if let Some(entries) = request.transaction().and_then(|tx| tx.object_store(ENTRIES).ok()) {
+                let path: JsValue = Array::of3(&"queue".into(), &"enqueuedAt".into(), &"key".into()).into();
+                let _ = entries.create_index_with_str_sequence(ORDER, &path);
+            }
+        }
         for feed in &crate::config::current().feeds {
             create(&feed.store, &JsValue::from_str(&feed.key_path));
         }

@@ -154,28 +154,38 @@ impl Queue {
         let db = database().await?;
         let tx = db.transaction_with_str(ENTRIES)?;
         let values = js::request(&tx.object_store(ENTRIES)?.get_all_with_key(&self.range()?)?).await?;
-        let values = Array::from(&values);
-        // All the records as one JSON text: one crossing into Rust instead
-        // of one per field. (Where that fails, say a record holding
-        // something JSON cannot say, record by record.)
-        let records = js_sys::JSON::stringify(&values).ok().and_then(|t| t.as_string()).and_then(|t| json::parse(&t));
-        let mut entries = Vec::new();
-        if let Some(json::Value::Array(records)) = records {
-            for (i, record) in records.into_iter().enumerate() {
-                match from_json(record) {
-                    Some(entry) => entries.push(entry),
-                    None => unreadable(&values.get(i as u32)),
-                }
-            }
-            return Ok(entries);
-        }
-        for value in values.iter() {
-            match from_js(&value) {
-                Some(entry) => entries.push(entry),
-                None => unreadable(&value),
-            }
-        }
-        Ok(entries)
+        Ok(decode(&Array::from(&values)))
+    }
+
+    /// At most `limit` entries in queue order (enqueue time, then key),
+    /// those after `after` (from the start if `None`), and where the next
+    /// page starts (`None` when this one was the last): a round reads a long
+    /// queue a page at a time, so what it holds stays bounded however long
+    /// the queue is.
+    pub async fn page(&self, after: Option<&PageCursor>, limit: u32) -> JsResult<(Vec<Entry>, Option<PageCursor>)> {
+        let db = database().await?;
+        let tx = db.transaction_with_str(ENTRIES)?;
+        let Ok(index) = tx.object_store(ENTRIES)?.index(crate::db::ORDER) else {
+            // Not there (cannot happen after the upgrade): all at once.
+            return Ok((self.all().await?, None));
+        };
+        let high = Array::of2(&self.name().into(), &Array::new());
+        let range = match after {
+            Some(cursor) => web_sys::IdbKeyRange::bound_with_lower_open_and_upper_open(&cursor.0, &high, true, false)?,
+            None => web_sys::IdbKeyRange::bound(&Array::of1(&self.name().into()), &high)?,
+        };
+        let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?);
+        // The next page starts after the last record, at its index key as
+        // stored (its time read back from text could be a rounding off).
+        let next = if values.length() >= limit.max(1) {
+            let last = values.get(values.length() - 1);
+            Some(PageCursor(
+                Array::of3(&self.name().into(), &js::get(&last, "enqueuedAt")?, &js::get(&last, "key")?).into(),
+            ))
+        } else {
+            None
+        };
+        Ok((decode(&values), next))
     }
 }
 
@@ -327,6 +337,38 @@ pub(crate) fn to_js(queue: &str, entry: &Entry) -> JsValue {
     js::set(&o, "notBefore", entry.not_before_ms as f64);
     js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
     o.into()
+}
+
+/// Where [`Queue::page`] goes on: the last record's key in the queue-order
+/// index.
+#[derive(Clone, Debug)]
+pub struct PageCursor(JsValue);
+
+/// The entries among `values` (records as stored). Records that cannot be
+/// read as entries (written by something else) are reported and left in
+/// place, never deleted.
+fn decode(values: &Array) -> Vec<Entry> {
+    // All the records as one JSON text: one crossing into Rust instead of
+    // one per field. (Where that fails, say a record holding something JSON
+    // cannot say, record by record.)
+    let records = js_sys::JSON::stringify(values).ok().and_then(|t| t.as_string()).and_then(|t| json::parse(&t));
+    let mut entries = Vec::new();
+    if let Some(json::Value::Array(records)) = records {
+        for (i, record) in records.into_iter().enumerate() {
+            match from_json(record) {
+                Some(entry) => entries.push(entry),
+                None => unreadable(&values.get(i as u32)),
+            }
+        }
+        return entries;
+    }
+    for value in values.iter() {
+        match from_js(&value) {
+            Some(entry) => entries.push(entry),
+            None => unreadable(&value),
+        }
+    }
+    entries
 }
 
 fn unreadable(record: &JsValue) {

@@ -213,6 +213,8 @@ pub struct RoundRecord {
     /// Ms since the epoch.
     pub at_ms: f64,
     pub delivered: usize,
+    /// Pages of the queue it read (see [`Queue::page`]).
+    pub pages: usize,
     pub phases: Vec<(&'static str, f64)>,
 }
 
@@ -247,9 +249,10 @@ impl Clock {
     }
 
     /// Keeps this round's record if it sent anything.
-    fn keep_if_sent(self, queue: &Queue, delivered: usize) {
+    fn keep_if_sent(self, queue: &Queue, delivered: usize, pages: usize) {
         if self.1.iter().any(|(phase, _)| *phase == "request") {
-            let record = RoundRecord { queue: queue.name().to_owned(), at_ms: self.2, delivered, phases: self.1 };
+            let record =
+                RoundRecord { queue: queue.name().to_owned(), at_ms: self.2, delivered, pages, phases: self.1 };
             ROUNDS.with(|r| {
                 let mut rounds = r.borrow_mut();
                 if rounds.len() >= KEPT_ROUNDS {
@@ -313,6 +316,18 @@ async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A:
     (first.expect("ready"), second.expect("ready"))
 }
 
+/// How many entries a round reads at a time: two batches' worth (so that
+/// one is read while the other travels), one at a time, 200 for a queue
+/// that sends one request per entry.
+fn page_size(queue: &Queue) -> u32 {
+    if !queue.batching() {
+        return 200;
+    }
+    // The server's limit, when it is known, is at most 1,000 entries.
+    let ours = queue.policy().batch.as_ref().map_or(1_000, |b| b.max_entries.min(1_000));
+    (ours * 2).clamp(20, 2_000) as u32
+}
+
 /// Waits for the first of `futures` to finish, and takes it out.
 async fn first_done<T>(futures: &mut Vec<js::Boxed<'_, T>>) -> T {
     use std::task::Poll;
@@ -337,23 +352,39 @@ struct Context {
 }
 
 async fn context(queue: &Queue) -> JsResult<Context> {
-    let paused = state::paused(queue.name()).await?.is_some();
-    let credentials =
-        transport::Credentials { headers: state::credentials().await?, client_id: state::client_id().await? };
-    let endpoint = if queue.batching() { transport::known_endpoint().await } else { Some(None) };
-    Ok(Context { paused, credentials, endpoint })
+    // Side by side: each is a small read of its own, and the queue's read
+    // beside them keeps the event loop busy; one after the other, each
+    // would wait for it.
+    let ((paused, headers), (client_id, endpoint)) = join(
+        join(state::paused(queue.name()), state::credentials()),
+        join(state::client_id(), async {
+            if queue.batching() {
+                transport::known_endpoint().await
+            } else {
+                Some(None)
+            }
+        }),
+    )
+    .await;
+    let credentials = transport::Credentials { headers: headers?, client_id: client_id? };
+    Ok(Context { paused: paused?.is_some(), credentials, endpoint })
 }
 
 async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) -> JsResult<Once> {
     let config = queue.policy();
     let mut clock = Clock::start();
-    let (entries, context) = join(queue.all(), context(queue)).await;
-    let (entries, Context { paused, credentials, endpoint }) = (entries?, context?);
+    // A page at a time: the first batches go while the next page is read,
+    // and what a round holds stays bounded however long the queue is.
+    let limit = page_size(queue);
+    let (page, context) = join(queue.page(None, limit), context(queue)).await;
+    let ((entries, mut next_page), Context { paused, credentials, endpoint }) = (page?, context?);
+    let mut pages = 1;
     clock.lap("read");
     // A queue the server paused (401/403) sends nothing until new
     // credentials are set: every request would be refused the same way.
     if !entries.is_empty() && paused {
-        return Ok(Once::Ended(Round { delivered: 0, remaining: entries.len(), next_at_ms: None, paused: true }));
+        let remaining = if next_page.is_some() { queue.count().await? } else { entries.len() };
+        return Ok(Once::Ended(Round { delivered: 0, remaining, next_at_ms: None, paused: true }));
     }
     // Batches when the server offers them: known from an earlier context
     // (kept in IndexedDB), else asked now, if there is anything to send.
@@ -413,6 +444,17 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // batches pays the IndexedDB writes of all but the last one in the
     // shadow of the network. Nothing is deleted before its answer came.
     let mut answered: Option<Decisions> = None;
+    // The next page is read when what the engine holds runs low: while a
+    // request travels if one does. (An unordered queue also reads on when
+    // everything it holds waits out a backoff: what follows may go now.)
+    let low = |engine: &Engine| engine.len() <= limit as usize / 2;
+    // A page read in an expedited round is expedited too.
+    let arrived = |mut entries: Vec<bgsync_core::Entry>| {
+        if expedite {
+            entries.iter_mut().for_each(|e| e.not_before_ms = 0);
+        }
+        entries
+    };
     loop {
         while let Some(transmit) = engine.poll_transmit(now_ms()) {
             flying.push(send(transmit));
@@ -423,9 +465,17 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             }
             delivered += flush(queue, &mut engine, None).await?;
             clock.lap("plan");
+            if next_page.is_some() && (low(&engine) || !ordered) {
+                let (entries, next) = queue.page(next_page.as_ref(), limit).await?;
+                engine.extend(arrived(entries));
+                next_page = next;
+                pages += 1;
+                clock.lap("read");
+                continue;
+            }
             // Entries queued while this round ran: sent by this round, not
             // left to a browser event that may never come.
-            if take_new_entries(queue, &mut engine).await? {
+            if next_page.is_none() && take_new_entries(queue, &mut engine).await? {
                 continue;
             }
             break;
@@ -434,9 +484,23 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         if let Some(answers) = answered.take() {
             decided = answers.then(decided);
         }
-        // The request's phase includes those writes.
-        let (stored, (transmit, result)) = join(persist(queue, decided, None), first_done(&mut flying)).await;
+        let read_next = next_page.is_some() && low(&engine);
+        let reading = async {
+            match &next_page {
+                Some(cursor) if read_next => Some(queue.page(Some(cursor), limit).await),
+                _ => None,
+            }
+        };
+        // The request's phase includes those writes and that read.
+        let ((stored, (transmit, result)), page) =
+            join(join(persist(queue, decided, None), first_done(&mut flying)), reading).await;
         delivered += stored?;
+        if let Some(page) = page {
+            let (entries, next) = page?;
+            engine.extend(arrived(entries));
+            next_page = next;
+            pages += 1;
+        }
         clock.lap("request");
         if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
             transport::forget_advertisement().await;
@@ -455,13 +519,10 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         clock.lap("handle");
         answered = Some(decisions(&mut engine));
     }
-    clock.keep_if_sent(queue, delivered);
-    Ok(Once::Ended(Round {
-        delivered,
-        remaining: engine.len(),
-        next_at_ms: engine.poll_timeout(),
-        paused: engine.is_paused(),
-    }))
+    clock.keep_if_sent(queue, delivered, pages);
+    // Pages not read (the queue's head waits out a backoff) are still owed.
+    let remaining = if next_page.is_some() { queue.count().await? } else { engine.len() };
+    Ok(Once::Ended(Round { delivered, remaining, next_at_ms: engine.poll_timeout(), paused: engine.is_paused() }))
 }
 
 /// Adds to the engine the entries queued since it read the store; returns

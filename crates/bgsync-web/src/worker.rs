@@ -83,6 +83,7 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
                 js::set(&o, "queue", round.queue.as_str());
                 js::set(&o, "at", round.at_ms);
                 js::set(&o, "delivered", round.delivered as u32);
+                js::set(&o, "pages", round.pages as u32);
                 js::set(&o, "phases", phases(&round.phases));
                 rounds.push(&o);
             }

@@ -333,3 +333,22 @@ fn a_batch_that_breaks_is_halved_until_the_entry_that_breaks_it_is_alone_and_dea
         }
     }
 }
+
+#[test]
+fn a_next_page_joins_in_order_without_queued_events_or_duplicates() {
+    let mut q = queue(QueueConfig::default(), &["a", "b"]);
+    let first = q.poll_transmit(0).unwrap();
+    assert_eq!(sent_keys(&first), ["a"]);
+    // The next page of the store: "b" again (already held) and two later ones.
+    q.extend([entry("b", 2.0), entry("d", 4.0), entry("c", 3.0)]);
+    assert_eq!(q.len(), 4);
+    let events: Vec<_> = std::iter::from_fn(|| q.poll_event()).collect();
+    assert!(!events.iter().any(|e| matches!(e, Event::Queued { .. })), "read from the store, not queued: {events:?}");
+    q.handle(first.id, status(201), 0);
+    let mut order = Vec::new();
+    while let Some(t) = q.poll_transmit(0) {
+        order.push(t.entries[0].key.to_string());
+        q.handle(t.id, status(201), 0);
+    }
+    assert_eq!(order, ["b", "c", "d"]);
+}
