@@ -8,7 +8,7 @@ use chromiumoxide::cdp::browser_protocol::service_worker::{
     EnableParams as ServiceWorkerEnable, EventWorkerRegistrationUpdated, RegistrationId, StopAllWorkersParams,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
-    AttachToTargetParams, GetTargetsParams, SetAutoAttachParams, TargetId,
+    AttachToTargetParams, EventReceivedMessageFromTarget, GetTargetsParams, SetAutoAttachParams, TargetId,
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::types::{Command, Method, MethodId};
@@ -157,9 +157,8 @@ impl Chromium {
             .expect("a running service worker")
     }
 
-    /// Takes the worker (not the page) offline, or back online. Clearing
-    /// it is what makes Chromium fire pending syncs.
-    pub async fn set_worker_offline(&self, offline: bool) {
+    /// The DevTools session of the app's service worker (attached once).
+    async fn worker_session(&self) -> String {
         let mut slot = self.worker_session.lock().await;
         if slot.is_none() {
             let target = self.worker_target().await;
@@ -170,7 +169,13 @@ impl Chromium {
                 .unwrap();
             *slot = Some(attached.result.session_id.inner().clone());
         }
-        let session = slot.clone().unwrap();
+        slot.clone().unwrap()
+    }
+
+    /// Takes the worker (not the page) offline, or back online. Clearing
+    /// it is what makes Chromium fire pending syncs.
+    pub async fn set_worker_offline(&self, offline: bool) {
+        let session = self.worker_session().await;
         for message in [
             serde_json::json!({ "id": 1, "method": "Network.enable", "params": {} }),
             serde_json::json!({ "id": 2, "method": "Network.emulateNetworkConditions", "params": {
@@ -182,6 +187,39 @@ impl Chromium {
                 .await
                 .unwrap();
         }
+    }
+
+    /// The worker's live JavaScript heap, in bytes: DevTools'
+    /// `HeapProfiler.collectGarbage`, then `Runtime.getHeapUsage`'s
+    /// `usedSize`, in the worker's own session (without the collection,
+    /// garbage not yet collected counts too). The wasm module's memory is
+    /// not in it: the worker's status reports that (`wasmMemoryBytes`).
+    pub async fn worker_js_heap(&self) -> f64 {
+        self.worker_call("HeapProfiler.collectGarbage").await;
+        let answer = self.worker_call("Runtime.getHeapUsage").await;
+        answer["result"]["usedSize"].as_f64().unwrap_or_else(|| panic!("no heap usage in {answer}"))
+    }
+
+    /// Calls DevTools' `method` (no parameters) in the worker's session;
+    /// returns its answer.
+    async fn worker_call(&self, method: &str) -> serde_json::Value {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000);
+        let session = self.worker_session().await;
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut answers = self.browser.event_listener::<EventReceivedMessageFromTarget>().await.unwrap();
+        let message = serde_json::json!({ "id": id, "method": method, "params": {} });
+        self.browser.execute(SendMessageToTarget { message: message.to_string(), session_id: session }).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(event) = answers.next().await {
+                let answer: serde_json::Value = serde_json::from_str(&event.message).unwrap_or_default();
+                if answer["id"] == id {
+                    return answer;
+                }
+            }
+            serde_json::Value::Null
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the worker did not answer {method}"))
     }
 
     /// Opens a tab that is not the app, for DevTools calls that need a page

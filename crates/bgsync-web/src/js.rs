@@ -124,42 +124,82 @@ pub(crate) async fn await_promise(promise: Promise) -> JsResult<JsValue> {
     JsFuture::from(promise).await
 }
 
+/// The two handlers a request or transaction settles through: removed
+/// from their target and freed when the wait ends (or is given up). A
+/// handler that can never run anymore must not be left behind: one made to
+/// free itself when called (`Closure::once_into_js`) is never freed when
+/// the other one runs instead, and it kept whatever it captured (a page of
+/// records, for each read) for the life of the context.
+struct Handlers<T: Fn(Option<&Function>)> {
+    detach: T,
+    _closures: [Closure<dyn FnMut()>; 2],
+}
+
+impl<T: Fn(Option<&Function>)> Drop for Handlers<T> {
+    fn drop(&mut self) {
+        (self.detach)(None);
+    }
+}
+
+/// Waits until one of two events fires: `attach` installs the handler of
+/// the first (success) and of the second (failure). Returns which.
+async fn settled(attach: impl Fn(&Function, &Function), detach: impl Fn(Option<&Function>)) -> bool {
+    let mut handlers = None;
+    let promise = Promise::new(&mut |resolve: Function, reject: Function| {
+        let ok = Closure::once(move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        let failed = Closure::once(move || {
+            let _ = reject.call0(&JsValue::NULL);
+        });
+        attach(ok.as_ref().unchecked_ref(), failed.as_ref().unchecked_ref());
+        handlers = Some([ok, failed]);
+    });
+    let _handlers = handlers.map(|closures| Handlers { detach, _closures: closures });
+    await_promise(promise).await.is_ok()
+}
+
 /// Resolves with the request's result on `success`, rejects on `error`.
 pub(crate) async fn request(req: &IdbRequest) -> JsResult<JsValue> {
-    let promise = Promise::new(&mut |resolve: Function, reject: Function| {
-        let ok = req.clone();
-        let on_success = Closure::once_into_js(move || {
-            let _ = resolve.call1(&JsValue::NULL, &ok.result().unwrap_or(JsValue::UNDEFINED));
-        });
-        let failed = req.clone();
-        let on_error = Closure::once_into_js(move || {
-            let error = failed.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL);
-            let _ = reject.call1(&JsValue::NULL, &error);
-        });
-        req.set_onsuccess(Some(on_success.unchecked_ref()));
-        req.set_onerror(Some(on_error.unchecked_ref()));
-    });
-    await_promise(promise).await
+    let succeeded = settled(
+        |ok, failed| {
+            req.set_onsuccess(Some(ok));
+            req.set_onerror(Some(failed));
+        },
+        |none| {
+            req.set_onsuccess(none);
+            req.set_onerror(none);
+        },
+    )
+    .await;
+    if succeeded {
+        req.result()
+    } else {
+        Err(req.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL))
+    }
 }
 
 /// Resolves once the transaction has committed: only then is a write
 /// durable, and only then may the user be told it is saved.
 pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
-    let promise = Promise::new(&mut |resolve: Function, reject: Function| {
-        let on_complete = Closure::once_into_js(move || {
-            let _ = resolve.call0(&JsValue::NULL);
-        });
-        let failed = tx.clone();
-        let on_abort = Closure::once_into_js(move || {
-            let error = failed.error().map(JsValue::from).unwrap_or_else(|| "transaction aborted".into());
-            let _ = reject.call1(&JsValue::NULL, &error);
-        });
-        tx.set_oncomplete(Some(on_complete.unchecked_ref()));
-        // An error that is not handled aborts the transaction, so `abort`
-        // covers both.
-        tx.set_onabort(Some(on_abort.unchecked_ref()));
-    });
-    await_promise(promise).await.map(|_| ())
+    // An error that is not handled aborts the transaction, so `abort`
+    // covers both.
+    let succeeded = settled(
+        |ok, failed| {
+            tx.set_oncomplete(Some(ok));
+            tx.set_onabort(Some(failed));
+        },
+        |none| {
+            tx.set_oncomplete(none);
+            tx.set_onabort(none);
+        },
+    )
+    .await;
+    if succeeded {
+        Ok(())
+    } else {
+        Err(tx.error().map(JsValue::from).unwrap_or_else(|| "transaction aborted".into()))
+    }
 }
 
 /// Header pairs as a JavaScript array of `[name, value]` arrays, the form

@@ -97,3 +97,52 @@ pub async fn until_delivered_on_page(page: &Page) {
     wait_for(page, "the page to show the post as sent", "document.querySelector('#posts .post[data-state=sent]')")
         .await;
 }
+
+/// Writes `n` posts straight into bgsync's store as queue `queue`, as
+/// `enqueue` writes them (time-ordered keys, one millisecond apart), in
+/// transactions of 5,000, then registers the sync `tag`; returns how many
+/// the queue holds. Enqueueing 100,000 posts one by one takes minutes.
+pub async fn fill_queue(page: &Page, queue: &str, tag: &str, n: usize) -> u64 {
+    eval(
+        page,
+        &format!(
+            r#"new Promise((resolve, reject) => {{
+                const open = indexedDB.open("bgsync");
+                open.onsuccess = async () => {{
+                    const db = open.result;
+                    const start = Math.floor(performance.timeOrigin + performance.now());
+                    const key = (ms) => {{
+                        const t = ms.toString(16).padStart(12, "0");
+                        return t.slice(0, 8) + "-" + t.slice(8) + "-7" + crypto.randomUUID().slice(15);
+                    }};
+                    for (let from = 0; from < {n}; from += 5000) {{
+                        await new Promise((done, fail) => {{
+                            const tx = db.transaction("entries", "readwrite");
+                            const store = tx.objectStore("entries");
+                            for (let i = from; i < Math.min(from + 5000, {n}); i++) {{
+                                const id = crypto.randomUUID();
+                                store.put({{ queue: {queue:?}, key: key(start + i), method: "POST", url: "/api/posts",
+                                    headers: [], body: JSON.stringify({{ id, title: "Bench post " + i, location: "Bench" }}),
+                                    enqueuedAt: start + i, attempts: 0, notBefore: 0, lastError: null }});
+                            }}
+                            tx.oncomplete = done;
+                            tx.onabort = () => fail(tx.error);
+                        }});
+                    }}
+                    const count = await new Promise((done, fail) => {{
+                        const range = IDBKeyRange.bound([{queue:?}], [{queue:?}, []]);
+                        const counting = db.transaction("entries").objectStore("entries").count(range);
+                        counting.onsuccess = () => done(counting.result);
+                        counting.onerror = () => fail(counting.error);
+                    }});
+                    db.close();
+                    const registration = await navigator.serviceWorker.ready;
+                    await registration.sync.register({tag:?});
+                    resolve(count);
+                }};
+                open.onerror = () => reject(open.error);
+            }})"#
+        ),
+    )
+    .await
+}

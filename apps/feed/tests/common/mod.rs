@@ -314,6 +314,15 @@ impl TestServer {
 
     /// The stored posts as (id, title, location), read from the database
     /// itself rather than through the API.
+    /// How many posts are stored.
+    pub async fn count_posts(&self) -> i64 {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM posts").fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        count
+    }
+
     pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
