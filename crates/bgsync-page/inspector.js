@@ -173,7 +173,8 @@
       const rounds = (worker && worker.rounds) || [];
       const roundsSection = section("Worker rounds", rounds.length,
         el("p", { class: "meta" }, worker
-          ? `${worker.runtime || "worker"} · cold start ${worker.coldStartMs ? worker.coldStartMs.toFixed(1) + " ms" : "unknown"}`
+          ? `${worker.runtime || "worker"} · cold start ${worker.coldStartMs ? worker.coldStartMs.toFixed(1) + " ms" : "unknown"}` +
+            (worker.wasmMemoryBytes ? ` · wasm memory ${(worker.wasmMemoryBytes / 1048576).toFixed(1)} MiB` : "")
           : "No worker controls this page."),
         table(["when", "queue", "delivered", "phases (ms)"], rounds.slice().reverse().map((round) =>
           el("tr", {},

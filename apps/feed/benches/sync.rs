@@ -22,6 +22,12 @@
 //! Workbox, whose runs take minutes), `BGSYNC_BENCH_PEERS`
 //! (default `bgsync,seed,workbox`), `BGSYNC_BENCH_TIMEOUT` (seconds a drain
 //! may take before it is reported as unfinished, default 300).
+//!
+//! Long queues: `BGSYNC_BENCH_PEERS=bgsync BGSYNC_BENCH_HUGE=10000,100000
+//! cargo bench -p feed --bench sync` fills bgsync's store directly with that
+//! many posts, drains them at 20 ms and reports the worker's JavaScript heap
+//! (DevTools `Runtime.getHeapUsage`, sampled every 100 ms) and how late the
+//! page's event loop ran (`target/bench/sync-huge.md`).
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -113,6 +119,36 @@ fn main() {
     let workbox_sw = if peers.contains(&Peer::Workbox) { bundle_workbox(&out.join("npm")) } else { String::new() };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if let Ok(sizes) = std::env::var("BGSYNC_BENCH_HUGE") {
+        // Long queues: bgsync alone, the queue filled straight into
+        // IndexedDB (enqueueing 100,000 posts one by one takes minutes and
+        // is measured above), then drained while the worker's heap is
+        // sampled.
+        let sizes: Vec<usize> =
+            sizes.split(',').map(|s| s.trim().parse().expect("BGSYNC_BENCH_HUGE: numbers")).collect();
+        let mut report = String::from(
+            "| queued | drain ms | posts/s | requests | worker JS heap before MB | worker JS heap peak MB | worker wasm memory MB | page's longest task ms |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for n in sizes {
+            let run = runtime.block_on(huge(n));
+            eprintln!("huge n={n}: {run:?}");
+            let drain = run.drain_ms.map_or_else(|| "not drained".to_owned(), |d| format!("{d:.0}"));
+            let rate = run.drain_ms.map_or_else(|| "–".to_owned(), |d| format!("{:.0}", n as f64 / d * 1000.0));
+            report.push_str(&format!(
+                "| {n} | {drain} | {rate} | {} | {:.1} | {:.1} | {:.1} | {:.0} |\n",
+                run.requests,
+                run.heap_before / 1e6,
+                run.heap_peak / 1e6,
+                run.wasm_memory / 1e6,
+                run.page_lag_ms
+            ));
+        }
+        println!("{report}");
+        std::fs::write(out.join("sync-huge.md"), report).unwrap();
+        eprintln!("written to target/bench/sync-huge.md");
+        return;
+    }
     if let Ok(script) = std::env::var("BGSYNC_BENCH_PROBE") {
         // A script (file) evaluated in the bgsync peer's page with its
         // worker offline, for looking into a figure.
@@ -410,6 +446,64 @@ async fn worker_status(page: &chromiumoxide::Page) -> serde_json::Value {
         })"#,
     )
     .await
+}
+
+/// A long-queue run ([`huge`]).
+#[derive(Debug, Default)]
+struct Huge {
+    drain_ms: Option<f64>,
+    requests: u64,
+    heap_before: f64,
+    heap_peak: f64,
+    /// The worker's wasm memory at the end (it only grows: its peak).
+    wasm_memory: f64,
+    /// The longest the page's event loop was late by during the drain.
+    page_lag_ms: f64,
+}
+
+/// `n` posts written straight into bgsync's store (as `enqueue` writes
+/// them) with the worker offline, a sync registered, then drained at 20 ms
+/// while the worker's live JavaScript heap is sampled every 100 ms (each
+/// sample collects the garbage first, which slows the drain a little).
+async fn huge(n: usize) -> Huge {
+    let server = TestServer::start_with_routes(routes("", false));
+    let chromium = Chromium::launch().await;
+    let page = chromium.new_page(&format!("{}/bench/bgsync/", server.url())).await;
+    assert!(eval::<bool>(&page, "peer.ready.then(() => true)").await, "bgsync did not start");
+    chromium.set_worker_offline(true).await;
+    let filled = common::browser::fill_queue(&page, "sync-posts", "sync-new-posts", n).await;
+    assert_eq!(filled, n as u64);
+    // The page's event loop, watched: how late a 10 ms timer fires.
+    assert!(
+        eval::<bool>(
+            &page,
+            "(() => { window.lag = 0; let last = performance.now(); \
+               setInterval(() => { const now = performance.now(); window.lag = Math.max(window.lag, now - last - 10); \
+               last = now; }, 10); return true; })()"
+        )
+        .await
+    );
+    let pool = AnyPoolOptions::new().max_connections(1).connect(&server.database_url).await.unwrap();
+    let mut run = Huge { heap_before: chromium.worker_js_heap().await, ..Huge::default() };
+    run.heap_peak = run.heap_before;
+    server.set_latency(20);
+    let start = Instant::now();
+    chromium.set_worker_offline(false).await;
+    while start.elapsed() < Duration::from_secs(900) {
+        run.heap_peak = run.heap_peak.max(chromium.worker_js_heap().await);
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM posts").fetch_one(&pool).await.unwrap();
+        if count >= n as i64 && eval::<u64>(&page, "peer.queued()").await == 0 {
+            run.drain_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.page_lag_ms = eval(&page, "window.lag").await;
+    run.wasm_memory = worker_status(&page).await["wasmMemoryBytes"].as_f64().unwrap_or_default();
+    run.requests = server.net().requests.load(Ordering::SeqCst);
+    pool.close().await;
+    chromium.close().await;
+    run
 }
 
 /// One SQLite transaction writing `n` posts and their idempotency keys

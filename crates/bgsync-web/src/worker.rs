@@ -88,6 +88,9 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
                 rounds.push(&o);
             }
             js::set(&status, "rounds", rounds);
+            // The module's linear memory (it grows, never shrinks: its peak).
+            let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+            js::set(&status, "wasmMemoryBytes", memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length());
             Ok(Some(status))
         }
         _ => Ok(None),
