@@ -700,11 +700,18 @@ fn report(
          carries it, for good (after a 200 status line and the first bytes of the answer); bgsync's queue declared \
          unordered\n\n"
     ));
-    out.push_str("| peer | good posts stored (of 99) | left in IndexedDB | ms until the 99 are stored and only the poison is left | requests |\n");
-    out.push_str("|---|---:|---:|---:|---:|\n");
+    out.push_str("| peer | good posts stored (of 99) | the poisoned post | ms until the 99 are stored | requests |\n");
+    out.push_str("|---|---:|---|---:|---:|\n");
     for (peer, run) in poisons {
         let drain = run.drain_ms.map(|d| format!("{d:.0}")).unwrap_or_else(|| "never (stalled)".into());
-        out.push_str(&format!("| {} | {} | {} | {drain} | {} |\n", peer.name(), run.stored, run.left, run.requests));
+        // It never reaches the server: kept if still in the store, lost if
+        // the peer deleted it.
+        let poisoned = match (run.left, 100 - run.stored - run.left as i64) {
+            (1, 0) => "kept, retried on its own backoff",
+            (0, 1) => "**lost**: deleted as if delivered",
+            _ => "–",
+        };
+        out.push_str(&format!("| {} | {} | {poisoned} | {drain} | {} |\n", peer.name(), run.stored, run.requests));
     }
     out.push_str(
         "\n## Worker size and start\n\n| peer | worker code | raw bytes | gzip bytes |\n|---|---|---:|---:|\n",
