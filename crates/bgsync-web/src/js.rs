@@ -124,55 +124,43 @@ pub(crate) async fn await_promise(promise: Promise) -> JsResult<JsValue> {
     JsFuture::from(promise).await
 }
 
-/// The two handlers a request or transaction settles through: removed
-/// from their target and freed when the wait ends (or is given up). A
-/// handler that can never run anymore must not be left behind: one made to
-/// free itself when called (`Closure::once_into_js`) is never freed when
-/// the other one runs instead, and it kept whatever it captured (a page of
-/// records, for each read) for the life of the context.
-struct Handlers<T: Fn(Option<&Function>)> {
-    detach: T,
-    _closures: [Closure<dyn FnMut()>; 2],
-}
-
-impl<T: Fn(Option<&Function>)> Drop for Handlers<T> {
-    fn drop(&mut self) {
-        (self.detach)(None);
+/// Waits until `target` fires its event `ok` (true) or `failed` (false).
+/// The two handlers are removed and freed when the wait ends, or is given
+/// up: one made to free itself when called (`Closure::once_into_js`) is
+/// never freed when the other fires instead, and kept whatever it captured
+/// (a page of records, for each read) for the life of the context.
+async fn settled(target: &JsValue, [ok, failed]: [&str; 2]) -> bool {
+    struct Detach<'a> {
+        target: &'a JsValue,
+        events: [&'a str; 2],
+        _handlers: [Closure<dyn FnMut()>; 2],
     }
-}
-
-/// Waits until one of two events fires: `attach` installs the handler of
-/// the first (success) and of the second (failure). Returns which.
-async fn settled(attach: impl Fn(&Function, &Function), detach: impl Fn(Option<&Function>)) -> bool {
+    impl Drop for Detach<'_> {
+        fn drop(&mut self) {
+            for event in self.events {
+                set(self.target, event, JsValue::NULL);
+            }
+        }
+    }
     let mut handlers = None;
     let promise = Promise::new(&mut |resolve: Function, reject: Function| {
-        let ok = Closure::once(move || {
+        let on_ok = Closure::once(move || {
             let _ = resolve.call0(&JsValue::NULL);
         });
-        let failed = Closure::once(move || {
+        let on_failed = Closure::once(move || {
             let _ = reject.call0(&JsValue::NULL);
         });
-        attach(ok.as_ref().unchecked_ref(), failed.as_ref().unchecked_ref());
-        handlers = Some([ok, failed]);
+        set(target, ok, on_ok.as_ref().clone());
+        set(target, failed, on_failed.as_ref().clone());
+        handlers = Some([on_ok, on_failed]);
     });
-    let _handlers = handlers.map(|closures| Handlers { detach, _closures: closures });
+    let _detach = handlers.map(|handlers| Detach { target, events: [ok, failed], _handlers: handlers });
     await_promise(promise).await.is_ok()
 }
 
 /// Resolves with the request's result on `success`, rejects on `error`.
 pub(crate) async fn request(req: &IdbRequest) -> JsResult<JsValue> {
-    let succeeded = settled(
-        |ok, failed| {
-            req.set_onsuccess(Some(ok));
-            req.set_onerror(Some(failed));
-        },
-        |none| {
-            req.set_onsuccess(none);
-            req.set_onerror(none);
-        },
-    )
-    .await;
-    if succeeded {
+    if settled(req, ["onsuccess", "onerror"]).await {
         req.result()
     } else {
         Err(req.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL))
@@ -180,22 +168,10 @@ pub(crate) async fn request(req: &IdbRequest) -> JsResult<JsValue> {
 }
 
 /// Resolves once the transaction has committed: only then is a write
-/// durable, and only then may the user be told it is saved.
+/// durable, and only then may the user be told it is saved. (An error that
+/// is not handled aborts the transaction, so `abort` covers both.)
 pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
-    // An error that is not handled aborts the transaction, so `abort`
-    // covers both.
-    let succeeded = settled(
-        |ok, failed| {
-            tx.set_oncomplete(Some(ok));
-            tx.set_onabort(Some(failed));
-        },
-        |none| {
-            tx.set_oncomplete(none);
-            tx.set_onabort(none);
-        },
-    )
-    .await;
-    if succeeded {
+    if settled(tx, ["oncomplete", "onabort"]).await {
         Ok(())
     } else {
         Err(tx.error().map(JsValue::from).unwrap_or_else(|| "transaction aborted".into()))
