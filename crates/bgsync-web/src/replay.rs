@@ -11,7 +11,7 @@
 
 use crate::events;
 use crate::js::{self, JsResult};
-use crate::queue::Queue;
+use crate::queue::{PageCursor, Queue};
 use crate::state;
 use crate::transport;
 use bgsync_core::{AttemptResult, BatchLimits, Engine, Event, QueueConfig, StoreOp, Transmit, TransmitResult};
@@ -448,28 +448,22 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // request travels if one does. (An unordered queue also reads on when
     // everything it holds waits out a backoff: what follows may go now.)
     let low = |engine: &Engine| engine.len() <= limit as usize / 2;
-    // A page read in an expedited round is expedited too.
-    let arrived = |mut entries: Vec<bgsync_core::Entry>| {
-        if expedite {
-            entries.iter_mut().for_each(|e| e.not_before_ms = 0);
-        }
-        entries
-    };
     loop {
         while let Some(transmit) = engine.poll_transmit(now_ms()) {
             flying.push(send(transmit));
         }
+        // What the engine decided since the last store, after the answers
+        // not stored yet: one transaction for both.
+        let decided = match answered.take() {
+            Some(answers) => answers.then(decisions(&mut engine)),
+            None => decisions(&mut engine),
+        };
         if flying.is_empty() {
-            if let Some(answers) = answered.take() {
-                delivered += persist(queue, answers, Some(&mut clock)).await?;
-            }
-            delivered += flush(queue, &mut engine, None).await?;
+            delivered += persist(queue, decided, Some(&mut clock)).await?;
             clock.lap("plan");
             if next_page.is_some() && (low(&engine) || !ordered) {
-                let (entries, next) = queue.page(next_page.as_ref(), limit).await?;
-                engine.extend(arrived(entries));
-                next_page = next;
-                pages += 1;
+                let page = queue.page(next_page.as_ref(), limit).await?;
+                next_page = take_page(&mut engine, page, expedite, &mut pages);
                 clock.lap("read");
                 continue;
             }
@@ -479,10 +473,6 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
                 continue;
             }
             break;
-        }
-        let mut decided = decisions(&mut engine);
-        if let Some(answers) = answered.take() {
-            decided = answers.then(decided);
         }
         let read_next = next_page.is_some() && low(&engine);
         let reading = async {
@@ -496,10 +486,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             join(join(persist(queue, decided, None), first_done(&mut flying)), reading).await;
         delivered += stored?;
         if let Some(page) = page {
-            let (entries, next) = page?;
-            engine.extend(arrived(entries));
-            next_page = next;
-            pages += 1;
+            next_page = take_page(&mut engine, page?, expedite, &mut pages);
         }
         clock.lap("request");
         if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
@@ -512,7 +499,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
                 let result = if transport::endpoint_gone(&result) { TransmitResult::Batch(Vec::new()) } else { result };
                 engine.handle(transmit.id, result, now_ms());
             }
-            delivered += flush(queue, &mut engine, None).await?;
+            delivered += persist(queue, decisions(&mut engine), None).await?;
             return Ok(Once::EndpointGone { delivered });
         }
         engine.handle(transmit.id, result, now_ms());
@@ -523,6 +510,23 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // Pages not read (the queue's head waits out a backoff) are still owed.
     let remaining = if next_page.is_some() { queue.count().await? } else { engine.len() };
     Ok(Once::Ended(Round { delivered, remaining, next_at_ms: engine.poll_timeout(), paused: engine.is_paused() }))
+}
+
+/// Hands the engine a page the round read (expedited if the round is:
+/// `Engine::expedite` covered only what the engine held then), counts it,
+/// and returns where the next page starts.
+fn take_page(
+    engine: &mut Engine,
+    (mut entries, next): (Vec<bgsync_core::Entry>, Option<PageCursor>),
+    expedite: bool,
+    pages: &mut usize,
+) -> Option<PageCursor> {
+    if expedite {
+        entries.iter_mut().for_each(|e| e.not_before_ms = 0);
+    }
+    engine.extend(entries);
+    *pages += 1;
+    next
 }
 
 /// Adds to the engine the entries queued since it read the store; returns
@@ -569,12 +573,6 @@ fn decisions(engine: &mut Engine) -> Decisions {
         ops: std::iter::from_fn(|| engine.poll_store()).collect(),
         events: std::iter::from_fn(|| engine.poll_event()).collect(),
     }
-}
-
-/// Stores the engine's decisions, then tells the pages.
-/// Returns how many entries were delivered.
-async fn flush(queue: &Queue, engine: &mut Engine, clock: Option<&mut Clock>) -> JsResult<usize> {
-    persist(queue, decisions(engine), clock).await
 }
 
 /// Stores `decided` (and a pause), then tells the pages. Returns how many
