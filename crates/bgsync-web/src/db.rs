@@ -77,8 +77,17 @@ fn complete(db: &IdbDatabase) -> bool {
     let names = db.object_store_names();
     db.version() as u32 >= VERSION
         && names.contains(ENTRIES)
+        && has_order_index(db)
         && STORES.iter().all(|(store, _)| names.contains(store))
         && crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store))
+}
+
+/// Whether [`ENTRIES`] has its [`ORDER`] index (a database that lacks it
+/// is upgraded like one missing a store).
+fn has_order_index(db: &IdbDatabase) -> bool {
+    db.transaction_with_str(ENTRIES)
+        .and_then(|tx| tx.object_store(ENTRIES))
+        .is_ok_and(|entries| entries.index_names().contains(ORDER))
 }
 
 /// Opens the database (at `version`, or at the one it has), creating what
@@ -105,8 +114,8 @@ async fn open(factory: &IdbFactory, version: Option<u32>) -> JsResult<IdbDatabas
             create(store, &JsValue::from_str(key_path));
         }
         create(ENTRIES, &Array::of2(&"queue".into(), &"key".into()));
-        if event.old_version() < 6.0 {
-            if let Some(entries) = request.transaction().and_then(|tx| tx.object_store(ENTRIES).ok()) {
+        if let Some(entries) = request.transaction().and_then(|tx| tx.object_store(ENTRIES).ok()) {
+            if !entries.index_names().contains(ORDER) {
                 let path: JsValue = Array::of3(&"queue".into(), &"enqueuedAt".into(), &"key".into()).into();
                 let _ = entries.create_index_with_str_sequence(ORDER, &path);
             }

@@ -165,10 +165,8 @@ impl Queue {
     pub async fn page(&self, after: Option<&PageCursor>, limit: u32) -> JsResult<(Vec<Entry>, Option<PageCursor>)> {
         let db = database().await?;
         let tx = db.transaction_with_str(ENTRIES)?;
-        let Ok(index) = tx.object_store(ENTRIES)?.index(crate::db::ORDER) else {
-            // Not there (cannot happen after the upgrade): all at once.
-            return Ok((self.all().await?, None));
-        };
+        // Always there: opening the database upgrades one without it.
+        let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
         let high = Array::of2(&self.name().into(), &Array::new());
         let range = match after {
             Some(cursor) => web_sys::IdbKeyRange::bound_with_lower_open_and_upper_open(&cursor.0, &high, true, false)?,
