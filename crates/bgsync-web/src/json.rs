@@ -26,13 +26,20 @@ impl Value {
         }
     }
 
+    /// Takes the field `name` out of an object (`Null` left in its place).
+    pub fn take(&mut self, name: &str) -> Option<Value> {
+        match self {
+            Value::Object(fields) => {
+                fields.iter_mut().find(|(n, _)| n == name).map(|(_, v)| std::mem::replace(v, Value::Null))
+            }
+            _ => None,
+        }
+    }
+
     /// Takes the text of the string field `name` out of an object.
     pub fn take_string(&mut self, name: &str) -> Option<String> {
-        match self {
-            Value::Object(fields) => fields.iter_mut().find(|(n, _)| n == name).and_then(|(_, v)| match v {
-                Value::String(s) => Some(std::mem::take(s)),
-                _ => None,
-            }),
+        match self.take(name)? {
+            Value::String(s) => Some(s),
             _ => None,
         }
     }
@@ -93,56 +100,53 @@ impl Reader<'_> {
             b'f' => self.eat("false").map(|_| Value::Bool(false)),
             b'"' => self.string().map(Value::String),
             b'[' if depth < MAX_DEPTH => {
-                self.at += 1;
                 let mut items = Vec::new();
-                self.space();
-                if self.peek()? == b']' {
-                    self.at += 1;
-                    return Some(Value::Array(items));
-                }
-                loop {
-                    items.push(self.value(depth + 1)?);
-                    self.space();
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b']' => {
-                            self.at += 1;
-                            return Some(Value::Array(items));
-                        }
-                        _ => return None,
-                    }
-                }
+                self.items(b']', |reader| {
+                    items.push(reader.value(depth + 1)?);
+                    Some(())
+                })?;
+                Some(Value::Array(items))
             }
             b'{' if depth < MAX_DEPTH => {
-                self.at += 1;
                 let mut fields = Vec::new();
-                self.space();
-                if self.peek()? == b'}' {
-                    self.at += 1;
-                    return Some(Value::Object(fields));
-                }
-                loop {
-                    self.space();
-                    if self.peek()? != b'"' {
+                self.items(b'}', |reader| {
+                    reader.space();
+                    if reader.peek()? != b'"' {
                         return None;
                     }
-                    let name = self.string()?;
-                    self.space();
-                    self.eat(":")?;
-                    fields.push((name, self.value(depth + 1)?));
-                    self.space();
-                    match self.peek()? {
-                        b',' => self.at += 1,
-                        b'}' => {
-                            self.at += 1;
-                            return Some(Value::Object(fields));
-                        }
-                        _ => return None,
-                    }
-                }
+                    let name = reader.string()?;
+                    reader.space();
+                    reader.eat(":")?;
+                    fields.push((name, reader.value(depth + 1)?));
+                    Some(())
+                })?;
+                Some(Value::Object(fields))
             }
             b'-' | b'0'..=b'9' => self.number().map(Value::Number),
             _ => None,
+        }
+    }
+
+    /// The items of an array or object, the reader on its opening bracket:
+    /// `item` reads each; they are separated by commas, up to `close`.
+    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.at += 1;
+        self.space();
+        if self.peek()? == close {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            self.space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                b if b == close => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
         }
     }
 

@@ -376,17 +376,11 @@ async fn try_send_batch(
         })));
     }
     let text = js::await_promise(response.text()?).await?.as_string().unwrap_or_default();
-    let Some(document) = json::parse(&text) else {
+    let Some(mut document) = json::parse(&text) else {
         return Err(JsValue::from_str("the batch endpoint's answer is not JSON"));
     };
-    let results = match document {
-        json::Value::Object(fields) => fields
-            .into_iter()
-            .find_map(|(name, value)| match value {
-                json::Value::Array(items) if name == "results" => Some(items),
-                _ => None,
-            })
-            .unwrap_or_default(),
+    let results = match document.take("results") {
+        Some(json::Value::Array(items)) => items,
         _ => Vec::new(),
     };
     let results = results
