@@ -76,14 +76,14 @@ pub fn worker_periodic_sync(tag: String) -> Promise {
 /// `fetch` event for a same-origin GET of the app shell.
 #[wasm_bindgen]
 pub fn worker_fetch(request: Request, shell_cache: String) -> Promise {
-    bgsync_web::promise(async move { worker::respond(request, &shell_cache).await.map(JsValue::from) })
+    bgsync_web::promise(async move { worker::respond(request, &shell_cache).await })
 }
 
 /// `fetch` event for a request the queue `queue` captures: sent at once,
 /// queued only if the network fails (answered `202`).
 #[wasm_bindgen]
 pub fn worker_capture(request: Request, queue: String) -> Promise {
-    bgsync_web::promise(async move { worker::capture(request, &Queue::named(&queue)?).await.map(JsValue::from) })
+    bgsync_web::promise(async move { worker::capture(request, &Queue::named(&queue)?).await })
 }
 
 /// `activate` event: drop the caches of earlier versions, and learn what
