@@ -37,7 +37,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use common::browser::{eval, Chromium};
+use common::browser::{eval, worker_status, Chromium};
 use common::TestServer;
 use sqlx::any::AnyPoolOptions;
 use std::collections::BTreeMap;
@@ -288,15 +288,7 @@ fn routes(workbox_sw: &str, unordered: bool) -> Router {
     let workbox_page = peer_file("workbox/index.html");
     let workbox_sw = workbox_sw.to_owned();
     let bgsync_page = peer_file("bgsync/index.html").replace("__BUNDLE__", feed::assets::BUNDLE);
-    let router = if unordered {
-        let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
-        let queue = r#"{ name: "sync-posts", tag: "sync-new-posts" }"#;
-        assert!(declared.contains(queue), "the feed's declaration changed: {declared}");
-        let declared = declared.replace(queue, r#"{ name: "sync-posts", tag: "sync-new-posts", ordered: false }"#);
-        Router::new().route("/bgsync-config.js", get(move || std::future::ready(js(declared.clone()))))
-    } else {
-        Router::new()
-    };
+    let router = if unordered { common::posts_queue_declared_with("ordered: false") } else { Router::new() };
     router
         .route("/bench/common.js", get(move || std::future::ready(js(common.clone()))))
         .route("/bench/seed/", get(move || std::future::ready(html(seed_page.clone()))))
@@ -434,18 +426,6 @@ async fn drain(
     pool.close().await;
     chromium.close().await;
     (run, version)
-}
-
-/// What the worker that controls `page` says about itself.
-async fn worker_status(page: &chromiumoxide::Page) -> serde_json::Value {
-    eval(
-        page,
-        r#"new Promise((resolve) => {
-            navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
-            navigator.serviceWorker.controller.postMessage({ type: "status" });
-        })"#,
-    )
-    .await
 }
 
 /// A long-queue run ([`huge`]).

@@ -6,7 +6,7 @@ mod common;
 
 use common::browser::{
     dispatch_periodic_sync, dispatch_sync, eval, queued, queued_in, snackbar, stop_all_workers, submit_post,
-    until_delivered_on_page, until_stored, wait_for, wait_for_state, Chromium,
+    until_delivered_on_page, until_stored, wait_for, wait_for_state, worker_status, Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -106,14 +106,7 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     )
     .await;
     assert!(eval::<bool>(&page, "document.querySelector('#post-form') !== null").await);
-    let status: serde_json::Value = eval(
-        &page,
-        r#"new Promise(resolve => {
-            navigator.serviceWorker.addEventListener("message", e => resolve(e.data), { once: true });
-            navigator.serviceWorker.controller.postMessage({ type: "status" });
-        })"#,
-    )
-    .await;
+    let status = worker_status(&page).await;
     assert_eq!(status["type"], "status");
     assert!(status["runtime"].as_str().unwrap().starts_with("bgsync-web "), "{status}");
     assert_eq!(status["queued"], 0);

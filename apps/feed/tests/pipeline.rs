@@ -1,36 +1,21 @@
-//! A queue declared unordered sends up to its `maxInFlight` batches at
-//! once, each acknowledged and deleted on its own, nothing sent twice.
-//! Real Chromium, the feed's worker, the feed's declaration with its posts
-//! queue made unordered (`maxInFlight: 3`, batches of at most 5), and a
-//! server slow enough that batches overlap if the worker lets them.
+//! How a round moves a queue: an unordered queue has up to its
+//! `maxInFlight` batches on the wire at once; a long queue is read a page
+//! at a time and delivered in order; draining a long queue leaves the
+//! worker's memory as it was. Real Chromium, the feed's worker, the feed's
+//! declaration with its posts queue changed where a test says so.
 
 mod common;
 
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use common::browser::{eval, fill_queue, queued, until_stored, Chromium};
-use common::TestServer;
+use common::browser::{eval, fill_queue, until_drained, worker_status, Chromium};
+use common::{posts_queue_declared_with, TestServer};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
-/// The feed's declaration, its posts queue unordered with `extra` fields.
-fn declaration(extra: &str) -> axum::Router {
-    let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
-    let queue = r#"{ name: "sync-posts", tag: "sync-new-posts" }"#;
-    assert!(declared.contains(queue), "the feed's declaration changed: {declared}");
-    let declared = declared.replace(queue, &format!(r#"{{ name: "sync-posts", tag: "sync-new-posts", {extra} }}"#));
-    axum::Router::new().route(
-        "/bgsync-config.js",
-        get(move || {
-            std::future::ready(([(header::CONTENT_TYPE, "text/javascript")], declared.clone()).into_response())
-        }),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
-    let server = TestServer::start_with_routes(declaration("ordered: false, maxInFlight: 3, batch: { maxEntries: 5 }"));
+    let server = TestServer::start_with_routes(posts_queue_declared_with(
+        "ordered: false, maxInFlight: 3, batch: { maxEntries: 5 }",
+    ));
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
@@ -54,11 +39,7 @@ async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
     assert_eq!(keys.len(), 20);
     chromium.set_worker_offline(false).await;
 
-    let posts = until_stored(&server, 20).await;
-    bgsync_testkit::eventually("the queue to empty", std::time::Duration::from_secs(10), || async {
-        queued(&page).await.is_empty().then_some(())
-    })
-    .await;
+    let posts = until_drained(&server, &page, 20).await;
     let titles: BTreeSet<_> = posts.iter().map(|(_, title, _)| title.clone()).collect();
     assert_eq!((posts.len(), titles.len()), (20, 20), "each post stored once: {posts:?}");
     let most = server.net().max_batches_in_flight.load(Ordering::SeqCst);
@@ -69,7 +50,7 @@ async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() {
     // Batches of at most 5: the worker reads 20 entries at a time.
-    let server = TestServer::start_with_routes(declaration("batch: { maxEntries: 5 }"));
+    let server = TestServer::start_with_routes(posts_queue_declared_with("batch: { maxEntries: 5 }"));
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
@@ -88,22 +69,11 @@ async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() 
     assert_eq!(n, 70);
     chromium.set_worker_offline(false).await;
 
-    let posts = until_stored(&server, 70).await;
-    bgsync_testkit::eventually("the queue to empty", std::time::Duration::from_secs(10), || async {
-        queued(&page).await.is_empty().then_some(())
-    })
-    .await;
+    let posts = until_drained(&server, &page, 70).await;
     let titles: Vec<_> = posts.iter().map(|(_, title, _)| title.clone()).collect();
     let expected: Vec<_> = (0..70).map(|i| format!("Post {i:02}")).collect();
     assert_eq!(titles, expected, "stored once each, in the order they were queued");
-    let status: serde_json::Value = eval(
-        &page,
-        r#"new Promise((resolve) => {
-            navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
-            navigator.serviceWorker.controller.postMessage({ type: "status" });
-        })"#,
-    )
-    .await;
+    let status = worker_status(&page).await;
     let pages: u64 = status["rounds"].as_array().unwrap().iter().map(|r| r["pages"].as_u64().unwrap()).max().unwrap();
     assert!(pages >= 4, "70 entries, 20 at a time: {pages} page(s) in the largest round; {status}");
     chromium.close().await;
@@ -120,14 +90,7 @@ async fn draining_ten_thousand_entries_leaves_the_workers_heap_as_it_was() {
     let before = chromium.worker_js_heap().await;
 
     chromium.set_worker_offline(false).await;
-    bgsync_testkit::eventually("10,000 posts to reach the server", std::time::Duration::from_secs(60), || async {
-        (server.count_posts().await >= 10_000).then_some(())
-    })
-    .await;
-    bgsync_testkit::eventually("the queue to empty", std::time::Duration::from_secs(20), || async {
-        queued(&page).await.is_empty().then_some(())
-    })
-    .await;
+    assert_eq!(until_drained(&server, &page, 10_000).await.len(), 10_000);
     // Each read's handlers used to keep its page of records alive for the
     // life of the worker: 3 MB more after these 10,000 (measured).
     let after = chromium.worker_js_heap().await;

@@ -175,18 +175,11 @@ impl Chromium {
     /// Takes the worker (not the page) offline, or back online. Clearing
     /// it is what makes Chromium fire pending syncs.
     pub async fn set_worker_offline(&self, offline: bool) {
-        let session = self.worker_session().await;
-        for message in [
-            serde_json::json!({ "id": 1, "method": "Network.enable", "params": {} }),
-            serde_json::json!({ "id": 2, "method": "Network.emulateNetworkConditions", "params": {
-                "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1
-            }}),
-        ] {
-            self.browser
-                .execute(SendMessageToTarget { message: message.to_string(), session_id: session.clone() })
-                .await
-                .unwrap();
-        }
+        self.worker_call("Network.enable", serde_json::json!({})).await;
+        let conditions = serde_json::json!({
+            "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1
+        });
+        self.worker_call("Network.emulateNetworkConditions", conditions).await;
     }
 
     /// The worker's live JavaScript heap, in bytes: DevTools'
@@ -195,19 +188,19 @@ impl Chromium {
     /// garbage not yet collected counts too). The wasm module's memory is
     /// not in it: the worker's status reports that (`wasmMemoryBytes`).
     pub async fn worker_js_heap(&self) -> f64 {
-        self.worker_call("HeapProfiler.collectGarbage").await;
-        let answer = self.worker_call("Runtime.getHeapUsage").await;
+        self.worker_call("HeapProfiler.collectGarbage", serde_json::json!({})).await;
+        let answer = self.worker_call("Runtime.getHeapUsage", serde_json::json!({})).await;
         answer["result"]["usedSize"].as_f64().unwrap_or_else(|| panic!("no heap usage in {answer}"))
     }
 
-    /// Calls DevTools' `method` (no parameters) in the worker's session;
+    /// Calls DevTools' `method` with `params` in the worker's own session;
     /// returns its answer.
-    async fn worker_call(&self, method: &str) -> serde_json::Value {
+    async fn worker_call(&self, method: &str, params: serde_json::Value) -> serde_json::Value {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000);
         let session = self.worker_session().await;
         let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut answers = self.browser.event_listener::<EventReceivedMessageFromTarget>().await.unwrap();
-        let message = serde_json::json!({ "id": id, "method": method, "params": {} });
+        let message = serde_json::json!({ "id": id, "method": method, "params": params });
         self.browser.execute(SendMessageToTarget { message: message.to_string(), session_id: session }).await.unwrap();
         tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(event) = answers.next().await {

@@ -98,6 +98,31 @@ pub async fn until_delivered_on_page(page: &Page) {
         .await;
 }
 
+/// The status the worker that controls `page` answers to
+/// `{type: "status"}` (its queues, cold start, rounds, wasm memory).
+pub async fn worker_status(page: &Page) -> serde_json::Value {
+    eval(
+        page,
+        r#"new Promise((resolve) => {
+            navigator.serviceWorker.addEventListener("message", (e) => resolve(e.data), { once: true });
+            navigator.serviceWorker.controller.postMessage({ type: "status" });
+        })"#,
+    )
+    .await
+}
+
+/// Waits until the server has stored `n` posts and the app's queue is
+/// empty; returns the stored posts.
+pub async fn until_drained(server: &super::TestServer, page: &Page, n: usize) -> Vec<(String, String, String)> {
+    eventually(&format!("{n} post(s) to reach the server"), Duration::from_secs(60), || async {
+        (server.count_posts().await >= n as i64).then_some(())
+    })
+    .await;
+    eventually("the queue to empty", Duration::from_secs(20), || async { queued(page).await.is_empty().then_some(()) })
+        .await;
+    server.stored_posts().await
+}
+
 /// Writes `n` posts straight into bgsync's store as queue `queue`, as
 /// `enqueue` writes them (time-ordered keys, one millisecond apart), in
 /// transactions of 5,000, then registers the sync `tag`; returns how many

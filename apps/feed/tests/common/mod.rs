@@ -312,8 +312,6 @@ impl TestServer {
         self.fault.failed.load(Ordering::SeqCst)
     }
 
-    /// The stored posts as (id, title, location), read from the database
-    /// itself rather than through the API.
     /// How many posts are stored.
     pub async fn count_posts(&self) -> i64 {
         sqlx::any::install_default_drivers();
@@ -323,6 +321,8 @@ impl TestServer {
         count
     }
 
+    /// The stored posts as (id, title, location), read from the database
+    /// itself rather than through the API.
     pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
@@ -438,6 +438,25 @@ fn broken_response() -> Response {
         }),
     );
     Response::builder().header("content-type", "application/json").body(axum::body::Body::from_stream(broken)).unwrap()
+}
+
+/// A route serving the feed's declaration (`/bgsync-config.js`, loaded by
+/// its page and its worker) with `extra` fields on its posts queue, such as
+/// `ordered: false`: for routes beside the app
+/// ([`TestServer::start_with_routes`]).
+pub fn posts_queue_declared_with(extra: &str) -> axum::Router {
+    let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
+    let queue = r#"{ name: "sync-posts", tag: "sync-new-posts" }"#;
+    assert!(declared.contains(queue), "the feed's declaration changed: {declared}");
+    let declared = declared.replace(queue, &format!(r#"{{ name: "sync-posts", tag: "sync-new-posts", {extra} }}"#));
+    axum::Router::new().route(
+        "/bgsync-config.js",
+        axum::routing::get(move || {
+            std::future::ready(
+                ([(axum::http::header::CONTENT_TYPE, "text/javascript")], declared.clone()).into_response(),
+            )
+        }),
+    )
 }
 
 /// Records every request the server receives (and prints it with
