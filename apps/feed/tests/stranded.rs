@@ -153,3 +153,41 @@ async fn in_fallback_mode_posts_queued_during_a_round_are_delivered() {
     every_post_once(&server, &keys, Duration::from_secs(30)).await;
     chromium.close().await;
 }
+
+/// A sync event's work does not end with its last round: the worker then
+/// pulls the feeds (the server's view of what it delivered). Posts queued
+/// during that pull, while the event still fires (so the browser may
+/// swallow their registration), are delivered with no other trigger.
+/// The worker now holds its "replaying" lock through the pulls too, so the
+/// page asks it for a round. (With the lock held only around each queue's
+/// rounds, the page saw nothing running and relied on its registration;
+/// here Chromium 156 fired it again once the event resolved, so this also
+/// passed then. An event that rejects, an entry still owed, gets no such
+/// second firing: that case is what the lock covers.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_queued_while_the_worker_pulls_after_delivering_are_delivered_without_another_trigger() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    let mut keys = enqueue(&page, "Before", 2).await;
+    server.delay_reads(3_000);
+    let reads_before = server.net().requests.load(std::sync::atomic::Ordering::SeqCst);
+    chromium.set_worker_offline(false).await;
+    // Delivered, and the pull that follows under way (held by the server).
+    eventually("the posts delivered and the pull sent", Duration::from_secs(30), || async {
+        let requests = server.net().requests.load(std::sync::atomic::Ordering::SeqCst);
+        (server.stored_posts().await.len() == 2 && requests > reads_before + 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pulled =
+        |log: &[(String, u16)]| log.iter().filter(|(line, _)| line.starts_with("GET /api/posts?since")).count();
+    let pulls_done = pulled(&server.request_log());
+    keys.extend(enqueue(&page, "During the pull", 3).await);
+    assert_eq!(pulled(&server.request_log()), pulls_done, "the worker's pull was still under way");
+    server.delay_reads(0);
+    every_post_once(&server, &keys, Duration::from_secs(20)).await;
+    assert_eq!(server.stored_posts().await.len(), 5);
+    chromium.close().await;
+}

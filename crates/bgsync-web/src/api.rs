@@ -198,11 +198,8 @@ pub fn enqueue(queue: String, #[wasm_bindgen(unchecked_param_type = "QueuedReque
             },
         )
         .await?;
-        match client::register_sync(queue.tag()).await {
-            Ok(true) => client::make_sure_it_is_taken_soon(),
-            _ => {
-                client::retry_now().await?;
-            }
+        if !client::schedule_delivery(&queue).await.unwrap_or(false) {
+            client::retry_now().await?;
         }
         Ok(entry.key.as_str().into())
     })

@@ -195,6 +195,22 @@ async fn sync_manager() -> JsResult<Option<JsValue>> {
     Ok(Some(js::get(&registration, "sync")?).filter(JsValue::is_object))
 }
 
+/// After an entry was stored in `queue`: registers the queue's sync and,
+/// side by side with that registration (its cost hidden behind it, rather
+/// than added after it), makes sure that a round running elsewhere takes
+/// the entry ([`make_sure_it_is_taken_soon`]). Looking before the
+/// registration is answered is as good as after: the entry is stored
+/// already, so any round that starts after the look reads it. Returns
+/// `false` where Background Sync is not usable here: the caller replays
+/// ([`retry_now`]).
+pub async fn schedule_delivery(queue: &Queue) -> JsResult<bool> {
+    if !background_sync_usable().await {
+        return Ok(false);
+    }
+    make_sure_it_is_taken_soon();
+    register_sync(queue.tag()).await
+}
+
 /// Registers a one-shot sync `tag`, from a page or the worker. Returns
 /// `false` when Background Sync is not usable here, so the caller can fall
 /// back.

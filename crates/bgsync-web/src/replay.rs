@@ -6,7 +6,7 @@
 //! IndexedDB before the next step, and broadcasts its events. Rounds run one
 //! at a time per JavaScript context; while the context lives, a round that
 //! ends with entries waiting for a retry can be followed by another when
-//! the engine's timer is due ([`replay_while_alive`]); otherwise the
+//! the engine's timer is due ([`deliver`]); otherwise the
 //! browser's own sync retry (or the next page load) brings the next round.
 
 use crate::events;
@@ -89,16 +89,6 @@ pub async fn replay(queue: &Queue, expedite: bool) -> JsResult<Round> {
 /// the next retry is further away than `budget_ms` from now: the engine's
 /// timers, honoured while this context is alive anyway (inside a
 /// `waitUntil`, or an open page).
-///
-/// While it runs it holds the shared lock [`ACTIVE_LOCK`], so that a page
-/// that queues an entry meanwhile knows to ask for a round of its own
-/// ([`crate::client::make_sure_it_is_taken`]) rather than trust a sync
-/// registration the browser may swallow while this sync event fires.
-pub async fn replay_while_alive(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult<Round> {
-    let queue = queue.clone();
-    with_lock(ACTIVE_LOCK, "shared", async move { rounds_until(&queue, budget_ms, expedite).await }).await
-}
-
 async fn rounds_until(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult<Round> {
     let deadline = now_ms() + budget_ms;
     let mut expedite = expedite;
@@ -119,18 +109,27 @@ async fn rounds_until(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult
 /// page, open now (told by the `pulled` broadcast) or opened later, shows
 /// what was sent as the server has it. `expedite`: entries waiting out a
 /// backoff go now (a sync event, "retry now"), rather than only those due.
+///
+/// All of it (rounds, the waits between them, the pulls: the whole of a
+/// sync event's work) holds the shared lock [`ACTIVE_LOCK`], so that a page
+/// that queues an entry meanwhile knows to ask for a round of its own
+/// ([`crate::client::make_sure_it_is_taken`]) rather than trust a sync
+/// registration the browser may swallow while this sync event fires.
 pub async fn deliver(budget_ms: u64, expedite: bool) -> JsResult<Round> {
-    let mut total = Round::default();
-    for queue in Queue::declared() {
-        total = total.and(replay_while_alive(&queue, budget_ms, expedite).await?);
-    }
-    if total.delivered > 0 {
-        for feed in &crate::config::current().feeds {
-            // A failed pull changes nothing; the next one catches up.
-            let _ = crate::pull::pull(feed).await;
+    with_lock(ACTIVE_LOCK, "shared", async move {
+        let mut total = Round::default();
+        for queue in Queue::declared() {
+            total = total.and(rounds_until(&queue, budget_ms, expedite).await?);
         }
-    }
-    Ok(total)
+        if total.delivered > 0 {
+            for feed in &crate::config::current().feeds {
+                // A failed pull changes nothing; the next one catches up.
+                let _ = crate::pull::pull(feed).await;
+            }
+        }
+        Ok(total)
+    })
+    .await
 }
 
 async fn sleep_until(at_ms: u64) {
@@ -148,9 +147,9 @@ async fn sleep_until(at_ms: u64) {
 /// send them twice (harmless to the server, which deduplicates, but wasted).
 const ORIGIN_LOCK: &str = "bgsync-replay";
 
-/// Held (shared) by every [`replay_while_alive`], rounds and the waits
-/// between them: "a context is replaying and will not look again unless
-/// asked".
+/// Held (shared) through every [`deliver`]: its rounds, the waits between
+/// them and its pulls: "a context is replaying and will not look again
+/// unless asked".
 const ACTIVE_LOCK: &str = "bgsync-active";
 
 fn locks() -> Option<JsValue> {

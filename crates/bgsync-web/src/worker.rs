@@ -167,8 +167,13 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
     let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
     let entry = crate::client::enqueue_request(queue, request).await?;
-    register_sync(queue.tag()).await;
-    crate::client::make_sure_it_is_taken_soon();
+    match crate::client::schedule_delivery(queue).await {
+        Ok(true) => {}
+        // No Background Sync here: the pages' fallback replays, and a round
+        // running now takes it.
+        Ok(false) => crate::client::make_sure_it_is_taken_soon(),
+        Err(e) => web_sys::console::warn_2(&"bgsync: sync registration failed".into(), &e),
+    }
     let o = Object::new();
     js::set(&o, "queued", true);
     js::set(&o, "queue", queue.name());
@@ -200,13 +205,4 @@ fn respond_json(status: u16, body: &str, content_type: &str) -> JsResult<Respons
     init.set_status(status);
     init.set_headers(&headers);
     Response::new_with_opt_str_and_init(Some(body), &init)
-}
-
-/// Registers a one-shot sync from the worker where Background Sync is
-/// usable ([`crate::client::register_sync`]); elsewhere the pages'
-/// fallback replays. A failure is logged, never the caller's problem.
-pub async fn register_sync(tag: &str) {
-    if let Err(e) = crate::client::register_sync(tag).await {
-        web_sys::console::warn_2(&"bgsync: sync registration failed".into(), &e);
-    }
 }

@@ -67,6 +67,8 @@ pub struct TestServer {
 #[derive(Default)]
 pub struct Net {
     latency_ms: std::sync::atomic::AtomicU64,
+    /// Milliseconds every API read (`GET` under `/api/`) waits on top.
+    read_delay_ms: std::sync::atomic::AtomicU64,
     fail_every: std::sync::atomic::AtomicU64,
     seen: std::sync::atomic::AtomicU64,
     /// Requests whose body carries this text have their connection broken.
@@ -277,6 +279,13 @@ impl TestServer {
         self.net.latency_ms.store(ms, Ordering::SeqCst);
     }
 
+    /// From now on, every read under `/api/` (a `GET`: the feed's pulls)
+    /// waits `ms` before it is handled, so that a test can act while one is
+    /// under way.
+    pub fn delay_reads(&self, ms: u64) {
+        self.net.read_delay_ms.store(ms, Ordering::SeqCst);
+    }
+
     /// From now on, every `n`-th POST under `/api/` (counting HTTP requests:
     /// a batch is one), starting with the first, is answered 500 before it
     /// is handled; `None` stops.
@@ -391,6 +400,10 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         net.requests.fetch_add(1, Ordering::SeqCst);
         let up = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
         net.bytes_up.fetch_add(up, Ordering::SeqCst);
+    }
+    let read_delay = net.read_delay_ms.load(Ordering::SeqCst);
+    if api && req.method() == Method::GET && read_delay > 0 {
+        tokio::time::sleep(Duration::from_millis(read_delay)).await;
     }
     let poison = net.poison.lock().unwrap().clone();
     let req = match poison {

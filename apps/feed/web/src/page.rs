@@ -166,13 +166,8 @@ async fn submit() {
         return snackbar(&format!("Could not save the post: {}", describe(&e)));
     }
     by_id::<HtmlFormElement>("post-form").reset();
-    match client::register_sync(queue.tag()).await {
-        Ok(true) => {
-            snackbar("Your post was saved for syncing");
-            // A round running elsewhere may be past its last look at the
-            // queue, and the browser may swallow this registration meanwhile.
-            client::make_sure_it_is_taken_soon();
-        }
+    match client::schedule_delivery(&queue).await {
+        Ok(true) => snackbar("Your post was saved for syncing"),
         Ok(false) => {
             snackbar("Your post was saved and will be sent when the server can be reached");
             fallback_replay().await;
