@@ -6,7 +6,12 @@
 //     shell: { prefix: "app-shell-", cache: "app-shell-<hash>", files: ["/", "/app.css", ...] },
 //     config: { queues: [...], feeds: [...] },   // the same declaration the pages make
 //   };
-//   importScripts("/bgsync_worker-<hash>.js", "/bgsync-sw.js");
+//   importScripts("/bgsync-sw.js", "/bgsync_worker-<hash>.js");
+//
+// This file first: it starts reading and compiling the wasm (off the main
+// thread) at once, while the browser reads and evaluates the glue after it,
+// so a worker the browser starts for an event runs Rust sooner. (The other
+// order works too; it only overlaps nothing.)
 //
 // Every listener is registered synchronously at top level (the browser only
 // dispatches to listeners present at the first evaluation); the work runs in
@@ -22,12 +27,37 @@
   // The wasm comes from the shell cache, so a worker the browser restarts
   // while offline still runs: the browser keeps sw.js and the imported
   // scripts, but never the .wasm, for us.
+  // Compiled as it streams in (a Response of type application/wasm), which
+  // is also the path on which the browser caches the compiled code.
+  let compiled = null;
+  function compile() {
+    if (!compiled) {
+      compiled = caches
+        .match(app.wasm, { cacheName: shell.cache })
+        .then((cached) => cached || fetch(app.wasm))
+        .then((response) => {
+          if (!response.ok) {
+            throw new Error("bgsync: " + app.wasm + " answered " + response.status);
+          }
+          return WebAssembly.compileStreaming && response.headers.get("Content-Type") === "application/wasm"
+            ? WebAssembly.compileStreaming(response)
+            : response.arrayBuffer().then((bytes) => WebAssembly.compile(bytes));
+        })
+        .catch((error) => {
+          compiled = null;
+          throw error;
+        });
+    }
+    return compiled;
+  }
+  // Now, at the worker's start; a failure here is tried again, and
+  // reported, by the first event that needs Rust.
+  compile().catch(() => {});
+
   let rust = null;
   function ready() {
     if (!rust) {
-      rust = caches
-        .match(app.wasm, { cacheName: shell.cache })
-        .then((cached) => cached || fetch(app.wasm))
+      rust = compile()
         .then((module_or_path) => wasm_bindgen({ module_or_path }))
         .then(() => {
           wasm_bindgen.worker_configure(app.config);

@@ -14,4 +14,5 @@ self.BGSYNC = {
   config: self.BGSYNC_CONFIG,
 };
 
-importScripts("/__WORKER__.js", "/bgsync-sw.js");
+// bgsync's bootstrap first: it starts compiling the wasm while the glue loads.
+importScripts("/bgsync-sw.js", "/__WORKER__.js");

@@ -459,7 +459,7 @@ async fn the_app_is_served_with_the_hashed_bundle() {
     assert!(start.contains(&format!("/{bundle}.wasm")) && sw.contains(&format!("/{bundle}.wasm")));
     let worker = feed::assets::WORKER;
     assert!(worker.starts_with("bgsync_worker-") && worker.len() == "bgsync_worker-".len() + 16, "{worker}");
-    assert!(sw.contains(&format!("importScripts(\"/{worker}.js\", \"/bgsync-sw.js\")")), "{sw}");
+    assert!(sw.contains(&format!("importScripts(\"/bgsync-sw.js\", \"/{worker}.js\")")), "{sw}");
     assert!(sw.contains(&format!("/{worker}.wasm")) && sw.contains("importScripts(\"/bgsync-config.js\")"), "{sw}");
     // bgsync's bootstrap and the declaration the page and the worker share.
     for (path, needle) in [("/bgsync-sw.js", "worker_capture"), ("/bgsync-config.js", "BGSYNC_CONFIG")] {
