@@ -29,7 +29,10 @@ use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
 /// Each request's savepoint inside the group's transaction: taken, kept,
 /// undone.
 const SAVEPOINT: &str = "SAVEPOINT bgsync_member";
-const RELEASE: &str = "RELEASE SAVEPOINT bgsync_member";
+/// A member's savepoint is released by the next member's first statement
+/// (or by the group's COMMIT): a statement less for every request, each a
+/// round trip to SQLite's thread.
+const RELEASE_THEN_TAKE: &str = "RELEASE SAVEPOINT bgsync_member; SAVEPOINT bgsync_member";
 const UNDO: &str = "ROLLBACK TO SAVEPOINT bgsync_member; RELEASE SAVEPOINT bgsync_member";
 
 /// Hands out the transactions that effects are written in.
@@ -90,6 +93,9 @@ struct Slot<DB: sqlx::Database> {
     /// A member went away inside its savepoint (its request was cancelled or
     /// failed): whoever takes the slot next rolls it back first.
     rollback_pending: bool,
+    /// The last member committed, its savepoint still open: the next
+    /// member releases it ([`RELEASE_THEN_TAKE`]), or the COMMIT does.
+    release_pending: bool,
     /// Where the members of the open group learn its outcome.
     outcome: watch::Sender<Outcome>,
 }
@@ -114,6 +120,7 @@ where
             tx: None,
             members: 0,
             rollback_pending: false,
+            release_pending: false,
             outcome: watch::channel(None).0,
         }));
         let dirty = Arc::new(Notify::new());
@@ -160,7 +167,11 @@ where
             // between would make that upgrade fail with SQLITE_BUSY).
             slot.tx = Some(self.pool.begin_with("BEGIN IMMEDIATE").await?);
         }
-        run_or_fail(&mut slot, SAVEPOINT).await?;
+        // Cleared first: if this request is cancelled while the statement
+        // runs, the next one takes a plain savepoint (at worst nested in the
+        // one left open, which the commit releases with the rest).
+        let take = if std::mem::take(&mut slot.release_pending) { RELEASE_THEN_TAKE } else { SAVEPOINT };
+        run_or_fail(&mut slot, take).await?;
         Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() }))
     }
 }
@@ -213,6 +224,7 @@ async fn fail_group<DB: sqlx::Database>(slot: &mut Slot<DB>, error: &sqlx::Error
 fn finish<DB: sqlx::Database>(slot: &mut Slot<DB>, outcome: Result<(), Arc<sqlx::Error>>) {
     slot.members = 0;
     slot.rollback_pending = false;
+    slot.release_pending = false;
     let old = std::mem::replace(&mut slot.outcome, watch::channel(None).0);
     let _ = old.send(Some(outcome));
 }
@@ -306,7 +318,7 @@ where
             Self::Own(tx) => tx.commit().await,
             Self::Member(mut member) => {
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
-                run_or_fail(&mut slot, RELEASE).await?;
+                slot.release_pending = true;
                 slot.members += 1;
                 let mut outcome = slot.outcome.subscribe();
                 let shared = OwnedMutexGuard::mutex(&slot).clone();
