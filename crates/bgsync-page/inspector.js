@@ -174,6 +174,9 @@
       const roundsSection = section("Worker rounds", rounds.length,
         el("p", { class: "meta" }, worker
           ? `${worker.runtime || "worker"} · cold start ${worker.coldStartMs ? worker.coldStartMs.toFixed(1) + " ms" : "unknown"}` +
+            (worker.startSteps && worker.startSteps.compiled
+              ? ` (bootstrap at ${worker.startSteps.bootstrap.toFixed(1)}, wasm read at ${worker.startSteps.wasmRead.toFixed(1)}, compiled at ${worker.startSteps.compiled.toFixed(1)})`
+              : "") +
             (worker.wasmMemoryBytes ? ` · wasm memory ${(worker.wasmMemoryBytes / 1048576).toFixed(1)} MiB` : "")
           : "No worker controls this page."),
         table(["when", "queue", "delivered", "phases (ms)"], rounds.slice().reverse().map((round) =>

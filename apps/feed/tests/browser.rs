@@ -111,6 +111,16 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     assert!(status["runtime"].as_str().unwrap().starts_with("bgsync-web "), "{status}");
     assert_eq!(status["queued"], 0);
     assert!(status["coldStartMs"].as_f64().is_some_and(|ms| ms > 0.0), "{status}");
+    // Where the start went: the bootstrap ran, then the wasm was read from
+    // the shell cache and compiled, then the first Rust line.
+    let steps = &status["startSteps"];
+    let at = |step: &str| steps[step].as_f64().unwrap_or_else(|| panic!("no {step} in {status}"));
+    assert!(
+        at("bootstrap") <= at("wasmRead")
+            && at("wasmRead") <= at("compiled")
+            && at("compiled") <= status["coldStartMs"].as_f64().unwrap(),
+        "{status}"
+    );
 
     // And it queues while the server is down.
     submit_post(&page, "Offline still works", "Cave").await;

@@ -75,6 +75,9 @@ async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_
     // The worker's rounds, with where their time went.
     let rounds = shown(&page, "the worker's rounds", "[data-section=worker-rounds] td.phases", |r| !r.is_empty()).await;
     assert!(rounds[0].contains("request"), "{rounds:?}");
+    // And where the worker's start went.
+    let start = texts(&page, "[data-section=worker-rounds] p.meta").await;
+    assert!(start[0].contains("cold start") && start[0].contains("compiled at"), "{start:?}");
     let cursors = shown(&page, "the feed", "[data-section=feeds] td[data-field=cursor]", |c| c.len() == 1).await;
     assert_eq!(cursors.len(), 1);
     let events = texts(&page, "[data-section=events] li").await;

@@ -70,6 +70,13 @@ pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {
             if let Some(ms) = STARTED_AT_MS.with(std::cell::Cell::get) {
                 js::set(&status, "coldStartMs", ms);
             }
+            // Set by the bootstrap (bgsync-sw.js): when the bootstrap ran,
+            // the wasm was read and compiled, in ms since the worker's creation.
+            if let Ok(steps) = js::get(&js_sys::global(), "BGSYNC_START") {
+                if steps.is_object() {
+                    js::set(&status, "startSteps", steps);
+                }
+            }
             let phases = |list: &[(&'static str, f64)]| {
                 let phases = Array::new();
                 for (phase, ms) in list {
