@@ -1,41 +1,51 @@
-//! Command-line settings.
+//! Command-line settings, with `clap`: `feed --help` lists them; `FEED_ADDR`
+//! and `DATABASE_URL` set `--addr` and `--database-url` (a flag given too
+//! wins).
 
 use bgsync_server::serve::Limits;
-use std::fmt;
+use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://feed.db";
 
-pub const HELP: &str = "\
-feed: the bgsync demo app (posts with a title and a location, sent in the
-background when offline).
+/// feed: the bgsync demo app (posts with a title and a location, sent in
+/// the background when offline).
+#[derive(Parser, Debug)]
+#[command(name = "feed", version)]
+pub struct Flags {
+    /// Where to listen.
+    #[arg(long, env = "FEED_ADDR", value_name = "HOST:PORT", default_value = DEFAULT_ADDR, value_parser = address)]
+    pub addr: SocketAddr,
+    /// sqlite://PATH (created if absent) or postgres://USER@HOST:PORT/DATABASE.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", default_value = DEFAULT_DATABASE_URL, value_parser = database_url)]
+    pub database_url: String,
+    /// How long an Idempotency-Key and its answer are kept; longer than any
+    /// client keeps retrying.
+    #[arg(long, value_name = "SECONDS", default_value = "86400", value_parser = positive_seconds)]
+    pub key_ttl: u64,
+    /// SQLite: requests that write at the same time share one commit (each
+    /// answered after it); off: a transaction per request.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
+    /// A request's headers must arrive within this; an idle keep-alive
+    /// connection is closed after it.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds, help_heading = LIMITS)]
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this after its headers, else 408.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = seconds, help_heading = LIMITS)]
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = connections, help_heading = LIMITS)]
+    pub max_connections: usize,
+    /// On SIGTERM or SIGINT, how long requests in flight may still finish
+    /// before the rest are cut.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds, help_heading = LIMITS)]
+    pub shutdown_grace: Duration,
+}
 
-USAGE:
-    feed [--addr HOST:PORT] [--database-url URL] [--key-ttl SECONDS] [limits]
-
-OPTIONS:
-    --addr HOST:PORT       where to listen [env: FEED_ADDR] [default: 127.0.0.1:8080]
-    --database-url URL     sqlite://PATH (created if absent) or postgres://USER@HOST:PORT/DATABASE
-                           [env: DATABASE_URL] [default: sqlite://feed.db]
-    --key-ttl SECONDS      how long an Idempotency-Key and its answer are kept; longer
-                           than any client keeps retrying [default: 86400]
-    --group-commit on|off  SQLite: requests that write at the same time share one
-                           commit (each answered after it); off: a transaction per
-                           request [default: on]
-    -h, --help             print this help
-
-LIMITS (a slow or hostile client cannot hold the server):
-    --header-timeout SECONDS   a request's headers must arrive within this; an idle
-                               keep-alive connection is closed after it [default: 10]
-    --body-timeout SECONDS     a request's body must arrive within this after its
-                               headers, else 408 [default: 30]
-    --max-connections N        connections served at once; more wait to be
-                               accepted [default: 1024]
-    --shutdown-grace SECONDS   on SIGTERM or SIGINT, how long requests in flight
-                               may still finish before the rest are cut [default: 10]
-";
+const LIMITS: &str = "Limits (a slow or hostile client cannot hold the server)";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -60,158 +70,119 @@ impl Default for Config {
     }
 }
 
-/// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    Serve(Config),
-    Help,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}\n\nRun `feed --help` for the options.", self.0)
+impl From<Flags> for Config {
+    fn from(flags: Flags) -> Self {
+        Self {
+            addr: flags.addr,
+            database_url: flags.database_url,
+            key_ttl_secs: flags.key_ttl,
+            group_commit: flags.group_commit,
+            limits: Limits {
+                header_timeout: flags.header_timeout,
+                body_timeout: flags.body_timeout,
+                max_connections: flags.max_connections,
+                shutdown_grace: flags.shutdown_grace,
+            },
+        }
     }
 }
 
-/// Environment variables that set a flag (a flag given too wins).
-pub const ENV_FLAGS: [(&str, &str); 2] = [("FEED_ADDR", "--addr"), ("DATABASE_URL", "--database-url")];
-
-impl Command {
-    /// [`Command::parse`], with [`ENV_FLAGS`] read through `env` first.
-    pub fn parse_with_env(
-        args: impl IntoIterator<Item = String>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, UsageError> {
-        let mut all = Vec::new();
-        for (var, flag) in ENV_FLAGS {
-            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
-                let arg = format!("{flag}={value}");
-                Self::parse([arg.clone()]).map_err(|e| UsageError(format!("{var}={value:?}: {}", e.0)))?;
-                all.push(arg);
-            }
-        }
-        all.extend(args);
-        Self::parse(all)
+impl Config {
+    /// The settings `args` (the program's name first) and the environment
+    /// ask for, or clap's error: a message that says what to write, or the
+    /// help or version text (`Error::exit` prints it and exits with the
+    /// right status).
+    pub fn try_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Flags::try_parse_from(args).map(Self::from)
     }
+}
 
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, UsageError> {
-        let mut config = Config::default();
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let mut value =
-                || inline.clone().or_else(|| args.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
-            match name.as_str() {
-                "-h" | "--help" => return Ok(Command::Help),
-                "--addr" => {
-                    let v = value()?;
-                    config.addr = v
-                        .parse()
-                        .map_err(|_| UsageError(format!("--addr {v:?} is not HOST:PORT, such as 127.0.0.1:8080")))?;
-                }
-                "--database-url" => {
-                    let v = value()?;
-                    crate::db::check_url(&v).map_err(UsageError)?;
-                    config.database_url = v;
-                }
-                "--key-ttl" => {
-                    let v = value()?;
-                    config.key_ttl_secs =
-                        v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                            UsageError(format!("--key-ttl {v:?} is not a positive number of seconds"))
-                        })?;
-                }
-                "--group-commit" => {
-                    config.group_commit = match value()?.as_str() {
-                        "on" => true,
-                        "off" => false,
-                        v => return Err(UsageError(format!("--group-commit {v:?} is neither on nor off"))),
-                    }
-                }
-                "--header-timeout" => config.limits.header_timeout = seconds(&name, &value()?)?,
-                "--body-timeout" => config.limits.body_timeout = seconds(&name, &value()?)?,
-                "--shutdown-grace" => config.limits.shutdown_grace = seconds(&name, &value()?)?,
-                "--max-connections" => {
-                    let v = value()?;
-                    config.limits.max_connections =
-                        v.parse().ok().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(|| {
-                            UsageError(format!("--max-connections {v:?} is not a number from 1 to 1000000"))
-                        })?;
-                }
-                other => return Err(UsageError(format!("unknown argument {other:?}"))),
-            }
-        }
-        Ok(Command::Serve(config))
+fn address(v: &str) -> Result<SocketAddr, String> {
+    v.parse().map_err(|_| "not HOST:PORT, such as 127.0.0.1:8080".to_owned())
+}
+
+fn database_url(v: &str) -> Result<String, String> {
+    crate::db::check_url(v).map(|_| v.to_owned())
+}
+
+fn positive_seconds(v: &str) -> Result<u64, String> {
+    v.parse().ok().filter(|s| *s > 0).ok_or_else(|| "not a positive number of seconds".to_owned())
+}
+
+fn on_off(v: &str) -> Result<bool, String> {
+    match v {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("neither on nor off".to_owned()),
     }
 }
 
 /// A positive number of seconds, fractions allowed (`0.5`).
-fn seconds(flag: &str, v: &str) -> Result<Duration, UsageError> {
+fn seconds(v: &str) -> Result<Duration, String> {
     v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| UsageError(format!("{flag} {v:?} is not a number of seconds between 0 and 86400")))
+        .ok_or_else(|| "not a number of seconds between 0 and 86400".to_owned())
+}
+
+fn connections(v: &str) -> Result<usize, String> {
+    v.parse().ok().filter(|n| (1..=1_000_000).contains(n)).ok_or_else(|| "not a number from 1 to 1000000".to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Command, UsageError> {
-        Command::parse(args.iter().map(|s| s.to_string()))
+    /// The flags alone: this process's FEED_ADDR and DATABASE_URL, if the
+    /// machine running the tests has them, are not read (`tests/flags.rs`
+    /// sets them on the real binary).
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Flags::command().mut_arg("addr", |a| a.env(None)).mut_arg("database_url", |a| a.env(None));
+        command
+            .try_get_matches_from(std::iter::once("feed").chain(args.iter().copied()))
+            .and_then(|matches| Flags::from_arg_matches(&matches))
+            .map(Config::from)
+            .map_err(|e| e.to_string())
     }
 
     #[test]
     fn defaults_and_overrides() {
-        assert_eq!(parse(&[]).unwrap(), Command::Serve(Config::default()));
-        let Command::Serve(c) = parse(&["--addr", "0.0.0.0:9000", "--database-url=sqlite:///tmp/x.db"]).unwrap() else {
-            panic!()
-        };
+        assert_eq!(parse(&[]).unwrap(), Config::default());
+        let c = parse(&["--addr", "0.0.0.0:9000", "--database-url=sqlite:///tmp/x.db"]).unwrap();
         assert_eq!(c.addr.port(), 9000);
         assert_eq!(c.database_url, "sqlite:///tmp/x.db");
-        assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
+        let help = Config::try_from_args(["feed", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        let help = help.to_string();
+        for wanted in
+            ["--addr <HOST:PORT>", "[env: FEED_ADDR", "[env: DATABASE_URL", "[default: 127.0.0.1:8080]", "Limits"]
+        {
+            assert!(help.contains(wanted), "{wanted} in {help}");
+        }
     }
 
     #[test]
     fn bad_arguments_say_what_to_do() {
-        assert!(parse(&["--addr", "nope"]).unwrap_err().0.contains("HOST:PORT"));
-        assert!(parse(&["--addr"]).unwrap_err().0.contains("needs a value"));
-        assert!(parse(&["--port", "1"]).unwrap_err().0.contains("unknown argument"));
-        assert!(parse(&["--database-url", "mysql://x"]).unwrap_err().0.contains("sqlite://"));
+        assert!(parse(&["--addr", "nope"]).unwrap_err().contains("HOST:PORT"));
+        assert!(parse(&["--addr"]).unwrap_err().contains("a value is required"));
+        assert!(parse(&["--port", "1"]).unwrap_err().contains("unexpected argument '--port'"));
+        assert!(parse(&["--adr", "1"]).unwrap_err().contains("--addr"), "suggests the flag meant");
+        assert!(parse(&["--database-url", "mysql://x"]).unwrap_err().contains("sqlite://"));
         assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
-        assert!(parse(&["--key-ttl", "0"]).unwrap_err().0.contains("positive"));
-        assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Command::Serve(Config { key_ttl_secs: 60, .. }))));
-        let env = |var: &str| match var {
-            "FEED_ADDR" => Some("0.0.0.0:9001".to_owned()),
-            "DATABASE_URL" => Some("postgres://u@h:5432/d".to_owned()),
-            _ => None,
-        };
-        let Command::Serve(c) = Command::parse_with_env(Vec::new(), env).unwrap() else { panic!() };
-        assert_eq!((c.addr.port(), c.database_url.as_str()), (9001, "postgres://u@h:5432/d"));
-        let Command::Serve(c) = Command::parse_with_env(vec!["--addr".into(), "127.0.0.1:1".into()], env).unwrap()
-        else {
-            panic!()
-        };
-        assert_eq!(c.addr.port(), 1, "a flag wins over the environment");
-        let bad = Command::parse_with_env(Vec::new(), |v: &str| (v == "FEED_ADDR").then(|| "nope".to_owned()));
-        assert!(bad.unwrap_err().0.starts_with("FEED_ADDR=\"nope\": --addr"), "names the variable");
-        assert!(parse(&["--group-commit", "maybe"]).unwrap_err().0.contains("on nor off"));
-        assert!(matches!(parse(&["--group-commit=off"]), Ok(Command::Serve(Config { group_commit: false, .. }))));
-        assert!(parse(&["--header-timeout", "0"]).unwrap_err().0.contains("seconds"));
-        assert!(parse(&["--body-timeout", "soon"]).unwrap_err().0.contains("seconds"));
-        assert!(parse(&["--max-connections", "0"]).unwrap_err().0.contains("from 1"));
-        let Command::Serve(c) =
-            parse(&["--header-timeout", "0.5", "--max-connections=64", "--shutdown-grace", "3"]).unwrap()
-        else {
-            panic!()
-        };
+        assert!(parse(&["--key-ttl", "0"]).unwrap_err().contains("positive"));
+        assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Config { key_ttl_secs: 60, .. })));
+        assert!(parse(&["--group-commit", "maybe"]).unwrap_err().contains("on nor off"));
+        assert!(matches!(parse(&["--group-commit=off"]), Ok(Config { group_commit: false, .. })));
+        assert!(parse(&["--header-timeout", "0"]).unwrap_err().contains("seconds"));
+        assert!(parse(&["--body-timeout", "soon"]).unwrap_err().contains("seconds"));
+        assert!(parse(&["--max-connections", "0"]).unwrap_err().contains("from 1"));
+        let c = parse(&["--header-timeout", "0.5", "--max-connections=64", "--shutdown-grace", "3"]).unwrap();
         assert_eq!(c.limits.header_timeout, Duration::from_millis(500));
         assert_eq!((c.limits.max_connections, c.limits.shutdown_grace), (64, Duration::from_secs(3)));
     }

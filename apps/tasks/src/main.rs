@@ -1,25 +1,24 @@
 //! `tasks [--addr HOST:PORT] [--database-url URL]`: serves the tasks app.
 
+use clap::Parser;
+
+/// tasks: a to-do list built on bgsync's public API only.
+#[derive(Parser)]
+#[command(name = "tasks", version)]
+struct Flags {
+    /// Where to listen.
+    #[arg(long, env = "TASKS_ADDR", value_name = "HOST:PORT", default_value = "127.0.0.1:8081")]
+    addr: std::net::SocketAddr,
+    /// sqlite://PATH (created if absent) or postgres://USER@HOST:PORT/DATABASE.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", default_value = "sqlite://tasks.db")]
+    database_url: String,
+}
+
 fn main() {
-    let mut addr = "127.0.0.1:8081".to_owned();
-    let mut database_url = "sqlite://tasks.db".to_owned();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let slot = match arg.as_str() {
-            "--addr" => &mut addr,
-            "--database-url" => &mut database_url,
-            "-h" | "--help" => {
-                println!("tasks [--addr HOST:PORT (default 127.0.0.1:8081)] [--database-url sqlite://PATH | postgres://... (default sqlite://tasks.db)]");
-                return;
-            }
-            other => fail(&format!("unknown argument {other:?}; see --help")),
-        };
-        *slot = args.next().unwrap_or_else(|| fail(&format!("{arg} needs a value")));
-    }
+    let flags = Flags::parse();
     bgsync_server::serve::init_logging().unwrap_or_else(|e| fail(&e));
-    let addr = addr.parse().unwrap_or_else(|_| fail(&format!("--addr {addr:?} is not HOST:PORT")));
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(&format!("cannot start: {e}")));
-    if let Err(e) = runtime.block_on(tasks::serve(addr, &database_url)) {
+    if let Err(e) = runtime.block_on(tasks::serve(flags.addr, &flags.database_url)) {
         fail(&e.to_string());
     }
 }
