@@ -116,19 +116,23 @@ async fn rounds_until(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult
 /// ([`crate::client::make_sure_it_is_taken`]) rather than trust a sync
 /// registration the browser may swallow while this sync event fires.
 pub async fn deliver(budget_ms: u64, expedite: bool) -> JsResult<Round> {
-    with_lock(ACTIVE_LOCK, "shared", async move {
-        let mut total = Round::default();
-        for queue in Queue::declared() {
-            total = total.and(rounds_until(&queue, budget_ms, expedite).await?);
-        }
-        if total.delivered > 0 {
-            for feed in &crate::config::current().feeds {
-                // A failed pull changes nothing; the next one catches up.
-                let _ = crate::pull::pull(feed).await;
+    with_lock(
+        ACTIVE_LOCK,
+        "shared",
+        js::boxed(async move {
+            let mut total = Round::default();
+            for queue in Queue::declared() {
+                total = total.and(rounds_until(&queue, budget_ms, expedite).await?);
             }
-        }
-        Ok(total)
-    })
+            if total.delivered > 0 {
+                for feed in &crate::config::current().feeds {
+                    // A failed pull changes nothing; the next one catches up.
+                    let _ = crate::pull::pull(feed).await;
+                }
+            }
+            Ok(total)
+        }),
+    )
     .await
 }
 
@@ -159,17 +163,13 @@ fn locks() -> Option<JsValue> {
 /// Runs a round holding the origin-wide Web Lock.
 async fn with_origin_lock(queue: &Queue, expedite: bool) -> JsResult<Round> {
     let queue = queue.clone();
-    with_lock(ORIGIN_LOCK, "exclusive", async move { round(&queue, expedite).await }).await
+    with_lock(ORIGIN_LOCK, "exclusive", js::boxed(async move { round(&queue, expedite).await })).await
 }
 
 /// Runs `work` holding the Web Lock `name` in `mode`, where the browser has
 /// Web Locks (every current engine); else just runs it (the server's
 /// idempotency still keeps every entry exactly-once).
-async fn with_lock(
-    name: &str,
-    mode: &str,
-    work: impl std::future::Future<Output = JsResult<Round>> + 'static,
-) -> JsResult<Round> {
+async fn with_lock(name: &str, mode: &str, work: js::Boxed<'static, JsResult<Round>>) -> JsResult<Round> {
     let Some(locks) = locks() else {
         return work.await;
     };
