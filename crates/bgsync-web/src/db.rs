@@ -41,6 +41,12 @@ pub(crate) async fn database() -> JsResult<IdbDatabase> {
     if let Some(db) = DB.with(|db| db.borrow().clone()) {
         return Ok(db);
     }
+    // Boxed: every IndexedDB step awaits `database()`, and the opening and
+    // upgrading below would otherwise be copied into each of their futures.
+    js::boxed(open_database()).await
+}
+
+async fn open_database() -> JsResult<IdbDatabase> {
     let factory: IdbFactory = js::global("indexedDB")?;
     // Opened at whatever version it has; upgraded (one version up, at
     // least to VERSION) only when a store is missing: a feed declared

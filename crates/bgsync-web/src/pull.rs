@@ -59,7 +59,14 @@ pub async fn schedule(feed: &Feed) -> JsResult<PeriodicSchedule> {
 /// Pulls what changed since the stored cursor; returns how many items
 /// arrived. The items and the new cursor commit in one transaction per
 /// page, so a pull cut short resumes where it stopped.
-pub async fn pull(feed: &Feed) -> JsResult<usize> {
+///
+/// (Boxed: a worker pulls after delivering and on `periodicsync`, and each
+/// caller would otherwise carry a copy of this state machine in its wasm.)
+pub fn pull(feed: &Feed) -> crate::js::Boxed<'_, JsResult<usize>> {
+    crate::js::boxed(pull_now(feed))
+}
+
+async fn pull_now(feed: &Feed) -> JsResult<usize> {
     let mut state = state(feed).await?;
     let mut arrived = 0;
     loop {

@@ -160,7 +160,13 @@ pub async fn learn_advertisement() -> js::JsResult<()> {
     learn().await.map(|_| ())
 }
 
-async fn learn() -> js::JsResult<Learnt> {
+/// (Boxed: a round and the worker's activation both learn, and each would
+/// otherwise carry a copy of this state machine.)
+fn learn() -> js::Boxed<'static, js::JsResult<Learnt>> {
+    js::boxed(learn_now())
+}
+
+async fn learn_now() -> js::JsResult<Learnt> {
     let learnt = fetch_advertisement().await?;
     ADVERTISED.with(|a| *a.borrow_mut() = Some(learnt.clone()));
     // Not kept (IndexedDB failing): the next context asks again.
