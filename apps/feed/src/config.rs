@@ -101,11 +101,22 @@ impl Config {
     }
 }
 
+/// An empty value (`FEED_ADDR=` in a service file, say) means the default,
+/// as if it were not set.
+fn or_default<'a>(v: &'a str, default: &'a str) -> &'a str {
+    if v.trim().is_empty() {
+        default
+    } else {
+        v
+    }
+}
+
 fn address(v: &str) -> Result<SocketAddr, String> {
-    v.parse().map_err(|_| "not HOST:PORT, such as 127.0.0.1:8080".to_owned())
+    or_default(v, DEFAULT_ADDR).parse().map_err(|_| "not HOST:PORT, such as 127.0.0.1:8080".to_owned())
 }
 
 fn database_url(v: &str) -> Result<String, String> {
+    let v = or_default(v, DEFAULT_DATABASE_URL);
     crate::db::check_url(v).map(|_| v.to_owned())
 }
 
@@ -175,6 +186,7 @@ mod tests {
         assert!(parse(&["--adr", "1"]).unwrap_err().contains("--addr"), "suggests the flag meant");
         assert!(parse(&["--database-url", "mysql://x"]).unwrap_err().contains("sqlite://"));
         assert!(parse(&["--database-url", "postgres://u@h:5432/d"]).is_ok());
+        assert_eq!(parse(&["--addr", "", "--database-url", " "]).unwrap(), Config::default(), "empty: the default");
         assert!(parse(&["--key-ttl", "0"]).unwrap_err().contains("positive"));
         assert!(matches!(parse(&["--key-ttl", "60"]), Ok(Config { key_ttl_secs: 60, .. })));
         assert!(parse(&["--group-commit", "maybe"]).unwrap_err().contains("on nor off"));

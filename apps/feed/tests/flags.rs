@@ -57,6 +57,24 @@ fn the_environment_sets_the_address_and_the_database_and_a_flag_wins() {
     child.wait().unwrap();
 }
 
+/// An empty variable (`DATABASE_URL=` in a service file) counts as unset:
+/// the default database, `feed.db` in the working directory.
+#[test]
+fn an_empty_variable_means_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = feed()
+        .current_dir(dir.path())
+        .env("FEED_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", "")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(common::listening_address(&mut child).starts_with("127.0.0.1:"));
+    assert!(dir.path().join("feed.db").exists(), "the default sqlite://feed.db");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn a_bad_value_is_refused_with_status_2_and_says_what_to_write() {
     let out = feed().env("FEED_ADDR", "nope").output().unwrap();
