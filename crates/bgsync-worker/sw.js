@@ -30,8 +30,8 @@
   // The wasm comes from the shell cache, so a worker the browser restarts
   // while offline still runs: the browser keeps sw.js and the imported
   // scripts, but never the .wasm, for us.
-  // Compiled as it streams in (a Response of type application/wasm), which
-  // is also the path on which the browser caches the compiled code.
+  // Compiled as it streams in (a Response of type application/wasm), off
+  // the main thread.
   let compiled = null;
   function compile() {
     if (!compiled) {

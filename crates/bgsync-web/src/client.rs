@@ -208,7 +208,7 @@ pub async fn schedule_delivery(queue: &Queue) -> JsResult<bool> {
         return Ok(false);
     }
     make_sure_it_is_taken_soon();
-    register_sync(queue.tag()).await
+    register(queue.tag()).await
 }
 
 /// Registers a one-shot sync `tag`, from a page or the worker. Returns
@@ -218,6 +218,11 @@ pub async fn register_sync(tag: &str) -> JsResult<bool> {
     if !background_sync_usable().await {
         return Ok(false);
     }
+    register(tag).await
+}
+
+/// [`register_sync`] where Background Sync is known to be usable.
+async fn register(tag: &str) -> JsResult<bool> {
     let Some(sync) = sync_manager().await? else { return Ok(false) };
     let register: Function = js::get(&sync, "register")?.dyn_into()?;
     js::await_promise(register.call1(&sync, &JsValue::from_str(tag))?.dyn_into()?).await?;
