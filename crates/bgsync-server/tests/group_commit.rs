@@ -131,21 +131,20 @@ async fn the_member_after_a_commit_releases_its_savepoint_and_undoes_only_its_ow
     assert_eq!(writer.stats(), bgsync_server::WriterStats { commits: 1, writes: 2 }, "one group");
     assert_eq!(committed(&dir).await, [1, 2]);
 
-    let mut kept = writer.begin().await.unwrap();
-    insert(3).execute(&mut *kept).await.unwrap();
-    let kept = tokio::spawn(kept.commit());
-    let mut refused = writer.begin().await.unwrap();
-    insert(4).execute(&mut *refused).await.unwrap();
-    refused.rollback().await.unwrap();
-    kept.await.unwrap().unwrap();
-
-    let mut kept = writer.begin().await.unwrap();
-    insert(5).execute(&mut *kept).await.unwrap();
-    let kept = tokio::spawn(kept.commit());
-    let mut dropped = writer.begin().await.unwrap();
-    insert(6).execute(&mut *dropped).await.unwrap();
-    drop(dropped);
-    kept.await.unwrap().unwrap();
+    // Each pair: one kept, then one refused (rolled back) or dropped.
+    for (kept_n, refused_n, roll_back) in [(3, 4, true), (5, 6, false)] {
+        let mut kept = writer.begin().await.unwrap();
+        insert(kept_n).execute(&mut *kept).await.unwrap();
+        let kept = tokio::spawn(kept.commit());
+        let mut refused = writer.begin().await.unwrap();
+        insert(refused_n).execute(&mut *refused).await.unwrap();
+        if roll_back {
+            refused.rollback().await.unwrap();
+        } else {
+            drop(refused);
+        }
+        kept.await.unwrap().unwrap();
+    }
 
     write(&writer, 7).await.unwrap();
     assert_eq!(committed(&dir).await, [1, 2, 3, 5, 7], "each refused member undid its own write only");
