@@ -188,6 +188,18 @@ pub trait KeyConnection: Send {
 #[doc(hidden)]
 pub type StoredRow = (String, Option<i64>, Option<String>, Option<Vec<u8>>);
 
+// The key store's statements, the same on every database.
+const INSERT_KEY: &str =
+    "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
+                          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING";
+const STORED_KEY: &str =
+    "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2";
+const SET_ANSWER: &str =
+    "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5";
+const DELETE_KEY: &str = "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2";
+const DELETE_OLDER: &str = "DELETE FROM idempotency_keys WHERE (scope, key) IN \
+                            (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)";
+
 macro_rules! key_connection {
     ($($connection:ty),*) => {$(
         impl KeyConnection for $connection {
@@ -199,10 +211,7 @@ macro_rules! key_connection {
                 now_ms: i64,
                 answer: Option<&StoredResponse>,
             ) -> Result<bool, sqlx::Error> {
-                let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, status, content_type, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scope, key) DO NOTHING",
-                )
+                let inserted = sqlx::query(INSERT_KEY)
                 .bind(scope)
                 .bind(key)
                 .bind(fingerprint)
@@ -217,9 +226,7 @@ macro_rules! key_connection {
             }
 
             async fn stored_key(&mut self, scope: &str, key: &str) -> Result<Option<StoredRow>, sqlx::Error> {
-                sqlx::query_as(
-                    "SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-                )
+                sqlx::query_as(STORED_KEY)
                 .bind(scope)
                 .bind(key)
                 .fetch_optional(&mut *self)
@@ -227,9 +234,7 @@ macro_rules! key_connection {
             }
 
             async fn set_answer(&mut self, scope: &str, key: &str, answer: &StoredResponse) -> Result<(), sqlx::Error> {
-                sqlx::query(
-                    "UPDATE idempotency_keys SET status = $1, content_type = $2, body = $3 WHERE scope = $4 AND key = $5",
-                )
+                sqlx::query(SET_ANSWER)
                 .bind(i64::from(answer.status))
                 .bind(answer.content_type.clone())
                 .bind(answer.body.clone())
@@ -241,7 +246,7 @@ macro_rules! key_connection {
             }
 
             async fn delete_key(&mut self, scope: &str, key: &str) -> Result<(), sqlx::Error> {
-                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                sqlx::query(DELETE_KEY)
                     .bind(scope)
                     .bind(key)
                     .execute(&mut *self)
@@ -250,10 +255,7 @@ macro_rules! key_connection {
             }
 
             async fn delete_older(&mut self, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
-                Ok(sqlx::query(
-                    "DELETE FROM idempotency_keys WHERE (scope, key) IN \
-                     (SELECT scope, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
-                )
+                Ok(sqlx::query(DELETE_OLDER)
                 .bind(cutoff_ms)
                 .bind(limit)
                 .execute(&mut *self)
@@ -265,6 +267,54 @@ macro_rules! key_connection {
 }
 
 key_connection!(sqlx::SqliteConnection, sqlx::PgConnection, sqlx::AnyConnection);
+
+/// The same statements on SQLite's C API, on the caller's thread.
+impl KeyConnection for crate::direct::Direct {
+    async fn insert_key(
+        &mut self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+        answer: Option<&StoredResponse>,
+    ) -> Result<bool, sqlx::Error> {
+        let params: [crate::direct::Value<'_>; 7] = [
+            scope.into(),
+            key.into(),
+            fingerprint.into(),
+            now_ms.into(),
+            answer.map(|a| i64::from(a.status)).into(),
+            answer.and_then(|a| a.content_type.as_deref()).into(),
+            answer.map(|a| a.body.as_slice()).into(),
+        ];
+        Ok(self.execute(INSERT_KEY, &params)? == 1)
+    }
+
+    async fn stored_key(&mut self, scope: &str, key: &str) -> Result<Option<StoredRow>, sqlx::Error> {
+        self.query_optional(STORED_KEY, &[scope.into(), key.into()], |row| {
+            (row.text(0).unwrap_or_default(), row.integer(1), row.text(2), row.blob(3))
+        })
+    }
+
+    async fn set_answer(&mut self, scope: &str, key: &str, answer: &StoredResponse) -> Result<(), sqlx::Error> {
+        let params: [crate::direct::Value<'_>; 5] = [
+            i64::from(answer.status).into(),
+            answer.content_type.as_deref().into(),
+            answer.body.as_slice().into(),
+            scope.into(),
+            key.into(),
+        ];
+        self.execute(SET_ANSWER, &params).map(|_| ())
+    }
+
+    async fn delete_key(&mut self, scope: &str, key: &str) -> Result<(), sqlx::Error> {
+        self.execute(DELETE_KEY, &[scope.into(), key.into()]).map(|_| ())
+    }
+
+    async fn delete_older(&mut self, cutoff_ms: i64, limit: i64) -> Result<u64, sqlx::Error> {
+        self.execute(DELETE_OLDER, &[cutoff_ms.into(), limit.into()])
+    }
+}
 
 /// Claims `key` inside the caller's open transaction.
 ///
@@ -380,6 +430,7 @@ where
     DB: sqlx::Database,
     DB::Connection: KeyConnection,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     let mut total = 0;
     loop {
@@ -406,6 +457,7 @@ where
     DB: sqlx::Database,
     DB::Connection: KeyConnection,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);

@@ -9,12 +9,13 @@
 //! - [`idempotency`]: the `Idempotency-Key` header and the key store that
 //!   commits in the same transaction as the effect;
 //! - [`writer`]: the transactions effects are written in (group commit on
-//!   SQLite);
+//!   SQLite), and [`direct`]: their statements run on the caller's thread;
 //! - [`batch`]: many queued requests in one round trip;
 //! - [`metrics`]: `/metrics` for Prometheus, and a layer timing requests.
 
 pub mod batch;
 pub mod db;
+pub mod direct;
 pub mod failpoint;
 pub mod files;
 pub mod idempotency;

@@ -131,6 +131,7 @@ pub fn router<DB>(writer: Writer<DB>) -> Router
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
     for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
     for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {
@@ -143,6 +144,7 @@ async fn scrape<DB>(State(writer): State<Writer<DB>>) -> Response
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
     for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
     for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {

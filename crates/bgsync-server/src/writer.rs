@@ -21,6 +21,7 @@
 //! of the group took effect) and answers 503; the next request starts a new
 //! group.
 
+use crate::direct::Direct;
 use sqlx::{Pool, Transaction};
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Weak};
@@ -104,6 +105,7 @@ impl<DB> Writer<DB>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     /// A transaction per request, begun on `pool` (PostgreSQL: many
     /// writers at once, each commit its own).
@@ -171,8 +173,20 @@ where
         // runs, the next one takes a plain savepoint (at worst nested in the
         // one left open, which the commit releases with the rest).
         let take = if std::mem::take(&mut slot.release_pending) { RELEASE_THEN_TAKE } else { SAVEPOINT };
-        run_or_fail(&mut slot, take).await?;
-        Ok(WriteTx::Member(Member { slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() }))
+        let member = Member { direct: None, slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() };
+        let mut tx = WriteTx::Member(member);
+        // On SQLite, directly: the connection stays with this member for
+        // its statements ([`WriteTx::sqlite`]), one hand-over in all.
+        if let Err(e) = tx.run_plain(take).await {
+            if let WriteTx::Member(member) = &mut tx {
+                member.direct = None;
+                if let Some(mut slot) = member.slot.take() {
+                    fail_group(&mut slot, &e).await;
+                }
+            }
+            return Err(e);
+        }
+        Ok(tx)
     }
 }
 
@@ -181,6 +195,7 @@ async fn run<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     let tx = slot.tx.as_mut().ok_or_else(|| sqlx::Error::Protocol("the group's transaction has ended".into()))?;
     sqlx::Executor::execute(&mut **tx, statement).await.map(|_| ())
@@ -192,6 +207,7 @@ async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sql
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     let result = run(slot, statement).await;
     if let Err(e) = &result {
@@ -205,6 +221,7 @@ async fn settle<DB>(slot: &mut Slot<DB>) -> Result<(), sqlx::Error>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     if !std::mem::take(&mut slot.rollback_pending) || slot.tx.is_none() {
         return Ok(());
@@ -236,6 +253,7 @@ async fn commit_loop<DB>(group: Weak<Group<DB>>, dirty: Arc<Notify>, stats: Arc<
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     loop {
         dirty.notified().await;
@@ -250,6 +268,7 @@ async fn commit_group<DB>(slot: &mut Slot<DB>, stats: &Counters)
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     if settle(slot).await.is_err() {
         return;
@@ -288,6 +307,10 @@ pub enum WriteTx<DB: sqlx::Database> {
 
 /// A request's turn on the group's connection.
 pub struct Member<DB: sqlx::Database> {
+    /// The connection taken from sqlx's thread for direct statements
+    /// ([`WriteTx::sqlite`]); given back before the slot (declared first,
+    /// dropped first), and before any statement through sqlx.
+    direct: Option<Direct>,
     slot: Option<OwnedMutexGuard<Slot<DB>>>,
     dirty: Arc<Notify>,
     stats: Arc<Counters>,
@@ -298,6 +321,7 @@ impl<DB: sqlx::Database> Drop for Member<DB> {
         // Left without commit or rollback (an error returned early, or the
         // request was cancelled): the savepoint is undone by whoever takes
         // the slot next, the committer included.
+        self.direct = None;
         if let Some(mut slot) = self.slot.take() {
             slot.rollback_pending = true;
             drop(slot);
@@ -310,6 +334,7 @@ impl<DB> WriteTx<DB>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Connection: 'static,
 {
     /// Commits, and returns once the effect is durable (in a group: once
     /// the group's commit is).
@@ -317,6 +342,7 @@ where
         match self {
             Self::Own(tx) => tx.commit().await,
             Self::Member(mut member) => {
+                member.direct = None;
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
                 slot.release_pending = true;
                 slot.members += 1;
@@ -354,6 +380,7 @@ where
         match self {
             Self::Own(tx) => tx.rollback().await,
             Self::Member(mut member) => {
+                member.direct = None;
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
                 let result = run_or_fail(&mut slot, UNDO).await;
                 drop(slot);
@@ -383,8 +410,49 @@ impl<DB: sqlx::Database> DerefMut for WriteTx<DB> {
         match self {
             Self::Own(tx) => tx,
             Self::Member(member) => {
+                // A statement through sqlx: the connection goes back to sqlx's thread first.
+                member.direct = None;
                 member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()).expect("a member's group transaction is open")
             }
         }
+    }
+}
+
+impl<DB: sqlx::Database> WriteTx<DB>
+where
+    DB::Connection: 'static,
+{
+    /// Runs statements without parameters (savepoints): directly where
+    /// [`WriteTx::sqlite`] can, else through sqlx.
+    pub(crate) async fn run_plain(&mut self, statements: &'static str) -> Result<(), sqlx::Error>
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    {
+        if let Some(direct) = self.sqlite().await? {
+            return direct.batch(statements);
+        }
+        sqlx::Executor::execute(&mut **self, statements).await.map(|_| ())
+    }
+
+    /// The connection for statements run on this thread through SQLite's C
+    /// API ([`crate::direct`]): for a member of a group on SQLite, whose
+    /// transaction holds SQLite's write lock; `None` otherwise (use sqlx).
+    /// The connection is taken from sqlx's thread once and kept until the
+    /// next statement through sqlx (`&mut *tx`), the commit or the end.
+    pub async fn sqlite(&mut self) -> Result<Option<&mut Direct>, sqlx::Error> {
+        let Self::Member(member) = self else { return Ok(None) };
+        if member.direct.is_none() {
+            let Some(conn) = member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()) else {
+                return Err(sqlx::Error::Protocol("the group's transaction has ended".into()));
+            };
+            let Some(sqlite) = crate::direct::sqlite_connection(conn) else { return Ok(None) };
+            // SAFETY: the connection lives in the slot this member holds,
+            // which it keeps until after `direct` is dropped (in `commit`,
+            // `rollback`, `drop`), and every sqlx statement through this
+            // member first drops `direct` (`deref_mut`). Other users of the
+            // connection wait for the slot.
+            member.direct = Some(unsafe { Direct::lock(sqlite) }.await?);
+        }
+        Ok(member.direct.as_mut())
     }
 }

@@ -150,6 +150,59 @@ async fn the_member_after_a_commit_releases_its_savepoint_and_undoes_only_its_ow
     assert_eq!(committed(&dir).await, [1, 2, 3, 5, 7], "each refused member undid its own write only");
 }
 
+/// A member's statements through SQLite's C API ([`WriteTx::sqlite`]) are
+/// in its savepoint like those through sqlx, mixed in any order: kept when
+/// it commits, undone when it is refused, fails or is cancelled while it
+/// holds the connection, and the connection is sqlx's again after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_statements_share_the_members_savepoint_and_fate() {
+    use bgsync_server::direct::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::group_commit(pool(&dir).await);
+    let insert = "INSERT INTO notes (n) VALUES ($1)";
+
+    // Direct, then sqlx, then direct again, in one member.
+    let mut tx = writer.begin().await.unwrap();
+    tx.sqlite().await.unwrap().expect("a group member on SQLite").execute(insert, &[Value::Integer(1)]).unwrap();
+    sqlx::query(insert).bind(2_i64).execute(&mut *tx).await.unwrap();
+    let direct = tx.sqlite().await.unwrap().unwrap();
+    assert_eq!(direct.execute(insert, &[Value::Integer(3)]).unwrap(), 1);
+    let seen = direct.query_optional("SELECT COUNT(*) FROM notes", &[], |row| row.integer(0)).unwrap();
+    assert_eq!(seen, Some(Some(3)), "the direct statements see the sqlx one");
+    tx.commit().await.unwrap();
+
+    // Refused after a direct write.
+    let mut tx = writer.begin().await.unwrap();
+    tx.sqlite().await.unwrap().unwrap().execute(insert, &[Value::Integer(4)]).unwrap();
+    tx.rollback().await.unwrap();
+
+    // A direct statement fails (the key exists) after one that succeeded.
+    let mut tx = writer.begin().await.unwrap();
+    let direct = tx.sqlite().await.unwrap().unwrap();
+    direct.execute(insert, &[Value::Integer(5)]).unwrap();
+    let error = direct.execute(insert, &[Value::Integer(1)]).unwrap_err();
+    assert!(matches!(&error, sqlx::Error::Database(e) if e.is_unique_violation()), "{error}");
+    drop(tx);
+
+    // Cancelled while it holds the connection.
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), async {
+        let mut tx = writer.begin().await.unwrap();
+        tx.sqlite().await.unwrap().unwrap().execute(insert, &[Value::Integer(6)]).unwrap();
+        std::future::pending::<()>().await;
+        tx.commit().await
+    })
+    .await;
+    assert!(cancelled.is_err(), "the timeout cancels it");
+
+    write(&writer, 7).await.unwrap();
+    assert_eq!(committed(&dir).await, [1, 2, 3, 7], "only the committed members' writes");
+
+    // Where the transaction is not a group's, there is no direct connection.
+    let per_request = Writer::per_request(writer.pool().clone());
+    let mut own = per_request.begin().await.unwrap();
+    assert!(own.sqlite().await.unwrap().is_none(), "a transaction of its own uses sqlx");
+}
+
 #[tokio::test]
 async fn a_per_request_writer_commits_each_on_its_own() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bgsync_server::batch::{BatchTx, EffectTx};
+use bgsync_server::direct::Direct;
 use bgsync_server::idempotency::{self, Claim, StoredResponse};
 use bgsync_server::{json, IdempotencyKey, Problem};
 use feed_post::{FieldError, NewPost};
@@ -206,7 +207,12 @@ pub async fn create(
     // In a batch, the batch's transaction (committed once for all its
     // entries; the batch rolls a refused entry back).
     let mut tx = EffectTx::begin(&state.db.writer, batch.as_ref()).await?;
-    let answer = apply(&mut tx, key.as_ref(), scope, &fingerprint, &post).await?;
+    // On SQLite, the statements run on this thread (no round trip to sqlx's
+    // SQLite thread each); elsewhere through sqlx.
+    let answer = match tx.sqlite().await? {
+        Some(direct) => apply(direct, key.as_ref(), scope, &fingerprint, &post).await?,
+        None => apply(&mut *tx, key.as_ref(), scope, &fingerprint, &post).await?,
+    };
     if !tx.in_batch() {
         state.before_commit.check()?;
     }
@@ -218,8 +224,8 @@ pub async fn create(
 /// in `conn`'s transaction; the caller commits. A new post's answer is
 /// known before it is stored (the request describes the whole row), so the
 /// usual path is two statements: the key with its answer, then the post.
-async fn apply(
-    conn: &mut AnyConnection,
+async fn apply<C: PostStore>(
+    conn: &mut C,
     key: Option<&IdempotencyKey>,
     scope: &str,
     fingerprint: &str,
@@ -241,28 +247,12 @@ async fn apply(
             Claim::Mismatch => return Err(idempotency::mismatch_problem()),
         }
     }
-    let inserted = sqlx::query(
-        "INSERT INTO posts (id, title, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(post.id.clone())
-    .bind(post.title.clone())
-    .bind(post.location.clone())
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map_err(storage)?
-    .rows_affected();
-    if inserted == 1 {
+    if conn.insert_post(post, now).await.map_err(storage)? {
         return Ok(fresh(created));
     }
     // The id is taken: the same post again (answered 200 with the stored
     // one), or another post (refused; the caller's rollback frees the key).
-    let stored: PostRow = sqlx::query_as("SELECT txid, seq, id, title, location, created_at FROM posts WHERE id = $1")
-        .bind(post.id.clone())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(storage)?;
-    let stored = post_of(stored);
+    let stored = conn.stored_post(&post.id).await.map_err(storage)?;
     if stored.title != post.title || stored.location != post.location {
         // Refused: the caller's rollback (or the batch's, for an entry)
         // frees the key.
@@ -282,6 +272,48 @@ async fn apply(
         idempotency::complete(&mut *conn, scope, key, &repeated).await.map_err(storage)?;
     }
     Ok(fresh(repeated))
+}
+
+const INSERT_POST: &str =
+    "INSERT INTO posts (id, title, location, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
+const STORED_POST: &str = "SELECT id, title, location, created_at FROM posts WHERE id = $1";
+
+/// Where a post and its key are written: through sqlx, or through SQLite's
+/// C API on this thread ([`bgsync_server::direct`]); the same statements.
+trait PostStore: idempotency::KeyConnection {
+    /// Inserts the post unless its id is taken; whether it did.
+    async fn insert_post(&mut self, post: &NewPost, now: i64) -> Result<bool, sqlx::Error>;
+    /// The post stored under `id` (which exists).
+    async fn stored_post(&mut self, id: &str) -> Result<Post, sqlx::Error>;
+}
+
+impl PostStore for AnyConnection {
+    async fn insert_post(&mut self, post: &NewPost, now: i64) -> Result<bool, sqlx::Error> {
+        let query = sqlx::query(INSERT_POST).bind(&post.id).bind(&post.title).bind(&post.location).bind(now);
+        Ok(query.execute(&mut *self).await?.rows_affected() == 1)
+    }
+
+    async fn stored_post(&mut self, id: &str) -> Result<Post, sqlx::Error> {
+        let (id, title, location, created_at) = sqlx::query_as(STORED_POST).bind(id).fetch_one(&mut *self).await?;
+        Ok(Post { id, title, location, created_at })
+    }
+}
+
+impl PostStore for Direct {
+    async fn insert_post(&mut self, post: &NewPost, now: i64) -> Result<bool, sqlx::Error> {
+        let params = [(&post.id).into(), (&post.title).into(), (&post.location).into(), now.into()];
+        Ok(self.execute(INSERT_POST, &params)? == 1)
+    }
+
+    async fn stored_post(&mut self, id: &str) -> Result<Post, sqlx::Error> {
+        self.query_optional(STORED_POST, &[id.into()], |row| Post {
+            id: row.text(0).unwrap_or_default(),
+            title: row.text(1).unwrap_or_default(),
+            location: row.text(2).unwrap_or_default(),
+            created_at: row.integer(3).unwrap_or_default(),
+        })?
+        .ok_or(sqlx::Error::RowNotFound)
+    }
 }
 
 /// A response made now (not a replay of a stored one).
