@@ -349,7 +349,8 @@ fn decode(values: &Array) -> Vec<Entry> {
     // All the records as one JSON text: one crossing into Rust instead of
     // one per field. (Where that fails, say a record holding something JSON
     // cannot say, record by record.)
-    let records = js_sys::JSON::stringify(values).ok().and_then(|t| t.as_string()).and_then(|t| json::parse(&t));
+    let records =
+        js_sys::JSON::stringify(values).ok().and_then(|t| crate::js::long_text(&t)).and_then(|t| json::parse(&t));
     let mut entries = Vec::new();
     if let Some(json::Value::Array(records)) = records {
         for (i, record) in records.into_iter().enumerate() {

@@ -47,10 +47,7 @@ async fn try_send(entry: &Entry, credentials: &Credentials) -> js::JsResult<Answ
     let retry_after = response.headers().get("Retry-After").ok().flatten();
     // Read the body to the end (so the connection can be reused) and keep
     // the start of a refusal for the user.
-    let body = match response.text() {
-        Ok(text) => js::await_promise(text).await.ok().and_then(|t| t.as_string()).unwrap_or_default(),
-        Err(_) => String::new(),
-    };
+    let body = js::response_text(&response).await.unwrap_or_default();
     Ok(Answer { status: response.status(), retry_after, body: kept_body(response.status(), body) })
 }
 
@@ -381,7 +378,7 @@ async fn try_send_batch(
             body: String::new(),
         })));
     }
-    let text = js::await_promise(response.text()?).await?.as_string().unwrap_or_default();
+    let text = js::response_text(&response).await?;
     let Some(mut document) = json::parse(&text) else {
         return Err(JsValue::from_str("the batch endpoint's answer is not JSON"));
     };
