@@ -612,6 +612,9 @@ async fn metrics_count_requests_replays_batches_and_keys(backend: Backend) {
     assert!(metric(&after, "bgsync_idempotency_keys") >= 2.0, "{after}");
     if backend == Backend::Sqlite {
         grew("bgsync_group_commits_total", 2.0);
+        // The posts and the batch's entries were written on the request's
+        // thread, not through sqlx's SQLite thread.
+        grew("bgsync_sqlite_direct_total", 3.0);
     }
     // A path no route matches is one series, whatever the path.
     api.http.get(format!("{}/api/nothing/{}", api.server.url(), uuid::Uuid::new_v4())).send().await.unwrap();

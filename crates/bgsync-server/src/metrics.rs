@@ -14,6 +14,7 @@
 //! | `bgsync_idempotency_keys` | keys stored now (counted at scrape) |
 //! | `bgsync_key_purges_total`, `bgsync_keys_purged_total` | purge runs, keys they deleted |
 //! | `bgsync_group_commits_total`, `bgsync_group_commit_writes_total` | SQLite group commits and the writes they carried |
+//! | `bgsync_sqlite_direct_total` | hand-overs of a group's SQLite connection to a request's thread ([`crate::direct`]) |
 //!
 //! `route` is the route's pattern (`/api/tasks/{id}`), never the raw path, so
 //! the number of series stays bounded whatever clients send; paths no route
@@ -48,6 +49,7 @@ pub(crate) struct Metrics {
     keys: IntGauge,
     pub group_commits: IntCounter,
     pub group_writes: IntCounter,
+    pub direct: IntCounter,
     batch_sizes: Histogram,
 }
 
@@ -97,6 +99,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         keys: gauge("bgsync_idempotency_keys", "Idempotency-Keys stored (counted when scraped)."),
         group_commits: counter("bgsync_group_commits_total", "SQLite group commits made."),
         group_writes: counter("bgsync_group_commit_writes_total", "Requests' writes the group commits carried."),
+        direct: counter(
+            "bgsync_sqlite_direct_total",
+            "Hand-overs of a group's SQLite connection to a request's thread (statements without a thread hop).",
+        ),
         batch_sizes,
         registry,
     }

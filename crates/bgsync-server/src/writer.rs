@@ -452,6 +452,7 @@ where
             // member first drops `direct` (`deref_mut`). Other users of the
             // connection wait for the slot.
             member.direct = Some(unsafe { Direct::lock(sqlite) }.await?);
+            crate::metrics::METRICS.direct.inc();
         }
         Ok(member.direct.as_mut())
     }
