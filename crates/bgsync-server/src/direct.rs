@@ -236,7 +236,9 @@ impl Direct {
                 let Some(statement) = NonNull::new(raw) else {
                     return Err(protocol("the statement is empty"));
                 };
-                let rest = tail as usize - sql.as_ptr() as usize;
+                // Where SQLite stopped reading: the end of the first statement.
+                let rest =
+                    if tail.is_null() { sql.len() } else { (tail as usize).saturating_sub(sql.as_ptr() as usize) };
                 if !sql[rest.min(sql.len())..].trim().trim_matches(';').trim().is_empty() {
                     unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
                     return Err(protocol("one statement at a time: run several with Direct::batch"));
