@@ -139,25 +139,6 @@ where
         }
     }
 
-    /// Whether this is a batch's transaction.
-    pub fn in_batch(&self) -> bool {
-        matches!(self, Self::Batch(_))
-    }
-
-    /// Commits a transaction of its own (returning once it is durable); in
-    /// a batch, the batch commits.
-    pub async fn commit(self) -> Result<(), Problem> {
-        match self {
-            Self::Own(tx) => tx.commit().await.map_err(|e| Problem::storage(&e)),
-            Self::Batch(_) => Ok(()),
-        }
-    }
-}
-
-impl<DB: sqlx::Database> EffectTx<'_, DB>
-where
-    DB::Connection: 'static,
-{
     /// The connection for statements run on this thread through SQLite's C
     /// API, where the transaction holds SQLite's write lock (on SQLite with
     /// group commit: every request's and every batch's); `None` otherwise,
@@ -171,6 +152,20 @@ where
             Self::Batch(slot) => slot.as_mut().expect("checked at begin"),
         };
         tx.sqlite().await.map_err(|e| Problem::storage(&e))
+    }
+
+    /// Whether this is a batch's transaction.
+    pub fn in_batch(&self) -> bool {
+        matches!(self, Self::Batch(_))
+    }
+
+    /// Commits a transaction of its own (returning once it is durable); in
+    /// a batch, the batch commits.
+    pub async fn commit(self) -> Result<(), Problem> {
+        match self {
+            Self::Own(tx) => tx.commit().await.map_err(|e| Problem::storage(&e)),
+            Self::Batch(_) => Ok(()),
+        }
     }
 }
 

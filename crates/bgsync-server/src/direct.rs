@@ -4,9 +4,10 @@
 //! sqlx gives every SQLite connection a thread of its own, and each
 //! statement is a message to it and an answer back: two thread wake-ups.
 //! Measured on a 2-core VM, storing 1,000 posts and their idempotency keys
-//! (2,000 inserts) in one transaction took 66–130 ms through sqlx and 15–17
-//! ms through the C API on the same kind of connection: the wake-ups, not
-//! SQLite, were the time (`docs/direct-sqlite.md`).
+//! (2,000 inserts) in one transaction took 107–117 ms through sqlx and 9–15
+//! ms through the C API on the same connection: the wake-ups, not SQLite,
+//! were the time (the last paragraph of `cargo bench -p feed --bench sync`
+//! measures both).
 //!
 //! [`crate::WriteTx::sqlite`] (and [`crate::batch::EffectTx::sqlite`])
 //! hands out a [`Direct`] where the transaction already holds SQLite's
@@ -92,7 +93,8 @@ impl Row<'_> {
 
     /// The column as text (`None` for NULL; invalid UTF-8 replaced).
     pub fn text(&self, column: usize) -> Option<String> {
-        self.bytes(column, true).map(|b| String::from_utf8_lossy(&b).into_owned())
+        let bytes = self.bytes(column, true)?;
+        Some(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     /// The column as bytes (`None` for NULL).
@@ -199,7 +201,7 @@ impl Direct {
     }
 
     /// Runs statements without parameters (`SAVEPOINT …; …`).
-    pub fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         let sql = std::ffi::CString::new(sql).map_err(|_| protocol("a statement may not contain a NUL byte"))?;
         let code = unsafe {
             ffi::sqlite3_exec(self.db.as_ptr(), sql.as_ptr(), None, std::ptr::null_mut(), std::ptr::null_mut())
@@ -241,7 +243,7 @@ impl Direct {
                     if tail.is_null() { sql.len() } else { (tail as usize).saturating_sub(sql.as_ptr() as usize) };
                 if !sql[rest.min(sql.len())..].trim().trim_matches(';').trim().is_empty() {
                     unsafe { ffi::sqlite3_finalize(statement.as_ptr()) };
-                    return Err(protocol("one statement at a time: run several with Direct::batch"));
+                    return Err(protocol("one statement at a time: run several with Direct::execute_batch"));
                 }
                 self.statements.insert(sql.into(), statement);
                 statement
@@ -375,8 +377,9 @@ pub(crate) fn sqlite_connection<C: 'static>(conn: &mut C) -> Option<&mut SqliteC
             && std::mem::align_of::<AnyConnection>() == std::mem::align_of::<Box<dyn AnyConnectionBackend>>()
     );
     // SAFETY: a struct of one field, of the field's size and alignment, has
-    // it at offset 0 (checked above; `tests::an_any_connection_is_reached`
-    // runs it on a real connection).
+    // it at offset 0 (checked above; the test
+    // `an_any_connection_is_reached_and_its_statements_run_directly` runs it
+    // on a real connection).
     let backend = unsafe { &mut *(any as *mut AnyConnection).cast::<Box<dyn AnyConnectionBackend>>() };
     let backend: &mut dyn std::any::Any = &mut **backend;
     backend.downcast_mut::<SqliteConnection>()

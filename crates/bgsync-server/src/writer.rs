@@ -195,7 +195,6 @@ async fn run<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Connection: 'static,
 {
     let tx = slot.tx.as_mut().ok_or_else(|| sqlx::Error::Protocol("the group's transaction has ended".into()))?;
     sqlx::Executor::execute(&mut **tx, statement).await.map(|_| ())
@@ -207,7 +206,6 @@ async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sql
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Connection: 'static,
 {
     let result = run(slot, statement).await;
     if let Err(e) = &result {
@@ -221,7 +219,6 @@ async fn settle<DB>(slot: &mut Slot<DB>) -> Result<(), sqlx::Error>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Connection: 'static,
 {
     if !std::mem::take(&mut slot.rollback_pending) || slot.tx.is_none() {
         return Ok(());
@@ -253,7 +250,6 @@ async fn commit_loop<DB>(group: Weak<Group<DB>>, dirty: Arc<Notify>, stats: Arc<
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Connection: 'static,
 {
     loop {
         dirty.notified().await;
@@ -268,7 +264,6 @@ async fn commit_group<DB>(slot: &mut Slot<DB>, stats: &Counters)
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Connection: 'static,
 {
     if settle(slot).await.is_err() {
         return;
@@ -390,46 +385,12 @@ where
             }
         }
     }
-}
 
-impl<DB: sqlx::Database> Deref for WriteTx<DB> {
-    type Target = DB::Connection;
-
-    fn deref(&self) -> &DB::Connection {
-        match self {
-            Self::Own(tx) => tx,
-            Self::Member(member) => {
-                member.slot.as_ref().and_then(|s| s.tx.as_deref()).expect("a member's group transaction is open")
-            }
-        }
-    }
-}
-
-impl<DB: sqlx::Database> DerefMut for WriteTx<DB> {
-    fn deref_mut(&mut self) -> &mut DB::Connection {
-        match self {
-            Self::Own(tx) => tx,
-            Self::Member(member) => {
-                // A statement through sqlx: the connection goes back to sqlx's thread first.
-                member.direct = None;
-                member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()).expect("a member's group transaction is open")
-            }
-        }
-    }
-}
-
-impl<DB: sqlx::Database> WriteTx<DB>
-where
-    DB::Connection: 'static,
-{
     /// Runs statements without parameters (savepoints): directly where
     /// [`WriteTx::sqlite`] can, else through sqlx.
-    pub(crate) async fn run_plain(&mut self, statements: &'static str) -> Result<(), sqlx::Error>
-    where
-        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    {
+    pub(crate) async fn run_plain(&mut self, statements: &'static str) -> Result<(), sqlx::Error> {
         if let Some(direct) = self.sqlite().await? {
-            return direct.batch(statements);
+            return direct.execute_batch(statements);
         }
         sqlx::Executor::execute(&mut **self, statements).await.map(|_| ())
     }
@@ -455,5 +416,31 @@ where
             crate::metrics::METRICS.direct.inc();
         }
         Ok(member.direct.as_mut())
+    }
+}
+
+impl<DB: sqlx::Database> Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        match self {
+            Self::Own(tx) => tx,
+            Self::Member(member) => {
+                member.slot.as_ref().and_then(|s| s.tx.as_deref()).expect("a member's group transaction is open")
+            }
+        }
+    }
+}
+
+impl<DB: sqlx::Database> DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match self {
+            Self::Own(tx) => tx,
+            Self::Member(member) => {
+                // A statement through sqlx: the connection goes back to sqlx's thread first.
+                member.direct = None;
+                member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()).expect("a member's group transaction is open")
+            }
+        }
     }
 }
