@@ -350,6 +350,59 @@ async fn a_batch_runs_each_entry_as_if_alone(backend: Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
 }
 
+/// `Prefer: return=minimal` (RFC 7240): the answers of entries that
+/// succeeded come without their bodies (the worker keeps none of them),
+/// refusals keep theirs, and `Preference-Applied` says so; without the
+/// preference every body is there.
+async fn a_batch_asked_for_minimal_answers_leaves_out_the_bodies_of_successes(backend: Backend) {
+    let api = Api::start(backend);
+    let url = format!("{}/api/sync/batch", api.server.url());
+    let good = |n: u32| json!({ "id": format!("00000000-0000-4000-8000-{n:012}"), "title": format!("Minimal {n}"), "location": "M" });
+    let entries = |prefix: &str, first: u32| {
+        json!({ "ordered": false, "entries": [
+            batch_entry(&format!("{prefix}-1"), good(first)),
+            batch_entry(&format!("{prefix}-2"), json!({ "title": "", "location": "M" })),
+            batch_entry(&format!("{prefix}-3"), good(first + 1)),
+        ]})
+    };
+    for prefer in ["return=minimal", "respond-async, RETURN = \"minimal\"", "wait=5,return=minimal"] {
+        let first = 10 * (api.server.stored_posts().await.len() as u32 + 1);
+        let res = api
+            .http
+            .post(&url)
+            .header("Prefer", prefer)
+            .json(&entries(&format!("m{first}"), first))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let applied = res.headers().get("preference-applied").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(applied.as_deref(), Some("return=minimal"), "Prefer: {prefer}");
+        let res: Value = res.json().await.unwrap();
+        let results = res["results"].as_array().unwrap();
+        let statuses: Vec<_> = results.iter().map(|r| r["status"].as_u64()).collect();
+        assert_eq!(statuses, [Some(201), Some(422), Some(201)], "{res}");
+        assert_eq!(results[0]["body"], "", "{res}");
+        assert_eq!(results[2]["body"], "", "{res}");
+        let refused: Value = serde_json::from_str(results[1]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(refused["detail"], "Title is required.", "a refusal keeps its body: {res}");
+    }
+    assert_eq!(api.server.stored_posts().await.len(), 6);
+    // Without it (or with another preference), every answer is whole.
+    for prefer in [None, Some("return=representation")] {
+        let first = 10 * (api.server.stored_posts().await.len() as u32 + 1);
+        let mut req = api.http.post(&url).json(&entries(&format!("r{first}"), first));
+        if let Some(prefer) = prefer {
+            req = req.header("Prefer", prefer);
+        }
+        let res = req.send().await.unwrap();
+        assert!(res.headers().get("preference-applied").is_none(), "{prefer:?}");
+        let res: Value = res.json().await.unwrap();
+        let created: Value = serde_json::from_str(res["results"][0]["body"].as_str().unwrap()).unwrap();
+        assert_eq!(created["title"], format!("Minimal {first}"), "{res}");
+    }
+}
+
 async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
     let api = Api::start(backend);
     let url = api.url();
@@ -636,5 +689,6 @@ on_both_databases!(
     a_crash_between_the_effect_and_the_stored_answer_leaves_neither,
     expired_keys_are_purged,
     a_batch_runs_each_entry_as_if_alone,
+    a_batch_asked_for_minimal_answers_leaves_out_the_bodies_of_successes,
     the_delta_feed_returns_each_change_once_with_etags,
 );

@@ -69,6 +69,28 @@ pub struct BatchEntry {
     pub body: String,
 }
 
+/// The `Prefer` preference (RFC 7240) a client sends with a batch when it
+/// keeps nothing of a successful entry's answer but its status: the server
+/// then leaves out the bodies of entries answered 2xx (about half of a
+/// batch's answer when every entry succeeds), keeps those of the others,
+/// and says so with `Preference-Applied: return=minimal`. bgsync's worker
+/// always sends it.
+pub const RETURN_MINIMAL: &str = "return=minimal";
+
+/// Whether the `Prefer` header values `values` hold `return=minimal`
+/// (names and values compared without case, the value bare or quoted,
+/// space around `=`, other preferences and parameters ignored).
+pub fn prefers_minimal<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    values.into_iter().flat_map(|value| value.split(|b| *b == b',')).any(|preference| {
+        let preference = preference.split(|b| *b == b';').next().unwrap_or_default();
+        let mut parts = preference.splitn(2, |b| *b == b'=');
+        let (name, value) =
+            (parts.next().unwrap_or_default().trim_ascii(), parts.next().unwrap_or_default().trim_ascii());
+        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+        name.eq_ignore_ascii_case(b"return") && value.eq_ignore_ascii_case(b"minimal")
+    })
+}
+
 /// The answer to a [`BatchRequest`], one result per entry, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -89,6 +111,24 @@ pub struct BatchResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_minimal_is_found_among_preferences() {
+        let yes: [&[&str]; 5] = [
+            &["return=minimal"],
+            &["respond-async, RETURN = \"Minimal\""],
+            &["wait=10", "return=minimal; x=1"],
+            &["a,return=minimal"],
+            &[" return=minimal "],
+        ];
+        for values in yes {
+            assert!(prefers_minimal(values.iter().map(|v| v.as_bytes())), "{values:?}");
+        }
+        let no: [&[&str]; 5] = [&[], &["return=representation"], &["returns=minimal"], &["return"], &["minimal"]];
+        for values in no {
+            assert!(!prefers_minimal(values.iter().map(|v| v.as_bytes())), "{values:?}");
+        }
+    }
 
     #[test]
     fn keys_are_printable_ascii_and_bounded() {

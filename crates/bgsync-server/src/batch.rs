@@ -40,8 +40,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bgsync_core::wire::{
-    Advertisement, BatchEndpoint, BatchEntry, BatchRequest, BatchResponse, BatchResult, CLIENT_HEADER, IDEMPOTENCY_KEY,
-    WELL_KNOWN_PATH,
+    prefers_minimal, Advertisement, BatchEndpoint, BatchEntry, BatchRequest, BatchResponse, BatchResult, CLIENT_HEADER,
+    IDEMPOTENCY_KEY, RETURN_MINIMAL, WELL_KNOWN_PATH,
 };
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -276,14 +276,15 @@ async fn handle<DB>(
     batches: State<Batches<DB>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<axum::Json<BatchResponse>, Problem>
+) -> Result<Response, Problem>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     DB::Connection: 'static,
 {
     let span = tracing::debug_span!("batch");
-    let answer = tracing::Instrument::instrument(run_batch(batches, headers, body), span).await;
+    let minimal = prefers_minimal(headers.get_all(PREFER).iter().map(HeaderValue::as_bytes));
+    let answer = tracing::Instrument::instrument(run_batch(batches, headers, body, minimal), span).await;
     let metrics = &crate::metrics::METRICS;
     match &answer {
         Err(_) => metrics.batches.with_label_values(&["refused"]).inc(),
@@ -301,14 +302,25 @@ where
             }
         }
     }
-    answer.map(|(response, _)| axum::Json(response))
+    let (response, _) = answer?;
+    if minimal {
+        let applied = [(PREFERENCE_APPLIED, HeaderValue::from_static(RETURN_MINIMAL))];
+        return Ok((applied, axum::Json(response)).into_response());
+    }
+    Ok(axum::Json(response).into_response())
 }
 
+const PREFER: HeaderName = HeaderName::from_static("prefer");
+const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
+
 /// Runs a batch; with its answer, whether it was rolled back as a whole.
+/// `minimal`: the bodies of entries answered 2xx are left out
+/// ([`RETURN_MINIMAL`]).
 async fn run_batch<DB>(
     State(batches): State<Batches<DB>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    minimal: bool,
 ) -> Result<(BatchResponse, bool), Problem>
 where
     DB: sqlx::Database,
@@ -382,7 +394,10 @@ where
                 }
             }
         }
-        answered += result.body.len();
+        // What the answer will carry.
+        if !(minimal && ok) {
+            answered += result.body.len();
+        }
         stopped = storage_failed || (request.ordered && !ok);
         results.push(result);
     }
@@ -405,6 +420,13 @@ where
                 result.status = Some(503);
                 result.retry_after = Some("1".into());
                 result.body = body.clone();
+            }
+        }
+    }
+    if minimal {
+        for result in &mut results {
+            if result.status.is_some_and(|s| (200..300).contains(&s)) {
+                result.body = String::new();
             }
         }
     }

@@ -362,6 +362,10 @@ async fn try_send_batch(
             headers.set(name, value)?;
         }
         mark_replay(&headers, credentials)?;
+        // Nothing of a success is kept but its status: the server may leave
+        // its body out. (Not across origins: a header the server's CORS may
+        // not allow would fail the preflight.)
+        headers.set("Prefer", bgsync_core::wire::RETURN_MINIMAL)?;
     }
     let init = RequestInit::new();
     init.set_method("POST");

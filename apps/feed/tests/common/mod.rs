@@ -83,6 +83,8 @@ pub struct Net {
     pub bytes_up: std::sync::atomic::AtomicU64,
     /// Bytes of API response bodies sent.
     pub bytes_down: std::sync::atomic::AtomicU64,
+    /// Bytes of the batch endpoint's answers (part of `bytes_down`).
+    pub batch_bytes_down: std::sync::atomic::AtomicU64,
 }
 
 use bgsync_testkit::postgres::on_own_runtime as block_on;
@@ -432,8 +434,14 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         net.batches_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     if api {
-        let down = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+        // The body's own size: a handler's answer has no Content-Length
+        // header yet (hyper writes it from the body's size).
+        let header = response.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
+        let down = header.or(axum::body::HttpBody::size_hint(response.body()).exact()).unwrap_or(0);
         net.bytes_down.fetch_add(down, Ordering::SeqCst);
+        if batch {
+            net.batch_bytes_down.fetch_add(down, Ordering::SeqCst);
+        }
     }
     response
 }
