@@ -371,6 +371,8 @@ async fn drain(
     // most `owed`.
     let (goal, owed) = if poison { (n as i64 - 1, 1) } else { (n as i64, 0) };
     let start = Instant::now();
+    let start_epoch_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() * 1e3;
     chromium.set_worker_offline(false).await;
     // The fault lasts 3 s (the peer's first attempts), then the server
     // recovers.
@@ -416,8 +418,13 @@ async fn drain(
     }
     if peer == Peer::Bgsync && std::env::var_os("BGSYNC_TEST_LOG").is_some() {
         let status = worker_status(&page).await;
-        let last = status["rounds"].as_array().and_then(|r| r.last()).map(|r| r["phases"].clone());
+        let rounds = status["rounds"].as_array().cloned().unwrap_or_default();
+        let last = rounds.last().map(|r| r["phases"].clone());
         eprintln!("bgsync worker's last round (phase, ms): {}", last.unwrap_or_default());
+        // When the rounds began, from the moment the worker went online.
+        let began: Vec<String> =
+            rounds.iter().filter_map(|r| r["at"].as_f64()).map(|at| format!("{:.1}", at - start_epoch_ms)).collect();
+        eprintln!("bgsync rounds began (ms after going online): {}", began.join(", "));
     }
     run.requests = server.net().requests.load(Ordering::SeqCst);
     run.bytes = server.net().bytes_up.load(Ordering::SeqCst) + server.net().bytes_down.load(Ordering::SeqCst);
