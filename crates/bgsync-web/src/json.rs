@@ -44,13 +44,6 @@ impl Value {
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Number(n) => Some(*n),
@@ -72,12 +65,143 @@ pub fn parse(text: &str) -> Option<Value> {
     (reader.at == text.len()).then_some(value)
 }
 
-struct Reader<'a> {
+/// Reads a JSON text of a known shape straight into Rust values (no
+/// [`Value`] tree: no allocation but the strings kept): [`Reader::array`],
+/// [`Reader::object`] with each field's name, typed reads that skip a value
+/// of another type, [`Reader::skip`] for the rest, then [`Reader::end`].
+/// Every method returns `None` on text that is not JSON.
+pub struct Reader<'a> {
     text: &'a str,
     at: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Reader { text, at: 0 }
+    }
+
+    /// Only whitespace is left.
+    pub fn end(&mut self) -> Option<()> {
+        self.space();
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// The first byte of the next value (`"`, `[`, `{`, `n`, a digit…).
+    fn kind(&mut self) -> Option<u8> {
+        self.space();
+        self.peek()
+    }
+
+    /// An array, each item read by `item`.
+    pub fn array(&mut self, item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.kind()? != b'[' {
+            return None;
+        }
+        self.items(b']', item)
+    }
+
+    /// An object, each field's value read by `field`, given the field's
+    /// name.
+    pub fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        if self.kind()? != b'{' {
+            return None;
+        }
+        self.items(b'}', |reader| {
+            if reader.kind()? != b'"' {
+                return None;
+            }
+            let name = reader.name()?;
+            reader.space();
+            reader.eat(":")?;
+            field(reader, &name)
+        })
+    }
+
+    /// A field's name, borrowed from the text unless it has escapes.
+    fn name(&mut self) -> Option<std::borrow::Cow<'a, str>> {
+        let text = self.text;
+        let rest = &text.as_bytes()[self.at + 1..];
+        match rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            Some(run) if rest[run] == b'"' => {
+                let name = &text[self.at + 1..self.at + 1 + run];
+                self.at += run + 2;
+                Some(std::borrow::Cow::Borrowed(name))
+            }
+            _ => self.string().map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// A string; `Some(None)` (the value skipped) if the value is another
+    /// type.
+    pub fn maybe_string(&mut self) -> Option<Option<String>> {
+        if self.kind()? == b'"' {
+            return self.string().map(Some);
+        }
+        self.skip().map(|_| None)
+    }
+
+    /// A number; `Some(None)` (the value skipped) if the value is another
+    /// type.
+    pub fn maybe_number(&mut self) -> Option<Option<f64>> {
+        if matches!(self.kind()?, b'-' | b'0'..=b'9') {
+            return self.number().map(Some);
+        }
+        self.skip().map(|_| None)
+    }
+
+    /// Whether the next value is an array (else the caller skips it or
+    /// reads it as something else).
+    pub fn at_array(&mut self) -> Option<bool> {
+        Some(self.kind()? == b'[')
+    }
+
+    /// Passes over one value of any type.
+    pub fn skip(&mut self) -> Option<()> {
+        self.skip_nested(0)
+    }
+
+    fn skip_nested(&mut self, depth: usize) -> Option<()> {
+        match self.kind()? {
+            b'"' => {
+                // Up to the closing quote, escapes stepped over.
+                self.at += 1;
+                loop {
+                    let rest = &self.text.as_bytes()[self.at..];
+                    let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+                    self.at += run;
+                    match self.peek()? {
+                        b'"' => {
+                            self.at += 1;
+                            return Some(());
+                        }
+                        b'\\' => {
+                            self.at += 1;
+                            match self.peek()? {
+                                b'u' => {
+                                    self.at += 1;
+                                    self.hex4()?;
+                                }
+                                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                                _ => return None,
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' if depth < MAX_DEPTH => self.items(b']', |reader| reader.skip_nested(depth + 1)),
+            b'{' if depth < MAX_DEPTH => self.items(b'}', |reader| {
+                if reader.kind()? != b'"' {
+                    return None;
+                }
+                reader.skip_nested(depth + 1)?;
+                reader.space();
+                reader.eat(":")?;
+                reader.skip_nested(depth + 1)
+            }),
+            _ => self.value(depth).map(|_| ()),
+        }
+    }
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.at).copied()
     }
@@ -153,7 +277,15 @@ impl Reader<'_> {
     /// A string, the reader on its opening quote.
     fn string(&mut self) -> Option<String> {
         self.at += 1;
-        let mut out = String::new();
+        let rest = &self.text.as_bytes()[self.at..];
+        let first = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[first] == b'"' {
+            // No escapes (most strings): one copy of the exact size.
+            let out = self.text[self.at..self.at + first].to_owned();
+            self.at += first + 1;
+            return Some(out);
+        }
+        let mut out = String::with_capacity(first + 16);
         loop {
             // Up to the next quote, backslash or control character: the
             // text between is copied as it is (it is UTF-8 already, and
@@ -331,7 +463,7 @@ mod tests {
         let record = &items[0];
         assert_eq!(record.get("key"), Some(&s("k1")));
         assert_eq!(record.get("headers"), Some(&Value::Array(vec![Value::Array(vec![s("A"), s("b")])])));
-        assert_eq!(record.get("body").and_then(Value::as_str), Some(r#"{"t":"x\\y"}"#));
+        assert_eq!(record.get("body"), Some(&s(r#"{"t":"x\\y"}"#)));
         assert_eq!(record.get("at").and_then(Value::as_f64), Some(1_733_083_200_123.0));
         assert_eq!(record.get("n"), Some(&Value::Null));
         assert_eq!(record.get("ok"), Some(&Value::Bool(true)));
@@ -383,6 +515,67 @@ mod tests {
         assert_eq!(parse(&deep), None);
         let fine = "[".repeat(60) + &"]".repeat(60);
         assert!(parse(&fine).is_some());
+    }
+
+    /// A record's key, time and tags.
+    type Record = (Option<String>, Option<f64>, Vec<String>);
+
+    /// A record read field by field: the fields wanted, typed, the others
+    /// and wrong-typed ones skipped.
+    fn read_records(text: &str) -> Option<Vec<Record>> {
+        let mut reader = Reader::new(text);
+        let mut records = Vec::new();
+        reader.array(|reader| {
+            let (mut key, mut at, mut tags) = (None, None, Vec::new());
+            reader.object(|reader, name| {
+                match name {
+                    "key" => key = reader.maybe_string()?,
+                    "at" => at = reader.maybe_number()?,
+                    "tags" if reader.at_array()? => reader.array(|reader| {
+                        tags.extend(reader.maybe_string()?);
+                        Some(())
+                    })?,
+                    _ => reader.skip()?,
+                }
+                Some(())
+            })?;
+            records.push((key, at, tags));
+            Some(())
+        })?;
+        reader.end()?;
+        Some(records)
+    }
+
+    #[test]
+    fn a_reader_takes_known_fields_and_skips_the_rest() {
+        let text = r#" [ {"skip":{"a":[1,{"b":"\"}"},null,true,"x\u00e9\ud83d\ude00"]},"key":"k\"1","at":12.5,
+            "tags":["a",2,"b",["c"]],"e\u0073c":"name with an escape"},
+            {"key":7,"at":"late","tags":"none"}, {} ] "#;
+        let records = read_records(text).unwrap();
+        assert_eq!(
+            records,
+            [
+                (Some("k\"1".into()), Some(12.5), vec!["a".into(), "b".into()]),
+                (None, None, vec![]),
+                (None, None, vec![]),
+            ]
+        );
+        for bad in [
+            "",
+            "{}",
+            "[{]",
+            "[{\"key\":}]",
+            "[{\"key\" \"k\"}]",
+            "[{\"skip\":\"\\x\"}]",
+            "[{\"skip\":[1,]}]",
+            "[{\"skip\":\"open}]",
+            "[{\"key\":\"k\"},]",
+            "[] x",
+        ] {
+            assert_eq!(read_records(bad), None, "{bad:?}");
+        }
+        let deep = format!("[{{\"skip\":{}{}}}]", "[".repeat(100), "]".repeat(100));
+        assert_eq!(read_records(&deep), None, "too deep");
     }
 
     #[test]
