@@ -386,6 +386,17 @@ async fn two_tabs_and_the_worker_replaying_at_once_send_each_post_once() {
     assert!(ra && rb && rc);
     until_stored(&server, 6).await;
     until_delivered_on_page(&a).await;
+    // Whichever context delivered pulled the feed after: every tab lists
+    // the six as the server has them (a page that replays without a
+    // worker, too).
+    for page in [&a, &b, &c] {
+        wait_for(
+            page,
+            "the six posts listed as sent",
+            "document.querySelectorAll('#posts .post[data-state=sent]').length === 6",
+        )
+        .await;
+    }
     // Let any late round (a retry timer, the browser's sync) run too.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let keys = server.keys_received();

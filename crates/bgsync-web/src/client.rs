@@ -314,7 +314,11 @@ pub async fn retry_now() -> JsResult<crate::replay::Round> {
 }
 
 /// Asks the worker that controls this page to replay (the message
-/// `{type: "replay", expedite}`), or replays every queue here, once.
+/// `{type: "replay", expedite}`), or replays every queue here, once, as
+/// the worker would ([`crate::replay::deliver`]): if that delivered
+/// anything, the declared feeds are pulled too, so that what was sent
+/// shows as the server has it (without the pull, a post delivered from a
+/// page without a worker left the queue and no list had it any more).
 async fn replay_here_or_in_worker(expedite: bool) -> JsResult<crate::replay::Round> {
     let message = js_sys::Object::new();
     js::set(&message, "type", "replay");
@@ -322,11 +326,7 @@ async fn replay_here_or_in_worker(expedite: bool) -> JsResult<crate::replay::Rou
     if post_to_worker(&message) {
         return Ok(crate::replay::Round::default());
     }
-    let mut total = crate::replay::Round::default();
-    for queue in Queue::declared() {
-        total = total.and(crate::replay::replay(&queue, expedite).await?);
-    }
-    Ok(total)
+    crate::replay::deliver(0, expedite).await
 }
 
 /// Sets the credentials sent with every queued request (replacing an

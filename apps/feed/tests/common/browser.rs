@@ -41,7 +41,18 @@ impl Chromium {
 }
 
 /// Types a post into the real form and submits it with the button.
+///
+/// The snackbar is hidden and emptied first, so that [`snackbar`] waits for
+/// the message of this submission (a message still shown from the one
+/// before would otherwise be read before this one's entry is stored).
 pub async fn submit_post(page: &Page, title: &str, location: &str) {
+    let hidden: bool = eval(
+        page,
+        "(() => { const bar = document.querySelector('#snackbar'); bar.classList.remove('visible'); \
+         bar.textContent = ''; return true; })()",
+    )
+    .await;
+    assert!(hidden);
     for (selector, text) in [("#title", title), ("#location", location)] {
         let input = page.find_element(selector).await.unwrap();
         input.click().await.unwrap();
