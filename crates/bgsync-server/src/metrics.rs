@@ -15,6 +15,7 @@
 //! | `bgsync_key_purges_total`, `bgsync_keys_purged_total` | purge runs, keys they deleted |
 //! | `bgsync_group_commits_total`, `bgsync_group_commit_writes_total` | SQLite group commits and the writes they carried |
 //! | `bgsync_sqlite_direct_total` | hand-overs of a group's SQLite connection to a request's thread ([`crate::direct`]) |
+//! | `bgsync_sqlite_direct_gave_up_total` | hand-overs not made in time (the statements went through sqlx) |
 //!
 //! `route` is the route's pattern (`/api/tasks/{id}`), never the raw path, so
 //! the number of series stays bounded whatever clients send; paths no route
@@ -50,6 +51,7 @@ pub(crate) struct Metrics {
     pub group_commits: IntCounter,
     pub group_writes: IntCounter,
     pub direct: IntCounter,
+    pub direct_gave_up: IntCounter,
     batch_sizes: Histogram,
 }
 
@@ -102,6 +104,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         direct: counter(
             "bgsync_sqlite_direct_total",
             "Hand-overs of a group's SQLite connection to a request's thread (statements without a thread hop).",
+        ),
+        direct_gave_up: counter(
+            "bgsync_sqlite_direct_gave_up_total",
+            "Hand-overs of a group's SQLite connection that sqlx did not make in time (the statements went through sqlx).",
         ),
         batch_sizes,
         registry,

@@ -412,7 +412,10 @@ where
             // `rollback`, `drop`), and every sqlx statement through this
             // member first drops `direct` (`deref_mut`). Other users of the
             // connection wait for the slot.
-            member.direct = Some(unsafe { Direct::lock(sqlite) }.await?);
+            // `None` (sqlx's thread did not hand it over in time): this
+            // call's statements go through sqlx; the next call tries again.
+            let Some(direct) = unsafe { Direct::lock(sqlite) }.await? else { return Ok(None) };
+            member.direct = Some(direct);
             crate::metrics::METRICS.direct.inc();
         }
         Ok(member.direct.as_mut())
