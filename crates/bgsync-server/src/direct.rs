@@ -123,7 +123,7 @@ impl Row<'_> {
 
 /// How long a request waits for sqlx's thread to hand the connection over
 /// (it takes microseconds when it works) before it uses sqlx instead.
-pub const HAND_OVER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(100);
+pub const HAND_OVER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A transaction's SQLite connection, held for statements run on the
 /// calling thread (see the module's documentation).
