@@ -442,4 +442,28 @@ mod tests {
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t").fetch_one(&mut any).await.unwrap();
         assert_eq!(count, 2);
     }
+
+    #[tokio::test]
+    async fn a_hand_over_not_made_in_time_is_given_up_and_the_connection_stays_sqlxs() {
+        sqlx::any::install_default_drivers();
+        let mut any = sqlx::AnyConnection::connect("sqlite::memory:").await.unwrap();
+        let sqlite = sqlite_connection(&mut any).unwrap();
+        let held = unsafe { Direct::lock(sqlite) }.await.unwrap().expect("handed over in time");
+        // While it is held, sqlx's thread cannot hand the connection over
+        // again: the wait ends after the patience, not never.
+        let gave_up = crate::metrics::METRICS.direct_gave_up.get();
+        let began = std::time::Instant::now();
+        let sqlite = sqlite_connection(&mut any).unwrap();
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), unsafe { Direct::lock(sqlite) }).await;
+        assert!(waited.expect("the wait for a hand-over ends").unwrap().is_none());
+        assert!(began.elapsed() >= HAND_OVER_PATIENCE);
+        assert!(crate::metrics::METRICS.direct_gave_up.get() > gave_up, "the give-up is counted");
+        drop(held);
+        // The abandoned wait leaves nothing behind: sqlx's thread takes the
+        // connection back and runs statements, and hands it over again.
+        let (one,): (i64,) = sqlx::query_as("SELECT 1").fetch_one(&mut any).await.unwrap();
+        assert_eq!(one, 1);
+        let sqlite = sqlite_connection(&mut any).unwrap();
+        assert!(unsafe { Direct::lock(sqlite) }.await.unwrap().is_some());
+    }
 }

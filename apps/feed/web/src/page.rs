@@ -191,17 +191,12 @@ async fn fallback_replay() {
 }
 
 /// Replays the queue now ("retry now"): in the worker when one controls
-/// the page, else here.
+/// the page, else here ([`client::retry_now`], which pulls the feed after
+/// delivering). Here, the retries follow on the engine's timers for as
+/// long as the page stays open (the timer below; a round the worker took
+/// reports nothing to retry).
 pub async fn replay_now() {
-    let ask_worker = Object::new();
-    let _ = Reflect::set(&ask_worker, &"type".into(), &"replay".into());
-    if client::post_to_worker(&ask_worker) {
-        return;
-    }
-    // No worker controls this page: replay here, retrying on the engine's
-    // timers for as long as the page stays open.
-    // (budget 0: one round; the timer below stands in for the engine's.)
-    match replay::deliver(0, true).await {
+    match client::retry_now().await {
         Ok(round) => {
             if let (true, Some(at)) = (round.needs_retry() && !round.paused, round.next_at_ms) {
                 // One pending retry timer at a time, for the latest round.
