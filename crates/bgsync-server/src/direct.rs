@@ -16,9 +16,9 @@
 //! (no busy handler can block the caller's thread); elsewhere (PostgreSQL,
 //! SQLite without group commit) it is `None` and the handler uses sqlx as
 //! before. [`Direct`] holds sqlx's lock on the connection
-//! ([`sqlx::sqlite::SqliteConnection::lock_handle`]) until the transaction
-//! next runs a statement through sqlx, commits or ends, so a batch's
-//! entries share one hand-over. Both kinds of statement run in the same
+//! ([`sqlx::sqlite::SqliteConnection::lock_handle`]) until the group's
+//! transaction next runs a statement through sqlx, commits or ends, so a
+//! batch's entries, and the requests of one group, share one hand-over. Both kinds of statement run in the same
 //! transaction; a handler may mix them.
 //!
 //! Statements are prepared once per hand-over and kept while it lasts (a
@@ -161,12 +161,15 @@ impl Direct {
     /// has not handed it over within [`HAND_OVER_PATIENCE`] (the caller
     /// then runs its statements through sqlx).
     ///
-    /// Under load (64 concurrent writers with `wrk`), sqlx-sqlite 0.8.6's
-    /// `lock_handle` now and then never returns: the request waiting for it
-    /// held the group's transaction, and every write of the server stalled
-    /// until clients gave up. Giving up the wait lets the connection's
-    /// thread go on (it takes the lock back at once), and the statements
-    /// go through sqlx as they would without this module.
+    /// sqlx-sqlite 0.8.6's `lock_handle` can wait forever: it holds the
+    /// connection's lock while it waits for room in the channel to sqlx's
+    /// thread, and that thread, waiting for the lock, does not read. The
+    /// channel fills with hand-over messages a caller got ahead of (see
+    /// `Slot::direct` in [`crate::writer`], which hands the connection over
+    /// once a group so that it cannot happen there). The patience is the
+    /// safety net: giving up the wait lets go of the lock, sqlx's thread
+    /// goes on, and the statements go through sqlx as they would without
+    /// this module.
     ///
     /// # Safety
     /// `conn` must outlive the returned value and run no statement through

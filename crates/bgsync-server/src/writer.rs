@@ -60,15 +60,21 @@ impl<DB: sqlx::Database> std::fmt::Debug for Writer<DB> {
 struct Counters {
     commits: std::sync::atomic::AtomicU64,
     writes: std::sync::atomic::AtomicU64,
+    hand_overs: std::sync::atomic::AtomicU64,
 }
 
 /// What a [`Writer`] has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WriterStats {
     /// Group commits that succeeded.
     pub commits: u64,
     /// Requests' writes those commits carried.
     pub writes: u64,
+    /// Times the group's connection was taken from sqlx's thread for
+    /// statements run directly ([`WriteTx::sqlite`]): at most once a group
+    /// while its members use only direct statements.
+    pub hand_overs: u64,
 }
 
 /// The outcome of one group's commit, shared by its members.
@@ -87,6 +93,26 @@ struct Group<DB: sqlx::Database> {
 }
 
 struct Slot<DB: sqlx::Database> {
+    /// The group's connection, taken from sqlx's thread for direct
+    /// statements ([`WriteTx::sqlite`]) by the first member that wanted it
+    /// and kept by the group, member after member, until a statement goes
+    /// through sqlx or the group ends. Declared before `tx`: dropped before
+    /// it.
+    ///
+    /// One hand-over a group, not one a member: each hand-over sends sqlx's
+    /// thread a message (sqlx-sqlite 0.8's `lock_handle`), and a member can
+    /// get the connection before that thread has read the message (it
+    /// lets the connection go, is descheduled before it asks for it again,
+    /// and the member takes the free lock). The message is then left
+    /// unread. A member a request, under load (64 writers with `wrk`), left
+    /// dozens of them while that thread was descheduled for a few
+    /// milliseconds; at 50 (sqlx's `command_buffer_size`) the next hand-over
+    /// held the connection while it waited for room in the full channel,
+    /// and the thread waited for the connection before it would read:
+    /// every write of the server stalled. With one hand-over a group, and
+    /// the group's commit (through sqlx, answered in order) in between,
+    /// at most two are ever unread.
+    direct: Option<Direct>,
     /// The open group transaction, if any.
     tx: Option<Transaction<'static, DB>>,
     /// Members whose effect is in `tx`, waiting for its commit.
@@ -119,6 +145,7 @@ where
     /// runs on; the task ends when the last clone of this writer is gone.
     pub fn group_commit(pool: Pool<DB>) -> Self {
         let slot = Arc::new(Mutex::new(Slot {
+            direct: None,
             tx: None,
             members: 0,
             rollback_pending: false,
@@ -142,6 +169,7 @@ where
         self.group.as_ref().map_or_else(WriterStats::default, |g| WriterStats {
             commits: g.stats.commits.load(Relaxed),
             writes: g.stats.writes.load(Relaxed),
+            hand_overs: g.stats.hand_overs.load(Relaxed),
         })
     }
 
@@ -173,13 +201,12 @@ where
         // runs, the next one takes a plain savepoint (at worst nested in the
         // one left open, which the commit releases with the rest).
         let take = if std::mem::take(&mut slot.release_pending) { RELEASE_THEN_TAKE } else { SAVEPOINT };
-        let member = Member { direct: None, slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() };
+        let member = Member { slot: Some(slot), dirty: group.dirty.clone(), stats: group.stats.clone() };
         let mut tx = WriteTx::Member(member);
-        // On SQLite, directly: the connection stays with this member for
-        // its statements ([`WriteTx::sqlite`]), one hand-over in all.
+        // On SQLite, directly: the connection stays with the group for its
+        // members' statements ([`WriteTx::sqlite`]), one hand-over a group.
         if let Err(e) = tx.run_plain(take).await {
             if let WriteTx::Member(member) = &mut tx {
-                member.direct = None;
                 if let Some(mut slot) = member.slot.take() {
                     fail_group(&mut slot, &e).await;
                 }
@@ -190,19 +217,23 @@ where
     }
 }
 
-/// Runs `statement` in the slot's open transaction.
-async fn run<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error>
+/// Runs `statement` in the slot's open transaction (directly while the
+/// group holds its connection).
+async fn run<DB>(slot: &mut Slot<DB>, statement: &'static str) -> Result<(), sqlx::Error>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
+    if let Some(direct) = slot.direct.as_mut() {
+        return direct.execute_batch(statement);
+    }
     let tx = slot.tx.as_mut().ok_or_else(|| sqlx::Error::Protocol("the group's transaction has ended".into()))?;
     sqlx::Executor::execute(&mut **tx, statement).await.map(|_| ())
 }
 
 /// [`run`]; when the statement fails, the group's state is unknown: it is
 /// rolled back as a whole and its members told ([`fail_group`]).
-async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error>
+async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &'static str) -> Result<(), sqlx::Error>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -228,10 +259,19 @@ where
 
 /// Rolls the open group back and tells its members why.
 async fn fail_group<DB: sqlx::Database>(slot: &mut Slot<DB>, error: &sqlx::Error) {
-    if let Some(tx) = slot.tx.take() {
+    if let Some(tx) = slot.take_tx() {
         let _ = tx.rollback().await;
     }
     finish(slot, Err(Arc::new(sqlx::Error::Protocol(format!("the group commit was rolled back: {error}")))));
+}
+
+impl<DB: sqlx::Database> Slot<DB> {
+    /// The group's transaction, to end it: the connection given back to
+    /// sqlx's thread first.
+    fn take_tx(&mut self) -> Option<Transaction<'static, DB>> {
+        self.direct = None;
+        self.tx.take()
+    }
 }
 
 /// Ends the open group with `outcome` and opens the next.
@@ -268,7 +308,7 @@ where
     if settle(slot).await.is_err() {
         return;
     }
-    let Some(tx) = slot.tx.take() else { return };
+    let Some(tx) = slot.take_tx() else { return };
     if slot.members == 0 {
         // Only rolled-back members: nothing to keep.
         let _ = tx.rollback().await;
@@ -302,10 +342,6 @@ pub enum WriteTx<DB: sqlx::Database> {
 
 /// A request's turn on the group's connection.
 pub struct Member<DB: sqlx::Database> {
-    /// The connection taken from sqlx's thread for direct statements
-    /// ([`WriteTx::sqlite`]); given back before the slot (declared first,
-    /// dropped first), and before any statement through sqlx.
-    direct: Option<Direct>,
     slot: Option<OwnedMutexGuard<Slot<DB>>>,
     dirty: Arc<Notify>,
     stats: Arc<Counters>,
@@ -316,7 +352,6 @@ impl<DB: sqlx::Database> Drop for Member<DB> {
         // Left without commit or rollback (an error returned early, or the
         // request was cancelled): the savepoint is undone by whoever takes
         // the slot next, the committer included.
-        self.direct = None;
         if let Some(mut slot) = self.slot.take() {
             slot.rollback_pending = true;
             drop(slot);
@@ -337,7 +372,6 @@ where
         match self {
             Self::Own(tx) => tx.commit().await,
             Self::Member(mut member) => {
-                member.direct = None;
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
                 slot.release_pending = true;
                 slot.members += 1;
@@ -375,7 +409,6 @@ where
         match self {
             Self::Own(tx) => tx.rollback().await,
             Self::Member(mut member) => {
-                member.direct = None;
                 let mut slot = member.slot.take().expect("a member holds its slot until it ends");
                 let result = run_or_fail(&mut slot, UNDO).await;
                 drop(slot);
@@ -398,27 +431,32 @@ where
     /// The connection for statements run on this thread through SQLite's C
     /// API ([`crate::direct`]): for a member of a group on SQLite, whose
     /// transaction holds SQLite's write lock; `None` otherwise (use sqlx).
-    /// The connection is taken from sqlx's thread once and kept until the
-    /// next statement through sqlx (`&mut *tx`), the commit or the end.
+    /// The connection is taken from sqlx's thread once and kept by the
+    /// group (for the next members too) until the next statement through
+    /// sqlx (`&mut *tx`) or the group's end.
     pub async fn sqlite(&mut self) -> Result<Option<&mut Direct>, sqlx::Error> {
         let Self::Member(member) = self else { return Ok(None) };
-        if member.direct.is_none() {
-            let Some(conn) = member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()) else {
+        let Some(slot) = member.slot.as_deref_mut() else {
+            return Err(sqlx::Error::Protocol("the group's transaction has ended".into()));
+        };
+        if slot.direct.is_none() {
+            let Some(conn) = slot.tx.as_deref_mut() else {
                 return Err(sqlx::Error::Protocol("the group's transaction has ended".into()));
             };
             let Some(sqlite) = crate::direct::sqlite_connection(conn) else { return Ok(None) };
-            // SAFETY: the connection lives in the slot this member holds,
-            // which it keeps until after `direct` is dropped (in `commit`,
-            // `rollback`, `drop`), and every sqlx statement through this
-            // member first drops `direct` (`deref_mut`). Other users of the
-            // connection wait for the slot.
+            // SAFETY: the connection lives in the slot's transaction, and
+            // `direct` is dropped before it (declared first; `take_tx`
+            // before the transaction ends), and before every statement
+            // through sqlx on it (`deref_mut`; `run` uses `direct`). Every
+            // user of the connection holds the slot.
             // `None` (sqlx's thread did not hand it over in time): this
             // call's statements go through sqlx; the next call tries again.
             let Some(direct) = unsafe { Direct::lock(sqlite) }.await? else { return Ok(None) };
-            member.direct = Some(direct);
+            slot.direct = Some(direct);
+            member.stats.hand_overs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             crate::metrics::METRICS.direct.inc();
         }
-        Ok(member.direct.as_mut())
+        Ok(slot.direct.as_mut())
     }
 }
 
@@ -441,8 +479,9 @@ impl<DB: sqlx::Database> DerefMut for WriteTx<DB> {
             Self::Own(tx) => tx,
             Self::Member(member) => {
                 // A statement through sqlx: the connection goes back to sqlx's thread first.
-                member.direct = None;
-                member.slot.as_mut().and_then(|s| s.tx.as_deref_mut()).expect("a member's group transaction is open")
+                let slot = member.slot.as_deref_mut().expect("a member holds its slot until it ends");
+                slot.direct = None;
+                slot.tx.as_deref_mut().expect("a member's group transaction is open")
             }
         }
     }

@@ -128,7 +128,8 @@ async fn the_member_after_a_commit_releases_its_savepoint_and_undoes_only_its_ow
     insert(2).execute(&mut *second).await.unwrap();
     second.commit().await.unwrap();
     first.await.unwrap().unwrap();
-    assert_eq!(writer.stats(), bgsync_server::WriterStats { commits: 1, writes: 2 }, "one group");
+    let stats = writer.stats();
+    assert_eq!((stats.commits, stats.writes), (1, 2), "one group");
     assert_eq!(committed(&dir).await, [1, 2]);
 
     // Each pair: one kept, then one refused (rolled back) or dropped.
@@ -201,6 +202,57 @@ async fn direct_statements_share_the_members_savepoint_and_fate() {
     let per_request = Writer::per_request(writer.pool().clone());
     let mut own = per_request.begin().await.unwrap();
     assert!(own.sqlite().await.unwrap().is_none(), "a transaction of its own uses sqlx");
+}
+
+/// Many writers at once, each with direct statements only: a group's
+/// members share one hand-over of the connection from sqlx's thread.
+///
+/// A hand-over a member stalled the server under `wrk`: every hand-over is
+/// a message to sqlx's thread, which a member could outrun (it took the
+/// connection while that thread, between letting it go and asking for it
+/// again, was descheduled), leaving the message unread; 50 unread filled
+/// the thread's channel, and the next hand-over held the connection while
+/// it waited for room, the thread waiting for the connection. Here the
+/// channel holds 2 messages (`command_buffer_size`), so a few members
+/// outrunning the thread would be enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_direct_writers_share_one_hand_over_a_group_and_never_stall() {
+    use bgsync_server::direct::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("group.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .command_buffer_size(2);
+    let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+    pool.execute("CREATE TABLE notes (n INTEGER PRIMARY KEY)").await.unwrap();
+    let writer = Writer::group_commit(pool);
+    let (writers, each) = (64_i64, 25_i64);
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    let mut tx = writer.begin().await.unwrap();
+                    let direct = tx.sqlite().await.unwrap().expect("a group member on SQLite");
+                    direct.execute("INSERT INTO notes (n) VALUES ($1)", &[Value::Integer(w * each + i)]).unwrap();
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let all = async {
+        for task in tasks {
+            task.await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all).await.expect("every write answered (no stall)");
+    assert_eq!(committed(&dir).await.len() as i64, writers * each);
+    let stats = writer.stats();
+    assert_eq!(stats.writes, (writers * each) as u64);
+    assert!(stats.commits < stats.writes, "writes were grouped: {stats:?}");
+    assert!(stats.hand_overs >= 1, "the statements ran directly: {stats:?}");
+    assert!(stats.hand_overs <= stats.commits, "one hand-over a group at most: {stats:?}");
 }
 
 #[tokio::test]
