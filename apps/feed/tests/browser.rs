@@ -166,6 +166,47 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
     queues_and_sends_on_load(server, chromium, page).await;
 }
 
+/// A worker whose install failed (its wasm answered 500, so its cache
+/// could not be filled) never becomes active, and
+/// `navigator.serviceWorker.ready` never resolves. Queueing must not wait
+/// for it: `enqueue` resolves with the key once the entry is stored, and
+/// the page, with no worker to hand it to and no registration that could
+/// fire a sync, sends it itself. (`enqueue` waited for `ready` to register
+/// the sync, and so for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_active_worker_enqueue_resolves_and_the_page_sends_the_entry() {
+    let sw = String::from_utf8(feed::assets::find("/sw.js").unwrap().body.to_vec()).unwrap();
+    let wasm = sw.split("wasm: \"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
+    assert!(wasm.ends_with(".wasm"), "{wasm}");
+    let broken = || async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the test breaks the worker's install") };
+    let server = TestServer::start_with_routes(axum::Router::new().route(&wasm, axum::routing::get(broken)));
+    let chromium = Chromium::launch().await;
+    let page = chromium.new_page(&server.url()).await;
+    wait_for(&page, "the page's module", "typeof wasm_bindgen.enqueue === 'function'").await;
+    eventually("the worker's install to fail", Duration::from_secs(30), || async {
+        let state: String = eval(
+            &page,
+            "navigator.serviceWorker.getRegistration().then(r => !r ? 'none' : r.active ? 'active' : r.installing ? 'installing' : 'none')",
+        )
+        .await;
+        assert_ne!(state, "active", "the install was to fail");
+        (state == "none").then_some(())
+    })
+    .await;
+
+    let enqueue = "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+                   body: JSON.stringify({ id: crypto.randomUUID(), title: 'No worker here', location: 'Page' }) })";
+    let key = tokio::time::timeout(Duration::from_secs(10), eval::<String>(&page, enqueue))
+        .await
+        .expect("enqueue resolves without an active worker");
+    assert_eq!(key.len(), 36, "{key}");
+    let stored = until_stored(&server, 1).await;
+    assert_eq!(stored[0].1, "No worker here");
+    assert_eq!(server.keys_received(), [key], "sent once, by the page");
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.controller === null").await);
+    chromium.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_fallback_ignores_background_sync_and_the_page_sends_on_load() {
     let server = TestServer::start();

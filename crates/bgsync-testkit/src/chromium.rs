@@ -367,13 +367,24 @@ pub fn installed(names: &[&str], packages: &str, env: &str) -> PathBuf {
     if let Some(path) = found() {
         return path;
     }
+    // One install at a time in this process (tests run side by side, and
+    // a second apt-get fails on the first one's lock), and waiting for the
+    // lock of another process's apt-get rather than failing on it.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(path) = found() {
+        return path;
+    }
     let root = Process::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
     if root && which("apt-get").is_some() {
         eprintln!("{} is missing: installing Debian's {packages} with apt-get", names[0]);
         let ok = Process::new("sh")
             .args([
                 "-c",
-                &format!("apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q {packages}"),
+                &format!(
+                    "apt-get -o DPkg::Lock::Timeout=600 update -q && DEBIAN_FRONTEND=noninteractive \
+                     apt-get -o DPkg::Lock::Timeout=600 install -y -q {packages}"
+                ),
             ])
             .status()
             .map(|s| s.success())

@@ -169,9 +169,10 @@ pub fn pull(name: String) -> Promise {
     })
 }
 
-/// Queues `request` in the declared queue `queue` and resolves
-/// with its key once it is stored durably; then registers a sync, or where
-/// the browser has none, retries at once.
+/// Queues `request` in the declared queue `queue` and resolves with its
+/// key once it is stored durably and its sync registered; where no sync
+/// can be registered (no Background Sync, no active worker yet), a replay
+/// starts at once, in the background.
 #[wasm_bindgen(js_name = enqueue, unchecked_return_type = "Promise<string>")]
 pub fn enqueue(queue: String, #[wasm_bindgen(unchecked_param_type = "QueuedRequest")] request: JsValue) -> Promise {
     js::promise(async move {
@@ -199,7 +200,10 @@ pub fn enqueue(queue: String, #[wasm_bindgen(unchecked_param_type = "QueuedReque
         )
         .await?;
         if !client::schedule_delivery(&queue).await.unwrap_or(false) {
-            client::retry_now().await?;
+            // No sync can be registered: sent now, by the worker or here.
+            // Not awaited: the entry is stored, which is what the promise
+            // says; a round here takes as long as the server does.
+            client::retry_now_soon();
         }
         Ok(entry.key.as_str().into())
     })

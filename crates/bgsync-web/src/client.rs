@@ -174,8 +174,14 @@ thread_local! {
 }
 
 /// The registration's `SyncManager`: a worker's own registration, or in a
-/// page the ready one (awaited once per page, a promise hop per enqueue
-/// otherwise). `None` where there is no worker or no Background Sync.
+/// page the registration of this page whose worker is active (looked up
+/// until found, then kept: a promise hop per enqueue otherwise). `None`
+/// where there is no worker, none active yet, or no Background Sync.
+///
+/// Not `navigator.serviceWorker.ready`: it waits until a worker is active,
+/// which is never where the page registers none or the install failed (a
+/// file of its cache that did not load), and a queued entry's caller
+/// would wait with it.
 async fn sync_manager() -> JsResult<Option<JsValue>> {
     let own = js::get(&js_sys::global(), "registration").ok().filter(JsValue::is_object);
     let registration = match own {
@@ -185,7 +191,10 @@ async fn sync_manager() -> JsResult<Option<JsValue>> {
             match READY.with(|r| r.borrow().clone()) {
                 Some(registration) => registration,
                 None => {
-                    let registration = js::await_promise(container.ready()?).await?;
+                    let registration = js::await_promise(container.get_registration()).await?;
+                    if !registration.is_object() || !js::get(&registration, "active")?.is_object() {
+                        return Ok(None);
+                    }
                     READY.with(|r| *r.borrow_mut() = Some(registration.clone()));
                     registration
                 }
@@ -311,6 +320,16 @@ pub async fn status() -> JsResult<Status> {
 /// here, once, sending entries that wait out a backoff at once.
 pub async fn retry_now() -> JsResult<crate::replay::Round> {
     replay_here_or_in_worker(true).await
+}
+
+/// [`retry_now`] in the background (a failure is logged: the caller's
+/// entry is stored already, and the engine retries it).
+pub fn retry_now_soon() {
+    wasm_bindgen_futures::spawn_local(async {
+        if let Err(e) = retry_now().await {
+            web_sys::console::warn_2(&"bgsync: replaying failed".into(), &e);
+        }
+    });
 }
 
 /// Asks the worker that controls this page to replay (the message
