@@ -72,6 +72,9 @@ pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql
     let pool = AnyPoolOptions::new()
         .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
         .acquire_timeout(Duration::from_secs(5))
+        // A ping before each use is a round trip to the connection's
+        // thread; a SQLite file's connection cannot go away by itself.
+        .test_before_acquire(backend != Backend::Sqlite)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
