@@ -204,6 +204,22 @@ async fn with_no_active_worker_enqueue_resolves_and_the_page_sends_the_entry() {
     assert_eq!(stored[0].1, "No worker here");
     assert_eq!(server.keys_received(), [key], "sent once, by the page");
     assert!(eval::<bool>(&page, "navigator.serviceWorker.controller === null").await);
+
+    // A loop of enqueues: each resolves once stored, and every entry is
+    // sent once by the rounds they asked for.
+    let keys: Vec<String> = eval(
+        &page,
+        "(async () => { const keys = []; for (let i = 0; i < 20; i++) keys.push(await wasm_bindgen.enqueue('sync-posts', \
+         { url: '/api/posts', body: JSON.stringify({ id: crypto.randomUUID(), title: 'Loop ' + i, location: 'Page' }) })); \
+         return keys; })()",
+    )
+    .await;
+    let stored = until_stored(&server, 21).await;
+    assert_eq!(stored.len(), 21);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let received = server.keys_received();
+    assert_eq!(received.len(), 21, "each sent once: {received:?}");
+    assert!(keys.iter().all(|k| received.contains(k)));
     chromium.close().await;
 }
 

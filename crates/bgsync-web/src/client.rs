@@ -323,13 +323,25 @@ pub async fn retry_now() -> JsResult<crate::replay::Round> {
 }
 
 /// [`retry_now`] in the background (a failure is logged: the caller's
-/// entry is stored already, and the engine retries it).
+/// entry is stored already, and the engine retries it). Calls made before
+/// the last one asked for has begun are one: a loop of enqueues asks for
+/// one round, not one each (a round reads whatever is queued when it
+/// starts, and what arrives while it runs).
 pub fn retry_now_soon() {
+    if RETRY_ASKED.with(|asked| asked.replace(true)) {
+        return;
+    }
     wasm_bindgen_futures::spawn_local(async {
+        RETRY_ASKED.with(|asked| asked.set(false));
         if let Err(e) = retry_now().await {
             web_sys::console::warn_2(&"bgsync: replaying failed".into(), &e);
         }
     });
+}
+
+thread_local! {
+    // A retry asked for by `retry_now_soon` that has not begun yet.
+    static RETRY_ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Asks the worker that controls this page to replay (the message
