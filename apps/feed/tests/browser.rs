@@ -722,6 +722,14 @@ async fn a_delivered_batch_is_deleted_as_a_key_range_but_never_an_entry_queued_i
     let key: String = eval(&page, &enqueue("range-05", "Queued during the batch")).await;
     assert_eq!(key, "range-05");
     until_stored(&server, 10).await;
+    // The batch's ten entries were deleted (one by one: its key range now
+    // holds an eleventh), and only they.
+    eventually("the delivered entries deleted", DELIVERY, || async {
+        let keys: Vec<String> =
+            queued(&page).await.iter().filter_map(|e| e["key"].as_str().map(str::to_owned)).collect();
+        (keys == ["range-05"]).then_some(())
+    })
+    .await;
     server.delay_posts(0);
     // It was not deleted with the batch: it is still owed, and goes out next.
     assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
