@@ -175,9 +175,7 @@ async fn without_background_sync_the_page_queues_and_sends_on_load() {
 /// the sync, and so for ever.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_active_worker_enqueue_resolves_and_the_page_sends_the_entry() {
-    let sw = String::from_utf8(feed::assets::find("/sw.js").unwrap().body.to_vec()).unwrap();
-    let wasm = sw.split("wasm: \"").nth(1).and_then(|rest| rest.split('"').next()).unwrap().to_owned();
-    assert!(wasm.ends_with(".wasm"), "{wasm}");
+    let wasm = format!("/{}.wasm", feed::assets::WORKER);
     let broken = || async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the test breaks the worker's install") };
     let server = TestServer::start_with_routes(axum::Router::new().route(&wasm, axum::routing::get(broken)));
     let chromium = Chromium::launch().await;

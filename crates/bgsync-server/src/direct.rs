@@ -18,8 +18,9 @@
 //! before. [`Direct`] holds sqlx's lock on the connection
 //! ([`sqlx::sqlite::SqliteConnection::lock_handle`]) until the group's
 //! transaction next runs a statement through sqlx, commits or ends, so a
-//! batch's entries, and the requests of one group, share one hand-over. Both kinds of statement run in the same
-//! transaction; a handler may mix them.
+//! batch's entries, and the requests of one group, share one hand-over.
+//! Both kinds of statement run in the same transaction; a handler may mix
+//! them.
 //!
 //! Statements are prepared once per hand-over and kept while it lasts (a
 //! batch of 1,000 entries prepares each of its statements once), and

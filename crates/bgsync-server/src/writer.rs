@@ -219,7 +219,7 @@ where
 
 /// Runs `statement` in the slot's open transaction (directly while the
 /// group holds its connection).
-async fn run<DB>(slot: &mut Slot<DB>, statement: &'static str) -> Result<(), sqlx::Error>
+async fn run<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -233,7 +233,7 @@ where
 
 /// [`run`]; when the statement fails, the group's state is unknown: it is
 /// rolled back as a whole and its members told ([`fail_group`]).
-async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &'static str) -> Result<(), sqlx::Error>
+async fn run_or_fail<DB>(slot: &mut Slot<DB>, statement: &str) -> Result<(), sqlx::Error>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,

@@ -102,9 +102,14 @@ pub async fn make_sure_it_is_taken() -> JsResult<()> {
 /// [`make_sure_it_is_taken`] in the background (the caller's entry is
 /// already stored; a failure here is logged, never the caller's).
 pub fn make_sure_it_is_taken_soon() {
-    wasm_bindgen_futures::spawn_local(async {
-        if let Err(e) = make_sure_it_is_taken().await {
-            web_sys::console::warn_2(&"bgsync: asking for a replay failed".into(), &e);
+    in_background("bgsync: asking for a replay failed", make_sure_it_is_taken());
+}
+
+/// Runs `work` in the background; a failure is logged with `failure`.
+fn in_background<T>(failure: &'static str, work: impl std::future::Future<Output = JsResult<T>> + 'static) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = work.await {
+            web_sys::console::warn_2(&failure.into(), &e);
         }
     });
 }
@@ -331,11 +336,9 @@ pub fn retry_now_soon() {
     if RETRY_ASKED.with(|asked| asked.replace(true)) {
         return;
     }
-    wasm_bindgen_futures::spawn_local(async {
+    in_background("bgsync: replaying failed", async {
         RETRY_ASKED.with(|asked| asked.set(false));
-        if let Err(e) = retry_now().await {
-            web_sys::console::warn_2(&"bgsync: replaying failed".into(), &e);
-        }
+        retry_now().await
     });
 }
 

@@ -211,8 +211,7 @@ impl Queue {
         let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
         // The keys as IndexedDB keys only when they are deleted one by one:
         // a thousand arrays built for nothing on the usual path otherwise.
-        let (queue, owned): (String, Vec<String>) =
-            (self.name().into(), keys.iter().map(|k| (*k).to_owned()).collect());
+        let (queue, owned): (Queue, Vec<String>) = (self.clone(), keys.iter().map(|k| (*k).to_owned()).collect());
         // The success handler runs while the transaction is active.
         let on_count = Closure::once_into_js(move || {
             let present = counted.result().ok().and_then(|n| n.as_f64()).unwrap_or(-1.0);
@@ -221,9 +220,8 @@ impl Queue {
             if present == owned.len() as f64 && distinct {
                 let _ = store.delete(&range);
             } else {
-                let queue = JsValue::from_str(&queue);
                 for key in &owned {
-                    let _ = store.delete(&Array::of2(&queue, &key.into()));
+                    let _ = store.delete(&queue.id(key));
                 }
             }
         });

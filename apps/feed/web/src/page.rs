@@ -168,14 +168,13 @@ async fn submit() {
     by_id::<HtmlFormElement>("post-form").reset();
     match client::schedule_delivery(&queue).await {
         Ok(true) => snackbar("Your post was saved for syncing"),
-        // No sync registered (no Background Sync, or no active worker
-        // yet): sent now, by the worker if one controls the page, else here.
-        Ok(false) => {
-            snackbar("Your post was saved and will be sent when the server can be reached");
-            replay_now().await;
-        }
-        Err(e) => {
-            web_sys::console::warn_2(&"feed: sync registration failed".into(), &e);
+        // No sync registered (no Background Sync, no active worker yet, or
+        // the registration failed): sent now, by the worker if one
+        // controls the page, else here.
+        not_registered => {
+            if let Err(e) = not_registered {
+                web_sys::console::warn_2(&"feed: sync registration failed".into(), &e);
+            }
             snackbar("Your post was saved and will be sent when the server can be reached");
             replay_now().await;
         }
