@@ -1,6 +1,7 @@
 //! How a round moves a queue: an unordered queue has up to its
 //! `maxInFlight` batches on the wire at once; a long queue is read a page
-//! at a time and delivered in order; draining a long queue leaves the
+//! at a time and delivered in order, a short one read whole in key order
+//! and delivered in queue order all the same; draining a long queue leaves the
 //! worker's memory as it was. Real Chromium, the feed's worker, the feed's
 //! declaration with its posts queue changed where a test says so.
 
@@ -81,6 +82,38 @@ async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() 
     // 75 bytes an entry; 170 with the created post in each).
     let answers = server.net().batch_bytes_down.load(Ordering::SeqCst);
     assert!((1..=70 * 100).contains(&answers), "{answers} bytes of batch answers for 70 entries");
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_read_whole_in_key_order_is_still_sent_in_the_order_it_was_queued() {
+    // A queue shorter than a page is read by key (the store's own order,
+    // faster than the queue-order index); keys given by the app need not
+    // follow the queue's order: here they run backwards.
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+
+    chromium.set_worker_offline(true).await;
+    let n: u64 = eval(
+        &page,
+        "(async () => { for (let i = 0; i < 12; i++) { \
+           await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', key: 'key-' + String(99 - i), \
+             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }) }); } \
+         return 12; })()",
+    )
+    .await;
+    assert_eq!(n, 12);
+    chromium.set_worker_offline(false).await;
+
+    let posts = until_drained(&server, &page, 12).await;
+    let titles: Vec<_> = posts.iter().map(|(_, title, _)| title.clone()).collect();
+    let expected: Vec<_> = (0..12).map(|i| format!("Post {i:02}")).collect();
+    assert_eq!(titles, expected, "stored once each, in the order they were queued, not in key order");
+    let status = worker_status(&page).await;
+    let rounds = status["rounds"].as_array().unwrap();
+    assert!(rounds.iter().all(|r| r["pages"] == 1), "one read of the whole queue a round: {status}");
     chromium.close().await;
 }
 
