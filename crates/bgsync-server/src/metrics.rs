@@ -14,6 +14,7 @@
 //! | `bgsync_idempotency_keys` | keys stored now (counted at scrape) |
 //! | `bgsync_key_purges_total`, `bgsync_keys_purged_total` | purge runs, keys they deleted |
 //! | `bgsync_group_commits_total`, `bgsync_group_commit_writes_total` | SQLite group commits and the writes they carried |
+//! | `bgsync_wal_checkpoints_total` | SQLite WAL checkpoints made beside the group writer after its commits |
 //! | `bgsync_sqlite_direct_total` | hand-overs of a group's SQLite connection to a request's thread ([`crate::direct`]) |
 //! | `bgsync_sqlite_direct_gave_up_total` | hand-overs not made in time (the statements went through sqlx) |
 //!
@@ -50,6 +51,7 @@ pub(crate) struct Metrics {
     keys: IntGauge,
     pub group_commits: IntCounter,
     pub group_writes: IntCounter,
+    pub checkpoints: IntCounter,
     pub direct: IntCounter,
     pub direct_gave_up: IntCounter,
     batch_sizes: Histogram,
@@ -101,6 +103,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         keys: gauge("bgsync_idempotency_keys", "Idempotency-Keys stored (counted when scraped)."),
         group_commits: counter("bgsync_group_commits_total", "SQLite group commits made."),
         group_writes: counter("bgsync_group_commit_writes_total", "Requests' writes the group commits carried."),
+        checkpoints: counter(
+            "bgsync_wal_checkpoints_total",
+            "SQLite WAL checkpoints made beside the group writer after its commits.",
+        ),
         direct: counter(
             "bgsync_sqlite_direct_total",
             "Hand-overs of a group's SQLite connection to a request's thread (statements without a thread hop).",

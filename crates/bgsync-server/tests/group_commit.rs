@@ -288,3 +288,34 @@ fn a_writer_outlives_the_runtime_that_ran_its_committer() {
         assert_eq!(committed(&dir).await, [1, 2]);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_checkpointed_beside_the_writer() {
+    // SQLite would checkpoint only once the WAL holds 1,000 pages, in the
+    // committing connection; a few commits stay far below that, so the
+    // database file grows only if the writer's checkpointer copied them.
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir).await;
+    let file = dir.path().join("group.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    let writer = Writer::group_commit(pool.clone());
+    for n in 0..300 {
+        write(&writer, n).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let size = std::fs::metadata(&file).unwrap().len();
+        if size > before && writer.stats().checkpoints >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint in 10 s: the database file is {size} bytes ({before} before the writes), {:?}",
+            writer.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(committed(&dir).await.len(), 300);
+    drop(writer);
+    pool.close().await;
+}
