@@ -1,7 +1,7 @@
 //! How a round moves a queue: an unordered queue has up to its
 //! `maxInFlight` batches on the wire at once; a long queue is read a page
-//! at a time and delivered in order, a short one read whole in key order
-//! and delivered in queue order all the same; draining a long queue leaves the
+//! at a time and delivered in order, as is a short one whose keys run
+//! against its order; draining a long queue leaves the
 //! worker's memory as it was. Real Chromium, the feed's worker, the feed's
 //! declaration with its posts queue changed where a test says so.
 
@@ -87,9 +87,9 @@ async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_read_whole_in_key_order_is_still_sent_in_the_order_it_was_queued() {
-    // A queue shorter than a page is read by key (the store's own order,
-    // faster than the queue-order index); keys given by the app need not
-    // follow the queue's order: here they run backwards.
+    // Keys given by the app need not follow the queue's order (here they
+    // run backwards), and the store's own order is by key: what a round
+    // sends follows the queue's order all the same, however it read it.
     let server = TestServer::start();
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;

@@ -157,39 +157,25 @@ impl Queue {
         Ok(decode(&Array::from(&values)))
     }
 
-    /// At most `limit` entries, those after `after` (from the start if
-    /// `None`), and where the next page starts (`None` when this one was the
-    /// last): a round reads a long queue a page at a time, in queue order
-    /// (enqueue time, then key), so what it holds stays bounded however long
-    /// the queue is. A queue shorter than `limit` comes whole, in key order
-    /// (the engine orders what it is given).
+    /// At most `limit` entries in queue order (enqueue time, then key),
+    /// those after `after` (from the start if `None`), and where the next
+    /// page starts (`None` when this one was the last): a round reads a long
+    /// queue a page at a time, so what it holds stays bounded however long
+    /// the queue is.
     pub async fn page(&self, after: Option<&PageCursor>, limit: u32) -> JsResult<(Vec<Entry>, Option<PageCursor>)> {
         let db = database().await?;
         let tx = db.transaction_with_str(ENTRIES)?;
-        let store = tx.object_store(ENTRIES)?;
-        let limit = limit.max(1);
-        // From the start, the queue's own key range first: read in key
-        // order, a third faster than through the index (which looks up each
-        // record it lists), and when it holds fewer than `limit` entries it
-        // is the whole queue (the engine orders what it is given). A longer
-        // queue is read a page at a time through the index, in queue order.
-        if after.is_none() {
-            let values = Array::from(&js::request(&store.get_all_with_key_and_limit(&self.range()?, limit)?).await?);
-            if values.length() < limit {
-                return Ok((decode(&values), None));
-            }
-        }
         // Always there: opening the database upgrades one without it.
-        let index = store.index(crate::db::ORDER)?;
+        let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
         let high = Array::of2(&self.name().into(), &Array::new());
         let range = match after {
             Some(cursor) => web_sys::IdbKeyRange::bound_with_lower_open_and_upper_open(&cursor.0, &high, true, false)?,
             None => web_sys::IdbKeyRange::bound(&Array::of1(&self.name().into()), &high)?,
         };
-        let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit)?).await?);
+        let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?);
         // The next page starts after the last record, at its index key as
         // stored (its time read back from text could be a rounding off).
-        let next = if values.length() >= limit {
+        let next = if values.length() >= limit.max(1) {
             let last = values.get(values.length() - 1);
             Some(PageCursor(
                 Array::of3(&self.name().into(), &js::get(&last, "enqueuedAt")?, &js::get(&last, "key")?).into(),
