@@ -86,7 +86,7 @@ async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_queue_read_whole_in_key_order_is_still_sent_in_the_order_it_was_queued() {
+async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sent_in() {
     // Keys given by the app need not follow the queue's order (here they
     // run backwards), and the store's own order is by key: what a round
     // sends follows the queue's order all the same, however it read it.
