@@ -331,7 +331,9 @@ where
 /// never blocks it. The writer's own checkpoint still comes at 1,000 pages:
 /// it is what starts the WAL over (so it stays about 4 MB), and it finds
 /// most pages copied already. At most one checkpoint each
-/// [`CHECKPOINT_SPACING`]; a failed one is left to the next.
+/// [`CHECKPOINT_SPACING`]. A checkpoint that fails (the database is not
+/// SQLite, or its file cannot be written) ends the task, with a warning:
+/// SQLite's own checkpoints go on as they would without it.
 async fn checkpoint_loop<DB>(group: Weak<Group<DB>>, pool: Pool<DB>, committed: Arc<Notify>, stats: Arc<Counters>)
 where
     DB: sqlx::Database,
@@ -342,12 +344,16 @@ where
         if group.strong_count() == 0 || pool.is_closed() {
             return;
         }
+        // No connection free now (reads hold them all): the next commit
+        // asks again.
         if let Ok(mut connection) = pool.acquire().await {
             use sqlx::Executor;
-            if (&mut *connection).execute("PRAGMA wal_checkpoint(PASSIVE)").await.is_ok() {
-                stats.checkpoints.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                crate::metrics::METRICS.checkpoints.inc();
+            if let Err(e) = (&mut *connection).execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::warn!("WAL checkpoints beside the writer stopped (SQLite's own go on): {e}");
+                return;
             }
+            stats.checkpoints.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::METRICS.checkpoints.inc();
         }
         tokio::time::sleep(CHECKPOINT_SPACING).await;
     }
