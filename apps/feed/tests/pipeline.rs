@@ -56,23 +56,9 @@ async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() 
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
 
-    chromium.set_worker_offline(true).await;
     // Five in the same millisecond now and then: the queue's order is the
     // enqueue time, then the key, as the engine's.
-    let n: u64 = eval(
-        &page,
-        "(async () => { for (let i = 0; i < 70; i++) { \
-           await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
-             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }) }); } \
-         return 70; })()",
-    )
-    .await;
-    assert_eq!(n, 70);
-    chromium.set_worker_offline(false).await;
-
-    let posts = until_drained(&server, &page, 70).await;
-    let titles: Vec<_> = posts.iter().map(|(_, title, _)| title.clone()).collect();
-    let expected: Vec<_> = (0..70).map(|i| format!("Post {i:02}")).collect();
+    let (titles, expected) = queued_offline_then_drained(&chromium, &server, &page, 70, "").await;
     assert_eq!(titles, expected, "stored once each, in the order they were queued");
     let status = worker_status(&page).await;
     let pages: u64 = status["rounds"].as_array().unwrap().iter().map(|r| r["pages"].as_u64().unwrap()).max().unwrap();
@@ -95,26 +81,43 @@ async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sen
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
 
-    chromium.set_worker_offline(true).await;
-    let n: u64 = eval(
-        &page,
-        "(async () => { for (let i = 0; i < 12; i++) { \
-           await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', key: 'key-' + String(99 - i), \
-             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }) }); } \
-         return 12; })()",
-    )
-    .await;
-    assert_eq!(n, 12);
-    chromium.set_worker_offline(false).await;
-
-    let posts = until_drained(&server, &page, 12).await;
-    let titles: Vec<_> = posts.iter().map(|(_, title, _)| title.clone()).collect();
-    let expected: Vec<_> = (0..12).map(|i| format!("Post {i:02}")).collect();
+    let (titles, expected) =
+        queued_offline_then_drained(&chromium, &server, &page, 12, "key: 'key-' + String(99 - i),").await;
     assert_eq!(titles, expected, "stored once each, in the order they were queued, not in key order");
     let status = worker_status(&page).await;
     let rounds = status["rounds"].as_array().unwrap();
     assert!(rounds.iter().all(|r| r["pages"] == 1), "one read of the whole queue a round: {status}");
     chromium.close().await;
+}
+
+/// Queues `n` posts titled "Post 00", "Post 01"… through bgsync's API
+/// with the worker offline (`fields`: more fields of each request, in
+/// JavaScript, `i` being the post's number), puts the worker back online,
+/// and returns the titles the server stored, in its order, once all are
+/// there, beside the titles in the order they were queued.
+async fn queued_offline_then_drained(
+    chromium: &Chromium,
+    server: &TestServer,
+    page: &chromiumoxide::Page,
+    n: usize,
+    fields: &str,
+) -> (Vec<String>, Vec<String>) {
+    chromium.set_worker_offline(true).await;
+    let queued: usize = eval(
+        page,
+        &format!(
+            "(async () => {{ for (let i = 0; i < {n}; i++) {{ \
+               await wasm_bindgen.enqueue('sync-posts', {{ url: '/api/posts', {fields} \
+                 body: JSON.stringify({{ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }}) }}); }} \
+             return {n}; }})()"
+        ),
+    )
+    .await;
+    assert_eq!(queued, n);
+    chromium.set_worker_offline(false).await;
+    let posts = until_drained(server, page, n).await;
+    let titles = posts.into_iter().map(|(_, title, _)| title).collect();
+    (titles, (0..n).map(|i| format!("Post {i:02}")).collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
