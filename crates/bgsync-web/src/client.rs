@@ -100,9 +100,10 @@ pub async fn make_sure_it_is_taken() -> JsResult<()> {
 }
 
 /// [`make_sure_it_is_taken`] in the background (the caller's entry is
-/// already stored; a failure here is logged, never the caller's).
+/// already stored; a failure here is logged, never the caller's), in a
+/// task of its own: the caller (an enqueue) has its answer first.
 pub fn make_sure_it_is_taken_soon() {
-    in_background("bgsync: asking for a replay failed", make_sure_it_is_taken());
+    js::in_a_task(|| in_background("bgsync: asking for a replay failed", make_sure_it_is_taken()));
 }
 
 /// Runs `work` in the background; a failure is logged with `failure`.

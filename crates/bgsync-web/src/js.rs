@@ -167,6 +167,20 @@ pub(crate) async fn await_promise(promise: Promise) -> JsResult<JsValue> {
     JsFuture::from(promise).await
 }
 
+/// Runs `work` in a task of its own (`setTimeout(work, 0)`): after the
+/// promises resolved now have been answered. Runs it now where there is no
+/// `setTimeout`.
+pub(crate) fn in_a_task(work: impl FnOnce() + 'static) {
+    let set_timeout = get(&js_sys::global(), "setTimeout").ok().and_then(|f| f.dyn_into::<Function>().ok());
+    match set_timeout {
+        Some(set_timeout) => {
+            let work = Closure::once_into_js(work);
+            let _ = set_timeout.call2(&JsValue::NULL, &work, &JsValue::from(0));
+        }
+        None => work(),
+    }
+}
+
 /// Waits until `target` fires its event `ok` (true) or `failed` (false).
 /// The two handlers are removed and freed when the wait ends, or is given
 /// up: one made to free itself when called (`Closure::once_into_js`) is
