@@ -72,7 +72,7 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     entry.method = method;
     entry.headers = headers;
     queue.push(&entry).await?;
-    events::broadcast(queue.name(), bgsync_core::Event::Queued { key: entry.key.clone() });
+    events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
     Ok(entry)
 }
 
@@ -100,10 +100,9 @@ pub async fn make_sure_it_is_taken() -> JsResult<()> {
 }
 
 /// [`make_sure_it_is_taken`] in the background (the caller's entry is
-/// already stored; a failure here is logged, never the caller's), in a
-/// task of its own: the caller (an enqueue) has its answer first.
+/// already stored; a failure here is logged, never the caller's).
 pub fn make_sure_it_is_taken_soon() {
-    js::in_a_task(|| in_background("bgsync: asking for a replay failed", make_sure_it_is_taken()));
+    in_background("bgsync: asking for a replay failed", make_sure_it_is_taken());
 }
 
 /// Runs `work` in the background; a failure is logged with `failure`.
@@ -210,22 +209,20 @@ async fn sync_manager() -> JsResult<Option<JsValue>> {
     Ok(Some(js::get(&registration, "sync")?).filter(JsValue::is_object))
 }
 
-/// After an entry was stored in `queue`: registers the queue's sync, then
-/// makes sure, in the background, that a round running elsewhere takes the
-/// entry ([`make_sure_it_is_taken_soon`]). The look is started once the
-/// registration is answered rather than beside it: side by side, the two
-/// trips to the browser process made the registration (what the caller
-/// waits for) about 0.1 ms slower. Any time after the entry is stored is
-/// as good a time to look: any round that starts after the look reads it.
-/// Returns `false` where Background Sync is not usable here: the caller
-/// replays ([`retry_now`]).
+/// After an entry was stored in `queue`: registers the queue's sync and,
+/// side by side with that registration (its cost hidden behind it, rather
+/// than added after it), makes sure that a round running elsewhere takes
+/// the entry ([`make_sure_it_is_taken_soon`]). Looking before the
+/// registration is answered is as good as after: the entry is stored
+/// already, so any round that starts after the look reads it. Returns
+/// `false` where Background Sync is not usable here: the caller replays
+/// ([`retry_now`]).
 pub async fn schedule_delivery(queue: &Queue) -> JsResult<bool> {
     if !background_sync_usable().await {
         return Ok(false);
     }
-    let registered = register(queue.tag()).await;
     make_sure_it_is_taken_soon();
-    registered
+    register(queue.tag()).await
 }
 
 /// Registers a one-shot sync `tag`, from a page or the worker. Returns
@@ -380,7 +377,7 @@ pub async fn set_credentials(headers: &[(String, String)]) -> JsResult<()> {
     let names: Vec<&str> = queues.iter().map(Queue::name).collect();
     state::set_credentials(headers, &names).await?;
     for name in was_paused {
-        events::broadcast(name, bgsync_core::Event::Resumed);
+        events::broadcast(name, &bgsync_core::Event::Resumed);
     }
     // Out before the replay this starts (maybe in the worker) reports.
     events::flush();

@@ -104,35 +104,16 @@ pub fn to_js(queue: &str, event: &Event) -> JsValue {
     o.into()
 }
 
-/// Posts the engine's event to the other contexts of the origin. It is
-/// made a JavaScript object when it goes out ([`flush`]), not here: an
-/// enqueue's caller does not wait for that.
-pub fn broadcast(queue: &str, event: Event) {
-    gather(Pending::Engine(queue.to_owned(), event));
-}
-
-/// An event not yet posted.
-enum Pending {
-    /// The engine's, of a queue.
-    Engine(String, Event),
-    /// Already a JavaScript object.
-    Js(JsValue),
-}
-
-impl Pending {
-    fn into_js(self) -> JsValue {
-        match self {
-            Self::Engine(queue, event) => to_js(&queue, &event),
-            Self::Js(message) => message,
-        }
-    }
+/// Posts the engine's event to the other contexts of the origin.
+pub fn broadcast(queue: &str, event: &Event) {
+    post(&to_js(queue, event));
 }
 
 thread_local! {
     // One sending channel per context.
     static SENDER: Option<BroadcastChannel> = BroadcastChannel::new(CHANNEL).ok();
     // Events not yet posted, and whether a flush is scheduled.
-    static PENDING: std::cell::RefCell<Vec<Pending>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PENDING: std::cell::RefCell<Vec<JsValue>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// How long events gather before they go out as one message: posting on a
@@ -146,13 +127,9 @@ const GATHER_MS: i32 = 10;
 /// out together as `{type: "events", events: [...]}`, in order; read them
 /// with [`unpack`].
 pub fn post(message: &JsValue) {
-    gather(Pending::Js(message.clone()));
-}
-
-fn gather(event: Pending) {
     let first = PENDING.with(|p| {
         let mut pending = p.borrow_mut();
-        pending.push(event);
+        pending.push(message.clone());
         pending.len() == 1
     });
     if !first {
@@ -172,8 +149,7 @@ fn gather(event: Pending) {
 
 /// Posts what gathered, now.
 pub fn flush() {
-    let pending: Vec<Pending> = PENDING.with(|p| p.borrow_mut().drain(..).collect());
-    let events: Array = pending.into_iter().map(Pending::into_js).collect();
+    let events: Array = PENDING.with(|p| p.borrow_mut().drain(..).collect());
     if events.length() == 0 {
         return;
     }

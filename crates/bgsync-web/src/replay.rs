@@ -588,7 +588,7 @@ async fn persist(queue: &Queue, decided: Decisions, mut clock: Option<&mut Clock
             Event::Paused { status } => state::pause(queue.name(), status).await?,
             _ => {}
         }
-        events::broadcast(queue.name(), event);
+        events::broadcast(queue.name(), &event);
     }
     // A round's news goes out at once (a worker may be stopped soon after).
     events::flush();
