@@ -191,3 +191,47 @@ async fn posts_queued_while_the_worker_pulls_after_delivering_are_delivered_with
     assert_eq!(server.stored_posts().await.len(), 5);
     chromium.close().await;
 }
+
+/// The page's look after each enqueue, on its own: while some context of
+/// the origin holds bgsync's "replaying" lock (`bgsync-active`: a replay
+/// under way, which the browser may let swallow this enqueue's sync
+/// registration, and which may be past its last read), the page asks the
+/// worker for a round of its own. The worker is offline, so no sync
+/// event fires: a round (its `sending` event) shows only if it was asked
+/// for. Here the test holds the lock itself, in the page. Without the
+/// lock held, the page asks for nothing. (Every test above passes without
+/// the look: the rounds read what arrives while they run, and Chromium 156
+/// fired a swallowed registration again once the event resolved.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_queues_while_a_replay_holds_the_lock_asks_the_worker_for_a_round() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    assert!(
+        eval::<bool>(
+            &page,
+            "(() => { self.seen = []; wasm_bindgen.subscribe((e) => self.seen.push(e.type)); return true; })()"
+        )
+        .await
+    );
+    let sending = || async { eval::<Vec<String>>(&page, "self.seen").await.iter().filter(|t| *t == "sending").count() };
+    enqueue(&page, "Nobody replays", 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sending().await, 0, "with no replay under way, the page asks for no round");
+    assert!(
+        eval::<bool>(
+            &page,
+            "new Promise((held) => navigator.locks.request('bgsync-active', { mode: 'shared' }, \
+               () => { held(true); return new Promise((release) => { self.release = release; }); }))"
+        )
+        .await
+    );
+    enqueue(&page, "While a replay runs", 1).await;
+    eventually("the round the page asked for", Duration::from_secs(15), || async {
+        (sending().await > 0).then_some(())
+    })
+    .await;
+    assert!(server.keys_received().is_empty(), "the worker is offline");
+    chromium.close().await;
+}
