@@ -11,6 +11,12 @@
 //! `sw.js` and what it imports for updates, never the `.wasm`: without the
 //! hashes there, a Rust-only change would never reach users.
 //!
+//! Scripts (the wasm-bindgen glue and the static files served as
+//! `text/javascript`) go out without their comments, indentation and blank
+//! lines (`strip`; the `.d.ts` keeps the glue's docs, the repository the
+//! files'): the worker's glue is 49,505 bytes as generated and 33,343 so
+//! (8,427 and 6,873 gzip), the bootstrap 5,771 and 3,169 (2,132 and 1,172).
+//!
 //! The app `include!`s `$OUT_DIR/assets.rs`, which holds
 //! `ASSETS: &[bgsync_server::files::Asset]` (served by
 //! `bgsync_server::files::serve`; each file gzipped when that is smaller), a constant per
@@ -19,6 +25,8 @@
 //!
 //! `BGSYNC_SKIP_WASM=1` skips the wasm (for `cargo check`/`clippy` runs that
 //! do not need a working page): bundles are then empty placeholders.
+
+mod strip;
 
 use std::collections::hash_map::DefaultHasher;
 use std::env;
@@ -140,6 +148,11 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
             Ok(mut text) => {
                 for (module, (name, _, _)) in modules.iter().zip(&built) {
                     text = text.replace(module.placeholder, name);
+                }
+                // Scripts go out without their comments and indentation
+                // (the source keeps them); one this cannot read goes as is.
+                if file.content_type.starts_with("text/javascript") {
+                    text = strip::strip(&text).unwrap_or(text);
                 }
                 text.into_bytes()
             }
@@ -286,6 +299,10 @@ fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>)
         .generate(&bindgen_dir)
         .unwrap_or_else(|e| panic!("wasm-bindgen failed on {}: {e:?}", input.display()));
     let js = fs::read_to_string(bindgen_dir.join(format!("{stem}.js"))).unwrap();
+    let js = strip::strip(&js).unwrap_or_else(|| {
+        println!("cargo:warning={stem}.js: its glue holds JavaScript bgsync-build cannot strip; shipped as generated");
+        js
+    });
     let wasm = fs::read(bindgen_dir.join(format!("{stem}_bg.wasm"))).unwrap();
     (js, wasm)
 }
