@@ -533,6 +533,10 @@ async fn the_app_is_served_with_the_hashed_bundle() {
         assert!(wasm.headers().get("content-encoding").is_none(), "no Accept-Encoding, no compression");
         let plain = wasm.bytes().await.unwrap();
         assert_eq!(&plain[..4], b"\0asm");
+        // Its panic messages name sources relative to no directory of the
+        // machine that built it (the same bytes wherever CARGO_HOME is).
+        assert!(!plain.windows(14).any(|w| w == b"/registry/src/"), "{module}: a builder's path");
+        assert!(plain.windows(8).any(|w| w == b"crates/j"), "{module}: js-sys's sources, remapped");
         // Compressed at build time for clients that take gzip (browsers do).
         for accept in ["gzip, deflate, br, zstd", "br;q=1.0, gzip;q=0.8"] {
             let gz = api
@@ -560,8 +564,11 @@ async fn the_app_is_served_with_the_hashed_bundle() {
     // The worker's module has the worker's exports and none of the page's.
     let glue = api.http.get(format!("{}/{worker}.js", api.server.url())).send().await.unwrap().text().await.unwrap();
     assert!(glue.contains("worker_sync") && !glue.contains("start_page") && !glue.contains("setCredentials"));
+    // Served without comments or indentation; the declarations keep the docs.
+    assert!(!glue.contains("/**") && !glue.contains("\n    "), "{glue}");
     // The JavaScript API's TypeScript declarations.
     let types = api.http.get(format!("{}/{bundle}.d.ts", api.server.url())).send().await.unwrap().text().await.unwrap();
+    assert!(types.contains("/**"), "{types}");
     for signature in [
         "export function enqueue(queue: string, request: QueuedRequest): Promise<string>;",
         "export function status(): Promise<BgsyncStatus>;",

@@ -247,6 +247,25 @@ fn ensure_wasm_target(root: &Path) {
     );
 }
 
+/// `--remap-path-prefix` flags for the wasm build: the source paths a
+/// module keeps (in its panic messages) name no directory of the machine
+/// that built it, so the same sources make the same bytes, and the same
+/// hashed file names, wherever `CARGO_HOME` is. The workspace becomes
+/// `.`, each crate registry `crates` (the standard library's are
+/// `/rustc/<its commit>` already).
+fn remapped_paths(root: &Path) -> Vec<String> {
+    let mut flags = vec![format!("--remap-path-prefix={}=.", root.display())];
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(Ok(registries)) = cargo_home.map(|home| fs::read_dir(home.join("registry/src"))) {
+        for registry in registries.flatten() {
+            flags.push(format!("--remap-path-prefix={}=crates", registry.path().display()));
+        }
+    }
+    flags
+}
+
 /// Returns the wasm-bindgen JS glue and the wasm module.
 fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>) {
     let package = module.package;
@@ -281,6 +300,7 @@ fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>)
             cmd.env_remove(&*key);
         }
     }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", remapped_paths(root).join("\x1f"));
     let status = cmd.status().expect("could not run cargo for the wasm build");
     assert!(status.success(), "the wasm build of {package} failed (see above)");
 
