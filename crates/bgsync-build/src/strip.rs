@@ -5,12 +5,12 @@
 //! Not a minifier: names, spacing inside lines and line breaks stay as they
 //! are (a line break can end a statement in JavaScript), so the code runs
 //! the same. It reads the text as JavaScript tokens far enough to know what
-//! is a comment: strings (`'`, `"`) and template literals are copied
-//! untouched, indentation included, wherever they span lines. It does not
-//! know regular-expression literals, which the glue of this wasm-bindgen
-//! version has none of: [`strip`] returns `None` when it meets a `/` that
-//! could begin one, or when a string, template or comment never ends, and
-//! the glue then ships as generated.
+//! is a comment: strings (`'`, `"`), template literals and regular
+//! expressions are copied untouched, indentation included, wherever they
+//! span lines. A `/` is a division after a name, a number, `)` or `]`, and
+//! begins a regular expression elsewhere (after `return` too). [`strip`]
+//! returns `None` when a string, template, regular expression or comment
+//! never ends, and the text then ships as written.
 
 /// `js` without comments, indentation and blank lines, or `None` where the
 /// text is not what this reader understands (see the module's docs).
@@ -52,15 +52,13 @@ pub fn strip(js: &str) -> Option<String> {
                 i = end;
             }
             b'/' => {
-                // A division follows a value; anything else could begin a
-                // regular expression.
-                if !(last_code.is_ascii_alphanumeric() || matches!(last_code, b')' | b']' | b'_' | b'$')) {
-                    return None;
-                }
-                out.push('/');
+                // After a value it divides; anywhere else it begins a
+                // regular expression, copied as it is.
+                let end = if divides(&out, last_code) { i + 1 } else { regex_end(bytes, i)? };
+                out.push_str(&js[i..end]);
                 line_blank = false;
-                last_code = c;
-                i += 1;
+                last_code = bytes[end - 1];
+                i = end;
             }
             b'\'' | b'"' | b'`' => {
                 let end = literal_end(bytes, i)?;
@@ -82,6 +80,60 @@ pub fn strip(js: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// Whether a `/` after `out` (whose last code byte is `last`) divides: it
+/// follows a value (a name, a number, `)` or `]`), not a keyword such as
+/// `return` that an expression follows.
+fn divides(out: &str, last: u8) -> bool {
+    if matches!(last, b')' | b']') {
+        return true;
+    }
+    if !(last.is_ascii_alphanumeric() || matches!(last, b'_' | b'$')) {
+        return false;
+    }
+    let text = out.trim_end();
+    let word = &text[text.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$').len()..];
+    !matches!(
+        word,
+        "return"
+            | "typeof"
+            | "case"
+            | "do"
+            | "else"
+            | "in"
+            | "of"
+            | "new"
+            | "delete"
+            | "void"
+            | "throw"
+            | "instanceof"
+            | "yield"
+            | "await"
+    )
+}
+
+/// The index just past the regular expression literal (and its flags) that
+/// starts at `start`; `None` if the line ends first.
+fn regex_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    let mut class = false;
+    loop {
+        match *bytes.get(i)? {
+            b'\\' => i += 1,
+            b'\n' => return None,
+            b'[' => class = true,
+            b']' => class = false,
+            b'/' if !class => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    i += 1;
+    while bytes.get(i).is_some_and(|c| c.is_ascii_alphabetic()) {
+        i += 1;
+    }
+    Some(i)
 }
 
 /// The index just past the string or template literal that starts at
@@ -131,11 +183,20 @@ mod tests {
 
     #[test]
     fn what_it_cannot_read_is_left_alone() {
-        // A regular expression, a string or comment that never ends.
-        assert_eq!(strip("const r = /a'b/.test(s);\n"), None);
+        // A string, template, regular expression or comment that never ends.
+        assert_eq!(strip("const r = /a'b\n/;\n"), None);
         assert_eq!(strip("const s = \"open\n\";\n"), None);
         assert_eq!(strip("const t = `open"), None);
         assert_eq!(strip("f(); /* open"), None);
+    }
+
+    #[test]
+    fn regular_expressions_are_kept_as_written() {
+        let js = "  s.replace(/\\.js(\\?.*)?$/, \".css\"); // css\n  t = x.replace(/ /g, '-') / 2;\n  if (/[/'\"]\\//.test(u)) return /a*b/i;\n";
+        assert_eq!(
+            strip(js).unwrap(),
+            "s.replace(/\\.js(\\?.*)?$/, \".css\");\nt = x.replace(/ /g, '-') / 2;\nif (/[/'\"]\\//.test(u)) return /a*b/i;\n"
+        );
     }
 
     #[test]
