@@ -26,6 +26,7 @@
 //! `BGSYNC_SKIP_WASM=1` skips the wasm (for `cargo check`/`clippy` runs that
 //! do not need a working page): bundles are then empty placeholders.
 
+mod rename;
 mod strip;
 
 use std::collections::hash_map::DefaultHasher;
@@ -324,5 +325,13 @@ fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>)
         js
     });
     let wasm = fs::read(bindgen_dir.join(format!("{stem}_bg.wasm"))).unwrap();
-    (js, wasm)
+    match rename::rename(&wasm, &js) {
+        Some((wasm, js)) => (js, wasm),
+        None => {
+            println!(
+                "cargo:warning={stem}: its module and glue are not as bgsync-build expects; names kept as generated"
+            );
+            (js, wasm)
+        }
+    }
 }
