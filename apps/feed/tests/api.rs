@@ -567,7 +567,10 @@ async fn the_app_is_served_with_the_hashed_bundle() {
     // Served without comments or indentation; the declarations keep the docs.
     assert!(!glue.contains("/**") && !glue.contains("\n    "), "{glue}");
     // The names only the glue and the module share are short on both sides.
-    assert!(!glue.contains("_bg.js") && !glue.contains("__convert__closures") && !glue.contains("__wbg_new_"), "{glue}");
+    assert!(
+        !glue.contains("_bg.js") && !glue.contains("__convert__closures") && !glue.contains("__wbg_new_"),
+        "{glue}"
+    );
     // The JavaScript API's TypeScript declarations.
     let types = api.http.get(format!("{}/{bundle}.d.ts", api.server.url())).send().await.unwrap().text().await.unwrap();
     assert!(types.contains("/**"), "{types}");
