@@ -180,7 +180,12 @@ async fn with_no_active_worker_enqueue_resolves_and_the_page_sends_the_entry() {
     let server = TestServer::start_with_routes(axum::Router::new().route(&wasm, axum::routing::get(broken)));
     let chromium = Chromium::launch().await;
     let page = chromium.new_page(&server.url()).await;
-    wait_for(&page, "the page's module", "typeof wasm_bindgen.enqueue === 'function'").await;
+    wait_for(
+        &page,
+        "the page's module",
+        "typeof wasm_bindgen.enqueue === 'function' && self.moduleLoaded !== undefined",
+    )
+    .await;
     eventually("the worker's install to fail", Duration::from_secs(30), || async {
         let state: String = eval(
             &page,
@@ -192,8 +197,8 @@ async fn with_no_active_worker_enqueue_resolves_and_the_page_sends_the_entry() {
     })
     .await;
 
-    let enqueue = "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
-                   body: JSON.stringify({ id: crypto.randomUUID(), title: 'No worker here', location: 'Page' }) })";
+    let enqueue = "self.moduleLoaded.then(() => wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+                   body: JSON.stringify({ id: crypto.randomUUID(), title: 'No worker here', location: 'Page' }) }))";
     let key = tokio::time::timeout(Duration::from_secs(10), eval::<String>(&page, enqueue))
         .await
         .expect("enqueue resolves without an active worker");
