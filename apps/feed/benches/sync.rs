@@ -28,6 +28,10 @@
 //! many posts, drains them at 20 ms and reports the worker's JavaScript heap
 //! (DevTools `Runtime.getHeapUsage`, sampled every 100 ms) and how late the
 //! page's event loop ran (`target/bench/sync-huge.md`).
+//!
+//! Cold starts alone: `BGSYNC_BENCH_COLD=20 cargo bench -p feed --bench
+//! sync` stops and wakes bgsync's worker that many times and prints when
+//! each step of its start ended.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -147,6 +151,11 @@ fn main() {
         println!("{report}");
         std::fs::write(out.join("sync-huge.md"), report).unwrap();
         eprintln!("written to target/bench/sync-huge.md");
+        return;
+    }
+    if let Ok(starts) = std::env::var("BGSYNC_BENCH_COLD") {
+        let cold = runtime.block_on(cold_starts(starts.parse().expect("BGSYNC_BENCH_COLD: a number")));
+        println!("{}", cold_start_line(&cold));
         return;
     }
     if let Ok(script) = std::env::var("BGSYNC_BENCH_PROBE") {
@@ -730,15 +739,20 @@ fn report(
     }
     let seed = peer_file("seed/sw.js");
     out.push_str(&format!("| seed | sw.js | {} | {} |\n", seed.len(), gzip_len(seed.as_bytes())));
+    out.push('\n');
+    out.push_str(&cold_start_line(cold));
+    out
+}
+
+fn cold_start_line(cold: &[[f64; 4]]) -> String {
     let step = |i: usize| cold.iter().map(|c| c[i]).collect::<Vec<f64>>();
-    out.push_str(&format!(
-        "\nbgsync worker cold start (worker created → first Rust line, after the browser stopped it): {} ms over {} starts; \
+    format!(
+        "bgsync worker cold start (worker created → first Rust line, after the browser stopped it): {} ms over {} starts; \
          medians, ms from the worker's creation: bootstrap running {:.1}, wasm read from the shell cache {:.1}, compiled {:.1}.\n",
         spread(&step(3), 1),
         cold.len(),
         median(&step(0)),
         median(&step(1)),
         median(&step(2)),
-    ));
-    out
+    )
 }
