@@ -1,5 +1,6 @@
 //! Embeds the tasks app's page (plain JavaScript), bgsync's JavaScript API
-//! module and bgsync's ready service worker into the server binary.
+//! module (with its fallback module, for pages no worker replays for) and
+//! bgsync's ready service worker into the server binary.
 
 use bgsync_build::File;
 
@@ -24,7 +25,7 @@ fn main() {
     ];
     bgsync_build::build_and_embed(
         &root,
-        &[bgsync_build::PAGE_API, bgsync_build::WORKER],
+        &[bgsync_build::PAGE_API, bgsync_build::FALLBACK, bgsync_build::WORKER],
         &files,
         &["apps/tasks/static"],
     );

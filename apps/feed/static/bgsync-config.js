@@ -23,4 +23,7 @@ self.BGSYNC_CONFIG = {
       store: "pulled-posts",
     },
   ],
+  // Where a page that no worker replays for (no service workers, or none
+  // active yet) loads the replay from; bgsync-build names the module.
+  fallback: "/__BGSYNC_FALLBACK__",
 };

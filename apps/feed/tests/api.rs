@@ -561,6 +561,24 @@ async fn the_app_is_served_with_the_hashed_bundle() {
             .unwrap();
         assert!(refused.headers().get("content-encoding").is_none(), "gzip;q=0 refuses gzip");
     }
+    // The page's module has no replay (no request it could send carries an
+    // Idempotency-Key); bgsync's fallback module, which a page loads where
+    // no worker replays for it, has it, and the declaration says where it is.
+    let fallback = feed::assets::BGSYNC_FALLBACK;
+    let has_replay = |wasm: &[u8]| wasm.windows(15).any(|w| w == b"Idempotency-Key");
+    let module = |name: String| {
+        let (http, url) = (api.http.clone(), api.server.url());
+        async move { http.get(format!("{url}/{name}")).send().await.unwrap().bytes().await.unwrap() }
+    };
+    assert!(!has_replay(&module(format!("{bundle}.wasm")).await), "the page's module has the replay");
+    assert!(has_replay(&module(format!("{fallback}.wasm")).await), "the fallback module has no replay");
+    assert!(has_replay(&module(format!("{worker}.wasm")).await));
+    let fallback_glue = String::from_utf8(module(format!("{fallback}.js")).await.to_vec()).unwrap();
+    assert!(
+        fallback_glue.contains("deliverHere") && fallback_glue.ends_with("self.bgsync_fallback=bgsync_fallback;\n")
+    );
+    let config = String::from_utf8(module("bgsync-config.js".into()).await.to_vec()).unwrap();
+    assert!(config.contains(&format!("fallback: \"/{fallback}\"")), "{config}");
     // The worker's module has the worker's exports and none of the page's.
     let glue = api.http.get(format!("{}/{worker}.js", api.server.url())).send().await.unwrap().text().await.unwrap();
     assert!(glue.contains("worker_sync") && !glue.contains("start_page") && !glue.contains("setCredentials"));

@@ -9,4 +9,7 @@ self.BGSYNC_CONFIG = {
     { name: "events", tag: "tasks-events", ordered: false, batch: { maxEntries: 100 }, retry: { maxAttempts: 5 } },
   ],
   feeds: [{ name: "tasks", url: "/api/tasks", items: "tasks", keyPath: "id", pageSize: 500, tag: "pull-tasks", freshForMs: 0 }],
+  // Where a page that no worker replays for (no service workers, or none
+  // active yet) loads the replay from; bgsync-build names the module.
+  fallback: "/__BGSYNC_FALLBACK__",
 };

@@ -189,3 +189,49 @@ async fn an_event_that_breaks_its_batch_is_isolated_and_the_others_are_delivered
     assert!(batches <= 2 * 5 + 5 + 2, "{batches} batch requests: {:?}", server.requests());
     chromium.close().await;
 }
+
+/// Where no worker replays for the page (here: a browser without service
+/// workers), bgsync's page module, which has no replay of its own, loads
+/// bgsync's fallback module the first time it has to replay, and only
+/// then; without a `fallback` in the declaration it says what to add, and
+/// it loads the module once one is declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_service_workers_the_page_loads_the_fallback_module_and_delivers_in_order() {
+    let server = Server::start(false).await;
+    let chromium = Chromium::launch(READY).await;
+    let page = chromium.open_app_without_service_worker(&server.url).await;
+    let loaded_fallback = || server.requests().into_iter().filter(|r| r.contains("/bgsync_fallback-")).count();
+    assert_eq!(loaded_fallback(), 0, "a page that has not replayed has not loaded the fallback module");
+
+    let refused: String = eval(
+        &page,
+        "(async () => { wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, fallback: undefined }); \
+         try { await wasm_bindgen.retryNow(); return 'resolved'; } catch (e) { return String(e); } })()",
+    )
+    .await;
+    assert!(refused.contains("fallback: \"/__BGSYNC_FALLBACK__\" in the config"), "{refused}");
+    assert_eq!(loaded_fallback(), 0);
+
+    let queued: bool = eval(
+        &page,
+        "(async () => { wasm_bindgen.configure(self.BGSYNC_CONFIG); \
+         await tasks.put('t1', { title: 'Draft', done: false }); await tasks.patch('t1', { title: 'Final' }); \
+         await tasks.put('t2', { title: 'Gone', done: false }); await tasks.remove('t2'); return true; })()",
+    )
+    .await;
+    assert!(queued);
+    let stored = eventually("the four edits, from the page", Duration::from_secs(30), || async {
+        let tasks = server.tasks().await;
+        (tasks.len() == 2 && tasks.iter().any(|t| t.0 == "t2" && t.3 == 1)).then_some(tasks)
+    })
+    .await;
+    // In order: a PATCH before its PUT would have been refused (404).
+    assert!(stored.contains(&("t1".to_owned(), "Final".to_owned(), 0, 0)), "{stored:?}");
+    eventually("the edits to leave the queue", Duration::from_secs(10), || async {
+        queued_in(&page, "edits").await.is_empty().then_some(())
+    })
+    .await;
+    let modules: Vec<String> = server.requests().into_iter().filter(|r| r.contains("/bgsync_fallback-")).collect();
+    assert_eq!(modules.len(), 2, "its script and its wasm, once: {modules:?}");
+    chromium.close().await;
+}

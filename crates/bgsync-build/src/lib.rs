@@ -45,17 +45,36 @@ pub struct Module<'a> {
     pub placeholder: &'a str,
     /// Also serve its TypeScript declarations (`<name>.d.ts`).
     pub types: bool,
+    /// The global its glue defines (also as a property of `self`):
+    /// `wasm_bindgen` for a page's module (`wasm_bindgen({ module_or_path
+    /// })`, then `wasm_bindgen.enqueue`).
+    pub global: &'a str,
 }
 
 /// bgsync's ready service worker (`crates/bgsync-worker`), and the
 /// bootstrap that goes with it ([`worker_bootstrap`]).
 pub const WORKER: Module<'static> =
-    Module { package: "bgsync-worker", features: &[], placeholder: "__WORKER__", types: false };
+    Module { package: "bgsync-worker", features: &[], placeholder: "__WORKER__", types: false, global: "wasm_bindgen" };
 
 /// bgsync's JavaScript API for pages written in JavaScript
-/// (`crates/bgsync-page`).
+/// (`crates/bgsync-page`), without the replay: a page that has to replay
+/// itself (no worker replays for it) loads [`FALLBACK`] then.
 pub const PAGE_API: Module<'static> =
-    Module { package: "bgsync-page", features: &[], placeholder: "__BGSYNC__", types: true };
+    Module { package: "bgsync-page", features: &[], placeholder: "__BGSYNC__", types: true, global: "wasm_bindgen" };
+
+/// bgsync's fallback module (`crates/bgsync-fallback`): the page API with
+/// the replay, which a page module built without it (bgsync's
+/// [`PAGE_API`], or an app's page crate depending on `bgsync-web` without
+/// `replay-here`) loads where no worker replays for the page. The app
+/// declares where it is in its configuration: `fallback:
+/// "/__BGSYNC_FALLBACK__"`.
+pub const FALLBACK: Module<'static> = Module {
+    package: "bgsync-fallback",
+    features: &[],
+    placeholder: "__BGSYNC_FALLBACK__",
+    types: false,
+    global: "bgsync_fallback",
+};
 
 /// A static file: its URL, where it is, its content type.
 pub struct File<'a> {
@@ -114,6 +133,8 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
         "crates/bgsync-worker/sw.js",
         "crates/bgsync-page/src",
         "crates/bgsync-page/Cargo.toml",
+        "crates/bgsync-fallback/src",
+        "crates/bgsync-fallback/Cargo.toml",
         "Cargo.lock",
     ];
     for path in ours.iter().chain(watch) {
@@ -313,6 +334,8 @@ fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>)
         .input_path(&input)
         .no_modules(true)
         .unwrap()
+        .no_modules_global(module.global)
+        .unwrap()
         .typescript(true)
         .remove_name_section(true)
         .remove_producers_section(true)
@@ -320,10 +343,14 @@ fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>)
         .generate(&bindgen_dir)
         .unwrap_or_else(|e| panic!("wasm-bindgen failed on {}: {e:?}", input.display()));
     let js = fs::read_to_string(bindgen_dir.join(format!("{stem}.js"))).unwrap();
-    let js = strip::strip(&js).unwrap_or_else(|| {
+    let mut js = strip::strip(&js).unwrap_or_else(|| {
         println!("cargo:warning={stem}.js: its glue holds JavaScript bgsync-build cannot strip; shipped as generated");
         js
     });
+    // The glue's `let` makes a global binding that is no property of the
+    // global object: code that looks the module up (the page module that
+    // loads the fallback module) needs it as one.
+    js.push_str(&format!("self.{0}={0};\n", module.global));
     let wasm = fs::read(bindgen_dir.join(format!("{stem}_bg.wasm"))).unwrap();
     match rename::rename(&wasm, &js) {
         Some((wasm, js)) => (js, wasm),

@@ -60,6 +60,10 @@ export interface BgsyncConfig {
     freshForMs?: number;
     store?: string;
   }[];
+  /** Where pages find bgsync's fallback module, which replays where no worker does
+   *  (a browser without service workers, a worker not active yet): its URL without
+   *  ".js"/".wasm", "/__BGSYNC_FALLBACK__" in a file bgsync-build serves. */
+  fallback?: string;
 }
 export interface BgsyncStatus {
   queued: number;
@@ -241,6 +245,15 @@ pub fn subscribe(
 #[wasm_bindgen(js_name = retryNow, unchecked_return_type = "Promise<void>")]
 pub fn retry_now() -> Promise {
     js::promise(async move { client::retry_now().await.map(|_| ()) })
+}
+
+/// Replays every queue here, once, never in a worker (`expedite`: entries
+/// waiting out a backoff go now): what a page built without the replay
+/// asks of bgsync's fallback module ([`crate::fallback`]).
+#[cfg(feature = "replay-here")]
+#[wasm_bindgen(js_name = deliverHere, skip_typescript)]
+pub fn deliver_here(expedite: bool) -> Promise {
+    js::promise(async move { Ok(crate::fallback::round_to_js(&crate::replay::deliver(0, expedite).await?)) })
 }
 
 /// The entries waiting in the declared queue `queue`, in queue order: what

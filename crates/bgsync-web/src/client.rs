@@ -349,7 +349,8 @@ thread_local! {
 
 /// Asks the worker that controls this page to replay (the message
 /// `{type: "replay", expedite}`), or replays every queue here, once, as
-/// the worker would ([`crate::replay::deliver`]): if that delivered
+/// the worker would ([`crate::replay::deliver`]; in bgsync's fallback
+/// module, [`crate::fallback`], without the feature `replay-here`): if that delivered
 /// anything, the declared feeds are pulled too, so that what was sent
 /// shows as the server has it (without the pull, a post delivered from a
 /// page without a worker left the queue and no list had it any more).
@@ -360,7 +361,10 @@ async fn replay_here_or_in_worker(expedite: bool) -> JsResult<crate::replay::Rou
     if post_to_worker(&message) {
         return Ok(crate::replay::Round::default());
     }
-    crate::replay::deliver(0, expedite).await
+    #[cfg(feature = "replay-here")]
+    return crate::replay::deliver(0, expedite).await;
+    #[cfg(not(feature = "replay-here"))]
+    return crate::fallback::deliver(expedite).await;
 }
 
 /// Sets the credentials sent with every queued request (replacing an

@@ -20,6 +20,13 @@ use wasm_bindgen::JsValue;
 pub struct Config {
     pub queues: Vec<QueueDecl>,
     pub feeds: Vec<FeedDecl>,
+    /// Where a page finds bgsync's fallback module, which replays where no
+    /// worker does (see [`crate::fallback`]): its URL without `.js` or
+    /// `.wasm`, as `bgsync_build::FALLBACK` names it
+    /// (`"/__BGSYNC_FALLBACK__"` in a static file).
+    pub fallback: Option<String>,
+    /// The declaration as [`from_js`] read it, for the fallback module.
+    pub declaration: JsValue,
 }
 
 /// A queue: its name and how its entries are delivered.
@@ -181,9 +188,12 @@ fn error(message: String) -> JsValue {
 ///              maxInFlight: 4, capture: { prefix: "/api/", methods: ["POST"], exclude: [] } }],
 ///   feeds: [{ name: "tasks", url: "/api/tasks", items: "tasks", keyPath: "id", pageSize: 100,
 ///             tag: "pull-tasks", minIntervalMs, freshForMs, store: "feed:tasks" }],
+///   fallback: "/__BGSYNC_FALLBACK__",
 /// }
 /// ```
-/// Only `name` (and a feed's `url` and `items`) are required.
+/// Only `name` (and a feed's `url` and `items`) are required; `fallback`
+/// where a page may have no worker to replay for it (see
+/// [`crate::fallback`]).
 pub fn from_js(value: &JsValue) -> JsResult<Config> {
     if !value.is_object() {
         return Err(error("the declaration must be an object like { queues: [...], feeds: [...] }".into()));
@@ -266,6 +276,8 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
         }
         config.feeds.push(decl);
     }
+    config.fallback = text(value, "fallback", "the declaration")?;
+    config.declaration = value.clone();
     Ok(config)
 }
 

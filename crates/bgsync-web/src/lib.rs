@@ -14,10 +14,15 @@
 //! - [`api`] (feature `js-api`): the same as a JavaScript API with
 //!   TypeScript types;
 //! - [`client`]: the page side (worker registration, sync registration,
-//!   messages to the worker).
+//!   messages to the worker);
+//! - [`fallback`]: a page's replay where no worker replays for it, from a
+//!   second module loaded then (without the feature `replay-here`).
 //!
 //! Everything here also runs in a window, so a browser without a service
-//! worker still queues durably and replays from the page.
+//! worker still queues durably and replays from the page: with the feature
+//! `replay-here` in the page's own module, without it (bgsync's page
+//! module, 40% smaller) in bgsync's fallback module, loaded only when a
+//! page has to replay.
 
 #[cfg(feature = "js-api")]
 pub mod api;
@@ -25,6 +30,8 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod events;
+#[cfg_attr(feature = "replay-here", allow(dead_code))]
+pub mod fallback;
 mod js;
 mod json;
 pub mod pull;

@@ -202,16 +202,20 @@ pub async fn reachable() -> bool {
     js::await_promise(js::global_fetch(&request)).await.is_ok()
 }
 
-/// What this context knows of the server's advertisement, for the
+/// The server's advertisement as this browser keeps it, for the
 /// inspector: `{batch: {url, max_entries, max_bytes, prefix} | null,
 /// freshUntil}` (the batch as the server's document names it), or `null`
-/// when nothing was learnt yet.
+/// when nothing was learnt yet. Read as stored, not parsed: a page module
+/// without the replay has no use for the rest of this module.
 pub async fn advertisement() -> js::JsResult<wasm_bindgen::JsValue> {
-    let known = match ADVERTISED.with(|a| a.borrow().clone()) {
-        Some(known) => Some(known),
-        None => read_stored().await?,
-    };
-    Ok(known.map_or(wasm_bindgen::JsValue::NULL, |known| to_js(&known).into()))
+    let record = read_record().await?;
+    if !record.is_object() {
+        return Ok(wasm_bindgen::JsValue::NULL);
+    }
+    let kept = Object::new();
+    js::set(&kept, "freshUntil", js::get(&record, "freshUntil")?);
+    js::set(&kept, "batch", js::get(&record, "batch")?);
+    Ok(kept.into())
 }
 
 /// What is kept of an advertisement: `{batch, freshUntil}`, the batch
@@ -234,10 +238,15 @@ fn to_js(learnt: &Learnt) -> Object {
     record
 }
 
-async fn read_stored() -> js::JsResult<Option<Learnt>> {
+/// The advertisement's record in the `meta` store (undefined when none).
+async fn read_record() -> js::JsResult<wasm_bindgen::JsValue> {
     let db = crate::db::database().await?;
     let tx = db.transaction_with_str(crate::db::META)?;
-    let record = js::request(&tx.object_store(crate::db::META)?.get(&STORED.into())?).await?;
+    js::request(&tx.object_store(crate::db::META)?.get(&STORED.into())?).await
+}
+
+async fn read_stored() -> js::JsResult<Option<Learnt>> {
+    let record = read_record().await?;
     if !record.is_object() {
         return Ok(None);
     }
