@@ -264,10 +264,8 @@ pub fn queued(queue: String) -> Promise {
 }
 
 async fn entries_of(queue: &Queue) -> JsResult<JsValue> {
-    let mut entries = queue.all().await?;
-    entries.sort_by(|a, b| a.enqueued_at_ms.total_cmp(&b.enqueued_at_ms));
     let list = Array::new();
-    for entry in entries {
+    for entry in queue.all().await? {
         // As it is stored.
         list.push(&queue::to_js(queue.name(), &entry));
     }

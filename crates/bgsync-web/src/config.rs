@@ -119,20 +119,22 @@ thread_local! {
 /// replacing an earlier declaration. Refuses, saying which, an empty or
 /// repeated name, and two feeds on one store.
 pub fn configure(config: Config) -> JsResult<()> {
-    let mut names = std::collections::HashSet::new();
-    for queue in &config.queues {
+    // Repeats are looked for by comparing each with those before it: an
+    // app declares a handful, and a hash set would put hashbrown (some
+    // kilobytes) into every page module.
+    for (i, queue) in config.queues.iter().enumerate() {
         check_name("queue", &queue.name)?;
-        if !names.insert(queue.name.as_str()) {
+        if config.queues[..i].iter().any(|q| q.name == queue.name) {
             return Err(error(format!("the queue \"{}\" is declared twice", queue.name)));
         }
     }
-    let (mut feeds, mut stores) = (std::collections::HashSet::new(), std::collections::HashSet::new());
-    for feed in &config.feeds {
+    for (i, feed) in config.feeds.iter().enumerate() {
         check_name("feed", &feed.name)?;
-        if !feeds.insert(feed.name.as_str()) {
+        let before = &config.feeds[..i];
+        if before.iter().any(|f| f.name == feed.name) {
             return Err(error(format!("the feed \"{}\" is declared twice", feed.name)));
         }
-        if crate::db::RESERVED_STORES.contains(&feed.store.as_str()) || !stores.insert(feed.store.as_str()) {
+        if crate::db::RESERVED_STORES.contains(&feed.store.as_str()) || before.iter().any(|f| f.store == feed.store) {
             return Err(error(format!("the feed \"{}\" needs a store of its own, not \"{}\"", feed.name, feed.store)));
         }
     }

@@ -148,13 +148,25 @@ impl Queue {
         Ok(js::request(&count).await?.as_f64().unwrap_or(0.0) as usize)
     }
 
-    /// Every stored entry. Records that cannot be read as entries (written
-    /// by something else) are reported and left in place, never deleted.
+    /// Every stored entry, in queue order (enqueue time, then key). Records
+    /// that cannot be read as entries (written by something else) are
+    /// reported and left in place, never deleted.
     pub async fn all(&self) -> JsResult<Vec<Entry>> {
         let db = database().await?;
         let tx = db.transaction_with_str(ENTRIES)?;
-        let values = js::request(&tx.object_store(ENTRIES)?.get_all_with_key(&self.range()?)?).await?;
+        let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
+        let values = js::request(&index.get_all_with_key(&self.order_range(None)?.into())?).await?;
         Ok(decode(&Array::from(&values)))
+    }
+
+    /// This queue's part of the [`crate::db::ORDER`] index, from the start
+    /// or after `after`.
+    fn order_range(&self, after: Option<&PageCursor>) -> JsResult<web_sys::IdbKeyRange> {
+        let high = Array::of2(&self.name().into(), &Array::new());
+        match after {
+            Some(cursor) => web_sys::IdbKeyRange::bound_with_lower_open_and_upper_open(&cursor.0, &high, true, false),
+            None => web_sys::IdbKeyRange::bound(&Array::of1(&self.name().into()), &high),
+        }
     }
 
     /// At most `limit` entries in queue order (enqueue time, then key),
@@ -167,11 +179,7 @@ impl Queue {
         let tx = db.transaction_with_str(ENTRIES)?;
         // Always there: opening the database upgrades one without it.
         let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
-        let high = Array::of2(&self.name().into(), &Array::new());
-        let range = match after {
-            Some(cursor) => web_sys::IdbKeyRange::bound_with_lower_open_and_upper_open(&cursor.0, &high, true, false)?,
-            None => web_sys::IdbKeyRange::bound(&Array::of1(&self.name().into()), &high)?,
-        };
+        let range = self.order_range(after)?;
         let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?);
         // The next page starts after the last record, at its index key as
         // stored (its time read back from text could be a rounding off).
@@ -318,7 +326,15 @@ pub async fn dead_letters() -> JsResult<Vec<StoredDeadLetter>> {
             })
         })
         .collect();
-    dead.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+    // Oldest first, by insertion: dead letters are few, and the standard
+    // library's sort is kilobytes of every module that lists them.
+    for i in 1..dead.len() {
+        let mut j = i;
+        while j > 0 && dead[j - 1].at_ms > dead[j].at_ms {
+            dead.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     Ok(dead)
 }
 
