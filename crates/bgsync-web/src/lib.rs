@@ -42,3 +42,8 @@ pub mod transport;
 pub mod worker;
 
 pub use js::{promise, JsResult, Resolved};
+
+// The feature `talc`: the module's allocator.
+#[cfg(all(feature = "talc", target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
