@@ -15,9 +15,7 @@ fn main() {
         let asset = ASSETS.iter().find(|a| a.path == path).unwrap_or_else(|| panic!("{path} is not served"));
         (asset.body.len(), asset.gzip.map_or(asset.body.len(), <[u8]>::len))
     };
-    let mut out = String::from(
-        "| what | file | bytes | gzip bytes |\n|---|---|---:|---:|\n",
-    );
+    let mut out = String::from("| what | file | bytes | gzip bytes |\n|---|---|---:|---:|\n");
     let mut group = |what: &str, paths: &[String]| {
         let mut total = (0, 0);
         for path in paths {

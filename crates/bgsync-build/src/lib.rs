@@ -14,8 +14,8 @@
 //! Scripts (the wasm-bindgen glue and the static files served as
 //! `text/javascript`) go out without their comments, indentation and blank
 //! lines (`strip`; the `.d.ts` keeps the glue's docs, the repository the
-//! files'): the worker's glue is 49,505 bytes as generated and 33,343 so
-//! (8,427 and 6,873 gzip), the bootstrap 5,771 and 3,169 (2,132 and 1,172).
+//! files'), and the names only the glue and the module share are made
+//! short on both sides (`rename`); docs/worker-size.md has what each saves.
 //!
 //! The app `include!`s `$OUT_DIR/assets.rs`, which holds
 //! `ASSETS: &[bgsync_server::files::Asset]` (served by
