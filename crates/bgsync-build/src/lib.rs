@@ -171,6 +171,18 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
                 for (module, (name, _, _)) in modules.iter().zip(&built) {
                     text = text.replace(module.placeholder, name);
                 }
+                // A placeholder of bgsync's modules that none built: the
+                // file would name a module the server does not have.
+                for (module, constant) in [(WORKER, "WORKER"), (PAGE_API, "PAGE_API"), (FALLBACK, "FALLBACK")] {
+                    if text.contains(module.placeholder) {
+                        println!(
+                            "cargo:warning={} names {} but bgsync_build::{constant} is not among the modules \
+                             built: add it to build_and_embed's modules",
+                            file.path.display(),
+                            module.placeholder,
+                        );
+                    }
+                }
                 // Scripts go out without their comments and indentation
                 // (the source keeps them); one this cannot read goes as is.
                 if file.content_type.starts_with("text/javascript") {

@@ -9,8 +9,8 @@
 //! `replay-here`) leaves it out, and the first time a page has to replay
 //! itself it loads bgsync's fallback module (`crates/bgsync-fallback`,
 //! built by `bgsync_build::FALLBACK`: this crate with `replay-here`, the
-//! same JavaScript API), configures it with the page's declaration and
-//! calls it. Pages that a worker controls never load it.
+//! same JavaScript API) and calls it, configured with the page's
+//! declaration as it is then. Pages that a worker controls never load it.
 //!
 //! The app says where the module is in its declaration (`fallback`, the
 //! URL without `.js`/`.wasm`: `"/__BGSYNC_FALLBACK__"` in a static file).
@@ -37,6 +37,10 @@ thread_local! {
 /// backoff go now).
 pub async fn deliver(expedite: bool) -> JsResult<Round> {
     let api = api().await?;
+    // With the page's declaration as it is now (the page may have
+    // configured again since the module loaded).
+    let configure: Function = js::get(&api, "configure")?.dyn_into()?;
+    configure.call1(&api, &crate::config::current().declaration)?;
     let deliver: Function = js::get(&api, "deliverHere")?.dyn_into()?;
     let round = js::await_promise(deliver.call1(&api, &expedite.into())?.dyn_into()?).await?;
     let number = |name| js::get(&round, name).ok().and_then(|v| v.as_f64());
@@ -58,8 +62,8 @@ pub fn round_to_js(round: &Round) -> JsValue {
     o.into()
 }
 
-/// The fallback module's API, loaded and configured once; a load that
-/// failed is tried again by the next call.
+/// The fallback module's API, loaded once; a load that failed is tried
+/// again by the next call.
 async fn api() -> JsResult<JsValue> {
     let loading = LOADED.with(|l| l.borrow_mut().get_or_insert_with(|| js::promise(load())).clone());
     let loaded = js::await_promise(loading).await;
@@ -88,10 +92,7 @@ async fn load() -> JsResult<JsValue> {
     let options = Object::new();
     js::set(&options, "module_or_path", format!("{stem}.wasm"));
     js::await_promise(init.call1(&JsValue::NULL, &options)?.dyn_into()?).await?;
-    let api = js::get(&global, GLOBAL)?;
-    let configure: Function = js::get(&api, "configure")?.dyn_into()?;
-    configure.call1(&api, &config.declaration)?;
-    Ok(api)
+    js::get(&global, GLOBAL)
 }
 
 /// Runs the classic script at `url` (a `<script>` element) and waits for it.
