@@ -126,6 +126,7 @@ fn with_name<T>(name: &str, f: impl FnOnce(&JsValue) -> T) -> T {
 /// first walks the string a character at a time in JavaScript, which for a
 /// round's 1,000 records (about 300 KB) took 6–17 ms in a worker that had
 /// just started, a third of the round's reading.
+#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
 pub(crate) fn long_text(value: &JsValue) -> Option<String> {
     if !value.is_string() {
         return None;

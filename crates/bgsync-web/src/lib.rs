@@ -33,6 +33,8 @@ pub mod events;
 #[cfg_attr(feature = "replay-here", allow(dead_code))]
 pub mod fallback;
 mod js;
+// The replay's: a page module without it keeps none of it.
+#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
 mod json;
 pub mod pull;
 pub mod queue;

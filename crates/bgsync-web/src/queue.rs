@@ -364,13 +364,19 @@ pub struct PageCursor(JsValue);
 /// read as entries (written by something else) are reported and left in
 /// place, never deleted.
 fn decode(values: &Array) -> Vec<Entry> {
-    // All the records as one JSON text: one crossing into Rust instead of
-    // one per field. (Where that fails, say a record holding something JSON
-    // cannot say, record by record.)
+    // Where rounds run (the feature `replay-here`): all the records as one
+    // JSON text, one crossing into Rust instead of one per field. (Where
+    // that fails, say a record holding something JSON cannot say, record
+    // by record.) A page built without the replay lists a queue but never
+    // drains one: it reads record by record, and its module goes without
+    // the JSON reader.
+    #[cfg(feature = "replay-here")]
     let records = js_sys::JSON::stringify(values)
         .ok()
         .and_then(|text| crate::js::long_text(&text))
         .and_then(|text| entries_of_json(&text));
+    #[cfg(not(feature = "replay-here"))]
+    let records: Option<Vec<Option<Entry>>> = None;
     if let Some(records) = records {
         let mut entries = Vec::with_capacity(records.len());
         for (i, record) in records.into_iter().enumerate() {
@@ -399,6 +405,7 @@ fn unreadable(record: &JsValue) {
 /// `getAll` read), each an entry or `None` where it is not one, read
 /// straight into entries: the same fields and defaults as [`from_js`].
 /// `None` if the text is not such an array.
+#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
 fn entries_of_json(text: &str) -> Option<Vec<Option<Entry>>> {
     let mut reader = json::Reader::new(text);
     let mut records = Vec::new();
@@ -410,6 +417,7 @@ fn entries_of_json(text: &str) -> Option<Vec<Option<Entry>>> {
     Some(records)
 }
 
+#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
 fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
     let (mut key, mut enqueued_at, mut attempts, mut not_before) = (None, None, None, None);
     let (mut method, mut url, mut body, mut last_error) = (None, None, None, None);
