@@ -131,9 +131,9 @@ pub(crate) fn enqueue_time() -> f64 {
 pub fn new_key() -> JsResult<String> {
     let random = random_uuid()?;
     let ms = js_sys::Date::now() as u64 & 0xffff_ffff_ffff;
-    let stamp = format!("{ms:012x}");
     // xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx → tttttttt-tttt-7xxx-yxxx-xxxxxxxxxxxx
-    Ok(format!("{}-{}-7{}", &stamp[..8], &stamp[8..], &random[15..]))
+    let rest = random.get(15..).filter(|rest| rest.len() == 21).ok_or("crypto.randomUUID returned no UUID")?;
+    Ok(format!("{:08x}-{:04x}-7{rest}", ms >> 16, ms & 0xffff))
 }
 
 /// A random (v4) UUID from the browser's CSPRNG.

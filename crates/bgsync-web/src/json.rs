@@ -123,7 +123,7 @@ impl<'a> Reader<'a> {
         let rest = &text.as_bytes()[self.at + 1..];
         match rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20) {
             Some(run) if rest[run] == b'"' => {
-                let name = &text[self.at + 1..self.at + 1 + run];
+                let name = text.get(self.at + 1..self.at + 1 + run)?;
                 self.at += run + 2;
                 Some(std::borrow::Cow::Borrowed(name))
             }
@@ -213,7 +213,7 @@ impl<'a> Reader<'a> {
     }
 
     fn eat(&mut self, literal: &str) -> Option<()> {
-        self.text[self.at..].starts_with(literal).then(|| self.at += literal.len())
+        self.text.get(self.at..)?.starts_with(literal).then(|| self.at += literal.len())
     }
 
     fn value(&mut self, depth: usize) -> Option<Value> {
@@ -281,7 +281,7 @@ impl<'a> Reader<'a> {
         let first = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         if rest[first] == b'"' {
             // No escapes (most strings): one copy of the exact size.
-            let out = self.text[self.at..self.at + first].to_owned();
+            let out = self.text.get(self.at..self.at + first)?.to_owned();
             self.at += first + 1;
             return Some(out);
         }
@@ -292,7 +292,7 @@ impl<'a> Reader<'a> {
             // those are ASCII, never inside a multi-byte character).
             let rest = &self.text.as_bytes()[self.at..];
             let run = rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            out.push_str(&self.text[self.at..self.at + run]);
+            out.push_str(self.text.get(self.at..self.at + run)?);
             self.at += run;
             match self.peek()? {
                 b'"' => {
@@ -328,7 +328,7 @@ impl<'a> Reader<'a> {
     /// conversion to UTF-8 does.
     fn unicode(&mut self) -> Option<char> {
         let first = self.hex4()?;
-        if (0xD800..0xDC00).contains(&first) && self.text[self.at..].starts_with("\\u") {
+        if (0xD800..0xDC00).contains(&first) && self.text.get(self.at..).is_some_and(|rest| rest.starts_with("\\u")) {
             let save = self.at;
             self.at += 2;
             let second = self.hex4()?;
@@ -418,6 +418,9 @@ impl<'a> Reader<'a> {
 
 /// Appends `text` to `out` as a JSON string, quotes included.
 pub fn write_str(out: &mut String, text: &str) {
+    // (`get`, not indexing: the cuts are at ASCII bytes, so always at char
+    // boundaries, and indexing would bring std's char-boundary panic, with
+    // its `char` Debug, into every module.)
     out.push('"');
     let mut start = 0;
     for (i, b) in text.bytes().enumerate() {
@@ -430,7 +433,7 @@ pub fn write_str(out: &mut String, text: &str) {
             0..=0x1f => "",
             _ => continue,
         };
-        out.push_str(&text[start..i]);
+        out.push_str(text.get(start..i).unwrap_or_default());
         if escaped.is_empty() {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
@@ -441,7 +444,7 @@ pub fn write_str(out: &mut String, text: &str) {
         }
         start = i + 1;
     }
-    out.push_str(&text[start..]);
+    out.push_str(text.get(start..).unwrap_or_default());
     out.push('"');
 }
 
