@@ -79,7 +79,12 @@ pub(crate) fn get(target: &JsValue, name: &str) -> JsResult<JsValue> {
 }
 
 pub(crate) fn set(target: &JsValue, name: &str, value: impl Into<JsValue>) {
-    let value = value.into();
+    set_value(target, name, value.into());
+}
+
+// Not generic: the name cache's code once, not once for each type `set`
+// is called with.
+fn set_value(target: &JsValue, name: &str, value: JsValue) {
     // Setting a property on a plain object we made cannot fail.
     let _ = with_name(name, |name| Reflect::set(target, name, &value));
 }
