@@ -200,8 +200,13 @@ async fn without_service_workers_the_page_loads_the_fallback_module_and_delivers
     let server = Server::start(false).await;
     let chromium = Chromium::launch(READY).await;
     let page = chromium.open_app_without_service_worker(&server.url).await;
-    let loaded_fallback = || server.requests().into_iter().filter(|r| r.contains("/bgsync_fallback-")).count();
-    assert_eq!(loaded_fallback(), 0, "a page that has not replayed has not loaded the fallback module");
+    let fallback_requests =
+        || server.requests().into_iter().filter(|r| r.contains("/bgsync_fallback-")).collect::<Vec<_>>();
+    assert_eq!(
+        fallback_requests(),
+        [] as [String; 0],
+        "a page that has not replayed has not loaded the fallback module"
+    );
 
     let refused: String = eval(
         &page,
@@ -210,7 +215,7 @@ async fn without_service_workers_the_page_loads_the_fallback_module_and_delivers
     )
     .await;
     assert!(refused.contains("fallback: \"/__BGSYNC_FALLBACK__\" in the config"), "{refused}");
-    assert_eq!(loaded_fallback(), 0);
+    assert_eq!(fallback_requests(), [] as [String; 0]);
 
     let queued: bool = eval(
         &page,
@@ -231,7 +236,7 @@ async fn without_service_workers_the_page_loads_the_fallback_module_and_delivers
         queued_in(&page, "edits").await.is_empty().then_some(())
     })
     .await;
-    let modules: Vec<String> = server.requests().into_iter().filter(|r| r.contains("/bgsync_fallback-")).collect();
+    let modules = fallback_requests();
     assert_eq!(modules.len(), 2, "its script and its wasm, once: {modules:?}");
     chromium.close().await;
 }

@@ -108,10 +108,8 @@ async fn run_script(url: &str) -> JsResult<()> {
         js::set(&script, "onload", resolve);
         js::set(&script, "onerror", reject);
     });
-    let parent = js::get(&document, "head")
-        .ok()
-        .filter(JsValue::is_object)
-        .map_or_else(|| js::get(&document, "documentElement"), Ok)?;
+    let head = js::get(&document, "head")?;
+    let parent = if head.is_object() { head } else { js::get(&document, "documentElement")? };
     let append: Function = js::get(&parent, "appendChild")?.dyn_into()?;
     append.call1(&parent, &script)?;
     js::await_promise(done)
