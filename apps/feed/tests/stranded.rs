@@ -235,3 +235,50 @@ async fn a_page_that_queues_while_a_replay_holds_the_lock_asks_the_worker_for_a_
     assert!(server.keys_received().is_empty(), "the worker is offline");
     chromium.close().await;
 }
+
+/// The order an enqueue makes its calls in, which the two tests above rely
+/// on: the write is issued first, then the look for a running replay, then
+/// the sync registration, all before the write has committed (the caller
+/// waits for the longest of them, not for their sum). The look must come
+/// before the registration: a replay whose lock the look finds free took
+/// it, if ever, after the write was issued, so its reads see the entry;
+/// a registration made before the look could be swallowed by a sync event
+/// that ended unseen. (Before this order, the look and the registration
+/// waited for the commit: `put, committed, look, register`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_issues_the_write_then_the_look_then_the_registration_while_the_write_commits() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    // The browser's own functions, wrapped to log their calls (before the
+    // page's first enqueue, which looks up the sync registration once).
+    assert!(
+        eval::<bool>(
+            &page,
+            "(() => { self.calls = []; \
+               const put = IDBObjectStore.prototype.put; \
+               IDBObjectStore.prototype.put = function (...args) { \
+                 const request = put.apply(this, args); \
+                 if (this.name === 'entries') { self.calls.push('put'); \
+                   this.transaction.addEventListener('complete', () => self.calls.push('committed')); } \
+                 return request; }; \
+               const query = LockManager.prototype.query; \
+               LockManager.prototype.query = function (...args) { self.calls.push('look'); return query.apply(this, args); }; \
+               const register = SyncManager.prototype.register; \
+               SyncManager.prototype.register = function (...args) { self.calls.push('register'); return register.apply(this, args); }; \
+               return true; })()"
+        )
+        .await
+    );
+    enqueue(&page, "First", 1).await;
+    let first: Vec<String> = eval(&page, "self.calls.splice(0)").await;
+    assert!(
+        first.contains(&"register".to_string()),
+        "the registration is made through the browser's function: {first:?}"
+    );
+    enqueue(&page, "Second", 1).await;
+    let calls: Vec<String> = eval(&page, "self.calls").await;
+    assert_eq!(calls, ["put", "look", "register", "committed"]);
+    chromium.close().await;
+}

@@ -144,6 +144,7 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
         println!("cargo:rerun-if-changed={}", file.path.display());
     }
     println!("cargo:rerun-if-env-changed=BGSYNC_SKIP_WASM");
+    println!("cargo:rerun-if-env-changed=BGSYNC_KEEP_NAMES");
     let skip = env::var_os("BGSYNC_SKIP_WASM").is_some();
     if skip {
         println!("cargo:warning=BGSYNC_SKIP_WASM is set: the page and worker will not work");
@@ -349,7 +350,7 @@ fn build_wasm(root: &Path, out_dir: &Path, module: &Module) -> (String, Vec<u8>)
         .no_modules_global(module.global)
         .unwrap()
         .typescript(true)
-        .remove_name_section(true)
+        .remove_name_section(std::env::var_os("BGSYNC_KEEP_NAMES").is_none())
         .remove_producers_section(true)
         .out_name(&stem)
         .generate(&bindgen_dir)

@@ -189,27 +189,29 @@ pub fn enqueue(queue: String, #[wasm_bindgen(unchecked_param_type = "QueuedReque
         let text = |name| js::get(&request, name).ok().and_then(|v| v.as_string());
         let url = text("url").ok_or("enqueue: the request has no url")?;
         let body = js::get(&request, "body")?;
-        if !body.is_undefined() && !body.is_null() && body.as_string().is_none() {
-            return Err("enqueue: the body must be a string (JSON.stringify it)".into());
-        }
-        let entry = client::enqueue_request(
+        let body = match body.as_string() {
+            Some(text) => text,
+            None if body.is_undefined() || body.is_null() => String::new(),
+            None => return Err("enqueue: the body must be a string (JSON.stringify it)".into()),
+        };
+        let queued = client::enqueue_request(
             &queue,
             NewRequest {
                 method: text("method").unwrap_or_else(|| "POST".into()),
                 url,
                 headers: header_list(&js::get(&request, "headers")?)?,
-                body: body.as_string().unwrap_or_default(),
+                body,
                 key: text("key"),
             },
         )
         .await?;
-        if !client::schedule_delivery(&queue).await.unwrap_or(false) {
-            // No sync can be registered: sent now, by the worker or here.
-            // Not awaited: the entry is stored, which is what the promise
-            // says; a round here takes as long as the server does.
+        if !queued.registered {
+            // No sync registered: sent now, by the worker or here. Not
+            // awaited: the entry is stored, which is what the promise says;
+            // a round here takes as long as the server does.
             client::retry_now_soon();
         }
-        Ok(entry.key.as_str().into())
+        Ok(queued.entry.key.as_str().into())
     })
 }
 

@@ -10,12 +10,24 @@ use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Navigator, ServiceWorkerContainer, ServiceWorkerRegistration};
 
-/// Stores a `POST` of `body` to `url` durably in `queue` and tells open
-/// pages. The key made here is the `Idempotency-Key` of every delivery
-/// attempt.
-pub async fn enqueue(queue: &Queue, url: &str, body: String) -> JsResult<Entry> {
+/// Stores a `POST` of `body` to `url` durably in `queue`, registers its
+/// sync and tells open pages ([`enqueue_request`]). The key made here is
+/// the `Idempotency-Key` of every delivery attempt.
+pub async fn enqueue(queue: &Queue, url: &str, body: String) -> JsResult<Queued> {
     enqueue_request(queue, NewRequest { method: "POST".into(), url: url.into(), headers: Vec::new(), body, key: None })
         .await
+}
+
+/// What [`enqueue_request`] did: the entry it stored, and whether its
+/// queue's sync is registered.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub entry: Entry,
+    /// `false` where no sync could be registered (no Background Sync, none
+    /// usable yet, turned off with [`state::set_force_fallback`], or the
+    /// registration failed, which is logged): the caller has the entry
+    /// replayed ([`retry_now_soon`], or [`retry_now`] to wait for it).
+    pub registered: bool,
 }
 
 /// A request for [`enqueue_request`].
@@ -33,10 +45,30 @@ pub struct NewRequest {
     pub key: Option<String>,
 }
 
-/// Stores `request` durably in `queue` (resolving once the write has
-/// committed) and tells open pages. Refuses, with a message saying why, a
+/// Stores `request` durably in `queue`, registers the queue's sync and
+/// tells open pages; resolves once the write has committed and the
+/// registration is answered. Refuses, with a message saying why, a
 /// method, URL, header or key the browser could never send.
-pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Entry> {
+///
+/// The write, a look for a round running elsewhere and the registration
+/// are issued in that order, and then awaited together: the caller waits
+/// for the longest of them, not their sum (the commit and the registration
+/// each cost about half an enqueue). Why no entry is left behind:
+///
+/// - a `sync` the registration fires reads the queue in a transaction made
+///   after this write's, and IndexedDB runs a transaction on a store after
+///   every write transaction on it made before, so its round sees the entry;
+/// - the browser may swallow the registration (Chromium does while a sync
+///   event of the tag is firing, and never fires it again). Whoever runs
+///   that event holds the replaying lock from before its first read of the
+///   queue until after the event ended ([`crate::replay::deliver`]). The
+///   look comes before the registration: if it finds the lock held, a
+///   round of its own is asked for once the write has committed, and that
+///   round reads the entry; if it finds it free, any event firing when the
+///   registration arrives took the lock after the look, so after the
+///   write was issued, and its reads see the entry. A round that is past
+///   its last read is the one case the look is for.
+pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Queued> {
     let NewRequest { method, url, headers, body, key } = request;
     let bad = |what: String| Err(JsValue::from_str(&what));
     let method = method.to_ascii_uppercase();
@@ -71,9 +103,29 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Ent
     let mut entry = Entry::new(key, url, body, enqueue_time());
     entry.method = method;
     entry.headers = headers;
-    queue.push(&entry).await?;
+    let usable = background_sync_usable().await;
+    let written = queue.push(&entry).await?;
+    // `join` polls its first future first: the look is made before the
+    // registration.
+    let looking = async { usable && crate::replay::replaying_elsewhere().await };
+    let registering = async {
+        if usable {
+            register(queue.tag()).await
+        } else {
+            Ok(false)
+        }
+    };
+    let ((stored, elsewhere), registered) = js::join(js::join(written, looking), registering).await;
+    stored?;
     events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
-    Ok(entry)
+    if elsewhere {
+        ask_for_a_round_soon();
+    }
+    let registered = registered.unwrap_or_else(|e| {
+        web_sys::console::warn_2(&"bgsync: the sync registration failed; replaying instead".into(), &e);
+        false
+    });
+    Ok(Queued { entry, registered })
 }
 
 /// Headers that carry credentials: never stored in an entry (a queued
@@ -83,15 +135,11 @@ pub fn is_credential(name: &str) -> bool {
     ["authorization", "proxy-authorization", "cookie"].iter().any(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// After an entry was queued and a sync registered: when a context of the
-/// origin is replaying right now, the browser may swallow that
-/// registration (Chromium does while a sync event of the tag is firing, and
-/// never fires it again), so ask for a round that will read the entry.
-/// Whoever replays also drains what arrives during its round; this covers
-/// a round that is past its last read, or waiting out a backoff.
-///
-/// The round asked for is not expedited: entries waiting out a backoff keep
-/// waiting (queueing must not spend their attempts).
+/// After an entry was stored: when a context of the origin is replaying
+/// right now, asks for a round that will read the entry (see
+/// [`enqueue_request`]). Whoever replays also drains what arrives during
+/// its round; this covers a round that is past its last read, or waiting
+/// out a backoff.
 pub async fn make_sure_it_is_taken() -> JsResult<()> {
     if crate::replay::replaying_elsewhere().await {
         replay_here_or_in_worker(false).await?;
@@ -103,6 +151,14 @@ pub async fn make_sure_it_is_taken() -> JsResult<()> {
 /// already stored; a failure here is logged, never the caller's).
 pub fn make_sure_it_is_taken_soon() {
     in_background("bgsync: asking for a replay failed", make_sure_it_is_taken());
+}
+
+/// Asks for a round (in the worker that controls this page, else here),
+/// in the background. The round asked for is not expedited: entries
+/// waiting out a backoff keep waiting (queueing must not spend their
+/// attempts).
+fn ask_for_a_round_soon() {
+    in_background("bgsync: asking for a replay failed", replay_here_or_in_worker(false));
 }
 
 /// Runs `work` in the background; a failure is logged with `failure`.
@@ -117,8 +173,7 @@ fn in_background<T>(failure: &'static str, work: impl std::future::Future<Output
 /// The queue order: milliseconds with a fraction (`timeOrigin + now()`), so
 /// two posts in the same millisecond keep the order they were written in.
 pub(crate) fn enqueue_time() -> f64 {
-    let origin = js::get(&js_sys::global(), "performance").and_then(|p| js::get(&p, "timeOrigin")).ok();
-    match (origin.and_then(|o| o.as_f64()), js::performance_now()) {
+    match (js::time_origin(), js::performance_now()) {
         (Some(origin), Some(now)) => origin + now,
         _ => js_sys::Date::now(),
     }
@@ -175,54 +230,43 @@ pub async fn background_sync_usable() -> bool {
 }
 
 thread_local! {
-    static READY: std::cell::RefCell<Option<JsValue>> = const { std::cell::RefCell::new(None) };
+    // The `SyncManager` and its `register`, once found.
+    static SYNC: std::cell::RefCell<Option<(JsValue, Function)>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The registration's `SyncManager`: a worker's own registration, or in a
-/// page the registration of this page whose worker is active (looked up
-/// until found, then kept: a promise hop per enqueue otherwise). `None`
-/// where there is no worker, none active yet, or no Background Sync.
+/// The registration's `SyncManager` and its `register` function: a
+/// worker's own registration, or in a page the registration of this page
+/// whose worker is active (looked up until found, then kept: a promise hop
+/// per enqueue otherwise). `None` where there is no worker, none active
+/// yet, or no Background Sync.
 ///
 /// Not `navigator.serviceWorker.ready`: it waits until a worker is active,
 /// which is never where the page registers none or the install failed (a
 /// file of its cache that did not load), and a queued entry's caller
 /// would wait with it.
-async fn sync_manager() -> JsResult<Option<JsValue>> {
+async fn sync_manager() -> JsResult<Option<(JsValue, Function)>> {
+    if let Some(known) = SYNC.with(|s| s.borrow().clone()) {
+        return Ok(Some(known));
+    }
     let own = js::get(&js_sys::global(), "registration").ok().filter(JsValue::is_object);
     let registration = match own {
         Some(registration) => registration,
         None => {
             let Some(container) = container() else { return Ok(None) };
-            match READY.with(|r| r.borrow().clone()) {
-                Some(registration) => registration,
-                None => {
-                    let registration = js::await_promise(container.get_registration()).await?;
-                    if !registration.is_object() || !js::get(&registration, "active")?.is_object() {
-                        return Ok(None);
-                    }
-                    READY.with(|r| *r.borrow_mut() = Some(registration.clone()));
-                    registration
-                }
+            let registration = js::await_promise(container.get_registration()).await?;
+            if !registration.is_object() || !js::get(&registration, "active")?.is_object() {
+                return Ok(None);
             }
+            registration
         }
     };
-    Ok(Some(js::get(&registration, "sync")?).filter(JsValue::is_object))
-}
-
-/// After an entry was stored in `queue`: registers the queue's sync and,
-/// side by side with that registration (its cost hidden behind it, rather
-/// than added after it), makes sure that a round running elsewhere takes
-/// the entry ([`make_sure_it_is_taken_soon`]). Looking before the
-/// registration is answered is as good as after: the entry is stored
-/// already, so any round that starts after the look reads it. Returns
-/// `false` where Background Sync is not usable here: the caller replays
-/// ([`retry_now`]).
-pub async fn schedule_delivery(queue: &Queue) -> JsResult<bool> {
-    if !background_sync_usable().await {
-        return Ok(false);
+    let sync = js::get(&registration, "sync")?;
+    if !sync.is_object() {
+        return Ok(None);
     }
-    make_sure_it_is_taken_soon();
-    register(queue.tag()).await
+    let register: Function = js::get(&sync, "register")?.dyn_into()?;
+    SYNC.with(|s| *s.borrow_mut() = Some((sync.clone(), register.clone())));
+    Ok(Some((sync, register)))
 }
 
 /// Registers a one-shot sync `tag`, from a page or the worker. Returns
@@ -237,8 +281,7 @@ pub async fn register_sync(tag: &str) -> JsResult<bool> {
 
 /// [`register_sync`] where Background Sync is known to be usable.
 async fn register(tag: &str) -> JsResult<bool> {
-    let Some(sync) = sync_manager().await? else { return Ok(false) };
-    let register: Function = js::get(&sync, "register")?.dyn_into()?;
+    let Some((sync, register)) = sync_manager().await? else { return Ok(false) };
     js::await_promise(register.call1(&sync, &JsValue::from_str(tag))?.dyn_into()?).await?;
     Ok(true)
 }

@@ -174,36 +174,15 @@ pub(crate) async fn await_promise(promise: Promise) -> JsResult<JsValue> {
 }
 
 /// Waits until `target` fires its event `ok` (true) or `failed` (false).
-/// The two handlers are removed and freed when the wait ends, or is given
-/// up: one made to free itself when called (`Closure::once_into_js`) is
-/// never freed when the other fires instead, and kept whatever it captured
-/// (a page of records, for each read) for the life of the context.
+/// The promise's own `resolve` and `reject` are the handlers: no Rust
+/// closure is made, so none is left to free whichever event fires, or
+/// when the wait is given up (a handler then settles a promise nobody
+/// awaits).
 async fn settled(target: &JsValue, [ok, failed]: [&str; 2]) -> bool {
-    struct Detach<'a> {
-        target: &'a JsValue,
-        events: [&'a str; 2],
-        _handlers: [Closure<dyn FnMut()>; 2],
-    }
-    impl Drop for Detach<'_> {
-        fn drop(&mut self) {
-            for event in self.events {
-                set(self.target, event, JsValue::NULL);
-            }
-        }
-    }
-    let mut handlers = None;
     let promise = Promise::new(&mut |resolve: Function, reject: Function| {
-        let on_ok = Closure::once(move || {
-            let _ = resolve.call0(&JsValue::NULL);
-        });
-        let on_failed = Closure::once(move || {
-            let _ = reject.call0(&JsValue::NULL);
-        });
-        set(target, ok, on_ok.as_ref().clone());
-        set(target, failed, on_failed.as_ref().clone());
-        handlers = Some([on_ok, on_failed]);
+        set(target, ok, resolve);
+        set(target, failed, reject);
     });
-    let _detach = handlers.map(|handlers| Detach { target, events: [ok, failed], _handlers: handlers });
     await_promise(promise).await.is_ok()
 }
 
@@ -236,9 +215,28 @@ pub(crate) fn header_pairs(headers: &[(String, String)]) -> js_sys::Array {
 /// `performance.now()`: milliseconds since this context started (a
 /// worker's creation, a page's navigation), where there is a `performance`.
 pub(crate) fn performance_now() -> Option<f64> {
-    let performance = get(&js_sys::global(), "performance").ok()?;
-    let now: Function = get(&performance, "now").ok()?.dyn_into().ok()?;
-    now.call0(&performance).ok()?.as_f64()
+    PERFORMANCE.with(|p| {
+        let (performance, now, _) = p.as_ref()?;
+        now.call0(performance).ok()?.as_f64()
+    })
+}
+
+/// `performance.timeOrigin`: ms since the epoch when this context began.
+pub(crate) fn time_origin() -> Option<f64> {
+    PERFORMANCE.with(|p| p.as_ref().map(|(_, _, origin)| *origin))
+}
+
+thread_local! {
+    // `performance`, its `now` and its `timeOrigin`, looked up once (the
+    // queue order takes both at every enqueue).
+    static PERFORMANCE: Option<(JsValue, Function, f64)> = {
+        let performance = get(&js_sys::global(), "performance").ok().filter(JsValue::is_object);
+        performance.and_then(|performance| {
+            let now = get(&performance, "now").ok()?.dyn_into().ok()?;
+            let origin = get(&performance, "timeOrigin").ok()?.as_f64()?;
+            Some((performance, now, origin))
+        })
+    };
 }
 
 /// The `[name, value]` pairs of a `Headers` (names lower-cased, as the
@@ -294,4 +292,32 @@ pub fn describe(error: &JsValue) -> String {
         (Some(n), None) => n,
         _ => String::from(js_sys::JSON::stringify(error).ok().unwrap_or_else(|| "unknown error".into())),
     }
+}
+
+/// Polls two futures together, `a` first: a round's reads of the queue
+/// and of its state overlap, as do an entry's write and its sync
+/// registration.
+pub(crate) async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut first, mut second) = (None, None);
+    std::future::poll_fn(|cx| {
+        if first.is_none() {
+            if let Poll::Ready(value) = a.as_mut().poll(cx) {
+                first = Some(value);
+            }
+        }
+        if second.is_none() {
+            if let Poll::Ready(value) = b.as_mut().poll(cx) {
+                second = Some(value);
+            }
+        }
+        if first.is_some() && second.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (first.expect("ready"), second.expect("ready"))
 }

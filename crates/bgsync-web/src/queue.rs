@@ -81,12 +81,15 @@ impl Queue {
         Array::of2(&self.name().into(), &key.into()).into()
     }
 
-    /// Stores a new entry; returns once the write has committed.
-    pub async fn push(&self, entry: &Entry) -> JsResult<()> {
+    /// Stores a new entry. The write is issued when this resolves; the
+    /// future it resolves with ends once the write has committed (so a
+    /// caller can start something that must come after the write, such as
+    /// a sync registration, while it commits).
+    pub async fn push(&self, entry: &Entry) -> JsResult<impl std::future::Future<Output = JsResult<()>>> {
         let db = database().await?;
         let tx = db.transaction_with_str_and_mode(ENTRIES, IdbTransactionMode::Readwrite)?;
         tx.object_store(ENTRIES)?.put(&to_js(self.name(), entry))?;
-        js::committed(&tx).await
+        Ok(async move { js::committed(&tx).await })
     }
 
     /// Carries out the engine's store operations in one transaction (one

@@ -10,7 +10,7 @@
 //! browser's own sync retry (or the next page load) brings the next round.
 
 use crate::events;
-use crate::js::{self, JsResult};
+use crate::js::{self, join, JsResult};
 use crate::queue::{PageCursor, Queue};
 use crate::state;
 use crate::transport;
@@ -286,33 +286,6 @@ enum Once {
     EndpointGone {
         delivered: usize,
     },
-}
-
-/// Polls two futures together (reading the queue and the round's state
-/// from IndexedDB overlap, as does an advertisement fetch).
-async fn join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
-    use std::task::Poll;
-    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
-    let (mut first, mut second) = (None, None);
-    std::future::poll_fn(|cx| {
-        if first.is_none() {
-            if let Poll::Ready(value) = a.as_mut().poll(cx) {
-                first = Some(value);
-            }
-        }
-        if second.is_none() {
-            if let Poll::Ready(value) = b.as_mut().poll(cx) {
-                second = Some(value);
-            }
-        }
-        if first.is_some() && second.is_some() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    (first.expect("ready"), second.expect("ready"))
 }
 
 /// How many entries a round reads at a time: two batches' worth (so that

@@ -173,13 +173,11 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let same_origin = url.origin() == js::origin()?;
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
     let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
-    let entry = crate::client::enqueue_request(queue, request).await?;
-    match crate::client::schedule_delivery(queue).await {
-        Ok(true) => {}
+    let crate::client::Queued { entry, registered } = crate::client::enqueue_request(queue, request).await?;
+    if !registered {
         // No Background Sync here: the pages' fallback replays, and a round
         // running now takes it.
-        Ok(false) => crate::client::make_sure_it_is_taken_soon(),
-        Err(e) => web_sys::console::warn_2(&"bgsync: sync registration failed".into(), &e),
+        crate::client::make_sure_it_is_taken_soon();
     }
     let o = Object::new();
     js::set(&o, "queued", true);

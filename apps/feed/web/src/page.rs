@@ -161,23 +161,20 @@ async fn submit() {
         Ok(queue) => queue,
         Err(e) => return snackbar(&format!("Could not save the post: {}", describe(&e))),
     };
-    if let Err(e) = client::enqueue(&queue, POSTS_URL, body).await {
+    let queued = match client::enqueue(&queue, POSTS_URL, body).await {
+        Ok(queued) => queued,
         // Nothing was stored: keep what the user typed.
-        return snackbar(&format!("Could not save the post: {}", describe(&e)));
-    }
+        Err(e) => return snackbar(&format!("Could not save the post: {}", describe(&e))),
+    };
     by_id::<HtmlFormElement>("post-form").reset();
-    match client::schedule_delivery(&queue).await {
-        Ok(true) => snackbar("Your post was saved for syncing"),
+    if queued.registered {
+        snackbar("Your post was saved for syncing");
+    } else {
         // No sync registered (no Background Sync, no active worker yet, or
         // the registration failed): sent now, by the worker if one
         // controls the page, else here.
-        not_registered => {
-            if let Err(e) = not_registered {
-                web_sys::console::warn_2(&"feed: sync registration failed".into(), &e);
-            }
-            snackbar("Your post was saved and will be sent when the server can be reached");
-            replay_now().await;
-        }
+        snackbar("Your post was saved and will be sent when the server can be reached");
+        replay_now().await;
     }
     render().await;
 }
