@@ -80,6 +80,12 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
 }
 
 /// IMF-fixdate to milliseconds since the Unix epoch.
+///
+/// Never inlined: inlined into the engine's answer handling (rustc 1.95,
+/// `opt-level = "z"`), its splits kept a `str` slicing panic, and with it
+/// `char`'s Debug and the Unicode printable tables, in the worker's wasm:
+/// 4 KB gzip of it.
+#[inline(never)]
 fn parse_http_date(value: &str) -> Option<u64> {
     // "Sun, 06 Nov 1994 08:49:37 GMT"
     let (_weekday, rest) = value.split_once(", ")?;
