@@ -24,7 +24,7 @@ use crate::outcome::{describe, AttemptResult, Outcome, OutcomePolicy, Response};
 use crate::retry::RetryPolicy;
 use crate::rng::Rng;
 use crate::wire::{BatchEntry, BatchRequest, BatchResult};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueConfig {
@@ -159,17 +159,26 @@ fn position(entry: &Entry) -> Position {
     (entry.enqueued_at_ms.max(0.0).to_bits(), entry.key.clone())
 }
 
+/// An entry the engine holds, with what it knows of it beyond the store.
+/// (Flags here rather than sets of keys beside the entries: one hash
+/// table fewer per flag, in code as in memory.)
+#[derive(Debug)]
+struct Held {
+    entry: Entry,
+    /// In a request whose answer has not come back.
+    sending: bool,
+    /// It was in a batch that broke ([`TransmitResult::BatchBroke`]): the
+    /// most entries a batch holding it may carry.
+    split: Option<usize>,
+}
+
 #[derive(Debug)]
 pub struct Engine {
     config: QueueConfig,
     rng: Rng,
-    entries: BTreeMap<Position, Entry>,
+    entries: BTreeMap<Position, Held>,
     index: HashMap<EntryKey, Position>,
-    sending: HashSet<EntryKey>,
     in_flight: BTreeMap<u64, Vec<EntryKey>>,
-    /// Entries of a batch that broke ([`TransmitResult::BatchBroke`]): the
-    /// most entries a batch holding them may carry.
-    split: HashMap<EntryKey, usize>,
     next_id: u64,
     paused: bool,
     ops: VecDeque<StoreOp>,
@@ -185,9 +194,7 @@ impl Engine {
             rng: Rng::new(seed),
             entries: BTreeMap::new(),
             index: HashMap::new(),
-            sending: HashSet::new(),
             in_flight: BTreeMap::new(),
-            split: HashMap::new(),
             next_id: 1,
             paused: false,
             ops: VecDeque::new(),
@@ -226,14 +233,18 @@ impl Engine {
         }
         let pos = position(&entry);
         self.index.insert(entry.key.clone(), pos.clone());
-        self.entries.insert(pos, entry);
+        self.entries.insert(pos, Held { entry, sending: false, split: None });
         true
     }
 
     fn remove(&mut self, key: &EntryKey) -> Option<Entry> {
-        self.split.remove(key);
         let pos = self.index.remove(key)?;
-        self.entries.remove(&pos)
+        self.entries.remove(&pos).map(|held| held.entry)
+    }
+
+    fn held_mut(&mut self, key: &EntryKey) -> Option<&mut Held> {
+        let pos = self.index.get(key)?;
+        self.entries.get_mut(pos)
     }
 
     /// The next request to make now, if any.
@@ -253,8 +264,9 @@ impl Engine {
         // The most entries this batch may carry: lowered by entries of a
         // batch that broke.
         let mut most = max_entries;
-        for entry in self.entries.values() {
-            if self.sending.contains(&entry.key) {
+        for held in self.entries.values() {
+            let entry = &held.entry;
+            if held.sending {
                 continue;
             }
             if entry.not_before_ms > now_ms {
@@ -272,7 +284,7 @@ impl Engine {
             }
             // The first entry always goes, whatever its size: a limit must
             // never strand an entry.
-            let limit = most.min(self.split.get(&entry.key).copied().unwrap_or(usize::MAX));
+            let limit = most.min(held.split.unwrap_or(usize::MAX));
             if !picked.is_empty() && (picked.len() >= limit || bytes + entry.size() > max_bytes) {
                 break;
             }
@@ -286,13 +298,17 @@ impl Engine {
         if picked.is_empty() {
             return None;
         }
+        let batch = batchable(&picked[0]);
         let id = self.next_id;
         self.next_id += 1;
         let keys: Vec<EntryKey> = picked.iter().map(|e| e.key.clone()).collect();
-        self.sending.extend(keys.iter().cloned());
+        for key in &keys {
+            if let Some(held) = self.held_mut(key) {
+                held.sending = true;
+            }
+        }
         self.in_flight.insert(id, keys.clone());
         self.events.push_back(Event::Sending { keys });
-        let batch = batchable(&picked[0]);
         Some(Transmit { id, entries: picked, batch })
     }
 
@@ -302,8 +318,8 @@ impl Engine {
         let too_old: Vec<EntryKey> = self
             .entries
             .values()
-            .filter(|e| !self.sending.contains(&e.key) && now_ms as f64 - e.enqueued_at_ms >= max_age)
-            .map(|e| e.key.clone())
+            .filter(|held| !held.sending && now_ms as f64 - held.entry.enqueued_at_ms >= max_age)
+            .map(|held| held.entry.key.clone())
             .collect();
         for key in too_old {
             let entry = self.remove(&key).expect("listed above");
@@ -326,8 +342,10 @@ impl Engine {
                 // Halves (the first one rounded up), sent again at once.
                 let half = keys.len().div_ceil(2);
                 for key in keys {
-                    self.sending.remove(&key);
-                    self.split.insert(key, half);
+                    if let Some(held) = self.held_mut(&key) {
+                        held.sending = false;
+                        held.split = Some(half);
+                    }
                 }
                 return;
             }
@@ -335,19 +353,26 @@ impl Engine {
             other => other,
         };
         let whole_batch_failed = matches!(result, TransmitResult::BatchFailed(_));
-        // Each entry's result by key (a batch answers up to thousands).
-        let by_key: HashMap<&str, &BatchResult> = match &result {
-            TransmitResult::Batch(items) => items.iter().map(|i| (i.key.as_str(), i)).collect(),
-            _ => HashMap::new(),
+        let items: &[BatchResult] = match &result {
+            TransmitResult::Batch(items) => items,
+            _ => &[],
         };
         // Entries that failed as one request wait as one: one jitter draw
         // for the batch, so the retry is one batch again, not many small ones.
         let mut shared_draw = None;
-        for key in keys {
-            self.sending.remove(&key);
+        for (i, key) in keys.into_iter().enumerate() {
+            if let Some(held) = self.held_mut(&key) {
+                held.sending = false;
+            }
+            // The server answers in the order sent (bgsync-server does); an
+            // answer in another order is looked for.
+            let item = items
+                .get(i)
+                .filter(|item| item.key == key.as_str())
+                .or_else(|| items.iter().find(|item| item.key == key.as_str()));
             let attempt = match &result {
                 TransmitResult::Single(r) | TransmitResult::BatchFailed(r) | TransmitResult::BatchBroke(r) => r.clone(),
-                TransmitResult::Batch(_) => match by_key.get(key.as_str()) {
+                TransmitResult::Batch(_) => match item {
                     Some(BatchResult { status: Some(status), retry_after, body, .. }) => {
                         AttemptResult::Response(Response {
                             status: *status,
@@ -448,8 +473,7 @@ impl Engine {
     }
 
     fn entry_mut(&mut self, key: &EntryKey) -> Option<&mut Entry> {
-        let pos = self.index.get(key)?;
-        self.entries.get_mut(pos)
+        self.held_mut(key).map(|held| &mut held.entry)
     }
 
     fn dead_letter(&mut self, entry: Entry, reason: DeadReason, now_ms: u64) {
@@ -461,8 +485,8 @@ impl Engine {
     /// browser says the network is back, so waiting out a backoff (even a
     /// server's `Retry-After`) would only delay what may now succeed.
     pub fn expedite(&mut self) {
-        for entry in self.entries.values_mut() {
-            entry.not_before_ms = 0;
+        for held in self.entries.values_mut() {
+            held.entry.not_before_ms = 0;
         }
     }
 
@@ -486,11 +510,11 @@ impl Engine {
         if self.paused || self.in_flight.len() >= max_in_flight {
             return None;
         }
-        let mut waiting = self.entries.values().filter(|e| !self.sending.contains(&e.key));
+        let mut waiting = self.entries.values().filter(|held| !held.sending).map(|held| held.entry.not_before_ms);
         if self.config.ordered {
-            waiting.next().map(|e| e.not_before_ms)
+            waiting.next()
         } else {
-            waiting.map(|e| e.not_before_ms).min()
+            waiting.min()
         }
     }
 
@@ -505,10 +529,10 @@ impl Engine {
     /// How many entries are in each state at `now_ms`, for the UI.
     pub fn counts(&self, now_ms: u64) -> Counts {
         let mut counts = Counts { paused: self.paused, ..Counts::default() };
-        for entry in self.entries.values() {
-            if self.sending.contains(&entry.key) {
+        for held in self.entries.values() {
+            if held.sending {
                 counts.sending += 1;
-            } else if entry.not_before_ms > now_ms {
+            } else if held.entry.not_before_ms > now_ms {
                 counts.waiting += 1;
             } else {
                 counts.queued += 1;
@@ -532,7 +556,7 @@ impl Engine {
 
     /// The entries in queue order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.entries.values().map(|held| &held.entry)
     }
 }
 

@@ -146,6 +146,26 @@ fn batches_respect_entry_and_byte_limits_and_skipped_items_stay_queued() {
 }
 
 #[test]
+fn batch_answers_are_matched_by_key_in_any_order_and_a_missing_one_is_not_an_attempt() {
+    let batch = Some(BatchLimits::new(4, 1 << 20));
+    let mut q = queue(QueueConfig { batch, ..QueueConfig::default() }, &["a", "b", "c", "d"]);
+    let t = q.poll_transmit(0).unwrap();
+    assert_eq!(sent_keys(&t), ["a", "b", "c", "d"]);
+    let item =
+        |k: &str, status: Option<u16>| BatchResult { key: k.into(), status, retry_after: None, body: String::new() };
+    // Answered backwards, one answer missing, one for a key never sent.
+    q.handle(t.id, TransmitResult::Batch(vec![item("zz", Some(201)), item("c", Some(201)), item("a", Some(400))]), 0);
+    let ops = ops(&mut q);
+    assert!(ops.contains(&StoreOp::Delete(key("c"))), "{ops:?}");
+    assert!(ops.iter().any(|op| matches!(op, StoreOp::DeadLetter(dl) if dl.entry.key == key("a"))), "{ops:?}");
+    assert_eq!(ops.len(), 2, "b and d were not answered: not attempted, untouched: {ops:?}");
+    let left: Vec<_> = q.entries().map(|e| (e.key.to_string(), e.attempts)).collect();
+    assert_eq!(left, [("b".to_string(), 0), ("d".to_string(), 0)]);
+    assert_eq!(q.counts(0).sending, 0, "no entry is left marked as sending");
+    assert_eq!(sent_keys(&q.poll_transmit(0).unwrap()), ["b", "d"]);
+}
+
+#[test]
 fn a_batch_refused_as_a_whole_is_retried_not_dead_lettered() {
     let batch = Some(BatchLimits::new(10, 1 << 20));
     let mut q = queue(QueueConfig { batch: batch.clone(), ..QueueConfig::default() }, &["a", "b"]);
