@@ -178,7 +178,9 @@ pub struct Engine {
     rng: Rng,
     entries: BTreeMap<Position, Held>,
     index: HashMap<EntryKey, Position>,
-    in_flight: BTreeMap<u64, Vec<EntryKey>>,
+    /// Requests whose answer has not come back, with their keys: a few at
+    /// most (`max_in_flight`), so a list.
+    in_flight: Vec<(u64, Vec<EntryKey>)>,
     next_id: u64,
     paused: bool,
     ops: VecDeque<StoreOp>,
@@ -194,7 +196,7 @@ impl Engine {
             rng: Rng::new(seed),
             entries: BTreeMap::new(),
             index: HashMap::new(),
-            in_flight: BTreeMap::new(),
+            in_flight: Vec::new(),
             next_id: 1,
             paused: false,
             ops: VecDeque::new(),
@@ -307,7 +309,7 @@ impl Engine {
                 held.sending = true;
             }
         }
-        self.in_flight.insert(id, keys.clone());
+        self.in_flight.push((id, keys.clone()));
         self.events.push_back(Event::Sending { keys });
         Some(Transmit { id, entries: picked, batch })
     }
@@ -334,9 +336,10 @@ impl Engine {
     /// Applies what came back for transmit `id`. Unknown ids (from before a
     /// restart) are ignored.
     pub fn handle(&mut self, id: u64, result: TransmitResult, now_ms: u64) {
-        let Some(keys) = self.in_flight.remove(&id) else {
+        let Some(at) = self.in_flight.iter().position(|(flying, _)| *flying == id) else {
             return;
         };
+        let (_, keys) = self.in_flight.swap_remove(at);
         let result = match result {
             TransmitResult::BatchBroke(_) if keys.len() > 1 => {
                 // Halves (the first one rounded up), sent again at once.
