@@ -40,6 +40,16 @@ async fn a_batch_in_flight() -> (TestServer, Chromium, chromiumoxide::Page, Vec<
     (server, chromium, page, keys)
 }
 
+/// The feed app open in Chromium, its worker offline (so no sync event
+/// fires unless a test lets it).
+async fn the_app_with_its_worker_offline() -> (TestServer, Chromium, chromiumoxide::Page) {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    (server, chromium, page)
+}
+
 /// Waits until at least as many posts as `keys` are stored, then checks
 /// each of `keys` was received once.
 async fn every_post_once(server: &TestServer, keys: &[String], within: Duration) {
@@ -204,10 +214,7 @@ async fn posts_queued_while_the_worker_pulls_after_delivering_are_delivered_with
 /// fired a swallowed registration again once the event resolved.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_that_queues_while_a_replay_holds_the_lock_asks_the_worker_for_a_round() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    chromium.set_worker_offline(true).await;
+    let (server, chromium, page) = the_app_with_its_worker_offline().await;
     assert!(
         eval::<bool>(
             &page,
@@ -244,13 +251,10 @@ async fn a_page_that_queues_while_a_replay_holds_the_lock_asks_the_worker_for_a_
 /// it, if ever, after the write was issued, so its reads see the entry;
 /// a registration made before the look could be swallowed by a sync event
 /// that ended unseen. (Before this order, the look and the registration
-/// waited for the commit: `put, committed, look, register`.)
+/// waited for the commit: `put, committed, register, look`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_issues_the_write_then_the_look_then_the_registration_while_the_write_commits() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    chromium.set_worker_offline(true).await;
+    let (_server, chromium, page) = the_app_with_its_worker_offline().await;
     // The browser's own functions, wrapped to log their calls (before the
     // page's first enqueue, which looks up the sync registration once).
     assert!(
