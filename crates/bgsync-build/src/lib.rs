@@ -262,15 +262,25 @@ fn gzipped(path: &Path) -> Option<PathBuf> {
 
 /// rustup installs the targets `rust-toolchain.toml` lists only when it
 /// installs the toolchain itself; on a machine that already had the
-/// toolchain the wasm target can be missing, so it is added here.
+/// toolchain the wasm target can be missing, so it is added here. Two
+/// apps' build scripts run side by side (`cargo test --workspace`), and two
+/// `rustup target add` at once fail, so the addition holds a file lock and
+/// looks again once it has it.
 fn ensure_wasm_target(root: &Path) {
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
-    let has_target = sysroot.is_some_and(|o| {
-        let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-        Path::new(&sysroot).join("lib/rustlib/wasm32-unknown-unknown/lib").is_dir()
-    });
-    if has_target {
+    let has_target = || {
+        let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
+        sysroot.is_some_and(|o| {
+            let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            Path::new(&sysroot).join("lib/rustlib/wasm32-unknown-unknown/lib").is_dir()
+        })
+    };
+    if has_target() {
+        return;
+    }
+    let lock = fs::File::create(env::temp_dir().join("bgsync-wasm-target.lock"));
+    let _held = lock.as_ref().ok().filter(|file| file.lock().is_ok());
+    if has_target() {
         return;
     }
     println!("cargo:warning=installing the wasm32-unknown-unknown target with rustup (once)");
