@@ -1,6 +1,7 @@
 //! How a round moves a queue: an unordered queue has up to its
 //! `maxInFlight` batches on the wire at once; a long queue is read a page
-//! at a time and delivered in order, as is a short one whose keys run
+//! at a time (the next page while a batch travels) and delivered in order,
+//! as is a short one whose keys run
 //! against its order; draining a long queue leaves the
 //! worker's memory as it was. Real Chromium, the feed's worker, the feed's
 //! declaration with its posts queue changed where a test says so.
@@ -68,6 +69,63 @@ async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() 
     // 75 bytes an entry; 170 with the created post in each).
     let answers = server.net().batch_bytes_down.load(Ordering::SeqCst);
     assert!((1..=70 * 100).contains(&answers), "{answers} bytes of batch answers for 70 entries");
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_page_is_read_while_the_first_batch_travels() {
+    // Batches of 5, pages of 20, 150 ms a post on the server: the first
+    // batch is on the wire for 750 ms or more, and the round reads the
+    // next page as it sends it, so the batch after it is in hand when its
+    // answer comes. (Before, a round read on only once it held half a page:
+    // during the third batch.)
+    let server = TestServer::start_with_routes(posts_queue_declared_with("batch: { maxEntries: 5 }"));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    server.delay_posts(150);
+    chromium.set_worker_offline(true).await;
+    let queued: usize = eval(
+        &page,
+        "(async () => { for (let i = 0; i < 45; i++) { \
+           await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + i, location: 'Here' }) }); } \
+         return 45; })()",
+    )
+    .await;
+    assert_eq!(queued, 45);
+    // In the worker: when each read of the queue's order index was issued,
+    // and when each batch request went out and was answered.
+    let wrapped = chromium
+        .worker_eval(
+            "(() => { self.reads = []; self.batches = []; \
+               const getAll = IDBIndex.prototype.getAll; \
+               IDBIndex.prototype.getAll = function (...args) { self.reads.push(performance.now()); return getAll.apply(this, args); }; \
+               const fetch = self.fetch; \
+               self.fetch = function (request, ...rest) { \
+                 const answer = fetch.call(this, request, ...rest); \
+                 if (String(request.url || request).includes('/api/sync/batch')) { \
+                   const batch = [performance.now(), null]; self.batches.push(batch); \
+                   answer.then(() => { batch[1] = performance.now(); }, () => { batch[1] = performance.now(); }); } \
+                 return answer; }; \
+               return true; })()",
+        )
+        .await;
+    assert_eq!(wrapped, serde_json::json!(true));
+    chromium.set_worker_offline(false).await;
+    assert_eq!(until_drained(&server, &page, 45).await.len(), 45);
+
+    let timeline = chromium.worker_eval("({ reads: self.reads, batches: self.batches })").await;
+    let reads: Vec<f64> = serde_json::from_value(timeline["reads"].clone()).unwrap();
+    let batches: Vec<(f64, f64)> = serde_json::from_value(timeline["batches"].clone()).unwrap();
+    let (sent, answered) = *batches.first().unwrap_or_else(|| panic!("no batch request in the worker: {timeline}"));
+    // The first read is the round's first page; the second is issued with
+    // the first batch (just before it: the round issues the read, then
+    // the request), long before its answer.
+    assert!(
+        reads.len() >= 2 && reads[1] < answered,
+        "the next page read while the first batch was on the wire ({sent:.0}–{answered:.0} ms): reads at {reads:?}"
+    );
     chromium.close().await;
 }
 

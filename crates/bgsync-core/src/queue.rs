@@ -557,6 +557,13 @@ impl Engine {
         self.in_flight.len()
     }
 
+    /// Entries held and not in a request on its way (queued or waiting):
+    /// what the next requests can carry before more is read from the store.
+    pub fn unsent(&self) -> usize {
+        let sending: usize = self.in_flight.iter().map(|(_, keys)| keys.len()).sum();
+        self.entries.len().saturating_sub(sending)
+    }
+
     /// The entries in queue order.
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values().map(|held| &held.entry)

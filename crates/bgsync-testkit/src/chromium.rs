@@ -193,6 +193,18 @@ impl Chromium {
         answer["result"]["usedSize"].as_f64().unwrap_or_else(|| panic!("no heap usage in {answer}"))
     }
 
+    /// Evaluates `expression` in the service worker (awaiting a promise it
+    /// returns) and returns its value as JSON; panics with the exception if
+    /// it threw.
+    pub async fn worker_eval(&self, expression: &str) -> serde_json::Value {
+        let params = serde_json::json!({ "expression": expression, "awaitPromise": true, "returnByValue": true });
+        let answer = self.worker_call("Runtime.evaluate", params).await;
+        if let Some(thrown) = answer["result"].get("exceptionDetails") {
+            panic!("the worker threw evaluating {expression}: {thrown}");
+        }
+        answer["result"]["result"]["value"].clone()
+    }
+
     /// Calls DevTools' `method` with `params` in the worker's own session;
     /// returns its answer.
     async fn worker_call(&self, method: &str, params: serde_json::Value) -> serde_json::Value {

@@ -288,16 +288,17 @@ enum Once {
     },
 }
 
-/// How many entries a round reads at a time: two batches' worth (so that
-/// one is read while the other travels), one at a time, 200 for a queue
-/// that sends one request per entry.
+/// How many entries a round reads at a time: a batch's worth (at least
+/// 20), 200 for a queue that sends one request per entry. The next page is
+/// read while a request travels, so a long queue's drain pays for its
+/// reads in the shadow of the network, one batch ahead.
 fn page_size(queue: &Queue) -> u32 {
     if !queue.batching() {
         return 200;
     }
     // The server's limit, when it is known, is at most 1,000 entries.
     let ours = queue.policy().batch.as_ref().map_or(1_000, |b| b.max_entries.min(1_000));
-    (ours * 2).clamp(20, 2_000) as u32
+    ours.clamp(20, 1_000) as u32
 }
 
 /// Waits for the first of `futures` to finish, and takes it out.
@@ -416,10 +417,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // batches pays the IndexedDB writes of all but the last one in the
     // shadow of the network. Nothing is deleted before its answer came.
     let mut answered: Option<Decisions> = None;
-    // The next page is read when what the engine holds runs low: while a
-    // request travels if one does. (An unordered queue also reads on when
-    // everything it holds waits out a backoff: what follows may go now.)
-    let low = |engine: &Engine| engine.len() <= limit as usize / 2;
+    // The next page is read when what the engine holds beside the requests
+    // on their way is less than a page: while a request travels if one
+    // does, so the next batch is in hand when its answer comes. (An
+    // unordered queue also reads on when everything it holds waits out a
+    // backoff: what follows may go now.) What a round holds stays under
+    // two pages and the requests in flight.
+    let low = |engine: &Engine| engine.unsent() < limit as usize;
     loop {
         while let Some(transmit) = engine.poll_transmit(now_ms()) {
             flying.push(send(transmit));
@@ -453,9 +457,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
                 _ => None,
             }
         };
-        // The request's phase includes those writes and that read.
-        let ((stored, (transmit, result)), page) =
-            join(join(persist(queue, decided, None), first_done(&mut flying)), reading).await;
+        // The request's phase includes those writes and that read. The read
+        // is issued first (`join` polls in order): IndexedDB runs it before
+        // the delete, and its entries are taken in here while the delete
+        // runs, rather than after it. (The delete is of entries before the
+        // page, which the read does not see either way.)
+        let (page, (stored, (transmit, result))) =
+            join(reading, join(persist(queue, decided, None), first_done(&mut flying))).await;
         delivered += stored?;
         if let Some(page) = page {
             next_page = take_page(&mut engine, page?, expedite, &mut pages);

@@ -372,3 +372,22 @@ fn a_next_page_joins_in_order_without_queued_events_or_duplicates() {
     }
     assert_eq!(order, ["b", "c", "d"]);
 }
+
+#[test]
+fn unsent_counts_what_the_requests_on_their_way_do_not_carry() {
+    let config = QueueConfig { batch: Some(BatchLimits::new(2, usize::MAX)), ..QueueConfig::default() };
+    let mut q = queue(config, &["a", "b", "c", "d", "e"]);
+    assert_eq!(q.unsent(), 5);
+    let t = q.poll_transmit(0).unwrap();
+    assert_eq!((t.entries.len(), q.unsent(), q.len()), (2, 3, 5));
+    q.handle(t.id, TransmitResult::Batch(Vec::new()), 0);
+    assert_eq!((q.unsent(), q.len()), (5, 5), "an answer that attempted nothing leaves them unsent");
+    let t = q.poll_transmit(0).unwrap();
+    let results = t
+        .entries
+        .iter()
+        .map(|e| BatchResult { key: e.key.to_string(), status: Some(201), retry_after: None, body: String::new() })
+        .collect();
+    q.handle(t.id, TransmitResult::Batch(results), 0);
+    assert_eq!((q.unsent(), q.len()), (3, 3));
+}
