@@ -288,17 +288,21 @@ enum Once {
     },
 }
 
-/// How many entries a round reads at a time: a batch's worth (at least
-/// 20), 200 for a queue that sends one request per entry. The next page is
-/// read while a request travels, so a long queue's drain pays for its
-/// reads in the shadow of the network, one batch ahead.
+/// How many entries a round reads at a time: what its requests on the
+/// wire at once carry (a batch for an ordered queue, `maxInFlight` batches
+/// for an unordered one; at least 20, at most 2,000), 200 for a queue
+/// that sends one request per entry. The next page is read while a
+/// request travels, so a long queue's drain pays for its reads in the
+/// shadow of the network, one page ahead.
 fn page_size(queue: &Queue) -> u32 {
     if !queue.batching() {
         return 200;
     }
+    let policy = queue.policy();
     // The server's limit, when it is known, is at most 1,000 entries.
-    let ours = queue.policy().batch.as_ref().map_or(1_000, |b| b.max_entries.min(1_000));
-    ours.clamp(20, 1_000) as u32
+    let ours = policy.batch.as_ref().map_or(1_000, |b| b.max_entries.min(1_000));
+    let at_once = if policy.ordered { 1 } else { policy.max_in_flight.clamp(1, 16) };
+    (ours * at_once).clamp(20, 2_000) as u32
 }
 
 /// Waits for the first of `futures` to finish, and takes it out.
