@@ -15,12 +15,7 @@ use std::sync::atomic::Ordering;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
-    let server = TestServer::start_with_routes(posts_queue_declared_with(
-        "ordered: false, maxInFlight: 3, batch: { maxEntries: 10 }",
-    ));
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    let (server, chromium, page) = the_app_declaring("ordered: false, maxInFlight: 3, batch: { maxEntries: 10 }").await;
     let declared: u64 =
         eval(&page, "wasm_bindgen.inspect().then((s) => s.queues.find((q) => q.name === 'sync-posts').maxInFlight)")
             .await;
@@ -30,15 +25,7 @@ async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
     // page (maxInFlight batches' worth) and sends three batches at once.
     server.delay_posts(150);
 
-    chromium.set_worker_offline(true).await;
-    let keys: Vec<String> = eval(
-        &page,
-        "(async () => { const keys = []; for (let i = 0; i < 30; i++) { \
-           keys.push(await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
-             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + i, location: 'Here' }) })); } \
-         return keys; })()",
-    )
-    .await;
+    let keys = queued_offline(&chromium, &page, 30, "").await;
     assert_eq!(keys.len(), 30);
     chromium.set_worker_offline(false).await;
 
@@ -53,10 +40,7 @@ async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_ordered_queue_is_read_a_page_at_a_time_and_delivered_in_order() {
     // Batches of at most 5: the worker reads 20 entries at a time.
-    let server = TestServer::start_with_routes(posts_queue_declared_with("batch: { maxEntries: 5 }"));
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    let (server, chromium, page) = the_app_declaring("batch: { maxEntries: 5 }").await;
 
     // Five in the same millisecond now and then: the queue's order is the
     // enqueue time, then the key, as the engine's.
@@ -80,21 +64,9 @@ async fn the_next_page_is_read_while_the_first_batch_travels() {
     // next page as it sends it, so the batch after it is in hand when its
     // answer comes. (Before, a round read on only once it held half a page:
     // during the third batch.)
-    let server = TestServer::start_with_routes(posts_queue_declared_with("batch: { maxEntries: 5 }"));
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    let (server, chromium, page) = the_app_declaring("batch: { maxEntries: 5 }").await;
     server.delay_posts(150);
-    chromium.set_worker_offline(true).await;
-    let queued: usize = eval(
-        &page,
-        "(async () => { for (let i = 0; i < 45; i++) { \
-           await wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
-             body: JSON.stringify({ id: crypto.randomUUID(), title: 'Post ' + i, location: 'Here' }) }); } \
-         return 45; })()",
-    )
-    .await;
-    assert_eq!(queued, 45);
+    assert_eq!(queued_offline(&chromium, &page, 45, "").await.len(), 45);
     // In the worker: when each read of the queue's order index was issued,
     // and when each batch request went out and was answered.
     let wrapped = chromium
@@ -149,9 +121,37 @@ async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sen
     chromium.close().await;
 }
 
-/// Queues `n` posts titled "Post 00", "Post 01"… through bgsync's API
-/// with the worker offline (`fields`: more fields of each request, in
-/// JavaScript, `i` being the post's number), puts the worker back online,
+/// The feed app with its posts queue declared with `declaration` (fields
+/// of the queue's object, in JavaScript), open in Chromium, its worker
+/// active.
+async fn the_app_declaring(declaration: &str) -> (TestServer, Chromium, chromiumoxide::Page) {
+    let server = TestServer::start_with_routes(posts_queue_declared_with(declaration));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    (server, chromium, page)
+}
+
+/// Takes the worker offline and queues `n` posts titled "Post 00",
+/// "Post 01"… through bgsync's API (`fields`: more fields of each request,
+/// in JavaScript, `i` being the post's number); returns their keys. The
+/// worker stays offline.
+async fn queued_offline(chromium: &Chromium, page: &chromiumoxide::Page, n: usize, fields: &str) -> Vec<String> {
+    chromium.set_worker_offline(true).await;
+    eval(
+        page,
+        &format!(
+            "(async () => {{ const keys = []; for (let i = 0; i < {n}; i++) {{ \
+               keys.push(await wasm_bindgen.enqueue('sync-posts', {{ url: '/api/posts', {fields} \
+                 body: JSON.stringify({{ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }}) }})); }} \
+             return keys; }})()"
+        ),
+    )
+    .await
+}
+
+/// Queues `n` posts (see [`queued_offline`]) with the worker offline,
+/// then puts it back online,
 /// and returns the titles the server stored, in its order, once all are
 /// there, beside the titles in the order they were queued.
 async fn queued_offline_then_drained(
@@ -161,18 +161,7 @@ async fn queued_offline_then_drained(
     n: usize,
     fields: &str,
 ) -> (Vec<String>, Vec<String>) {
-    chromium.set_worker_offline(true).await;
-    let queued: usize = eval(
-        page,
-        &format!(
-            "(async () => {{ for (let i = 0; i < {n}; i++) {{ \
-               await wasm_bindgen.enqueue('sync-posts', {{ url: '/api/posts', {fields} \
-                 body: JSON.stringify({{ id: crypto.randomUUID(), title: 'Post ' + String(i).padStart(2, '0'), location: 'Here' }}) }}); }} \
-             return {n}; }})()"
-        ),
-    )
-    .await;
-    assert_eq!(queued, n);
+    assert_eq!(queued_offline(chromium, page, n, fields).await.len(), n);
     chromium.set_worker_offline(false).await;
     let posts = until_drained(server, page, n).await;
     let titles = posts.into_iter().map(|(_, title, _)| title).collect();

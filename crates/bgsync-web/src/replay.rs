@@ -301,8 +301,8 @@ fn page_size(queue: &Queue) -> u32 {
     let policy = queue.policy();
     // The server's limit, when it is known, is at most 1,000 entries.
     let ours = policy.batch.as_ref().map_or(1_000, |b| b.max_entries.min(1_000));
-    let at_once = if policy.ordered { 1 } else { policy.max_in_flight.clamp(1, 16) };
-    (ours * at_once).clamp(20, 2_000) as u32
+    let at_once = if policy.ordered { 1 } else { policy.max_in_flight.max(1) };
+    ours.saturating_mul(at_once).clamp(20, 2_000) as u32
 }
 
 /// Waits for the first of `futures` to finish, and takes it out.
