@@ -16,17 +16,25 @@ const ADVERTISEMENT: &str = "GET /.well-known/bgsync";
 
 /// The advertisement the browser keeps, read by the page.
 async fn kept(page: &chromiumoxide::Page) -> serde_json::Value {
+    meta(page, "advertisement").await
+}
+
+/// bgsync's record `key` in its `meta` store (`false` if none), read by the
+/// page.
+async fn meta(page: &chromiumoxide::Page, key: &str) -> serde_json::Value {
     eval(
         page,
-        r#"new Promise((resolve, reject) => {
-            const open = indexedDB.open("bgsync");
-            open.onsuccess = () => {
-                const get = open.result.transaction("meta").objectStore("meta").get("advertisement");
-                get.onsuccess = () => { resolve(get.result ?? null); open.result.close(); };
-                get.onerror = () => reject(get.error);
-            };
-            open.onerror = () => reject(open.error);
-        })"#,
+        &format!(
+            r#"new Promise((resolve, reject) => {{
+                const open = indexedDB.open("bgsync");
+                open.onsuccess = () => {{
+                    const get = open.result.transaction("meta").objectStore("meta").get({key:?});
+                    get.onsuccess = () => {{ resolve(get.result ?? false); open.result.close(); }};
+                    get.onerror = () => reject(get.error);
+                }};
+                open.onerror = () => reject(open.error);
+            }})"#
+        ),
     )
     .await
 }
@@ -74,6 +82,14 @@ async fn a_worker_woken_for_a_sync_sends_its_first_batch_without_asking_what_the
     assert_eq!(kept_now["batch"]["url"], "/api/sync/batch", "{kept_now}");
     let fresh_for_ms = kept_now["freshUntil"].as_f64().unwrap() - eval::<f64>(&page, "Date.now()").await;
     assert!(fresh_for_ms > 3_000_000.0, "fresh for the server's max-age (an hour): {fresh_for_ms}");
+    // The client id the batches carry is stored at activation too: made in
+    // the first round, its write waited behind the round's read of the queue.
+    let client = eventually("the client id to be stored", Duration::from_secs(10), || async {
+        let stored = meta(&page, "client-id").await;
+        stored["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert_eq!(client.len(), 36, "a UUID: {client}");
 
     let other = queued_with_everything_closed(&mut server, &chromium, page, 3).await;
     server.up();

@@ -87,14 +87,13 @@ pub fn worker_capture(request: Request, queue: String) -> Promise {
 }
 
 /// `activate` event: drop the caches of earlier versions, and learn what
-/// the server offers (its batch endpoint, kept in IndexedDB), so that the
-/// first drain, maybe days later in a worker just woken for it, costs one
-/// round trip.
+/// the server offers (its batch endpoint, kept in IndexedDB) and store the
+/// client id, so that the first drain, maybe days later in a worker just
+/// woken for it, costs one round trip and reads only the queue.
 #[wasm_bindgen]
 pub fn worker_activate(shell_prefix: String, shell_cache: String) -> Promise {
     bgsync_web::promise(async move {
-        // Best effort: without it the first round asks.
-        let _ = bgsync_web::transport::learn_advertisement().await;
+        bgsync_web::worker::prepare_for_rounds().await;
         worker::remove_old_caches(&shell_prefix, &shell_cache).await
     })
 }
