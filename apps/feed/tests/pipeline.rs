@@ -3,7 +3,8 @@
 //! at a time (the next page while a batch travels) and delivered in order,
 //! as is a short one whose keys run
 //! against its order; draining a long queue leaves the
-//! worker's memory as it was. Real Chromium, the feed's worker, the feed's
+//! worker's memory as it was, and the feed's page lists only the newest
+//! of a long queue. Real Chromium, the feed's worker, the feed's
 //! declaration with its posts queue changed where a test says so.
 
 mod common;
@@ -166,6 +167,30 @@ async fn queued_offline_then_drained(
     let posts = until_drained(server, page, n).await;
     let titles = posts.into_iter().map(|(_, title, _)| title).collect();
     (titles, (0..n).map(|i| format!("Post {i:02}")).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_lists_the_newest_hundred_waiting_posts_and_counts_them_all() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    assert_eq!(queued_offline(&chromium, &page, 130, "").await.len(), 130);
+    let shown = common::eventually("the page to count the 130 posts", std::time::Duration::from_secs(10), || async {
+        let (status, titles, more): (String, Vec<String>, String) = eval(
+            &page,
+            "[document.querySelector('#sync-status').textContent,               [...document.querySelectorAll('#posts .post[data-state=pending] .title')].map(t => t.textContent),               document.querySelector('#posts .more')?.textContent ?? '']",
+        )
+        .await;
+        (status == "130 post(s) waiting to be sent").then_some((titles, more))
+    })
+    .await;
+    let (titles, more) = shown;
+    // The newest first: posts 129 down to 30, then the line for the rest.
+    assert_eq!(titles, (30..130).rev().map(|i| format!("Post {i:02}")).collect::<Vec<_>>());
+    assert_eq!(more, "… and 30 older post(s) waiting to be sent");
+    chromium.set_worker_offline(false).await;
+    assert_eq!(until_drained(&server, &page, 130).await.len(), 130);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

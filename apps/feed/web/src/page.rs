@@ -335,6 +335,10 @@ async fn render() {
             continue;
         }
         waiting += 1;
+        if waiting > LIST_MAX_WAITING {
+            // Counted, not shown.
+            continue;
+        }
         item.state = "pending";
         item.note = match &entry.last_error {
             Some(e) => format!("Waiting to be sent (last try: {e})"),
@@ -342,6 +346,7 @@ async fn render() {
         };
         items.push(item);
     }
+    let shown_waiting = items.len();
     let mut failed = 0;
     for dead in dead.iter().rev().filter(|d| d.queue == POSTS_QUEUE) {
         let (entry, reason) = (&dead.entry, &dead.reason);
@@ -361,11 +366,16 @@ async fn render() {
     let list: Element = by_id("posts");
     list.set_text_content(None);
     let document = doc();
-    for item in &items {
+    let append = |item: &Item| {
         if let Ok(li) = post_element(&document, item) {
             let _ = list.append_child(&li);
         }
+    };
+    items[..shown_waiting].iter().for_each(append);
+    if waiting > shown_waiting {
+        more_waiting(&document, &list, waiting - shown_waiting);
     }
+    items[shown_waiting..].iter().for_each(append);
     if items.is_empty() {
         if let Ok(li) = document.create_element("li") {
             li.set_class_name("empty");
@@ -393,6 +403,21 @@ async fn render() {
     let status: Element = by_id("sync-status");
     let _ = status.set_attribute("data-state", state);
     status.set_text_content(Some(&text));
+}
+
+/// How many waiting posts the list shows (the newest): the list is
+/// rebuilt on every burst of events, and a queue of thousands (a long
+/// offline spell, or a script) made each render tens of milliseconds of
+/// DOM work while the worker drained it. The status line counts them all.
+const LIST_MAX_WAITING: usize = 100;
+
+/// The line that stands for the waiting posts not shown.
+fn more_waiting(document: &Document, list: &Element, hidden: usize) {
+    if let Ok(li) = document.create_element("li") {
+        li.set_class_name("more");
+        li.set_text_content(Some(&format!("… and {hidden} older post(s) waiting to be sent")));
+        let _ = list.append_child(&li);
+    }
 }
 
 fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
