@@ -10,9 +10,10 @@
 mod common;
 
 use common::browser::{eval, fill_queue, until_drained, worker_status, Chromium};
-use common::{posts_queue_declared_with, TestServer};
+use common::{eventually, posts_queue_declared_with, TestServer};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unordered_queue_has_up_to_max_in_flight_batches_on_the_wire() {
@@ -176,16 +177,17 @@ async fn the_page_lists_the_newest_hundred_waiting_posts_and_counts_them_all() {
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
     assert_eq!(queued_offline(&chromium, &page, 130, "").await.len(), 130);
-    let shown = common::eventually("the page to count the 130 posts", std::time::Duration::from_secs(10), || async {
+    let (titles, more) = eventually("the page to count the 130 posts", Duration::from_secs(10), || async {
         let (status, titles, more): (String, Vec<String>, String) = eval(
             &page,
-            "[document.querySelector('#sync-status').textContent,               [...document.querySelectorAll('#posts .post[data-state=pending] .title')].map(t => t.textContent),               document.querySelector('#posts .more')?.textContent ?? '']",
+            "[document.querySelector('#sync-status').textContent, \
+              [...document.querySelectorAll('#posts .post[data-state=pending] .title')].map(t => t.textContent), \
+              document.querySelector('#posts .more')?.textContent ?? '']",
         )
         .await;
         (status == "130 post(s) waiting to be sent").then_some((titles, more))
     })
     .await;
-    let (titles, more) = shown;
     // The newest first: posts 129 down to 30, then the line for the rest.
     assert_eq!(titles, (30..130).rev().map(|i| format!("Post {i:02}")).collect::<Vec<_>>());
     assert_eq!(more, "… and 30 older post(s) waiting to be sent");
