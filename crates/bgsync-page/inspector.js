@@ -19,7 +19,8 @@
   "use strict";
 
   const EVENTS_KEPT = 50;
-  // Entries drawn per queue (a queue of thousands is counted, not drawn).
+  // Entries drawn per queue (the snapshot has the first 200 and the count:
+  // a queue of thousands is counted, not read or drawn).
   const ROWS_SHOWN = 200;
 
   // The stylesheet beside this script (a page's CSP may forbid inline styles).
@@ -149,7 +150,7 @@
     function draw() {
       if (!snapshot) return;
       const now = Date.now();
-      const queues = snapshot.queues.map((queue) => section(`Queue ${queue.name}`, queue.entries.length,
+      const queues = snapshot.queues.map((queue) => section(`Queue ${queue.name}`, queue.queued,
         el("p", { class: "meta" },
           `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · ${queue.maxInFlight} at a time · up to ${queue.maxAttempts} attempts`,
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
@@ -159,7 +160,7 @@
             el("td", { "data-field": "attempts" }, entry.attempts),
             el("td", { "data-field": "next-retry" }, nextRetry(entry, now)),
             el("td", { "data-field": "why" }, entry.lastError || ""))), "Nothing waiting."),
-        queue.entries.length > ROWS_SHOWN ? el("p", { class: "meta" }, `and ${queue.entries.length - ROWS_SHOWN} more`) : null));
+        queue.queued > ROWS_SHOWN ? el("p", { class: "meta" }, `and ${queue.queued - ROWS_SHOWN} more`) : null));
       const dead = section("Dead letters", snapshot.deadLetters.length,
         table(["request", "cause", "reason", "when", ""], snapshot.deadLetters.map((d) =>
           el("tr", { "data-key": d.key },

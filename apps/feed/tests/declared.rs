@@ -33,6 +33,16 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
     assert!(message.contains(r#"there is no queue "nope"; the queues are "sync-posts", "requests""#), "{message}");
     let message = refusal(&page, "wasm_bindgen.feedItems('nope')").await;
     assert!(message.contains(r#"there is no feed "nope"; the feeds are "posts""#), "{message}");
+    for (options, expected) in [
+        ("{ limit: 0 }", "limit must be a whole number of 1 or more"),
+        ("{ limit: 2.5 }", "limit must be a whole number of 1 or more"),
+        ("{ limit: '10' }", "limit must be a whole number of 1 or more"),
+        ("{ newestFirst: 'yes' }", "newestFirst must be true or false"),
+        ("7", "the options must be an object"),
+    ] {
+        let message = refusal(&page, &format!("wasm_bindgen.queued('sync-posts', {options})")).await;
+        assert!(message.contains(&format!("queued: {expected}")), "{options}: {message}");
+    }
     for (declaration, expected) in [
         ("{ queues: [{ name: '' }] }", r#""" is not a queue name"#),
         ("{ queues: [{ name: 'a' }, { name: 'a' }] }", r#"the queue "a" is declared twice"#),

@@ -195,6 +195,82 @@ async fn the_page_lists_the_newest_hundred_waiting_posts_and_counts_them_all() {
     assert_eq!(until_drained(&server, &page, 130).await.len(), 130);
 }
 
+/// Counts, in the page, the queue records its reads of the `entries`
+/// store take in (every record a `getAll` returns, every step of a cursor)
+/// from now on, in `window.entriesRead`.
+const COUNT_ENTRY_READS: &str = "(() => { window.entriesRead = 0; \
+    const store = (source) => (source.objectStore || source).name; \
+    for (const proto of [IDBIndex.prototype, IDBObjectStore.prototype]) { \
+      const getAll = proto.getAll; \
+      proto.getAll = function (...args) { const req = getAll.apply(this, args); \
+        if (store(this) === 'entries') req.addEventListener('success', () => window.entriesRead += req.result.length); \
+        return req; }; } \
+    for (const proto of [IDBIndex.prototype, IDBObjectStore.prototype]) { \
+      const open = proto.openCursor; \
+      proto.openCursor = function (...args) { const req = open.apply(this, args); \
+        if (store(this) === 'entries') req.addEventListener('success', () => window.entriesRead += req.result ? 1 : 0); \
+        return req; }; } \
+    return true; })()";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_the_api_and_the_inspector_read_the_newest_or_first_of_a_long_queue() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    chromium.set_worker_offline(true).await;
+    // "Bench post 0" … "Bench post 9999", oldest first, then one more
+    // through the API, which makes the page render.
+    assert_eq!(fill_queue(&page, "sync-posts", "sync-new-posts", 10_000).await, 10_000);
+    assert!(eval::<bool>(&page, COUNT_ENTRY_READS).await);
+    let key: String = eval(
+        &page,
+        "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+           body: JSON.stringify({ id: crypto.randomUUID(), title: 'The newest', location: 'Here' }) })",
+    )
+    .await;
+    eventually("the page to count the 10,001 posts", Duration::from_secs(20), || async {
+        let status: String = eval(&page, "document.querySelector('#sync-status').textContent").await;
+        (status == "10001 post(s) waiting to be sent").then_some(())
+    })
+    .await;
+    let (shown, more, read): (usize, String, u64) = eval(
+        &page,
+        "[document.querySelectorAll('#posts .post[data-state=pending]').length, \
+          document.querySelector('#posts .more')?.textContent ?? '', window.entriesRead]",
+    )
+    .await;
+    assert_eq!((shown, more.as_str()), (100, "… and 9901 older post(s) waiting to be sent"));
+    // A render reads the newest hundred (a render per burst of events,
+    // and another may have run): never the 10,001.
+    assert!(read > 0 && read <= 300, "the page took in {read} queue records to render");
+
+    // The JavaScript API reads the same way: at most `limit`, newest first
+    // when asked.
+    let titles = |options: &str| {
+        format!(
+            "wasm_bindgen.queued('sync-posts', {options}).then((entries) => \
+               entries.map((e) => [e.key, JSON.parse(e.body).title]))"
+        )
+    };
+    let newest: Vec<(String, String)> = eval(&page, &titles("{ limit: 3, newestFirst: true }")).await;
+    assert_eq!(newest[0], (key, "The newest".to_owned()));
+    let newest: Vec<&str> = newest.iter().map(|(_, title)| title.as_str()).collect();
+    assert_eq!(newest, ["The newest", "Bench post 9999", "Bench post 9998"]);
+    let oldest: Vec<(String, String)> = eval(&page, &titles("{ limit: 2 }")).await;
+    let oldest: Vec<&str> = oldest.iter().map(|(_, title)| title.as_str()).collect();
+    assert_eq!(oldest, ["Bench post 0", "Bench post 1"]);
+    // The inspector's snapshot: the count, and the first 200 to go.
+    let (count, listed, first): (u64, usize, String) = eval(
+        &page,
+        "wasm_bindgen.inspect().then((s) => { const q = s.queues.find((q) => q.name === 'sync-posts'); \
+           return [q.queued, q.entries.length, JSON.parse(q.entries[0].body).title]; })",
+    )
+    .await;
+    assert_eq!((count, listed, first.as_str()), (10_001, 200, "Bench post 0"));
+    chromium.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_ten_thousand_entries_leaves_the_workers_heap_as_it_was() {
     let server = TestServer::start();

@@ -73,6 +73,11 @@ export interface BgsyncStatus {
   online: boolean;
   queues: Record<string, QueueState>;
 }
+/** Which of a queue's entries `queued` reads: at most `limit`, the newest first with `newestFirst`. */
+export interface QueuedOptions {
+  limit?: number;
+  newestFirst?: boolean;
+}
 export interface QueuedEntry {
   queue: string;
   key: string;
@@ -91,7 +96,9 @@ export interface QueuedEntry {
 export interface BgsyncSnapshot {
   online: boolean;
   queues: { name: string; tag: string; ordered: boolean; batching: boolean; maxAttempts: number; maxInFlight: number;
-            paused: number | null; entries: QueuedEntry[] }[];
+            paused: number | null;
+            /** How many entries wait, and the first 200 of them in queue order. */
+            queued: number; entries: QueuedEntry[] }[];
   deadLetters: DeadLetter[];
   feeds: { name: string; url: string; store: string; tag: string; cursor: string | null; lastSuccess: number | null }[];
   /** The server's batch endpoint as this browser keeps it. */
@@ -259,19 +266,55 @@ pub fn deliver_here(expedite: bool) -> Promise {
 }
 
 /// The entries waiting in the declared queue `queue`, in queue order: what
-/// a page draws as "not sent yet", after a reload too.
+/// a page draws as "not sent yet", after a reload too. `options.limit`
+/// reads at most that many, `options.newestFirst` the newest first (the
+/// count is in [`status`]): a page need not read a queue of thousands to
+/// show its latest entries.
 #[wasm_bindgen(js_name = queued, unchecked_return_type = "Promise<QueuedEntry[]>")]
-pub fn queued(queue: String) -> Promise {
-    js::promise(async move { entries_of(&Queue::named(&queue)?).await })
+pub fn queued(
+    queue: String,
+    #[wasm_bindgen(unchecked_optional_param_type = "QueuedOptions")] options: Option<Object>,
+) -> Promise {
+    js::promise(async move {
+        let queue = Queue::named(&queue)?;
+        let entries = match options {
+            Some(options) => {
+                let (limit, newest_first) = queued_options(&options)?;
+                queue.first(limit, newest_first).await?.1
+            }
+            None => queue.all().await?,
+        };
+        Ok(listed(&queue, &entries))
+    })
 }
 
-async fn entries_of(queue: &Queue) -> JsResult<JsValue> {
-    let list = Array::new();
-    for entry in queue.all().await? {
-        // As it is stored.
-        list.push(&queue::to_js(queue.name(), &entry));
+/// How many of each queue's entries [`inspect`] reads: the first, in queue
+/// order (the inspector shows 200).
+const INSPECTED_ENTRIES: u32 = 200;
+
+/// Entries as they are stored.
+fn listed(queue: &Queue, entries: &[bgsync_core::Entry]) -> JsValue {
+    entries.iter().map(|entry| queue::to_js(queue.name(), entry)).collect::<Array>().into()
+}
+
+/// `queued`'s options: `{ limit?: whole number of 1 or more, newestFirst?: boolean }`.
+fn queued_options(options: &Object) -> JsResult<(u32, bool)> {
+    if !options.is_object() {
+        return Err("queued: the options must be an object such as { limit: 100, newestFirst: true }".into());
     }
-    Ok(list.into())
+    let limit = js::get(options, "limit")?;
+    let limit = match limit.as_f64() {
+        _ if limit.is_undefined() || limit.is_null() => u32::MAX,
+        Some(n) if n >= 1.0 && n <= f64::from(u32::MAX) && n.fract() == 0.0 => n as u32,
+        _ => return Err("queued: limit must be a whole number of 1 or more".into()),
+    };
+    let newest = js::get(options, "newestFirst")?;
+    let newest_first = match newest.as_bool() {
+        _ if newest.is_undefined() || newest.is_null() => false,
+        Some(b) => b,
+        None => return Err("queued: newestFirst must be true or false".into()),
+    };
+    Ok((limit, newest_first))
 }
 
 /// Everything this page can see of bgsync at once: each declared queue
@@ -297,7 +340,11 @@ pub fn inspect() -> Promise {
             js::set(&o, "maxInFlight", in_flight as u32);
             let paused = state::paused(queue.name()).await?;
             js::set(&o, "paused", paused.map(JsValue::from).unwrap_or(JsValue::NULL));
-            js::set(&o, "entries", entries_of(&queue).await?);
+            // The next to go, never the whole queue (a render per event
+            // while a long queue drains), and how many there are.
+            let (count, entries) = queue.first(INSPECTED_ENTRIES, false).await?;
+            js::set(&o, "queued", count as u32);
+            js::set(&o, "entries", listed(&queue, &entries));
             queues.push(&o);
         }
         js::set(&snapshot, "queues", queues);

@@ -195,6 +195,26 @@ pub(crate) async fn request(req: &IdbRequest) -> JsResult<JsValue> {
     }
 }
 
+/// The values a cursor request (`openCursor`) walks over, at most
+/// `limit` of them, in its direction. Each step is taken in the microtask
+/// that follows the cursor's success event, while its transaction is
+/// still active.
+pub(crate) async fn cursor_values(req: &IdbRequest, limit: u32) -> JsResult<js_sys::Array> {
+    let values = js_sys::Array::new();
+    while values.length() < limit {
+        let cursor = request(req).await?;
+        if cursor.is_null() {
+            break;
+        }
+        let cursor: web_sys::IdbCursorWithValue = cursor.unchecked_into();
+        values.push(&cursor.value()?);
+        if values.length() < limit {
+            cursor.continue_()?;
+        }
+    }
+    Ok(values)
+}
+
 /// Resolves once the transaction has committed: only then is a write
 /// durable, and only then may the user be told it is saved. (An error that
 /// is not handled aborts the transaction, so `abort` covers both.)

@@ -162,6 +162,24 @@ impl Queue {
         Ok(decode(&Array::from(&values)))
     }
 
+    /// How many entries there are, and the first `limit` of them in queue
+    /// order (`newest_first`: the last `limit`, newest first), read in one
+    /// transaction: what a page shows of a queue without reading all of it
+    /// (a long offline spell can leave tens of thousands).
+    pub async fn first(&self, limit: u32, newest_first: bool) -> JsResult<(usize, Vec<Entry>)> {
+        let db = database().await?;
+        let tx = db.transaction_with_str(ENTRIES)?;
+        let store = tx.object_store(ENTRIES)?;
+        let count = store.count_with_key(&self.range()?)?;
+        let index = store.index(crate::db::ORDER)?;
+        let range: JsValue = self.order_range(None)?.into();
+        let direction =
+            if newest_first { web_sys::IdbCursorDirection::Prev } else { web_sys::IdbCursorDirection::Next };
+        let walk = index.open_cursor_with_range_and_direction(&range, direction)?;
+        let (count, values) = js::join(js::request(&count), js::cursor_values(&walk, limit)).await;
+        Ok((count?.as_f64().unwrap_or(0.0) as usize, decode(&values?)))
+    }
+
     /// This queue's part of the [`crate::db::ORDER`] index, from the start
     /// or after `after`.
     fn order_range(&self, after: Option<&PageCursor>) -> JsResult<web_sys::IdbKeyRange> {

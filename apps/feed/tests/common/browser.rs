@@ -135,7 +135,8 @@ pub async fn until_drained(server: &super::TestServer, page: &Page, n: usize) ->
 }
 
 /// Writes `n` posts straight into bgsync's store as queue `queue`, as
-/// `enqueue` writes them (time-ordered keys, one millisecond apart), in
+/// `enqueue` writes them (time-ordered keys, one millisecond apart, the
+/// last just before now, so that a post queued next is the newest), in
 /// transactions of 5,000, then registers the sync `tag`; returns how many
 /// the queue holds. Enqueueing 100,000 posts one by one takes minutes.
 pub async fn fill_queue(page: &Page, queue: &str, tag: &str, n: usize) -> u64 {
@@ -146,7 +147,7 @@ pub async fn fill_queue(page: &Page, queue: &str, tag: &str, n: usize) -> u64 {
                 const open = indexedDB.open("bgsync");
                 open.onsuccess = async () => {{
                     const db = open.result;
-                    const start = Math.floor(performance.timeOrigin + performance.now());
+                    const start = Math.floor(performance.timeOrigin + performance.now()) - {n};
                     const key = (ms) => {{
                         const t = ms.toString(16).padStart(12, "0");
                         return t.slice(0, 8) + "-" + t.slice(8) + "-7" + crypto.randomUUID().slice(15);

@@ -295,14 +295,16 @@ async fn render() {
     let mut note = |e: JsValue| {
         unreadable.get_or_insert_with(|| describe(&e));
     };
-    let queued = match posts() {
-        Ok(queue) => queue.all().await.unwrap_or_else(|e| {
+    // How many are queued and the newest of them, never the whole queue:
+    // the list shows the newest, the status line counts them all.
+    let (total, queued) = match posts() {
+        Ok(queue) => queue.first(LIST_MAX_WAITING as u32, true).await.unwrap_or_else(|e| {
             note(e);
-            Vec::new()
+            (0, Vec::new())
         }),
         Err(e) => {
             note(e);
-            Vec::new()
+            (0, Vec::new())
         }
     };
     let dead = bgsync_web::queue::dead_letters().await.unwrap_or_else(|e| {
@@ -323,20 +325,16 @@ async fn render() {
 
     let mut items = Vec::new();
     let server_ids: HashSet<&str> = server.iter().map(|i| i.id.as_str()).collect();
-    let mut queued = queued;
-    queued.sort_by(|a, b| b.enqueued_at_ms.total_cmp(&a.enqueued_at_ms));
-    let mut waiting = 0;
+    // Those read that are not waiting posts are not counted either.
+    let mut waiting = total;
     for entry in &queued {
         let Some(mut item) = item_from_json(&entry.body) else {
+            waiting = waiting.saturating_sub(1);
             continue;
         };
         // Delivered but not yet deleted: the server's copy is shown.
         if server_ids.contains(item.id.as_str()) {
-            continue;
-        }
-        waiting += 1;
-        if waiting > LIST_MAX_WAITING {
-            // Counted, not shown.
+            waiting = waiting.saturating_sub(1);
             continue;
         }
         item.state = "pending";
@@ -405,10 +403,11 @@ async fn render() {
     status.set_text_content(Some(&text));
 }
 
-/// How many waiting posts the list shows (the newest): the list is
-/// rebuilt on every burst of events, and a queue of thousands (a long
-/// offline spell, or a script) made each render tens of milliseconds of
-/// DOM work while the worker drained it. The status line counts them all.
+/// How many waiting posts a render reads and the list shows (the newest):
+/// the list is rebuilt on every burst of events, and a queue of thousands
+/// (a long offline spell, or a script) made each render read and decode
+/// the whole queue and build an item for each while the worker drained
+/// it. The status line counts them all (a count, not a read).
 const LIST_MAX_WAITING: usize = 100;
 
 /// The line that stands for the waiting posts not shown.
