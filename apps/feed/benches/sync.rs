@@ -29,6 +29,10 @@
 //! (DevTools `Runtime.getHeapUsage`, sampled every 100 ms) and how late the
 //! page's event loop ran (`target/bench/sync-huge.md`).
 //!
+//! The feed's own page over a long queue: `BGSYNC_BENCH_RENDER=1000,10000,20000
+//! cargo bench -p feed --bench sync` times, at each queue length, how long
+//! a post queued through the API takes to show in the page's status line.
+//!
 //! Cold starts alone: `BGSYNC_BENCH_COLD=20 cargo bench -p feed --bench
 //! sync` stops and wakes bgsync's worker that many times and prints when
 //! each step of its start ended.
@@ -151,6 +155,13 @@ fn main() {
         println!("{report}");
         std::fs::write(out.join("sync-huge.md"), report).unwrap();
         eprintln!("written to target/bench/sync-huge.md");
+        return;
+    }
+    if let Ok(sizes) = std::env::var("BGSYNC_BENCH_RENDER") {
+        let sizes: Vec<usize> =
+            sizes.split(',').map(|s| s.trim().parse().expect("BGSYNC_BENCH_RENDER: numbers")).collect();
+        let report = runtime.block_on(renders(&sizes, reps.max(5)));
+        println!("{report}");
         return;
     }
     if let Ok(starts) = std::env::var("BGSYNC_BENCH_COLD") {
@@ -555,6 +566,45 @@ async fn one_transaction_ms(n: usize, direct: bool) -> f64 {
         times.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     median(&times)
+}
+
+/// The feed app's own page with a long queue: for each size, the queue
+/// filled straight into IndexedDB (worker offline), then `reps` posts
+/// queued through the API one at a time, each timed in the page from the
+/// call until the status line shows the new count (the page renders 50 ms
+/// after a burst of events, then reads the queue and rebuilds its list).
+async fn renders(sizes: &[usize], reps: usize) -> String {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    chromium.set_worker_offline(true).await;
+    let mut report = String::from("| queued | enqueue → status line shows it, ms: median (min–max) |\n|---:|---:|\n");
+    let mut queued = 0;
+    for &n in sizes {
+        queued =
+            common::browser::fill_queue(&page, "sync-posts", "sync-new-posts", n.saturating_sub(queued as usize)).await;
+        let mut times = Vec::new();
+        for _ in 0..reps {
+            times.push(
+                eval::<f64>(
+                    &page,
+                    "new Promise((resolve) => { const status = document.querySelector('#sync-status'); \
+                       const before = status.textContent; const start = performance.now(); \
+                       const seen = new MutationObserver(() => { if (status.textContent !== before) { \
+                         seen.disconnect(); resolve(performance.now() - start); } }); \
+                       seen.observe(status, { childList: true, characterData: true, subtree: true }); \
+                       wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+                         body: JSON.stringify({ id: crypto.randomUUID(), title: 'Render', location: 'Bench' }) }); })",
+                )
+                .await,
+            );
+        }
+        queued += reps as u64;
+        report.push_str(&format!("| {queued} | {} |\n", spread(&times, 1)));
+    }
+    chromium.close().await;
+    report
 }
 
 /// bgsync's worker, after the browser stopped it: when, in ms from the
