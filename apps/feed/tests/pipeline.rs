@@ -109,11 +109,7 @@ async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sen
     // Keys given by the app need not follow the queue's order (here they
     // run backwards), and the store's own order is by key: what a round
     // sends follows the queue's order all the same, however it read it.
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
-
+    let (server, chromium, page) = opened(TestServer::start()).await;
     let (titles, expected) =
         queued_offline_then_drained(&chromium, &server, &page, 12, "key: 'key-' + String(99 - i),").await;
     assert_eq!(titles, expected, "stored once each, in the order they were queued, not in key order");
@@ -127,7 +123,11 @@ async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sen
 /// of the queue's object, in JavaScript), open in Chromium, its worker
 /// active.
 async fn the_app_declaring(declaration: &str) -> (TestServer, Chromium, chromiumoxide::Page) {
-    let server = TestServer::start_with_routes(posts_queue_declared_with(declaration));
+    opened(TestServer::start_with_routes(posts_queue_declared_with(declaration))).await
+}
+
+/// The app of `server` open in Chromium, its worker ready.
+async fn opened(server: TestServer) -> (TestServer, Chromium, chromiumoxide::Page) {
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
@@ -172,10 +172,7 @@ async fn queued_offline_then_drained(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_lists_the_newest_hundred_waiting_posts_and_counts_them_all() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
+    let (server, chromium, page) = opened(TestServer::start()).await;
     assert_eq!(queued_offline(&chromium, &page, 130, "").await.len(), 130);
     let (titles, more) = eventually("the page to count the 130 posts", Duration::from_secs(10), || async {
         let (status, titles, more): (String, Vec<String>, String) = eval(
@@ -193,6 +190,15 @@ async fn the_page_lists_the_newest_hundred_waiting_posts_and_counts_them_all() {
     assert_eq!(more, "… and 30 older post(s) waiting to be sent");
     chromium.set_worker_offline(false).await;
     assert_eq!(until_drained(&server, &page, 130).await.len(), 130);
+}
+
+/// The feed app with "Bench post 0" … "Bench post 9999" (oldest first)
+/// written straight into its queue, its worker offline.
+async fn ten_thousand_queued_offline() -> (TestServer, Chromium, chromiumoxide::Page) {
+    let (server, chromium, page) = opened(TestServer::start()).await;
+    chromium.set_worker_offline(true).await;
+    assert_eq!(fill_queue(&page, "sync-posts", "sync-new-posts", 10_000).await, 10_000);
+    (server, chromium, page)
 }
 
 /// Counts, in the page, the queue records its reads of the `entries`
@@ -214,15 +220,9 @@ const COUNT_ENTRY_READS: &str = "(() => { window.entriesRead = 0; \
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_the_api_and_the_inspector_read_the_newest_or_first_of_a_long_queue() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
-    chromium.set_worker_offline(true).await;
-    // "Bench post 0" … "Bench post 9999", oldest first, then one more
-    // through the API, which makes the page render.
-    assert_eq!(fill_queue(&page, "sync-posts", "sync-new-posts", 10_000).await, 10_000);
+    let (_server, chromium, page) = ten_thousand_queued_offline().await;
     assert!(eval::<bool>(&page, COUNT_ENTRY_READS).await);
+    // One more post through the API, which makes the page render.
     let key: String = eval(
         &page,
         "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
@@ -273,12 +273,7 @@ async fn the_page_the_api_and_the_inspector_read_the_newest_or_first_of_a_long_q
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_ten_thousand_entries_leaves_the_workers_heap_as_it_was() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    assert!(eval::<bool>(&page, "navigator.serviceWorker.ready.then(() => true)").await);
-    chromium.set_worker_offline(true).await;
-    assert_eq!(fill_queue(&page, "sync-posts", "sync-new-posts", 10_000).await, 10_000);
+    let (server, chromium, page) = ten_thousand_queued_offline().await;
     let before = chromium.worker_js_heap().await;
 
     chromium.set_worker_offline(false).await;
