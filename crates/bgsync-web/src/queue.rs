@@ -173,10 +173,20 @@ impl Queue {
         let count = store.count_with_key(&self.range()?)?;
         let index = store.index(crate::db::ORDER)?;
         let range: JsValue = self.order_range(None)?.into();
-        let direction =
-            if newest_first { web_sys::IdbCursorDirection::Prev } else { web_sys::IdbCursorDirection::Next };
-        let walk = index.open_cursor_with_range_and_direction(&range, direction)?;
-        let (count, values) = js::join(js::request(&count), js::cursor_values(&walk, limit)).await;
+        // In queue order one request takes them all; newest first (which
+        // `getAll` cannot do everywhere yet) a cursor steps back.
+        let read = if newest_first {
+            index.open_cursor_with_range_and_direction(&range, web_sys::IdbCursorDirection::Prev)?
+        } else {
+            index.get_all_with_key_and_limit(&range, limit.max(1))?
+        };
+        let values = async {
+            match newest_first {
+                true => js::cursor_values(&read, limit).await,
+                false => Ok(Array::from(&js::request(&read).await?)),
+            }
+        };
+        let (count, values) = js::join(js::request(&count), values).await;
         Ok((count?.as_f64().unwrap_or(0.0) as usize, decode(&values?)))
     }
 
