@@ -206,16 +206,13 @@ async fn ten_thousand_queued_offline() -> (TestServer, Chromium, chromiumoxide::
 /// from now on, in `window.entriesRead`.
 const COUNT_ENTRY_READS: &str = "(() => { window.entriesRead = 0; \
     const store = (source) => (source.objectStore || source).name; \
+    const records = { getAll: (result) => result.length, openCursor: (cursor) => (cursor ? 1 : 0) }; \
     for (const proto of [IDBIndex.prototype, IDBObjectStore.prototype]) { \
-      const getAll = proto.getAll; \
-      proto.getAll = function (...args) { const req = getAll.apply(this, args); \
-        if (store(this) === 'entries') req.addEventListener('success', () => window.entriesRead += req.result.length); \
-        return req; }; } \
-    for (const proto of [IDBIndex.prototype, IDBObjectStore.prototype]) { \
-      const open = proto.openCursor; \
-      proto.openCursor = function (...args) { const req = open.apply(this, args); \
-        if (store(this) === 'entries') req.addEventListener('success', () => window.entriesRead += req.result ? 1 : 0); \
-        return req; }; } \
+      for (const [name, count] of Object.entries(records)) { \
+        const call = proto[name]; \
+        proto[name] = function (...args) { const req = call.apply(this, args); \
+          if (store(this) === 'entries') req.addEventListener('success', () => window.entriesRead += count(req.result)); \
+          return req; }; } } \
     return true; })()";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
