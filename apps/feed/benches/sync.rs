@@ -36,6 +36,12 @@
 //! Cold starts alone: `BGSYNC_BENCH_COLD=20 cargo bench -p feed --bench
 //! sync` stops and wakes bgsync's worker that many times and prints when
 //! each step of its start ended.
+//!
+//! A probe: `BGSYNC_BENCH_PROBE=apps/feed/benches/probes/record-shape.js
+//! cargo bench -p feed --bench sync` evaluates that script (an expression,
+//! awaited) in bgsync's benchmark page with the worker offline, prints what
+//! it returns and the page's CPU profile by function. `probes/` holds the
+//! ones the README quotes.
 
 #[path = "../tests/common/mod.rs"]
 #[allow(unused_imports)]
@@ -172,7 +178,12 @@ fn main() {
     if let Ok(script) = std::env::var("BGSYNC_BENCH_PROBE") {
         // A script (file) evaluated in the bgsync peer's page with its
         // worker offline, for looking into a figure.
-        let script = std::fs::read_to_string(script).unwrap();
+        // A path from where cargo was run, or from the workspace's root
+        // (cargo runs a benchmark in its package's directory).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&script);
+        let script = std::fs::read_to_string(&script)
+            .or_else(|_| std::fs::read_to_string(&root))
+            .unwrap_or_else(|e| panic!("BGSYNC_BENCH_PROBE={script}: {e}"));
         runtime.block_on(async {
             let server = TestServer::start_with_routes(routes(&workbox_sw, false));
             let chromium = Chromium::launch().await;
