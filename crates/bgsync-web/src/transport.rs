@@ -104,6 +104,50 @@ fn kept_body(status: u16, body: String) -> String {
     kept
 }
 
+/// The `results` of a batch endpoint's answer (`{"results": [{"key",
+/// "status", "retry_after", "body"}, ...]}`), read straight from its text
+/// into results, the body as the server wrote it. An item without a key is
+/// left out; a field of another type counts as absent; a `results` that is
+/// not an array holds none. `None` if the text is not a JSON object.
+fn batch_results(text: &str) -> Option<Vec<BatchResult>> {
+    let mut reader = json::Reader::new(text);
+    let mut results = Vec::new();
+    reader.object(|reader, name| {
+        if name != "results" || !reader.at_array()? {
+            return reader.skip();
+        }
+        reader.array(|reader| {
+            if !reader.at_object()? {
+                return reader.skip();
+            }
+            let (mut key, mut status, mut retry_after, mut body) = (None, None, None, None);
+            reader.object(|reader, name| {
+                match name {
+                    "key" => key = reader.maybe_string()?,
+                    "status" => status = reader.maybe_number()?,
+                    "retry_after" => retry_after = reader.maybe_string()?,
+                    "body" => body = reader.maybe_string()?,
+                    _ => reader.skip()?,
+                }
+                Some(())
+            })?;
+            if let Some(key) = key {
+                let status = status.map(|s| s as u16);
+                results.push(BatchResult { key, status, retry_after, body: body.unwrap_or_default() });
+            }
+            Some(())
+        })
+    })?;
+    reader.end()?;
+    Some(results)
+}
+
+/// Whether `text` is one JSON value.
+fn is_json(text: &str) -> bool {
+    let mut reader = json::Reader::new(text);
+    reader.skip().and_then(|_| reader.end()).is_some()
+}
+
 /// What the server advertised and until when it may be used without
 /// asking again (ms since the epoch).
 #[derive(Clone, Debug)]
@@ -395,25 +439,66 @@ async fn try_send_batch(
         })));
     }
     let text = js::response_text(&response).await?;
-    let Some(mut document) = json::parse(&text) else {
-        return Err(JsValue::from_str("the batch endpoint's answer is not JSON"));
-    };
-    let results = match document.take("results") {
-        Some(json::Value::Array(items)) => items,
-        _ => Vec::new(),
+    let results = match batch_results(&text) {
+        Some(results) => results,
+        // JSON of another shape holds no results (the engine retries the
+        // entries it has no answer for); what is not JSON is a failure.
+        None if is_json(&text) => Vec::new(),
+        None => return Err(JsValue::from_str("the batch endpoint's answer is not JSON")),
     };
     let results = results
         .into_iter()
-        .filter_map(|mut item| {
-            let status = item.get("status").and_then(json::Value::as_f64).map(|s| s as u16);
-            let body = status.map(|s| kept_body(s, item.take_string("body").unwrap_or_default())).unwrap_or_default();
-            Some(BatchResult {
-                key: item.take_string("key")?,
-                status,
-                retry_after: item.take_string("retry_after"),
-                body,
-            })
+        .map(|mut result| {
+            result.body = result.status.map(|s| kept_body(s, std::mem::take(&mut result.body))).unwrap_or_default();
+            result
         })
         .collect();
     Ok(TransmitResult::Batch(results))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(key: &str, status: Option<u16>, retry_after: Option<&str>, body: &str) -> BatchResult {
+        BatchResult { key: key.into(), status, retry_after: retry_after.map(Into::into), body: body.into() }
+    }
+
+    #[test]
+    fn a_batch_answer_is_read_into_its_results() {
+        let text = r#" {"version":1,"results":[
+            {"key":"k1","status":201},
+            {"status":503,"key":"k2","retry_after":"2","body":"{\"detail\":\"busy \\\"now\\\"\"}","extra":{"a":[1]}},
+            {"key":"k3"},
+            {"key":"k4","status":"201","retry_after":7,"body":null},
+            {"status":201},
+            "not an entry", 5, null,
+            {"key":"k5","status":422,"body":"é😀"}
+        ]} "#;
+        assert_eq!(
+            batch_results(text),
+            Some(vec![
+                result("k1", Some(201), None, ""),
+                result("k2", Some(503), Some("2"), r#"{"detail":"busy \"now\""}"#),
+                result("k3", None, None, ""),
+                result("k4", None, None, ""),
+                result("k5", Some(422), None, "é😀"),
+            ])
+        );
+    }
+
+    #[test]
+    fn an_answer_of_another_shape_has_no_results_and_one_that_is_not_json_is_refused() {
+        for other in [r#"{}"#, r#"{"results":{"key":"k1"}}"#, r#"{"results":null}"#] {
+            assert_eq!(batch_results(other), Some(Vec::new()), "{other}");
+        }
+        for json in ["[]", "5", r#""results""#, "null"] {
+            assert_eq!(batch_results(json), None, "{json}");
+            assert!(is_json(json), "{json}");
+        }
+        for bad in ["", "{", r#"{"results":[{"key":"k1","status":201}"#, r#"{"results":[]} x"#, "<html>"] {
+            assert_eq!(batch_results(bad), None, "{bad}");
+            assert!(!is_json(bad), "{bad}");
+        }
+    }
 }
