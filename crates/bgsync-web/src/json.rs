@@ -31,24 +31,6 @@ impl Value {
         }
     }
 
-    /// Takes the field `name` out of an object (`Null` left in its place).
-    pub fn take(&mut self, name: &str) -> Option<Value> {
-        match self {
-            Value::Object(fields) => {
-                fields.iter_mut().find(|(n, _)| n == name).map(|(_, v)| std::mem::replace(v, Value::Null))
-            }
-            _ => None,
-        }
-    }
-
-    /// Takes the text of the string field `name` out of an object.
-    pub fn take_string(&mut self, name: &str) -> Option<String> {
-        match self.take(name)? {
-            Value::String(s) => Some(s),
-            _ => None,
-        }
-    }
-
     pub fn as_f64(&self) -> Option<f64> {
         match self {
             Value::Number(n) => Some(*n),
