@@ -107,11 +107,17 @@ fn kept_body(status: u16, body: String) -> String {
 /// The `results` of a batch endpoint's answer (`{"results": [{"key",
 /// "status", "retry_after", "body"}, ...]}`), read straight from its text
 /// into results, the body as the server wrote it. An item without a key is
-/// left out; a field of another type counts as absent; a `results` that is
-/// not an array holds none. `None` if the text is not a JSON object.
+/// left out; a field of another type counts as absent; JSON of another
+/// shape (a `results` that is not an array, an answer that is not an
+/// object) holds none, and the engine retries the entries it has no answer
+/// for. `None` if the text is not JSON.
 fn batch_results(text: &str) -> Option<Vec<BatchResult>> {
     let mut reader = json::Reader::new(text);
     let mut results = Vec::new();
+    if !reader.at_object()? {
+        reader.skip()?;
+        return reader.end().map(|_| results);
+    }
     reader.object(|reader, name| {
         if name != "results" || !reader.at_array()? {
             return reader.skip();
@@ -140,12 +146,6 @@ fn batch_results(text: &str) -> Option<Vec<BatchResult>> {
     })?;
     reader.end()?;
     Some(results)
-}
-
-/// Whether `text` is one JSON value.
-fn is_json(text: &str) -> bool {
-    let mut reader = json::Reader::new(text);
-    reader.skip().and_then(|_| reader.end()).is_some()
 }
 
 /// What the server advertised and until when it may be used without
@@ -439,12 +439,8 @@ async fn try_send_batch(
         })));
     }
     let text = js::response_text(&response).await?;
-    let results = match batch_results(&text) {
-        Some(results) => results,
-        // JSON of another shape holds no results (the engine retries the
-        // entries it has no answer for); what is not JSON is a failure.
-        None if is_json(&text) => Vec::new(),
-        None => return Err(JsValue::from_str("the batch endpoint's answer is not JSON")),
+    let Some(results) = batch_results(&text) else {
+        return Err(JsValue::from_str("the batch endpoint's answer is not JSON"));
     };
     let results = results
         .into_iter()
@@ -492,13 +488,12 @@ mod tests {
         for other in [r#"{}"#, r#"{"results":{"key":"k1"}}"#, r#"{"results":null}"#] {
             assert_eq!(batch_results(other), Some(Vec::new()), "{other}");
         }
-        for json in ["[]", "5", r#""results""#, "null"] {
-            assert_eq!(batch_results(json), None, "{json}");
-            assert!(is_json(json), "{json}");
+        // JSON, but not an object: no results either (not a failure).
+        for json in ["[]", "5", r#""results""#, "null", r#"[{"key":"k1","status":201}]"#] {
+            assert_eq!(batch_results(json), Some(Vec::new()), "{json}");
         }
-        for bad in ["", "{", r#"{"results":[{"key":"k1","status":201}"#, r#"{"results":[]} x"#, "<html>"] {
+        for bad in ["", "{", r#"{"results":[{"key":"k1","status":201}"#, r#"{"results":[]} x"#, "<html>", "[1] x"] {
             assert_eq!(batch_results(bad), None, "{bad}");
-            assert!(!is_json(bad), "{bad}");
         }
     }
 }
