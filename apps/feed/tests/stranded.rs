@@ -286,3 +286,49 @@ async fn enqueue_issues_the_write_then_the_look_then_the_registration_while_the_
     assert_eq!(calls, ["put", "look", "register", "committed"]);
     chromium.close().await;
 }
+
+/// Once a round found its queue empty, the worker's next rounds read from
+/// the last record it read on (Chromium walks the index entries of every
+/// delivered record from the queue's start until it sweeps them), yet an
+/// entry stored below that point (its time from a clock set back) is not
+/// left behind: the round counts the queue at its end and reads it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_older_than_where_the_worker_last_found_its_queue_empty_is_still_delivered() {
+    let (server, chromium, page) = the_app_with_its_worker_offline().await;
+    let first = enqueue(&page, "First", 3).await;
+    chromium.set_worker_offline(false).await;
+    every_post_once(&server, &first, Duration::from_secs(20)).await;
+    chromium.set_worker_offline(true).await;
+    // An hour older than everything delivered, written straight into the
+    // store, then two posts queued through the API (which register the sync).
+    let old: String = eval(
+        &page,
+        r#"new Promise((resolve, reject) => {
+            const open = indexedDB.open("bgsync");
+            open.onsuccess = () => {
+                const tx = open.result.transaction("entries", "readwrite");
+                const key = "00000000-old-" + crypto.randomUUID();
+                tx.objectStore("entries").put({ queue: "requests", key, method: "POST", url: "/api/posts", headers: [],
+                    body: JSON.stringify({ title: "From a clock set back", location: "IndexedDB" }),
+                    enqueuedAt: Date.now() - 3600000, attempts: 0, notBefore: 0, lastError: null });
+                tx.oncomplete = () => resolve(key);
+                tx.onerror = () => reject(tx.error);
+            };
+            open.onerror = () => reject(open.error);
+        })"#,
+    )
+    .await;
+    let second = enqueue(&page, "Second", 2).await;
+    chromium.set_worker_offline(false).await;
+    let mut all = first.clone();
+    all.extend(second.iter().cloned());
+    all.push(old.clone());
+    every_post_once(&server, &all, Duration::from_secs(20)).await;
+    assert_eq!(server.stored_posts().await.len(), 6);
+    // The round's first read started where the queue was found empty: the
+    // two new posts went first, the old entry once the count found it.
+    let received = server.keys_received();
+    let at = |key: &String| received.iter().position(|k| k == key).unwrap();
+    assert!(second.iter().all(|k| at(k) < at(&old)), "the old entry came after the new ones: {received:?}");
+    chromium.close().await;
+}

@@ -391,8 +391,9 @@ async fn dead_letter_list() -> JsResult<JsValue> {
     Ok(list.into())
 }
 
-/// Puts a dead letter back in its queue and retries now. Resolves `false`
-/// when there is no such dead letter (another tab took it).
+/// Puts a dead letter back in its queue, at its end (what was queued after
+/// it went already), and retries now. Resolves `false` when there is no
+/// such dead letter (another tab took it).
 #[wasm_bindgen(js_name = retryDeadLetter, unchecked_return_type = "Promise<boolean>")]
 pub fn retry_dead_letter(key: String) -> Promise {
     js::promise(async move {

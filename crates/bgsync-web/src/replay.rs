@@ -523,9 +523,19 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> 
     // Counting is cheap; reading every entry only when the count says
     // something arrived (this round holds the origin lock, so only new
     // entries, or a dead letter put back, change it).
-    if engine.is_paused() || queue.count().await? == engine.len() {
+    if engine.is_paused() {
         return Ok(false);
     }
+    let stored = queue.count().await?;
+    if stored == engine.len() {
+        if stored == 0 {
+            queue.found_empty();
+        }
+        return Ok(false);
+    }
+    // Some were not read (below where this context's reads start, or
+    // queued since): the next rounds read from the start.
+    queue.forget_empty();
     // Those the engine holds already are skipped; no "queued" events (whoever
     // wrote the new ones told the pages).
     let held = engine.len();
