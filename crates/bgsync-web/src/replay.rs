@@ -362,9 +362,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     clock.lap("read");
     // A queue the server paused (401/403) sends nothing until new
     // credentials are set: every request would be refused the same way.
-    if !entries.is_empty() && paused {
-        let remaining = if next_page.is_some() { queue.count().await? } else { entries.len() };
-        return Ok(Once::Ended(Round { delivered: 0, remaining, next_at_ms: None, paused: true }));
+    // (Counted when the page is empty too: its read started where the queue
+    // was last found empty, and an entry could be stored below that.)
+    if paused {
+        let remaining = if next_page.is_some() || entries.is_empty() { queue.count().await? } else { entries.len() };
+        if remaining > 0 {
+            return Ok(Once::Ended(Round { delivered: 0, remaining, next_at_ms: None, paused: true }));
+        }
     }
     // Batches when the server offers them: known from an earlier context
     // (kept in IndexedDB), else asked now, if there is anything to send.
