@@ -32,53 +32,53 @@
   const done = (tx) => new Promise((ok, no) => { tx.oncomplete = ok; tx.onerror = tx.onabort = () => no(tx.error); });
   const req = (r) => new Promise((ok, no) => { r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
   const relaxed = (store) => db.transaction(store, "readwrite", { durability: "relaxed" });
+  const fill = async (store) => {
+    const list = records();
+    const tx = db.transaction(store, "readwrite");
+    for (const r of list) tx.objectStore(store).put(r);
+    await done(tx);
+    return list;
+  };
+  // The queue's part of either store or index (arrays sort after strings and numbers).
+  const range = IDBKeyRange.bound(["probe"], ["probe", []]);
   const times = {};
-  const add = (name, ms) => (times[name] ||= []).push(ms);
+  const timed = async (name, work) => {
+    const t = performance.now();
+    const result = await work();
+    (times[name] ||= []).push(performance.now() - t);
+    return result;
+  };
   for (let rep = 0; rep < 10; rep++) {
     for (const store of rep % 2 ? ["indexed", "plain"] : ["plain", "indexed"]) {
-      const list = records();
-      const fill = db.transaction(store, "readwrite");
-      for (const r of list) fill.objectStore(store).put(r);
-      await done(fill);
-      let t = performance.now();
-      const tx = db.transaction(store);
-      const source = store === "indexed" ? tx.objectStore(store).index("order") : tx.objectStore(store);
-      // The queue's part of either (arrays sort after strings and numbers).
-      const range = IDBKeyRange.bound(["probe"], ["probe", []]);
-      const read = await req(source.getAll(range, N));
-      add(store + " getAll", performance.now() - t);
+      const list = await fill(store);
+      const source = () => {
+        const s = db.transaction(store).objectStore(store);
+        return store === "indexed" ? s.index("order") : s;
+      };
+      const read = await timed(store + " getAll", () => req(source().getAll(range, N)));
       if (store === "indexed") {
         // The same read from the oldest live record's time on: the deleted
         // records' index entries below it are not walked.
-        t = performance.now();
         const from = IDBKeyRange.bound(["probe", list[0].enqueuedAt], ["probe", []]);
-        const again = await req(db.transaction(store).objectStore(store).index("order").getAll(from, N));
-        add(store + " getAll from the oldest live time", performance.now() - t);
+        const again = await timed(store + " getAll from the oldest live time", () => req(source().getAll(from, N)));
         if (again.length !== read.length) throw new Error("read " + again.length);
-        t = performance.now();
-        await req(db.transaction(store).objectStore(store).count(IDBKeyRange.bound(["probe"], ["probe", []])));
-        add(store + " count", performance.now() - t);
+        await timed(store + " count", () => req(db.transaction(store).objectStore(store).count(range)));
       }
-      t = performance.now();
-      const text = JSON.stringify(read);
-      add(store + " stringify", performance.now() - t);
+      const text = await timed(store + " stringify", () => JSON.stringify(read));
       if (text.length < 1000) throw new Error("read nothing");
-      t = performance.now();
-      const del = relaxed(store);
-      const keys = read.map((r) => [r.queue, r.key]).sort((a, b) => indexedDB.cmp(a, b));
-      del.objectStore(store).delete(IDBKeyRange.bound(keys[0], keys[keys.length - 1]));
-      await done(del);
-      add(store + " range delete", performance.now() - t);
+      await timed(store + " range delete", () => {
+        const del = relaxed(store);
+        const keys = read.map((r) => [r.queue, r.key]).sort((a, b) => indexedDB.cmp(a, b));
+        del.objectStore(store).delete(IDBKeyRange.bound(keys[0], keys[keys.length - 1]));
+        return done(del);
+      });
       // And one delete a key, as where keys are not one range.
-      const again = records();
-      const fill2 = db.transaction(store, "readwrite");
-      for (const r of again) fill2.objectStore(store).put(r);
-      await done(fill2);
-      t = performance.now();
-      const del2 = relaxed(store);
-      for (const r of again) del2.objectStore(store).delete([r.queue, r.key]);
-      await done(del2);
-      add(store + " delete each", performance.now() - t);
+      const again = await fill(store);
+      await timed(store + " delete each", () => {
+        const del = relaxed(store);
+        for (const r of again) del.objectStore(store).delete([r.queue, r.key]);
+        return done(del);
+      });
       const left = await req(db.transaction(store).objectStore(store).count());
       if (left !== 0) throw new Error(store + ": " + left + " left");
     }
