@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::browser::{eval, Chromium};
+use common::browser::{dispatch_sync, eval, stop_all_workers, Chromium};
 use common::{eventually, TestServer};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -287,6 +287,36 @@ async fn enqueue_issues_the_write_then_the_look_then_the_registration_while_the_
     chromium.close().await;
 }
 
+/// Writes a post into the queue `requests` straight through IndexedDB, as
+/// something other than bgsync would (no sync registered, no message),
+/// dated `offset_ms` from now; returns its key.
+async fn write_straight_into_the_queue(page: &chromiumoxide::Page, title: &str, offset_ms: f64) -> String {
+    let record = serde_json::json!({
+        "queue": "requests", "method": "POST", "url": "/api/posts", "headers": [],
+        "body": serde_json::json!({ "title": title, "location": "IndexedDB" }).to_string(),
+        "attempts": 0, "notBefore": 0, "lastError": null,
+    });
+    eval(
+        page,
+        &format!(
+            r#"new Promise((resolve, reject) => {{
+                const open = indexedDB.open("bgsync");
+                open.onsuccess = () => {{
+                    const tx = open.result.transaction("entries", "readwrite");
+                    const record = {record};
+                    record.key = "written-straight-" + crypto.randomUUID();
+                    record.enqueuedAt = Date.now() + {offset_ms};
+                    tx.objectStore("entries").put(record);
+                    tx.oncomplete = () => {{ open.result.close(); resolve(record.key); }};
+                    tx.onerror = () => reject(tx.error);
+                }};
+                open.onerror = () => reject(open.error);
+            }})"#
+        ),
+    )
+    .await
+}
+
 /// Once a round found its queue empty, the worker's next rounds read from
 /// the last record it read on (Chromium walks the index entries of every
 /// delivered record from the queue's start until it sweeps them), yet an
@@ -301,23 +331,7 @@ async fn an_entry_older_than_where_the_worker_last_found_its_queue_empty_is_stil
     chromium.set_worker_offline(true).await;
     // An hour older than everything delivered, written straight into the
     // store, then two posts queued through the API (which register the sync).
-    let old: String = eval(
-        &page,
-        r#"new Promise((resolve, reject) => {
-            const open = indexedDB.open("bgsync");
-            open.onsuccess = () => {
-                const tx = open.result.transaction("entries", "readwrite");
-                const key = "00000000-old-" + crypto.randomUUID();
-                tx.objectStore("entries").put({ queue: "requests", key, method: "POST", url: "/api/posts", headers: [],
-                    body: JSON.stringify({ title: "From a clock set back", location: "IndexedDB" }),
-                    enqueuedAt: Date.now() - 3600000, attempts: 0, notBefore: 0, lastError: null });
-                tx.oncomplete = () => resolve(key);
-                tx.onerror = () => reject(tx.error);
-            };
-            open.onerror = () => reject(open.error);
-        })"#,
-    )
-    .await;
+    let old = write_straight_into_the_queue(&page, "From a clock set back", -3_600_000.0).await;
     let second = enqueue(&page, "Second", 2).await;
     chromium.set_worker_offline(false).await;
     let mut all = first.clone();
@@ -330,5 +344,106 @@ async fn an_entry_older_than_where_the_worker_last_found_its_queue_empty_is_stil
     let received = server.keys_received();
     let at = |key: &String| received.iter().position(|k| k == key).unwrap();
     assert!(second.iter().all(|k| at(k) < at(&old)), "the old entry came after the new ones: {received:?}");
+    chromium.close().await;
+}
+
+/// Where a round found its queue empty is kept in IndexedDB: a worker the
+/// browser stopped and woke for a sync reads from there too, and so does a
+/// page listing the queue. An entry stored below it is listed and
+/// delivered all the same: the listing and the round count the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_and_the_pages_listing_start_where_the_queue_was_found_empty_and_miss_nothing() {
+    let (server, chromium, page) = the_app_with_its_worker_offline().await;
+    let first = enqueue(&page, "First", 3).await;
+    chromium.set_worker_offline(false).await;
+    every_post_once(&server, &first, Duration::from_secs(20)).await;
+    let mark: serde_json::Value = eventually("the mark to be kept", Duration::from_secs(10), || async {
+        let mark: serde_json::Value = eval(
+            &page,
+            r#"new Promise((resolve, reject) => {
+                const open = indexedDB.open("bgsync");
+                open.onsuccess = () => {
+                    const get = open.result.transaction("meta").objectStore("meta").get("mark:requests");
+                    get.onsuccess = () => { open.result.close(); resolve(get.result ?? null); };
+                    get.onerror = () => reject(get.error);
+                };
+                open.onerror = () => reject(open.error);
+            })"#,
+        )
+        .await;
+        (!mark.is_null()).then_some(mark)
+    })
+    .await;
+    assert_eq!(mark["through"][2], first[2], "the mark is the last record read: {mark}");
+    // With no worker running, one old entry and two new ones, written as
+    // something other than bgsync would (so nothing wakes the worker).
+    stop_all_workers(&page).await;
+    let old = write_straight_into_the_queue(&page, "From a clock set back", -3_600_000.0).await;
+    let new = [
+        write_straight_into_the_queue(&page, "New 0", 0.0).await,
+        write_straight_into_the_queue(&page, "New 1", 1.0).await,
+    ];
+    for newest_first in [false, true] {
+        let listed: Vec<String> = eval(
+            &page,
+            &format!(
+                "wasm_bindgen.queued('requests', {{ limit: 10, newestFirst: {newest_first} }}).then(l => l.map(e => e.key))"
+            ),
+        )
+        .await;
+        let mut want = vec![old.clone(), new[0].clone(), new[1].clone()];
+        if newest_first {
+            want.reverse();
+        }
+        assert_eq!(listed, want, "newest first: {newest_first}");
+    }
+    dispatch_sync(&page, &server.origin(), "bgsync-requests").await;
+    let mut all = first.clone();
+    all.extend(new.iter().cloned());
+    all.push(old.clone());
+    every_post_once(&server, &all, Duration::from_secs(20)).await;
+    assert_eq!(server.stored_posts().await.len(), 6);
+    // The woken worker's first read started at the kept mark: the new
+    // entries went first, the old one once the round's count found it.
+    let received = server.keys_received();
+    let at = |key: &String| received.iter().position(|k| k == key).unwrap();
+    assert!(new.iter().all(|k| at(k) < at(&old)), "the old entry came before the new ones: {received:?}");
+    chromium.close().await;
+}
+
+/// A `mark:` record in `meta` that is not a mark bgsync wrote (a time that
+/// is not a number, or a mark above every entry) never keeps an entry from
+/// being listed or delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_written_by_something_else_is_ignored_or_found_out_by_the_count() {
+    let (server, chromium, page) = the_app_with_its_worker_offline().await;
+    let mut all = Vec::new();
+    for (i, through) in ["['requests', NaN, 'x']", "'not a key'", "['requests', 9e15, 'zzz']"].into_iter().enumerate() {
+        let put: bool = eval(
+            &page,
+            &format!(
+                r#"new Promise((resolve, reject) => {{
+                    const open = indexedDB.open("bgsync");
+                    open.onsuccess = () => {{
+                        const tx = open.result.transaction("meta", "readwrite");
+                        tx.objectStore("meta").put({{ key: "mark:requests", through: {through} }});
+                        tx.oncomplete = () => {{ open.result.close(); resolve(true); }};
+                        tx.onerror = () => reject(tx.error);
+                    }};
+                    open.onerror = () => reject(open.error);
+                }})"#
+            ),
+        )
+        .await;
+        assert!(put);
+        let keys = enqueue(&page, &format!("Marked {i}"), 2).await;
+        let listed: Vec<String> =
+            eval(&page, "wasm_bindgen.queued('requests', { limit: 10 }).then(l => l.map(e => e.key))").await;
+        assert_eq!(listed, keys, "listed under the mark {through}");
+        all.extend(keys);
+        chromium.set_worker_offline(false).await;
+        every_post_once(&server, &all, Duration::from_secs(20)).await;
+        chromium.set_worker_offline(true).await;
+    }
     chromium.close().await;
 }

@@ -10,7 +10,7 @@
 //! tab is gone.
 
 use crate::config::{Capture, QueueDecl};
-use crate::db::{database, DEAD_LETTERS, ENTRIES};
+use crate::db::{database, DEAD_LETTERS, ENTRIES, META};
 use crate::js::{self, JsResult};
 use crate::json;
 use bgsync_core::{DeadLetter, DeadReason, Entry, EntryKey, QueueConfig, StoreOp};
@@ -158,36 +158,56 @@ impl Queue {
         let db = database().await?;
         let tx = db.transaction_with_str(ENTRIES)?;
         let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
-        let values = js::request(&index.get_all_with_key(&self.order_range(None)?.into())?).await?;
-        Ok(decode(&Array::from(&values)))
+        let values = Array::from(&js::request(&index.get_all_with_key(&self.order_range(None)?.into())?).await?);
+        self.note_read(&values)?;
+        Ok(decode(&values))
     }
 
     /// How many entries there are, and the first `limit` of them in queue
     /// order (`newest_first`: the last `limit`, newest first), read in one
     /// transaction: what a page shows of a queue without reading all of it
     /// (a long offline spell can leave tens of thousands).
+    ///
+    /// Read from where the queue was last found empty ([`Queue::found_empty`])
+    /// when the entries counted from there are all the queue holds; else
+    /// from the queue's start.
     pub async fn first(&self, limit: u32, newest_first: bool) -> JsResult<(usize, Vec<Entry>)> {
         let db = database().await?;
-        let tx = db.transaction_with_str(ENTRIES)?;
+        let tx = db.transaction_with_str_sequence(&Array::of2(&ENTRIES.into(), &META.into()))?;
         let store = tx.object_store(ENTRIES)?;
+        let mark = self.stored_mark(&tx).await?;
         let count = store.count_with_key(&self.range()?)?;
         let index = store.index(crate::db::ORDER)?;
-        let range: JsValue = self.order_range(None)?.into();
-        // In queue order one request takes them all; newest first (which
-        // `getAll` cannot do everywhere yet) a cursor steps back.
-        let read = if newest_first {
-            index.open_cursor_with_range_and_direction(&range, web_sys::IdbCursorDirection::Prev)?
-        } else {
-            index.get_all_with_key_and_limit(&range, limit.max(1))?
+        let read = |from: Option<&PageCursor>| -> JsResult<_> {
+            let range: JsValue = self.order_range(from)?.into();
+            // In queue order one request takes them all; newest first (which
+            // `getAll` cannot do everywhere yet) a cursor steps back.
+            let request = if newest_first {
+                index.open_cursor_with_range_and_direction(&range, web_sys::IdbCursorDirection::Prev)?
+            } else {
+                index.get_all_with_key_and_limit(&range, limit.max(1))?
+            };
+            Ok(async move {
+                match newest_first {
+                    true => js::cursor_values(&request, limit).await,
+                    false => Ok(Array::from(&js::request(&request).await?)),
+                }
+            })
         };
-        let values = async {
-            match newest_first {
-                true => js::cursor_values(&read, limit).await,
-                false => Ok(Array::from(&js::request(&read).await?)),
-            }
+        let Some(mark) = mark else {
+            let (count, values) = js::join(js::request(&count), read(None)?).await;
+            return Ok((count?.as_f64().unwrap_or(0.0) as usize, decode(&values?)));
         };
-        let (count, values) = js::join(js::request(&count), values).await;
-        Ok((count?.as_f64().unwrap_or(0.0) as usize, decode(&values?)))
+        let above = index.count_with_key(&self.order_range(Some(&mark))?.into())?;
+        let ((count, above), values) =
+            js::join(js::join(js::request(&count), js::request(&above)), read(Some(&mark))?).await;
+        let count = count?.as_f64().unwrap_or(0.0) as usize;
+        let values = match above?.as_f64() == Some(count as f64) {
+            true => values?,
+            // Some lie below the mark (see `found_empty`).
+            false => read(None)?.await?,
+        };
+        Ok((count, decode(&values)))
     }
 
     /// This queue's part of the [`crate::db::ORDER`] index, from the start
@@ -201,64 +221,116 @@ impl Queue {
     }
 
     /// At most `limit` entries in queue order (enqueue time, then key),
-    /// those after `after` (from where this context last found the queue
-    /// empty if `None`, see [`Queue::found_empty`]), and where the next page
-    /// starts (`None` when this one was the last): a round reads a long
-    /// queue a page at a time, so what it holds stays bounded however long
-    /// the queue is.
+    /// those after `after` (from where the queue was last found empty if
+    /// `None`, see [`Queue::found_empty`]), and where the next page starts
+    /// (`None` when this one was the last): a round reads a long queue a
+    /// page at a time, so what it holds stays bounded however long the
+    /// queue is. A first page (`after` is `None`) starts this context's
+    /// record of what it read.
     pub async fn page(&self, after: Option<&PageCursor>, limit: u32) -> JsResult<(Vec<Entry>, Option<PageCursor>)> {
         let db = database().await?;
-        let tx = db.transaction_with_str(ENTRIES)?;
-        // Always there: opening the database upgrades one without it.
-        let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
-        let start = after.cloned().or_else(|| self.mark(|m| m.empty_through.clone()).map(PageCursor));
-        let range = self.order_range(start.as_ref())?;
-        let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?);
-        // The next page starts after the last record, at its index key as
-        // stored (its time read back from text could be a rounding off).
-        let last: Option<JsValue> = match values.length() {
-            0 => None,
-            n => {
-                let last = values.get(n - 1);
-                Some(Array::of3(&self.name().into(), &js::get(&last, "enqueuedAt")?, &js::get(&last, "key")?).into())
+        let tx = db.transaction_with_str_sequence(&Array::of2(&ENTRIES.into(), &META.into()))?;
+        let start = match after {
+            Some(after) => Some(after.clone()),
+            None => {
+                self.read_through(|read| *read = None);
+                self.stored_mark(&tx).await?
             }
         };
-        if let Some(last) = &last {
-            self.mark(|m| m.read_through = Some(last.clone()));
-        }
+        // Always there: opening the database upgrades one without it.
+        let index = tx.object_store(ENTRIES)?.index(crate::db::ORDER)?;
+        let range = self.order_range(start.as_ref())?;
+        let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?);
+        let last = self.note_read(&values)?;
         let next = last.filter(|_| values.length() >= limit.max(1)).map(PageCursor);
         Ok((decode(&values), next))
     }
 
+    /// Keeps the index key of the last of `values` (records just read in
+    /// queue order) as where this context has read through, and returns it:
+    /// as stored (its time read back from text could be a rounding off).
+    fn note_read(&self, values: &Array) -> JsResult<Option<JsValue>> {
+        let Some(last) = values.length().checked_sub(1).map(|i| values.get(i)) else { return Ok(None) };
+        let last: JsValue =
+            Array::of3(&self.name().into(), &js::get(&last, "enqueuedAt")?, &js::get(&last, "key")?).into();
+        self.read_through(|read| *read = Some(last.clone()));
+        Ok(Some(last))
+    }
+
     /// The round that read this queue found it empty (counted after its
-    /// last delete): its next first read starts after the last record read.
+    /// last delete): first reads, in any context and after a restart, start
+    /// after the last record it read. Kept in `meta` as `mark:<queue>`.
     ///
     /// Chromium keeps an index's entries for deleted records until it
-    /// sweeps them, and a read of the index walks them: with the database
-    /// kept open, a first read from the queue's start took 10 ms more for
-    /// every 1,000 entries deleted before it
-    /// (`apps/feed/benches/probes/drain-store.js`). What was enqueued since
-    /// has a later time (a retried dead letter too), so it is read from
-    /// there. An entry below (a clock set back) is not lost: the round
-    /// counts the queue when it ends and reads it whole when the count says
-    /// it holds more than was read ([`Queue::forget_empty`]).
+    /// sweeps them, and a read of the index walks them: a first read from
+    /// the queue's start took 10 ms more for every 1,000 entries deleted
+    /// before it (`apps/feed/benches/probes/drain-store.js`), and as much
+    /// after the database was closed for 20 s and opened again. What was
+    /// enqueued since has a later time (a retried dead letter too), so it
+    /// is read from there. An entry below (a clock set back) is not lost:
+    /// a round counts the queue when it ends and reads it whole when the
+    /// count says it holds more than was read ([`Queue::forget_empty`]);
+    /// [`Queue::first`] counts before it trusts the mark.
     pub fn found_empty(&self) {
-        self.mark(|m| m.empty_through = m.read_through.clone());
+        if let Some(through) = self.read_through(Option::take) {
+            let o = Object::new();
+            js::set(&o, "key", self.mark_key());
+            js::set(&o, "through", through);
+            self.write_mark(move |meta| meta.put(&o));
+        }
     }
 
     /// Reads start at the queue's start again (a count found entries the
     /// reads from the mark did not).
     pub fn forget_empty(&self) {
-        self.mark(|m| m.empty_through = None);
+        let key = JsValue::from(self.mark_key());
+        self.write_mark(move |meta| meta.delete(&key));
     }
 
-    fn mark<T>(&self, f: impl FnOnce(&mut ReadMark) -> T) -> T {
-        MARKS.with(|marks| {
+    fn mark_key(&self) -> String {
+        format!("mark:{}", self.name())
+    }
+
+    /// Writes the mark with `write` in the background: a mark lost only
+    /// makes the next first read start lower, and a later transaction on
+    /// `meta` runs after this one, so no read sees the mark before it.
+    fn write_mark(
+        &self,
+        write: impl FnOnce(&web_sys::IdbObjectStore) -> Result<web_sys::IdbRequest, JsValue> + 'static,
+    ) {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = async {
+                let db = database().await?;
+                let tx = relaxed_transaction(&db, &Array::of1(&META.into()))?;
+                write(&tx.object_store(META)?)
+            }
+            .await;
+        });
+    }
+
+    /// Where the queue was last found empty, read in `tx` (which covers
+    /// [`META`]); none where the record is not a mark of this queue (a key
+    /// of it, or the range from it, could not be made).
+    async fn stored_mark(&self, tx: &web_sys::IdbTransaction) -> JsResult<Option<PageCursor>> {
+        let stored = js::request(&tx.object_store(META)?.get(&self.mark_key().into())?).await?;
+        if !stored.is_object() {
+            return Ok(None);
+        }
+        let through = Array::from(&js::get(&stored, "through")?);
+        let valid = through.length() == 3
+            && through.get(0).as_string().as_deref() == Some(self.name())
+            && through.get(1).as_f64().is_some_and(|t| !t.is_nan())
+            && through.get(2).is_string();
+        Ok(valid.then(|| PageCursor(through.into())))
+    }
+
+    fn read_through<T>(&self, f: impl FnOnce(&mut Option<JsValue>) -> T) -> T {
+        READ_THROUGH.with(|marks| {
             let mut marks = marks.borrow_mut();
             let i = match marks.iter().position(|(name, _)| name == self.name()) {
                 Some(i) => i,
                 None => {
-                    marks.push((self.name().to_owned(), ReadMark::default()));
+                    marks.push((self.name().to_owned(), None));
                     marks.len() - 1
                 }
             };
@@ -267,18 +339,10 @@ impl Queue {
     }
 }
 
-/// What this context knows of where a queue's live entries start in the
-/// [`crate::db::ORDER`] index ([`Queue::found_empty`]).
-#[derive(Default)]
-struct ReadMark {
-    /// The index key of the last record a page read.
-    read_through: Option<JsValue>,
-    /// Where the queue was last found empty: first reads start after it.
-    empty_through: Option<JsValue>,
-}
-
 thread_local! {
-    static MARKS: std::cell::RefCell<Vec<(String, ReadMark)>> = const { std::cell::RefCell::new(Vec::new()) };
+    // Per queue, the index key of the last record this context read since
+    // its round's first read (a `Vec`: a map costs more code per type).
+    static READ_THROUGH: std::cell::RefCell<Vec<(String, Option<JsValue>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// From how many deletes on a range is tried.
