@@ -38,12 +38,17 @@ thread_local! {
 }
 
 pub(crate) async fn database() -> JsResult<IdbDatabase> {
-    if let Some(db) = DB.with(|db| db.borrow().clone()) {
+    if let Some(db) = opened() {
         return Ok(db);
     }
     // Boxed: every IndexedDB step awaits `database()`, and the opening and
     // upgrading below would otherwise be copied into each of their futures.
     js::boxed(open_database()).await
+}
+
+/// The database, if this context has it open.
+pub(crate) fn opened() -> Option<IdbDatabase> {
+    DB.with(|db| db.borrow().clone())
 }
 
 async fn open_database() -> JsResult<IdbDatabase> {

@@ -175,39 +175,30 @@ impl Queue {
         let db = database().await?;
         let tx = db.transaction_with_str_sequence(&Array::of2(&ENTRIES.into(), &META.into()))?;
         let store = tx.object_store(ENTRIES)?;
+        let index = store.index(crate::db::ORDER)?;
         let mark = self.stored_mark(&tx).await?;
         let count = store.count_with_key(&self.range()?)?;
-        let index = store.index(crate::db::ORDER)?;
-        let read = |from: Option<&PageCursor>| -> JsResult<_> {
-            let range: JsValue = self.order_range(from)?.into();
-            // In queue order one request takes them all; newest first (which
-            // `getAll` cannot do everywhere yet) a cursor steps back.
-            let request = if newest_first {
-                index.open_cursor_with_range_and_direction(&range, web_sys::IdbCursorDirection::Prev)?
-            } else {
-                index.get_all_with_key_and_limit(&range, limit.max(1))?
-            };
-            Ok(async move {
-                match newest_first {
-                    true => js::cursor_values(&request, limit).await,
-                    false => Ok(Array::from(&js::request(&request).await?)),
-                }
-            })
+        let above = match &mark {
+            Some(mark) => Some(index.count_with_key(&self.order_range(Some(mark))?.into())?),
+            None => None,
         };
-        let Some(mark) = mark else {
-            let (count, values) = js::join(js::request(&count), read(None)?).await;
-            return Ok((count?.as_f64().unwrap_or(0.0) as usize, decode(&values?)));
+        let count = js::request(&count).await?.as_f64().unwrap_or(0.0);
+        // From the mark when what lies after it is all there is (else some
+        // lie below it, see `found_empty`).
+        let from = match above {
+            Some(above) if js::request(&above).await?.as_f64() == Some(count) => mark,
+            _ => None,
         };
-        let above = index.count_with_key(&self.order_range(Some(&mark))?.into())?;
-        let ((count, above), values) =
-            js::join(js::join(js::request(&count), js::request(&above)), read(Some(&mark))?).await;
-        let count = count?.as_f64().unwrap_or(0.0) as usize;
-        let values = match above?.as_f64() == Some(count as f64) {
-            true => values?,
-            // Some lie below the mark (see `found_empty`).
-            false => read(None)?.await?,
+        let range: JsValue = self.order_range(from.as_ref())?.into();
+        // In queue order one request takes them all; newest first (which
+        // `getAll` cannot do everywhere yet) a cursor steps back.
+        let values = if newest_first {
+            let cursor = index.open_cursor_with_range_and_direction(&range, web_sys::IdbCursorDirection::Prev)?;
+            js::cursor_values(&cursor, limit).await?
+        } else {
+            Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?)
         };
-        Ok((count, decode(&values)))
+        Ok((count as usize, decode(&values)))
     }
 
     /// This queue's part of the [`crate::db::ORDER`] index, from the start
@@ -276,35 +267,33 @@ impl Queue {
             let o = Object::new();
             js::set(&o, "key", self.mark_key());
             js::set(&o, "through", through);
-            self.write_mark(move |meta| meta.put(&o));
+            self.write_mark(o.into());
         }
     }
 
     /// Reads start at the queue's start again (a count found entries the
     /// reads from the mark did not).
     pub fn forget_empty(&self) {
-        let key = JsValue::from(self.mark_key());
-        self.write_mark(move |meta| meta.delete(&key));
+        self.write_mark(self.mark_key().into());
     }
 
     fn mark_key(&self) -> String {
         format!("mark:{}", self.name())
     }
 
-    /// Writes the mark with `write` in the background: a mark lost only
-    /// makes the next first read start lower, and a later transaction on
-    /// `meta` runs after this one, so no read sees the mark before it.
-    fn write_mark(
-        &self,
-        write: impl FnOnce(&web_sys::IdbObjectStore) -> Result<web_sys::IdbRequest, JsValue> + 'static,
-    ) {
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = async {
-                let db = database().await?;
-                let tx = relaxed_transaction(&db, &Array::of1(&META.into()))?;
-                write(&tx.object_store(META)?)
+    /// Puts `mark` (a record) in `meta`, or deletes the mark of that key (a
+    /// string), without waiting for it: a mark lost only makes the next
+    /// first read start lower, and a later transaction on `meta` runs after
+    /// this one, so no read sees the mark before it. (A round has the
+    /// database open.)
+    fn write_mark(&self, mark: JsValue) {
+        let Some(db) = crate::db::opened() else { return };
+        let _ = relaxed_transaction(&db, &Array::of1(&META.into())).and_then(|tx| {
+            let meta = tx.object_store(META)?;
+            match mark.is_string() {
+                true => meta.delete(&mark),
+                false => meta.put(&mark),
             }
-            .await;
         });
     }
 
