@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::browser::{dispatch_sync, eval, queued, stop_all_workers, submit_post, until_stored, Chromium};
+use common::browser::{dispatch_sync, eval, meta, queued, stop_all_workers, submit_post, until_stored, Chromium};
 use common::{eventually, TestServer};
 use std::time::Duration;
 
@@ -17,26 +17,6 @@ const ADVERTISEMENT: &str = "GET /.well-known/bgsync";
 /// The advertisement the browser keeps, read by the page.
 async fn kept(page: &chromiumoxide::Page) -> serde_json::Value {
     meta(page, "advertisement").await
-}
-
-/// bgsync's record `key` in its `meta` store (`false` if none), read by the
-/// page.
-async fn meta(page: &chromiumoxide::Page, key: &str) -> serde_json::Value {
-    eval(
-        page,
-        &format!(
-            r#"new Promise((resolve, reject) => {{
-                const open = indexedDB.open("bgsync");
-                open.onsuccess = () => {{
-                    const get = open.result.transaction("meta").objectStore("meta").get({key:?});
-                    get.onsuccess = () => {{ resolve(get.result ?? false); open.result.close(); }};
-                    get.onerror = () => reject(get.error);
-                }};
-                open.onerror = () => reject(open.error);
-            }})"#
-        ),
-    )
-    .await
 }
 
 /// The app open, its worker active, and the advertisement it learnt when

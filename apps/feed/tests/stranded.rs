@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::browser::{dispatch_sync, eval, stop_all_workers, Chromium};
+use common::browser::{dispatch_sync, eval, meta, put_meta, stop_all_workers, store_request, Chromium};
 use common::{eventually, TestServer};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -291,30 +291,38 @@ async fn enqueue_issues_the_write_then_the_look_then_the_registration_while_the_
 /// something other than bgsync would (no sync registered, no message),
 /// dated `offset_ms` from now; returns its key.
 async fn write_straight_into_the_queue(page: &chromiumoxide::Page, title: &str, offset_ms: f64) -> String {
+    let key = format!("written-straight-{}", uuid::Uuid::new_v4());
     let record = serde_json::json!({
-        "queue": "requests", "method": "POST", "url": "/api/posts", "headers": [],
+        "queue": "requests", "key": key, "method": "POST", "url": "/api/posts", "headers": [],
         "body": serde_json::json!({ "title": title, "location": "IndexedDB" }).to_string(),
         "attempts": 0, "notBefore": 0, "lastError": null,
     });
-    eval(
-        page,
-        &format!(
-            r#"new Promise((resolve, reject) => {{
-                const open = indexedDB.open("bgsync");
-                open.onsuccess = () => {{
-                    const tx = open.result.transaction("entries", "readwrite");
-                    const record = {record};
-                    record.key = "written-straight-" + crypto.randomUUID();
-                    record.enqueuedAt = Date.now() + {offset_ms};
-                    tx.objectStore("entries").put(record);
-                    tx.oncomplete = () => {{ open.result.close(); resolve(record.key); }};
-                    tx.onerror = () => reject(tx.error);
-                }};
-                open.onerror = () => reject(open.error);
-            }})"#
-        ),
-    )
-    .await
+    let put = format!("put(Object.assign({record}, {{ enqueuedAt: Date.now() + {offset_ms} }}))");
+    store_request(page, "entries", "readwrite", &put).await;
+    key
+}
+
+/// The app with three posts queued and delivered by the worker (which
+/// stays online), and their keys.
+async fn three_posts_delivered() -> (TestServer, Chromium, chromiumoxide::Page, Vec<String>) {
+    let (server, chromium, page) = the_app_with_its_worker_offline().await;
+    let first = enqueue(&page, "First", 3).await;
+    chromium.set_worker_offline(false).await;
+    every_post_once(&server, &first, Duration::from_secs(20)).await;
+    (server, chromium, page, first)
+}
+
+/// Every one of `delivered`, `new` and `old` stored once, and each of
+/// `new` received before `old`: a round read from where it last found its
+/// queue empty (`delivered` the posts it delivered before), and found `old`,
+/// stored below that, by counting.
+async fn new_ones_first_then_the_old_one(server: &TestServer, delivered: &[String], new: &[String], old: &String) {
+    let all: Vec<String> = delivered.iter().chain(new).chain([old]).cloned().collect();
+    every_post_once(server, &all, Duration::from_secs(20)).await;
+    assert_eq!(server.stored_posts().await.len(), all.len());
+    let received = server.keys_received();
+    let at = |key: &String| received.iter().position(|k| k == key).unwrap();
+    assert!(new.iter().all(|k| at(k) < at(old)), "the old entry came before the new ones: {received:?}");
 }
 
 /// Once a round found its queue empty, the worker's next rounds read from
@@ -324,26 +332,16 @@ async fn write_straight_into_the_queue(page: &chromiumoxide::Page, title: &str, 
 /// left behind: the round counts the queue at its end and reads it whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_older_than_where_the_worker_last_found_its_queue_empty_is_still_delivered() {
-    let (server, chromium, page) = the_app_with_its_worker_offline().await;
-    let first = enqueue(&page, "First", 3).await;
-    chromium.set_worker_offline(false).await;
-    every_post_once(&server, &first, Duration::from_secs(20)).await;
+    let (server, chromium, page, first) = three_posts_delivered().await;
     chromium.set_worker_offline(true).await;
     // An hour older than everything delivered, written straight into the
     // store, then two posts queued through the API (which register the sync).
     let old = write_straight_into_the_queue(&page, "From a clock set back", -3_600_000.0).await;
     let second = enqueue(&page, "Second", 2).await;
     chromium.set_worker_offline(false).await;
-    let mut all = first.clone();
-    all.extend(second.iter().cloned());
-    all.push(old.clone());
-    every_post_once(&server, &all, Duration::from_secs(20)).await;
-    assert_eq!(server.stored_posts().await.len(), 6);
     // The round's first read started where the queue was found empty: the
     // two new posts went first, the old entry once the count found it.
-    let received = server.keys_received();
-    let at = |key: &String| received.iter().position(|k| k == key).unwrap();
-    assert!(second.iter().all(|k| at(k) < at(&old)), "the old entry came after the new ones: {received:?}");
+    new_ones_first_then_the_old_one(&server, &first, &second, &old).await;
     chromium.close().await;
 }
 
@@ -353,25 +351,9 @@ async fn an_entry_older_than_where_the_worker_last_found_its_queue_empty_is_stil
 /// delivered all the same: the listing and the round count the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_worker_and_the_pages_listing_start_where_the_queue_was_found_empty_and_miss_nothing() {
-    let (server, chromium, page) = the_app_with_its_worker_offline().await;
-    let first = enqueue(&page, "First", 3).await;
-    chromium.set_worker_offline(false).await;
-    every_post_once(&server, &first, Duration::from_secs(20)).await;
-    let mark: serde_json::Value = eventually("the mark to be kept", Duration::from_secs(10), || async {
-        let mark: serde_json::Value = eval(
-            &page,
-            r#"new Promise((resolve, reject) => {
-                const open = indexedDB.open("bgsync");
-                open.onsuccess = () => {
-                    const get = open.result.transaction("meta").objectStore("meta").get("mark:requests");
-                    get.onsuccess = () => { open.result.close(); resolve(get.result ?? null); };
-                    get.onerror = () => reject(get.error);
-                };
-                open.onerror = () => reject(open.error);
-            })"#,
-        )
-        .await;
-        (!mark.is_null()).then_some(mark)
+    let (server, chromium, page, first) = three_posts_delivered().await;
+    let mark = eventually("the mark to be kept", Duration::from_secs(10), || async {
+        Some(meta(&page, "mark:requests").await).filter(serde_json::Value::is_object)
     })
     .await;
     assert_eq!(mark["through"][2], first[2], "the mark is the last record read: {mark}");
@@ -398,16 +380,8 @@ async fn a_restarted_worker_and_the_pages_listing_start_where_the_queue_was_foun
         assert_eq!(listed, want, "newest first: {newest_first}");
     }
     dispatch_sync(&page, &server.origin(), "bgsync-requests").await;
-    let mut all = first.clone();
-    all.extend(new.iter().cloned());
-    all.push(old.clone());
-    every_post_once(&server, &all, Duration::from_secs(20)).await;
-    assert_eq!(server.stored_posts().await.len(), 6);
-    // The woken worker's first read started at the kept mark: the new
-    // entries went first, the old one once the round's count found it.
-    let received = server.keys_received();
-    let at = |key: &String| received.iter().position(|k| k == key).unwrap();
-    assert!(new.iter().all(|k| at(k) < at(&old)), "the old entry came before the new ones: {received:?}");
+    // The woken worker's first read started at the kept mark.
+    new_ones_first_then_the_old_one(&server, &first, &new, &old).await;
     chromium.close().await;
 }
 
@@ -419,23 +393,7 @@ async fn a_mark_written_by_something_else_is_ignored_or_found_out_by_the_count()
     let (server, chromium, page) = the_app_with_its_worker_offline().await;
     let mut all = Vec::new();
     for (i, through) in ["['requests', NaN, 'x']", "'not a key'", "['requests', 9e15, 'zzz']"].into_iter().enumerate() {
-        let put: bool = eval(
-            &page,
-            &format!(
-                r#"new Promise((resolve, reject) => {{
-                    const open = indexedDB.open("bgsync");
-                    open.onsuccess = () => {{
-                        const tx = open.result.transaction("meta", "readwrite");
-                        tx.objectStore("meta").put({{ key: "mark:requests", through: {through} }});
-                        tx.oncomplete = () => {{ open.result.close(); resolve(true); }};
-                        tx.onerror = () => reject(tx.error);
-                    }};
-                    open.onerror = () => reject(open.error);
-                }})"#
-            ),
-        )
-        .await;
-        assert!(put);
+        put_meta(&page, &format!("{{ key: 'mark:requests', through: {through} }}")).await;
         let keys = enqueue(&page, &format!("Marked {i}"), 2).await;
         let listed: Vec<String> =
             eval(&page, "wasm_bindgen.queued('requests', { limit: 10 }).then(l => l.map(e => e.key))").await;

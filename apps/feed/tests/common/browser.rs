@@ -183,3 +183,37 @@ pub async fn fill_queue(page: &Page, queue: &str, tag: &str, n: usize) -> u64 {
     )
     .await
 }
+
+/// bgsync's record `key` in its `meta` store (`false` if none), read by the
+/// page.
+pub async fn meta(page: &Page, key: &str) -> serde_json::Value {
+    store_request(page, "meta", "readonly", &format!("get({key:?})")).await
+}
+
+/// Puts `record` (a JavaScript object, its `key` included) in bgsync's
+/// `meta` store, as something other than bgsync would.
+pub async fn put_meta(page: &Page, record: &str) {
+    store_request(page, "meta", "readwrite", &format!("put({record})")).await;
+}
+
+/// Runs `<request>` (such as `get("client-id")`) on bgsync's object store
+/// `store` in a transaction of `mode`, as something other than bgsync
+/// would; its result once the transaction is done (`false` if none).
+pub async fn store_request(page: &Page, store: &str, mode: &str, request: &str) -> serde_json::Value {
+    eval(
+        page,
+        &format!(
+            r#"new Promise((resolve, reject) => {{
+                const open = indexedDB.open("bgsync");
+                open.onsuccess = () => {{
+                    const tx = open.result.transaction({store:?}, {mode:?});
+                    const request = tx.objectStore({store:?}).{request};
+                    tx.oncomplete = () => {{ open.result.close(); resolve(request.result ?? false); }};
+                    tx.onerror = () => reject(tx.error);
+                }};
+                open.onerror = () => reject(open.error);
+            }})"#
+        ),
+    )
+    .await
+}
