@@ -405,3 +405,38 @@ async fn a_mark_written_by_something_else_is_ignored_or_found_out_by_the_count()
     }
     chromium.close().await;
 }
+
+/// Posts queued while the worker's round sends a batch are read from after
+/// what that round read, not from the queue's start (which walks the index
+/// entries of everything delivered before): the round's closing count
+/// finds them, and the queue's mark stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_queued_during_a_round_are_read_from_after_what_it_read_not_from_the_queues_start() {
+    let (server, chromium, page, first) = three_posts_delivered().await;
+    // Counts the worker's reads of the queue-order index from the queue's
+    // start (a lower bound of the queue's name alone).
+    let wrapped = chromium
+        .worker_eval(
+            "(() => { self.fromStart = 0; const getAll = IDBIndex.prototype.getAll; \
+               IDBIndex.prototype.getAll = function (range, ...rest) { \
+                 if (range && Array.isArray(range.lower) && range.lower.length === 1 && range.lower[0] === 'requests') self.fromStart++; \
+                 return getAll.call(this, range, ...rest); }; \
+               return true; })()",
+        )
+        .await;
+    assert_eq!(wrapped, true);
+    chromium.set_worker_offline(true).await;
+    let before = enqueue(&page, "Before", 2).await;
+    server.delay_posts(300);
+    chromium.set_worker_offline(false).await;
+    eventually("a batch in flight", Duration::from_secs(30), || async {
+        (server.keys_received().len() > first.len()).then_some(())
+    })
+    .await;
+    let during = enqueue(&page, "During", 2).await;
+    let all: Vec<String> = first.iter().chain(&before).chain(&during).cloned().collect();
+    every_post_once(&server, &all, Duration::from_secs(30)).await;
+    assert_eq!(server.stored_posts().await.len(), all.len());
+    assert_eq!(chromium.worker_eval("self.fromStart").await, 0, "the worker read its queue from the start");
+    chromium.close().await;
+}

@@ -237,6 +237,24 @@ impl Queue {
         Ok((decode(&values), next))
     }
 
+    /// The entries after the last record this context's round read (after
+    /// the mark if it read none): those queued while the round ran, which
+    /// is usually all a count finds it missed. `None` where neither is
+    /// known.
+    pub async fn after_read(&self) -> JsResult<Option<Vec<Entry>>> {
+        let through = match self.read_through(|read| read.clone()) {
+            Some(through) => PageCursor(through),
+            None => {
+                let db = database().await?;
+                match self.stored_mark(&db.transaction_with_str(META)?).await? {
+                    Some(mark) => mark,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(self.page(Some(&through), u32::MAX).await?.0))
+    }
+
     /// Keeps the index key of the last of `values` (records just read in
     /// queue order) as where this context has read through, and returns it:
     /// as stored (its time read back from text could be a rounding off).
@@ -259,9 +277,11 @@ impl Queue {
     /// after the database was closed for 20 s and opened again. What was
     /// enqueued since has a later time (a retried dead letter too), so it
     /// is read from there. An entry below (a clock set back) is not lost:
-    /// a round counts the queue when it ends and reads it whole when the
-    /// count says it holds more than was read ([`Queue::forget_empty`]);
-    /// [`Queue::first`] counts before it trusts the mark.
+    /// a round counts the queue when it ends, and when the count says it
+    /// holds more than was read, reads after what it read
+    /// ([`Queue::after_read`]), then the whole queue if that was not all
+    /// ([`Queue::forget_empty`]); [`Queue::first`] counts before it trusts
+    /// the mark.
     pub fn found_empty(&self) {
         if let Some(through) = self.read_through(Option::take) {
             let o = Object::new();

@@ -524,9 +524,10 @@ fn take_page(
 /// whether there were any. (A page writes to the store, not to this
 /// context's engine.)
 async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> {
-    // Counting is cheap; reading every entry only when the count says
-    // something arrived (this round holds the origin lock, so only new
-    // entries, or a dead letter put back, change it).
+    // Counting is cheap; reading only when the count says something
+    // arrived (this round holds the origin lock, so only new entries, or a
+    // dead letter put back, change it): first what lies after what the
+    // round read, and the whole queue only when that was not all.
     if engine.is_paused() {
         return Ok(false);
     }
@@ -537,12 +538,20 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> 
         }
         return Ok(false);
     }
-    // Some were not read (below where this context's reads start, or
-    // queued since): the next rounds read from the start.
-    queue.forget_empty();
     // Those the engine holds already are skipped; no "queued" events (whoever
     // wrote the new ones told the pages).
     let held = engine.len();
+    // Most likely queued while this round ran: after what it read. (The
+    // next check counts again.)
+    if let Some(after) = queue.after_read().await? {
+        engine.extend(after);
+        if engine.len() > held {
+            return Ok(true);
+        }
+    }
+    // Some lie below where this round's reads started (a clock set back):
+    // the next rounds read from the start.
+    queue.forget_empty();
     engine.extend(queue.all().await?);
     Ok(engine.len() > held)
 }
