@@ -5,7 +5,7 @@
 mod common;
 
 use common::browser::{
-    dispatch_periodic_sync, dispatch_sync, eval, queued, queued_in, snackbar, stop_all_workers, submit_post,
+    dispatch_periodic_sync, dispatch_sync, eval, meta, queued, queued_in, snackbar, stop_all_workers, submit_post,
     until_delivered_on_page, until_stored, wait_for, wait_for_state, worker_status, Chromium,
 };
 use common::{eventually, TestServer};
@@ -381,6 +381,17 @@ async fn periodic_sync_pulls_only_the_delta_and_a_page_opened_offline_shows_it()
     .await;
     assert_eq!(pulls.len(), 1, "one request, from the last cursor: {pulls:?}");
     assert_eq!(pulls[0].1, 200);
+    // Its new cursor is stored before the next periodic sync (which a
+    // browser never fires right after one; here it could come before the
+    // worker has stored what the first pull brought). Read from a page of
+    // the origin that is not the app (the app would pull).
+    let reader = chromium.new_page(&format!("{}/manifest.webmanifest", server.url())).await;
+    let since = pulls[0].0.split("since=").nth(1).and_then(|rest| rest.split('&').next()).unwrap().to_owned();
+    eventually("the pull's cursor to be stored", DELIVERY, || async {
+        let state = meta(&reader, "feed:/api/posts").await;
+        (state["cursor"].as_str().is_some_and(|cursor| cursor != since)).then_some(())
+    })
+    .await;
 
     // Nothing new since: the next pull asks the same URL with its ETag and
     // the server answers 304.
