@@ -409,7 +409,7 @@ async fn a_mark_written_by_something_else_is_ignored_or_found_out_by_the_count()
 /// Posts queued while the worker's round sends a batch are read from after
 /// what that round read, not from the queue's start (which walks the index
 /// entries of everything delivered before): the round's closing count
-/// finds them, and the queue's mark stays where it was.
+/// finds them, and the round keeps the queue's mark rather than drop it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_queued_during_a_round_are_read_from_after_what_it_read_not_from_the_queues_start() {
     let (server, chromium, page, first) = three_posts_delivered().await;

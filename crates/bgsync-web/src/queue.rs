@@ -238,21 +238,11 @@ impl Queue {
     }
 
     /// The entries after the last record this context's round read (after
-    /// the mark if it read none): those queued while the round ran, which
-    /// is usually all a count finds it missed. `None` where neither is
-    /// known.
-    pub async fn after_read(&self) -> JsResult<Option<Vec<Entry>>> {
-        let through = match self.read_through(|read| read.clone()) {
-            Some(through) => PageCursor(through),
-            None => {
-                let db = database().await?;
-                match self.stored_mark(&db.transaction_with_str(META)?).await? {
-                    Some(mark) => mark,
-                    None => return Ok(None),
-                }
-            }
-        };
-        Ok(Some(self.page(Some(&through), u32::MAX).await?.0))
+    /// the mark, as its first read, if it read none): those queued while
+    /// the round ran, which is usually all a count finds it missed.
+    pub async fn after_read(&self) -> JsResult<Vec<Entry>> {
+        let through = self.read_through(|read| read.clone()).map(PageCursor);
+        Ok(self.page(through.as_ref(), u32::MAX).await?.0)
     }
 
     /// Keeps the index key of the last of `values` (records just read in
@@ -287,32 +277,32 @@ impl Queue {
             let o = Object::new();
             js::set(&o, "key", self.mark_key());
             js::set(&o, "through", through);
-            self.write_mark(o.into());
+            self.write_mark(Some(o.into()));
         }
     }
 
     /// Reads start at the queue's start again (a count found entries the
     /// reads from the mark did not).
     pub fn forget_empty(&self) {
-        self.write_mark(self.mark_key().into());
+        self.write_mark(None);
     }
 
     fn mark_key(&self) -> String {
         format!("mark:{}", self.name())
     }
 
-    /// Puts `mark` (a record) in `meta`, or deletes the mark of that key (a
-    /// string), without waiting for it: a mark lost only makes the next
+    /// Puts `mark` (a record) in `meta`, or deletes this queue's mark
+    /// (`None`), without waiting for it: a mark lost only makes the next
     /// first read start lower, and a later transaction on `meta` runs after
     /// this one, so no read sees the mark before it. (A round has the
     /// database open.)
-    fn write_mark(&self, mark: JsValue) {
+    fn write_mark(&self, mark: Option<JsValue>) {
         let Some(db) = crate::db::opened() else { return };
         let _ = relaxed_transaction(&db, &Array::of1(&META.into())).and_then(|tx| {
             let meta = tx.object_store(META)?;
-            match mark.is_string() {
-                true => meta.delete(&mark),
-                false => meta.put(&mark),
+            match mark {
+                Some(mark) => meta.put(&mark),
+                None => meta.delete(&self.mark_key().into()),
             }
         });
     }

@@ -543,11 +543,9 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> 
     let held = engine.len();
     // Most likely queued while this round ran: after what it read. (The
     // next check counts again.)
-    if let Some(after) = queue.after_read().await? {
-        engine.extend(after);
-        if engine.len() > held {
-            return Ok(true);
-        }
+    engine.extend(queue.after_read().await?);
+    if engine.len() > held {
+        return Ok(true);
     }
     // Some lie below where this round's reads started (a clock set back):
     // the next rounds read from the start.
