@@ -440,3 +440,32 @@ async fn posts_queued_during_a_round_are_read_from_after_what_it_read_not_from_t
     assert_eq!(chromium.worker_eval("self.fromStart").await, 0, "the worker read its queue from the start");
     chromium.close().await;
 }
+
+/// The site's data cleared while the app is open (DevTools' "Clear site
+/// data", the browser's settings, `Clear-Site-Data`): the browser deletes
+/// the database and closes every connection to it. The page and the worker
+/// then make a new one on their next use: posts queued afterwards are
+/// stored and delivered, not refused with "the database connection is
+/// closing" until every tab is reloaded and the worker restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_sites_data_is_cleared_under_the_open_app_posts_are_queued_and_delivered() {
+    let (server, chromium, page, first) = three_posts_delivered().await;
+    page.execute(chromiumoxide::cdp::browser_protocol::storage::ClearDataForOriginParams::new(
+        server.origin(),
+        "indexeddb",
+    ))
+    .await
+    .expect("the browser clears the origin's IndexedDB");
+    eventually("the database to be deleted", Duration::from_secs(10), || async {
+        let names: Vec<String> = eval(&page, "indexedDB.databases().then((list) => list.map((d) => d.name))").await;
+        (!names.iter().any(|n| n == "bgsync")).then_some(())
+    })
+    .await;
+    let after = enqueue(&page, "After clearing", 3).await;
+    let all: Vec<String> = first.iter().chain(&after).cloned().collect();
+    every_post_once(&server, &all, Duration::from_secs(20)).await;
+    assert_eq!(server.stored_posts().await.len(), all.len());
+    let left: usize = eval(&page, "wasm_bindgen.status().then((s) => s.queued)").await;
+    assert_eq!(left, 0);
+    chromium.close().await;
+}

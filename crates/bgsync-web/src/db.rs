@@ -68,19 +68,38 @@ async fn open_database() -> JsResult<IdbDatabase> {
     if !complete(&db) {
         return Err(JsValue::from_str("bgsync: the IndexedDB stores could not be created"));
     }
-    // A newer version of the app in another tab wants to upgrade: let it,
-    // and reopen on next use.
-    let on_version_change = Closure::<dyn FnMut()>::new(|| {
-        DB.with(|slot| {
-            if let Some(db) = slot.borrow_mut().take() {
-                db.close();
-            }
-        })
-    });
-    db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
-    on_version_change.forget();
+    // Let go of this connection, and open the database again on next use,
+    // when another tab's newer version of the app wants to upgrade it
+    // (`versionchange`), or when the browser closed it (`close`: the site's
+    // data cleared under the open app, which deletes the database, or a
+    // failing disk). A closed connection refuses every transaction ("the
+    // database connection is closing"), so a context kept it at its peril:
+    // every enqueue refused until the tab is reloaded.
+    let this = db.clone();
+    let let_go = Closure::<dyn FnMut()>::new(move || let_go(&this));
+    db.set_onversionchange(Some(let_go.as_ref().unchecked_ref()));
+    db.set_onclose(Some(let_go.as_ref().unchecked_ref()));
+    let_go.forget();
     DB.with(|slot| *slot.borrow_mut() = Some(db.clone()));
     Ok(db)
+}
+
+/// Closes `db` and forgets it, with what this context keeps of the state
+/// stored in it, if it is still the connection this context uses (a
+/// late event of an earlier connection leaves the current one alone).
+fn let_go(db: &IdbDatabase) {
+    let current = DB.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        let current = slot.as_ref() == Some(db);
+        if current {
+            *slot = None;
+        }
+        current
+    });
+    if current {
+        db.close();
+        crate::state::forget_stored();
+    }
 }
 
 /// Whether `db` has every store this version and the declared feeds need.

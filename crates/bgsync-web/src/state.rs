@@ -121,6 +121,16 @@ thread_local! {
     static CLIENT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Forgets what this context keeps in memory of the state stored in the
+/// database (the client id, whether the fallback is forced): called when
+/// it lets go of the database, which may have been deleted with the
+/// site's data, so that every context of the origin reads the same state
+/// again, or makes it anew, rather than each keeping its own.
+pub(crate) fn forget_stored() {
+    CLIENT.with(|c| c.borrow_mut().take());
+    FORCED.with(|f| f.set(None));
+}
+
 /// The headers added to every request of every queue at replay (they
 /// replace an entry's own header of the same name).
 pub async fn credentials() -> JsResult<Vec<(String, String)>> {
