@@ -152,7 +152,7 @@
       const now = Date.now();
       const queues = snapshot.queues.map((queue) => section(`Queue ${queue.name}`, queue.queued,
         el("p", { class: "meta" },
-          `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · ${queue.maxInFlight} at a time · up to ${queue.maxAttempts} attempts`,
+          `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · ${queue.maxInFlight} at a time · ${queue.timeoutMs / 1000} s a request · up to ${queue.maxAttempts} attempts`,
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
         table(["request", "attempts", "next retry", "why"], queue.entries.slice(0, ROWS_SHOWN).map((entry) =>
           el("tr", { "data-key": entry.key },

@@ -5,8 +5,8 @@
 mod common;
 
 use common::browser::{
-    dispatch_periodic_sync, dispatch_sync, eval, meta, queued, queued_in, snackbar, stop_all_workers, submit_post,
-    until_delivered_on_page, until_stored, wait_for, wait_for_state, worker_status, Chromium,
+    dispatch_periodic_sync, dispatch_sync, eval, meta, queued, queued_in, snackbar, stop_all_workers, store_request,
+    submit_post, until_delivered_on_page, until_stored, wait_for, wait_for_state, worker_status, Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -153,6 +153,79 @@ async fn a_server_error_during_sync_loses_nothing_and_the_next_sync_delivers() {
     let stored = until_stored(&server, 1).await;
     assert_eq!(stored.len(), 1);
     until_delivered_on_page(&page).await;
+    chromium.close().await;
+}
+
+/// A post answered with a redirect (a server sending an expired session
+/// to its sign-in page, a captive portal) was not taken: `fetch` follows
+/// the redirect and reports the sign-in page's 200, which deleted the post
+/// as delivered when it went alone (a queue without batches, or a server
+/// without bgsync's batch endpoint), and inside a batch the entry's 302
+/// made it a dead letter. It stays queued, says why, and is sent once the
+/// server takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_answered_with_a_redirect_stays_queued_and_is_sent_once_the_server_takes_it() {
+    for batched in [false, true] {
+        let server = if batched {
+            TestServer::start()
+        } else {
+            TestServer::start_with_routes(common::posts_queue_declared_with("batch: false"))
+        };
+        let chromium = Chromium::launch().await;
+        let page = chromium.open_app(&server.url()).await;
+        server.fail_posts_with(Some(302));
+        submit_post(&page, "Behind a sign-in page", "Gateway").await;
+        assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
+        let entry = eventually("the redirect to be recorded on the entry", DELIVERY, || async {
+            queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
+        })
+        .await;
+        let error = entry["lastError"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains("redirect"), "batched: {batched}, the entry says why: {error:?}");
+        assert!(server.stored_posts().await.is_empty());
+        let dead = store_request(&page, "dead-letters", "readonly", "count()").await;
+        assert_eq!(dead, 0, "batched: {batched}, not a dead letter");
+
+        server.fail_posts_with(None);
+        dispatch_sync(&page, &server.origin(), TAG).await;
+        assert_eq!(until_stored(&server, 1).await.len(), 1, "batched: {batched}");
+        until_delivered_on_page(&page).await;
+        chromium.close().await;
+    }
+}
+
+/// A request the server accepts and does not answer (a stalled server or
+/// proxy) ends at its queue's deadline (`timeoutMs`) and is retried as a
+/// network failure: the post stays queued and says why, and is stored
+/// once when the server answers again (the held attempt and the later ones
+/// carry one Idempotency-Key). Without a deadline the round waited as long
+/// as the worker lived, holding the replaying lock, and the entry showed
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_held_past_the_queues_deadline_is_retried_and_the_post_stored_once() {
+    let server = TestServer::start_with_routes(common::posts_queue_declared_with("timeoutMs: 1000"));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let declared: u64 =
+        eval(&page, "wasm_bindgen.inspect().then((s) => s.queues.find((q) => q.name === 'sync-posts').timeoutMs)")
+            .await;
+    assert_eq!(declared, 1000, "the inspector's snapshot shows the queue's deadline");
+    server.delay_posts(8_000);
+    submit_post(&page, "Held by a proxy", "Nowhere").await;
+    assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
+    let entry = eventually("the deadline to be recorded on the entry", Duration::from_secs(20), || async {
+        queued(&page).await.into_iter().find(|e| e["attempts"].as_u64() >= Some(1))
+    })
+    .await;
+    assert_eq!(entry["lastError"], "the server could not be reached (no answer within 1 s)");
+
+    server.delay_posts(0);
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    until_stored(&server, 1).await;
+    until_delivered_on_page(&page).await;
+    // The first attempt, held 8 s, has ended by now too.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(server.stored_posts().await.len(), 1, "stored once");
     chromium.close().await;
 }
 

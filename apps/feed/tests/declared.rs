@@ -49,6 +49,12 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
         ("{ queues: [{ name: 'a', retry: { baseMs: -1 } }] }", "baseMs must be a number"),
         ("{ queues: [{ name: 'a', maxInFlight: 0 }] }", "maxInFlight must be a whole number from 1 to 32"),
         ("{ queues: [{ name: 'a', maxInFlight: 2.5 }] }", "maxInFlight must be a whole number from 1 to 32"),
+        (
+            "{ queues: [{ name: 'a', timeoutMs: 50 }] }",
+            "timeoutMs (how long one request may take) must be a whole number of milliseconds from 100 to 300000",
+        ),
+        ("{ queues: [{ name: 'a', timeoutMs: 1e9 }] }", "must be a whole number of milliseconds from 100 to 300000"),
+        ("{ queues: [{ name: 'a', timeoutMs: '30s' }] }", "timeoutMs"),
         ("{ feeds: [{ name: 'f', url: '/f' }] }", "which field holds its items"),
         ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store of its own"),
         ("7", "must be an object"),

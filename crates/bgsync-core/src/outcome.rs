@@ -2,9 +2,11 @@
 //!
 //! Only a 2xx proves the server has the entry (a server's replay of the
 //! stored result for a repeated key is a 2xx too). Transient failures are
-//! retried, 401/403 pause the queue until new credentials arrive, and any
-//! other answer moves the entry to the dead letters with the status and
-//! body kept. Which statuses retry and which pause is configurable per queue.
+//! retried, and so are redirects (an answer that is not the endpoint's:
+//! an expired session sent to a sign-in page, a captive portal), 401/403
+//! pause the queue until new credentials arrive, and any other answer moves
+//! the entry to the dead letters with the status and body kept. Which
+//! statuses retry and which pause is configurable per queue.
 
 use crate::retry::parse_retry_after;
 
@@ -28,6 +30,11 @@ impl Response {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptResult {
     Response(Response),
+    /// Answered with a redirect, which the platform does not follow (a
+    /// followed redirect ends at another resource, whose 200 would pass for
+    /// the entry's). No answer of the endpoint's, so no proof of anything:
+    /// retried.
+    Redirected,
     /// No HTTP answer: offline, refused, reset, timed out, lost.
     NetworkError(String),
     /// Part of a batch the server did not attempt (it stopped at an earlier
@@ -60,9 +67,10 @@ pub struct OutcomePolicy {
 impl Default for OutcomePolicy {
     fn default() -> Self {
         Self {
-            // Timeout, the same key still in flight, too early, rate limited,
-            // and the server-side statuses that pass.
-            retry: vec![408, 409, 425, 429, 500, 502, 503, 504],
+            // Redirects (not the endpoint's answer), timeout, the same key
+            // still in flight, too early, rate limited, and the server-side
+            // statuses that pass.
+            retry: vec![300, 301, 302, 303, 307, 308, 408, 409, 425, 429, 500, 502, 503, 504],
             pause: vec![401, 403],
         }
     }
@@ -72,7 +80,7 @@ impl OutcomePolicy {
     pub fn classify(&self, result: &AttemptResult, now_ms: u64) -> Outcome {
         match result {
             AttemptResult::Skipped => Outcome::Skipped,
-            AttemptResult::NetworkError(_) => Outcome::Retry { retry_after_ms: None },
+            AttemptResult::NetworkError(_) | AttemptResult::Redirected => Outcome::Retry { retry_after_ms: None },
             AttemptResult::Response(r) if (200..300).contains(&r.status) => Outcome::Done,
             AttemptResult::Response(r) if self.pause.contains(&r.status) => Outcome::Pause,
             AttemptResult::Response(r) if self.retry.contains(&r.status) => {
@@ -86,7 +94,15 @@ impl OutcomePolicy {
 /// A short description of a failed attempt, for the user.
 pub fn describe(result: &AttemptResult) -> String {
     match result {
+        AttemptResult::Response(r) if (300..400).contains(&r.status) => {
+            format!("the server answered HTTP {} (a redirect), not with the request's answer", r.status)
+        }
         AttemptResult::Response(r) => format!("the server answered HTTP {}", r.status),
+        AttemptResult::Redirected => {
+            "the server answered with a redirect (to a sign-in page? a captive portal?), not with the request's \
+             answer"
+                .into()
+        }
         AttemptResult::NetworkError(message) => {
             format!("the server could not be reached ({message})")
         }
@@ -108,17 +124,21 @@ mod tests {
         for s in [200, 201, 204, 299] {
             assert_eq!(classify(s), Outcome::Done, "{s}");
         }
-        for s in [408, 409, 425, 429, 500, 502, 503, 504] {
+        for s in [300, 301, 302, 303, 307, 308, 408, 409, 425, 429, 500, 502, 503, 504] {
             assert_eq!(classify(s), Outcome::Retry { retry_after_ms: None }, "{s}");
         }
         for s in [401, 403] {
             assert_eq!(classify(s), Outcome::Pause, "{s}");
         }
-        for s in [400, 404, 410, 413, 415, 422, 501, 505] {
+        for s in [304, 400, 404, 410, 413, 415, 422, 501, 505] {
             assert_eq!(classify(s), Outcome::Dead, "{s}");
         }
         let lost = AttemptResult::NetworkError("Failed to fetch".into());
         assert_eq!(OutcomePolicy::default().classify(&lost, 0), Outcome::Retry { retry_after_ms: None });
+        let redirected = AttemptResult::Redirected;
+        assert_eq!(OutcomePolicy::default().classify(&redirected, 0), Outcome::Retry { retry_after_ms: None });
+        assert!(describe(&redirected).contains("redirect"));
+        assert!(describe(&AttemptResult::Response(Response::status(302))).contains("redirect"));
     }
 
     #[test]
@@ -147,7 +167,7 @@ mod tests {
             let done = (200..300).contains(&status);
             prop_assert_eq!(outcome == Outcome::Done, done);
             if !done {
-                let retry = [408, 409, 425, 429, 500, 502, 503, 504].contains(&status);
+                let retry = [300, 301, 302, 303, 307, 308, 408, 409, 425, 429, 500, 502, 503, 504].contains(&status);
                 let pause = status == 401 || status == 403;
                 prop_assert_eq!(matches!(outcome, Outcome::Retry { .. }), retry);
                 prop_assert_eq!(outcome == Outcome::Pause, pause);

@@ -45,6 +45,9 @@ export interface BgsyncConfig {
     retryOn?: number[];
     /** An unordered queue's requests (single or batch) on the wire at once: 1 to 32 (default 4). */
     maxInFlight?: number;
+    /** How long one request (an entry, or a batch) may take, its answer read, before it counts as failed on the
+     *  network and is retried: 100 to 300000 ms (default 60000). */
+    timeoutMs?: number;
     /** Requests the worker sends itself and queues here when the network fails. */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };
   }[];
@@ -96,6 +99,7 @@ export interface QueuedEntry {
 export interface BgsyncSnapshot {
   online: boolean;
   queues: { name: string; tag: string; ordered: boolean; batching: boolean; maxAttempts: number; maxInFlight: number;
+            timeoutMs: number;
             paused: number | null;
             /** How many entries wait, and the first 200 of them in queue order. */
             queued: number; entries: QueuedEntry[] }[];
@@ -338,6 +342,7 @@ pub fn inspect() -> Promise {
             // What the engine uses: 1 for an ordered queue.
             let in_flight = if queue.policy().ordered { 1 } else { queue.policy().max_in_flight };
             js::set(&o, "maxInFlight", in_flight as u32);
+            js::set(&o, "timeoutMs", queue.timeout_ms());
             let paused = state::paused(queue.name()).await?;
             js::set(&o, "paused", paused.map(JsValue::from).unwrap_or(JsValue::NULL));
             // The next to go, never the whole queue (a render per event

@@ -44,7 +44,19 @@ pub struct QueueDecl {
     /// Which requests the worker sends itself and queues here when the
     /// network fails.
     pub capture: Option<Capture>,
+    /// How long one of its requests (an entry, or a batch of them) may
+    /// take, its answer read, before it counts as failed on the network
+    /// and is retried like one: a server or proxy that never answers holds
+    /// nothing up for longer ([`DEFAULT_TIMEOUT_MS`]).
+    pub timeout_ms: u32,
 }
+
+/// A queue's request deadline unless it declares `timeoutMs`: a full batch
+/// (1 MiB) goes up a slow mobile link (256 kbit/s) in about 33 s.
+pub const DEFAULT_TIMEOUT_MS: u32 = 60_000;
+/// The longest `timeoutMs` (a sync event that takes longer is ended by the
+/// browser anyway: Chromium allows 3 minutes, then 5 for the last chance).
+pub const MAX_TIMEOUT_MS: u32 = 300_000;
 
 impl QueueDecl {
     /// A queue with the default policy: ordered, batched, retried with
@@ -56,6 +68,7 @@ impl QueueDecl {
             batching: true,
             tag: format!("bgsync:{name}"),
             capture: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
         }
     }
 }
@@ -186,8 +199,8 @@ fn error(message: String) -> JsValue {
 /// {
 ///   queues: [{ name: "edits", ordered: true, tag: "edits", batch: true,
 ///              retry: { baseMs, factor, capMs, retryAfterCapMs, maxAttempts, maxAgeMs },
-///              pauseOn: [401, 403], retryOn: [408, 409, 425, 429, 500, 502, 503, 504],
-///              maxInFlight: 4, capture: { prefix: "/api/", methods: ["POST"], exclude: [] } }],
+///              pauseOn: [401, 403], retryOn: [300, 301, 302, 303, 307, 308, 408, 409, 425, 429, 500, 502, 503, 504],
+///              maxInFlight: 4, timeoutMs: 60000, capture: { prefix: "/api/", methods: ["POST"], exclude: [] } }],
 ///   feeds: [{ name: "tasks", url: "/api/tasks", items: "tasks", keyPath: "id", pageSize: 100,
 ///             tag: "pull-tasks", minIntervalMs, freshForMs, store: "feed:tasks" }],
 ///   fallback: "/__BGSYNC_FALLBACK__",
@@ -217,6 +230,15 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
                 return Err(error(format!("{at}: maxInFlight must be a whole number from 1 to {MAX_IN_FLIGHT}")));
             }
             decl.policy.max_in_flight = n as usize;
+        }
+        if let Some(ms) = number(q, "timeoutMs", &at)? {
+            if !(100.0..=f64::from(MAX_TIMEOUT_MS)).contains(&ms) || ms.fract() != 0.0 {
+                return Err(error(format!(
+                    "{at}: timeoutMs (how long one request may take) must be a whole number of milliseconds from 100 to \
+                     {MAX_TIMEOUT_MS}"
+                )));
+            }
+            decl.timeout_ms = ms as u32;
         }
         let batch = js::get(q, "batch")?;
         if batch.as_bool() == Some(false) {

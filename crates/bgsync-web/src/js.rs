@@ -68,6 +68,44 @@ extern "C" {
     pub(crate) fn global_fetch(input: &web_sys::Request) -> Promise;
 }
 
+/// How long bgsync's own requests that no queue declares a deadline for
+/// (the server's advertisement, a feed's pull, the probe of whether the
+/// server answers at all) may take, their answer read, before they count
+/// as failed on the network.
+pub(crate) const DEADLINE_MS: u32 = 60_000;
+
+/// `fetch(url, init)`, ended after `deadline_ms` (the answer's body too),
+/// where the browser has `AbortSignal.timeout` (every engine since 2022):
+/// a server or proxy that accepts a request and never answers must not
+/// hold a round, and the replaying lock with it, for as long as the
+/// context lives.
+pub(crate) async fn fetch(url: &str, init: &web_sys::RequestInit, deadline_ms: u32) -> JsResult<web_sys::Response> {
+    let signal = get(&js_sys::global(), "AbortSignal").and_then(|abort_signal| {
+        let timeout: Function = get(&abort_signal, "timeout")?.dyn_into()?;
+        timeout.call1(&abort_signal, &deadline_ms.into())
+    });
+    if let Ok(signal) = signal {
+        set(init, "signal", signal);
+    }
+    let request = web_sys::Request::new_with_str_and_init(url, init)?;
+    await_promise(global_fetch(&request)).await?.dyn_into()
+}
+
+/// A failed [`fetch`] described for people: the end of its deadline says
+/// how long it waited.
+pub(crate) fn fetch_failure(error: &JsValue, deadline_ms: u32) -> String {
+    if get(error, "name").ok().and_then(|n| n.as_string()).as_deref() == Some("TimeoutError") {
+        // (Whole numbers: formatting a float would bring its code into the module.)
+        if deadline_ms.is_multiple_of(1000) {
+            format!("no answer within {} s", deadline_ms / 1000)
+        } else {
+            format!("no answer within {deadline_ms} ms")
+        }
+    } else {
+        describe(error)
+    }
+}
+
 /// A property of the global object (`self` in a worker, `window` in a page).
 pub(crate) fn global<T: JsCast>(name: &str) -> JsResult<T> {
     let value = Reflect::get(&js_sys::global(), &JsValue::from_str(name))?;

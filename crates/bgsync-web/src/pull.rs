@@ -12,7 +12,7 @@ use crate::js::{self, JsResult};
 use bgsync_core::PeriodicSchedule;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Headers, IdbTransactionMode, Request, RequestInit, Response};
+use web_sys::{Headers, IdbTransactionMode, RequestInit};
 
 /// What is stored about a feed.
 #[derive(Clone, Debug, Default)]
@@ -86,8 +86,7 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
             }
             None => format!("{}{join}limit={}", feed.url, feed.page_size),
         };
-        let request = Request::new_with_str_and_init(&url, &init)?;
-        let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+        let response = js::fetch(&url, &init, js::DEADLINE_MS).await?;
         if response.status() == 304 {
             break;
         }

@@ -59,6 +59,12 @@ impl Queue {
         self.decl.batching
     }
 
+    /// How long one of its requests may take, answer read, before it
+    /// counts as failed on the network (and is retried).
+    pub fn timeout_ms(&self) -> u32 {
+        self.decl.timeout_ms
+    }
+
     /// The one-shot sync tag registered after an entry is queued.
     pub fn tag(&self) -> &str {
         &self.decl.tag

@@ -400,12 +400,14 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // Requests on their way, each with the transmit it carries: one at a
     // time for an ordered queue, up to the queue's `maxInFlight` for an
     // unordered one (the engine decides).
-    let (endpoint, credentials) = (&endpoint, &credentials);
+    let (endpoint, credentials, deadline_ms) = (&endpoint, &credentials, queue.timeout_ms());
     let send = |transmit: Transmit| -> js::Boxed<'_, (Transmit, TransmitResult)> {
         js::boxed(async move {
             let result = match (endpoint, transmit.batch) {
-                (Some(endpoint), true) => transport::send_batch(endpoint, &transmit, ordered, credentials).await,
-                _ => TransmitResult::Single(transport::send(&transmit.entries[0], credentials).await),
+                (Some(endpoint), true) => {
+                    transport::send_batch(endpoint, &transmit, ordered, credentials, deadline_ms).await
+                }
+                _ => TransmitResult::Single(transport::send(&transmit.entries[0], credentials, deadline_ms).await),
             };
             // A batch that failed on the network while the server answers
             // something small: the batch itself breaks the request, and the

@@ -7,9 +7,8 @@ use crate::state::with_overrides;
 use bgsync_core::wire::{BatchEndpoint, BatchResult, CLIENT_HEADER, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH};
 use bgsync_core::{AttemptResult, Entry, Response as Answer, Transmit, TransmitResult};
 use js_sys::Object;
-use wasm_bindgen::JsCast;
 use wasm_bindgen::JsValue;
-use web_sys::{Headers, Request, RequestInit, Response};
+use web_sys::{Headers, RequestInit, Response};
 
 /// How much of a refusal's body is kept for the dead letter.
 const KEPT_BODY_BYTES: usize = 2048;
@@ -17,14 +16,27 @@ const KEPT_BODY_BYTES: usize = 2048;
 /// Sends the entry with its `Idempotency-Key` and reports what happened.
 /// `credentials` are added to its headers (replacing its own of the same
 /// name). Never fails: every failure is an [`AttemptResult`].
-pub async fn send(entry: &Entry, credentials: &Credentials) -> AttemptResult {
-    match try_send(entry, credentials).await {
-        Ok(answer) => AttemptResult::Response(answer),
-        Err(error) => AttemptResult::NetworkError(js::describe(&error)),
+/// A request that has not been answered, its answer read, within
+/// `deadline_ms` failed on the network.
+pub async fn send(entry: &Entry, credentials: &Credentials, deadline_ms: u32) -> AttemptResult {
+    match try_send(entry, credentials, deadline_ms).await {
+        Ok(Some(answer)) => AttemptResult::Response(answer),
+        Ok(None) => AttemptResult::Redirected,
+        Err(error) => AttemptResult::NetworkError(js::fetch_failure(&error, deadline_ms)),
     }
 }
 
-async fn try_send(entry: &Entry, credentials: &Credentials) -> js::JsResult<Answer> {
+/// `fetch` of `request` with `init`, redirects not followed: a redirect
+/// (`None`) is not the endpoint's answer. Followed, a `POST` answered 302
+/// (an expired session sent to the sign-in page, a captive portal) would
+/// end as a `GET` of that page, and its 200 would pass for the entry's.
+async fn fetch_unredirected(url: &str, init: &RequestInit, deadline_ms: u32) -> js::JsResult<Option<Response>> {
+    js::set(init, "redirect", "manual");
+    let response = js::fetch(url, init, deadline_ms).await?;
+    Ok((js::get(&response, "type")?.as_string().as_deref() != Some("opaqueredirect")).then_some(response))
+}
+
+async fn try_send(entry: &Entry, credentials: &Credentials, deadline_ms: u32) -> js::JsResult<Option<Answer>> {
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Accept", "application/json")?;
@@ -42,13 +54,12 @@ async fn try_send(entry: &Entry, credentials: &Credentials) -> js::JsResult<Answ
     if !matches!(entry.method.as_str(), "GET" | "HEAD") {
         init.set_body(&entry.body.as_str().into());
     }
-    let request = Request::new_with_str_and_init(&entry.url, &init)?;
-    let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+    let Some(response) = fetch_unredirected(&entry.url, &init, deadline_ms).await? else { return Ok(None) };
     let retry_after = response.headers().get("Retry-After").ok().flatten();
     // Read the body to the end (so the connection can be reused) and keep
     // the start of a refusal for the user.
     let body = js::response_text(&response).await.unwrap_or_default();
-    Ok(Answer { status: response.status(), retry_after, body: kept_body(response.status(), body) })
+    Ok(Some(Answer { status: response.status(), retry_after, body: kept_body(response.status(), body) }))
 }
 
 /// Marks a request to this origin as bgsync's own replay
@@ -242,8 +253,7 @@ pub fn endpoint_gone(result: &TransmitResult) -> bool {
 pub async fn reachable() -> bool {
     let init = RequestInit::new();
     js::set(&init, "cache", "no-store");
-    let Ok(request) = Request::new_with_str_and_init(WELL_KNOWN_PATH, &init) else { return false };
-    js::await_promise(js::global_fetch(&request)).await.is_ok()
+    js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS).await.is_ok()
 }
 
 /// The server's advertisement as this browser keeps it, for the
@@ -312,8 +322,7 @@ async fn fetch_advertisement() -> js::JsResult<Learnt> {
     // means the kept answer is out of date.
     let init = RequestInit::new();
     js::set(&init, "cache", "no-cache");
-    let request = Request::new_with_str_and_init(WELL_KNOWN_PATH, &init)?;
-    let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+    let response = js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS).await?;
     let max_age_s = response.headers().get("Cache-Control").ok().flatten().as_deref().and_then(max_age).unwrap_or(0);
     let fresh_until_ms = js_sys::Date::now() + max_age_s as f64 * 1000.0;
     if !response.ok() {
@@ -360,10 +369,11 @@ pub async fn send_batch(
     transmit: &Transmit,
     ordered: bool,
     credentials: &Credentials,
+    deadline_ms: u32,
 ) -> TransmitResult {
-    match try_send_batch(endpoint, transmit, ordered, credentials).await {
+    match try_send_batch(endpoint, transmit, ordered, credentials, deadline_ms).await {
         Ok(result) => result,
-        Err(error) => TransmitResult::BatchFailed(AttemptResult::NetworkError(js::describe(&error))),
+        Err(error) => TransmitResult::BatchFailed(AttemptResult::NetworkError(js::fetch_failure(&error, deadline_ms))),
     }
 }
 
@@ -372,6 +382,7 @@ async fn try_send_batch(
     transmit: &Transmit,
     ordered: bool,
     credentials: &Credentials,
+    deadline_ms: u32,
 ) -> js::JsResult<TransmitResult> {
     // Entries run on the batch endpoint's server: only this origin's
     // endpoint gets this origin's credentials.
@@ -427,8 +438,9 @@ async fn try_send_batch(
     // text was decoded from UTF-8 into JavaScript and encoded again by
     // `fetch`, about 300 KB each way for a thousand entries.
     init.set_body(&js_sys::Uint8Array::from(body.as_bytes()).into());
-    let request = Request::new_with_str_and_init(&endpoint.url, &init)?;
-    let response: Response = js::await_promise(js::global_fetch(&request)).await?.dyn_into()?;
+    let Some(response) = fetch_unredirected(&endpoint.url, &init, deadline_ms).await? else {
+        return Ok(TransmitResult::BatchFailed(AttemptResult::Redirected));
+    };
     if !response.ok() {
         let retry_after = response.headers().get("Retry-After").ok().flatten();
         let _ = js::await_promise(response.text()?).await;

@@ -233,7 +233,7 @@ impl TestServer {
     }
 
     /// From now on, answer every `POST /api/posts` with `status` (or serve
-    /// normally with `None`).
+    /// normally with `None`); a 3xx redirects to the app's page.
     pub fn fail_posts_with(&self, status: Option<u16>) {
         self.fault.status.store(status.unwrap_or(0), Ordering::SeqCst);
     }
@@ -524,6 +524,11 @@ async fn inject(fault: &Fault, req: Request, next: Next) -> Response {
     if status != 0 {
         fault.failed.fetch_add(1, Ordering::SeqCst);
         let mut response = (StatusCode::from_u16(status).unwrap(), "injected fault").into_response();
+        if (300..400).contains(&status) {
+            // To the app's page, as a server sends an expired session to
+            // its sign-in page (which answers 200).
+            response.headers_mut().insert("location", axum::http::HeaderValue::from_static("/"));
+        }
         let retry_after = fault.retry_after_secs.load(Ordering::SeqCst);
         if retry_after > 0 {
             response.headers_mut().insert("retry-after", retry_after.into());

@@ -176,6 +176,30 @@ fn a_batch_refused_as_a_whole_is_retried_not_dead_lettered() {
 }
 
 #[test]
+fn a_redirect_is_no_answer_alone_in_a_batch_or_for_a_batch_the_entries_are_kept_and_retried() {
+    let single = TransmitResult::Single(AttemptResult::Redirected);
+    let batch = TransmitResult::BatchFailed(AttemptResult::Redirected);
+    let inside = TransmitResult::Batch(vec![BatchResult {
+        key: "a".into(),
+        status: Some(302),
+        retry_after: None,
+        body: String::new(),
+    }]);
+    for (result, batched) in [(single, false), (batch, true), (inside, true)] {
+        let limits = batched.then(|| BatchLimits::new(10, 1 << 20));
+        let mut q = queue(QueueConfig { batch: limits, ..QueueConfig::default() }, &["a"]);
+        let t = q.poll_transmit(0).unwrap();
+        q.handle(t.id, result, 0);
+        assert_eq!(q.len(), 1, "kept");
+        let stored = ops(&mut q);
+        let [StoreOp::Put(kept)] = stored.as_slice() else { panic!("one attempt stored, nothing deleted: {stored:?}") };
+        assert_eq!(kept.attempts, 1);
+        assert!(kept.last_error.as_deref().is_some_and(|e| e.contains("redirect")), "{:?}", kept.last_error);
+        assert!(kept.not_before_ms > 0, "retried after a backoff");
+    }
+}
+
+#[test]
 fn unordered_queues_pipeline_up_to_the_limit() {
     let config = QueueConfig { ordered: false, max_in_flight: 2, ..QueueConfig::default() };
     let mut q = queue(config, &["a", "b", "c"]);
