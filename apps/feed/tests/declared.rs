@@ -68,3 +68,52 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
     assert_eq!(items[0]["title"], "On the server");
     chromium.close().await;
 }
+
+/// What the JavaScript API is given is checked before anything is stored:
+/// a request `fetch` could never send (another scheme, a method it
+/// refuses, a header only the browser sets, which it would leave out
+/// without a word) and a field or argument of the wrong type are refused
+/// with what to write, as a rejected promise (a `null` name made the glue
+/// throw a TypeError about `length` before), and nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_refused_and_nothing_is_queued() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let request =
+        |fields: &str| format!("wasm_bindgen.enqueue('requests', {{ url: '/api/posts', body: '{{}}', {fields} }})");
+    for (call, expected) in [
+        (request("url: 'javascript:alert(1)'"), r#"enqueue: "javascript:alert(1)" is not an http or https URL"#),
+        (request("url: 'ftp://example.com/x'"), "is not an http or https URL, the only kind fetch sends"),
+        (request("method: 'trace'"), "enqueue: a browser cannot send a TRACE request"),
+        (request("method: 'CONNECT'"), "enqueue: a browser cannot send a CONNECT request"),
+        (request("headers: [['Host', 'elsewhere.example']]"), r#"enqueue: the header "host" is the browser's to set"#),
+        (request("headers: { 'Sec-Fetch-Site': 'none' }"), r#"the header "sec-fetch-site" is the browser's to set"#),
+        (request("headers: [['Content-Length', '5']]"), r#"the header "content-length" is the browser's to set"#),
+        (request("key: 5"), "enqueue: key must be a string"),
+        (request("method: 5"), "enqueue: method must be a string"),
+        ("wasm_bindgen.enqueue('requests', { url: 42 })".into(), "enqueue: url must be a string"),
+        ("wasm_bindgen.enqueue(null, { url: '/api/posts' })".into(), "enqueue: the queue's name must be a string"),
+        ("wasm_bindgen.queued(undefined)".into(), "queued: the queue's name must be a string"),
+        ("wasm_bindgen.feedItems(null)".into(), "feedItems: the feed's name must be a string"),
+        ("wasm_bindgen.pull(7)".into(), "pull: the feed's name must be a string"),
+        ("wasm_bindgen.retryDeadLetter(null)".into(), "retryDeadLetter: the dead letter's key must be a string"),
+        ("wasm_bindgen.discardDeadLetter({})".into(), "discardDeadLetter: the dead letter's key must be a string"),
+    ] {
+        let message = refusal(&page, &call).await;
+        assert!(message.contains(expected), "{call}: {message}");
+        // Refused by the promise, not thrown by the call.
+        let settles: String = eval(
+            &page,
+            &format!("(() => {{ try {{ return ({call}) instanceof Promise ? 'promise' : 'other'; }} catch (e) {{ return 'threw ' + e; }} }})()"),
+        )
+        .await;
+        assert_eq!(settles, "promise", "{call}");
+    }
+    let queued: usize = eval(&page, "wasm_bindgen.queued('requests').then((l) => l.length)").await;
+    assert_eq!(queued, 0, "nothing refused was stored");
+    // A request fetch can send still goes.
+    let key: String = eval(&page, &request("method: 'put', headers: [['X-Request-Note', 'kept']]")).await;
+    assert!(!key.is_empty());
+    chromium.close().await;
+}

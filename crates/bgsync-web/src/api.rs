@@ -156,8 +156,9 @@ pub fn configure(#[wasm_bindgen(unchecked_param_type = "BgsyncConfig")] config: 
 /// the browser has service workers; resolves `false` where it has none
 /// (the page then replays itself).
 #[wasm_bindgen(js_name = registerWorker, unchecked_return_type = "Promise<boolean>")]
-pub fn register_worker(script: String) -> Promise {
+pub fn register_worker(#[wasm_bindgen(unchecked_param_type = "string")] script: JsValue) -> Promise {
     js::promise(async move {
+        let script = string_arg(&script, "registerWorker", "the worker script's URL")?;
         if !client::has_service_worker() {
             return Ok(false);
         }
@@ -167,9 +168,9 @@ pub fn register_worker(script: String) -> Promise {
 
 /// The items pulled from the declared feed `name`, as the server sent them.
 #[wasm_bindgen(js_name = feedItems, unchecked_return_type = "Promise<unknown[]>")]
-pub fn feed_items(name: String) -> Promise {
+pub fn feed_items(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
     js::promise(async move {
-        let feed = crate::config::feed(&name)?;
+        let feed = crate::config::feed(&string_arg(&name, "feedItems", "the feed's name")?)?;
         Ok(JsValue::from(crate::pull::items(&feed).await?.into_iter().collect::<Array>()))
     })
 }
@@ -177,9 +178,9 @@ pub fn feed_items(name: String) -> Promise {
 /// Pulls what changed in the declared feed `name`; resolves with how many
 /// items arrived.
 #[wasm_bindgen(js_name = pull, unchecked_return_type = "Promise<number>")]
-pub fn pull(name: String) -> Promise {
+pub fn pull(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
     js::promise(async move {
-        let feed = crate::config::feed(&name)?;
+        let feed = crate::config::feed(&string_arg(&name, "pull", "the feed's name")?)?;
         Ok(crate::pull::pull(&feed).await? as u32)
     })
 }
@@ -189,31 +190,34 @@ pub fn pull(name: String) -> Promise {
 /// can be registered (no Background Sync, no active worker yet), a replay
 /// starts at once, in the background.
 #[wasm_bindgen(js_name = enqueue, unchecked_return_type = "Promise<string>")]
-pub fn enqueue(queue: String, #[wasm_bindgen(unchecked_param_type = "QueuedRequest")] request: JsValue) -> Promise {
+pub fn enqueue(
+    #[wasm_bindgen(unchecked_param_type = "string")] queue: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "QueuedRequest")] request: JsValue,
+) -> Promise {
     js::promise(async move {
-        let queue = Queue::named(&queue)?;
+        let queue = Queue::named(&string_arg(&queue, "enqueue", "the queue's name")?)?;
         if !request.is_object() {
             return Err::<JsValue, _>(
                 "enqueue: the request must be an object like { url, method, headers, body }".into(),
             );
         }
-        let text = |name| js::get(&request, name).ok().and_then(|v| v.as_string());
-        let url = text("url").ok_or("enqueue: the request has no url")?;
-        let body = js::get(&request, "body")?;
-        let body = match body.as_string() {
-            Some(text) => text,
-            None if body.is_undefined() || body.is_null() => String::new(),
-            None => return Err("enqueue: the body must be a string (JSON.stringify it)".into()),
+        // A field left out (or null) takes its default; one of another
+        // type is refused rather than taken for left out.
+        let text = |name: &str, what: &str| -> JsResult<Option<String>> {
+            let value = js::get(&request, name)?;
+            match value.as_string() {
+                Some(text) => Ok(Some(text)),
+                None if value.is_undefined() || value.is_null() => Ok(None),
+                None => Err(format!("enqueue: {name} must be a string ({what})").into()),
+            }
         };
+        let url = text("url", "a path of this origin or an absolute URL")?.ok_or("enqueue: the request has no url")?;
+        let body = text("body", "JSON.stringify it")?.unwrap_or_default();
+        let method = text("method", "such as \"PUT\"; POST when left out")?.unwrap_or_else(|| "POST".into());
+        let key = text("key", "the Idempotency-Key; a new one when left out")?;
         let queued = client::enqueue_request(
             &queue,
-            NewRequest {
-                method: text("method").unwrap_or_else(|| "POST".into()),
-                url,
-                headers: header_list(&js::get(&request, "headers")?)?,
-                body,
-                key: text("key"),
-            },
+            NewRequest { method, url, headers: header_list(&js::get(&request, "headers")?)?, body, key },
         )
         .await?;
         if !queued.registered {
@@ -276,11 +280,11 @@ pub fn deliver_here(expedite: bool) -> Promise {
 /// show its latest entries.
 #[wasm_bindgen(js_name = queued, unchecked_return_type = "Promise<QueuedEntry[]>")]
 pub fn queued(
-    queue: String,
+    #[wasm_bindgen(unchecked_param_type = "string")] queue: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "QueuedOptions")] options: Option<Object>,
 ) -> Promise {
     js::promise(async move {
-        let queue = Queue::named(&queue)?;
+        let queue = Queue::named(&string_arg(&queue, "queued", "the queue's name")?)?;
         let entries = match options {
             Some(options) => {
                 let (limit, newest_first) = queued_options(&options)?;
@@ -400,9 +404,9 @@ async fn dead_letter_list() -> JsResult<JsValue> {
 /// it went already), and retries now. Resolves `false` when there is no
 /// such dead letter (another tab took it).
 #[wasm_bindgen(js_name = retryDeadLetter, unchecked_return_type = "Promise<boolean>")]
-pub fn retry_dead_letter(key: String) -> Promise {
+pub fn retry_dead_letter(#[wasm_bindgen(unchecked_param_type = "string")] key: JsValue) -> Promise {
     js::promise(async move {
-        let found = queue::retry_dead_letter(&key).await?;
+        let found = queue::retry_dead_letter(&string_arg(&key, "retryDeadLetter", "the dead letter's key")?).await?;
         if found {
             client::retry_now().await?;
         }
@@ -412,8 +416,17 @@ pub fn retry_dead_letter(key: String) -> Promise {
 
 /// Deletes a dead letter for good.
 #[wasm_bindgen(js_name = discardDeadLetter, unchecked_return_type = "Promise<void>")]
-pub fn discard_dead_letter(key: String) -> Promise {
-    js::promise(async move { queue::discard_dead_letter(&key).await })
+pub fn discard_dead_letter(#[wasm_bindgen(unchecked_param_type = "string")] key: JsValue) -> Promise {
+    js::promise(async move {
+        queue::discard_dead_letter(&string_arg(&key, "discardDeadLetter", "the dead letter's key")?).await
+    })
+}
+
+/// A name or key the caller passed: refused with what it must be when it
+/// is not a string. (A `String` parameter would make the glue throw, not
+/// reject, a TypeError about `length` for `null`.)
+fn string_arg(value: &JsValue, call: &str, what: &str) -> JsResult<String> {
+    value.as_string().ok_or_else(|| JsValue::from_str(&format!("{call}: {what} must be a string")))
 }
 
 /// Sets the headers sent with every queued request at replay (replacing

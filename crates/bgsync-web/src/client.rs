@@ -75,6 +75,11 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
         return bad(format!("enqueue: \"{method}\" is not an HTTP method"));
     }
+    if matches!(method.as_str(), "CONNECT" | "TRACE" | "TRACK") {
+        return bad(format!(
+            "enqueue: a browser cannot send a {method} request (fetch refuses CONNECT, TRACE and TRACK)"
+        ));
+    }
     if matches!(method.as_str(), "GET" | "HEAD") && !body.is_empty() {
         return bad(format!("enqueue: a {method} request cannot have a body"));
     }
@@ -82,8 +87,11 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
     let plain_path = url.starts_with('/') && !url.starts_with("//") && !url.contains(char::is_whitespace);
     if !plain_path {
         let base = js::get(&js::get(&js_sys::global(), "location")?, "href")?.as_string().unwrap_or_default();
-        if web_sys::Url::new_with_base(&url, &base).is_err() || url.is_empty() {
+        let Some(parsed) = web_sys::Url::new_with_base(&url, &base).ok().filter(|_| !url.is_empty()) else {
             return bad(format!("enqueue: \"{url}\" is not a URL"));
+        };
+        if !matches!(parsed.protocol().as_str(), "http:" | "https:") {
+            return bad(format!("enqueue: \"{url}\" is not an http or https URL, the only kind fetch sends"));
         }
     }
     if let Some((name, value)) = js::invalid_header(&headers)? {
@@ -93,6 +101,11 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
         return bad(format!(
             "enqueue: the header \"{name}\" would be stored in clear with the entry; \
              pass it to setCredentials instead, which adds it at replay to requests for this origin"
+        ));
+    }
+    if let Some((name, _)) = headers.iter().find(|(name, _)| is_browsers_header(name)) {
+        return bad(format!(
+            "enqueue: the header \"{name}\" is the browser's to set: fetch would leave it out, so it is refused here"
         ));
     }
     let key = match key {
@@ -133,6 +146,36 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
 /// app's credentials are added at replay ([`state::set_credentials`]).
 pub fn is_credential(name: &str) -> bool {
     ["authorization", "proxy-authorization", "cookie"].iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// Request headers only the browser sets (the Fetch standard's forbidden
+/// request-header names, credentials aside): `fetch` leaves them out
+/// without a word.
+pub fn is_browsers_header(name: &str) -> bool {
+    const NAMES: [&str; 20] = [
+        "accept-charset",
+        "accept-encoding",
+        "access-control-request-headers",
+        "access-control-request-method",
+        "connection",
+        "content-length",
+        "cookie2",
+        "date",
+        "dnt",
+        "expect",
+        "host",
+        "keep-alive",
+        "origin",
+        "referer",
+        "set-cookie",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "via",
+    ];
+    let lower = name.to_ascii_lowercase();
+    NAMES.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-")
 }
 
 /// After an entry was stored: when a context of the origin is replaying

@@ -414,7 +414,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             // engine splits it rather than wait.
             let result = match result {
                 TransmitResult::BatchFailed(AttemptResult::NetworkError(error))
-                    if transmit.entries.len() > 1 && transport::reachable().await =>
+                    if transmit.entries.len() > 1 && transport::reachable(deadline_ms).await =>
                 {
                     TransmitResult::BatchBroke(AttemptResult::NetworkError(error))
                 }

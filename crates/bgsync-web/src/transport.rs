@@ -249,11 +249,12 @@ pub fn endpoint_gone(result: &TransmitResult) -> bool {
 
 /// Whether the server answers at all (a small request past every cache):
 /// after a batch failed on the network, this tells a batch that breaks the
-/// request (split it) from a server that cannot be reached (wait).
-pub async fn reachable() -> bool {
+/// request (split it) from a server that cannot be reached (wait). Within
+/// the queue's deadline, as the batch was.
+pub async fn reachable(deadline_ms: u32) -> bool {
     let init = RequestInit::new();
     js::set(&init, "cache", "no-store");
-    js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS).await.is_ok()
+    js::fetch(WELL_KNOWN_PATH, &init, deadline_ms).await.is_ok()
 }
 
 /// The server's advertisement as this browser keeps it, for the

@@ -163,7 +163,9 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     // What is queued keeps no credentials: they are the app's to set
     // (setCredentials), added at replay, never stored with the entry.
     let mut kept = sent;
-    kept.retain(|(name, _)| !crate::client::is_credential(name));
+    // (Nor any header only the browser may set, which `fetch` would leave
+    // out at replay and `enqueue` refuses.)
+    kept.retain(|(name, _)| !crate::client::is_credential(name) && !crate::client::is_browsers_header(name));
     let init = RequestInit::new();
     init.set_method(&request.method());
     init.set_headers(&headers);
