@@ -214,7 +214,7 @@ pub fn enqueue(
         let url = text("url", "a path of this origin or an absolute URL")?.ok_or("enqueue: the request has no url")?;
         let body = text("body", "JSON.stringify it")?.unwrap_or_default();
         let method = text("method", "such as \"PUT\"; POST when left out")?.unwrap_or_else(|| "POST".into());
-        let key = text("key", "the Idempotency-Key; a new one when left out")?;
+        let key = text("key", "the key every attempt carries; a new one when left out")?;
         let queued = client::enqueue_request(
             &queue,
             NewRequest { method, url, headers: header_list(&js::get(&request, "headers")?)?, body, key },

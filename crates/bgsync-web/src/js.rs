@@ -69,9 +69,8 @@ extern "C" {
 }
 
 /// How long bgsync's own requests that no queue declares a deadline for
-/// (the server's advertisement, a feed's pull, the probe of whether the
-/// server answers at all) may take, their answer read, before they count
-/// as failed on the network.
+/// (the server's advertisement, a feed's pull) may take, their answer
+/// read, before they count as failed on the network.
 pub(crate) const DEADLINE_MS: u32 = 60_000;
 
 /// `fetch(url, init)`, ended after `deadline_ms` (the answer's body too),

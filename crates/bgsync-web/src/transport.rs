@@ -26,7 +26,7 @@ pub async fn send(entry: &Entry, credentials: &Credentials, deadline_ms: u32) ->
     }
 }
 
-/// `fetch` of `request` with `init`, redirects not followed: a redirect
+/// `fetch` of `url` with `init` within `deadline_ms`, redirects not followed: a redirect
 /// (`None`) is not the endpoint's answer. Followed, a `POST` answered 302
 /// (an expired session sent to the sign-in page, a captive portal) would
 /// end as a `GET` of that page, and its 200 would pass for the entry's.
