@@ -91,6 +91,8 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
         (request("headers: { 'Sec-Fetch-Site': 'none' }"), r#"the header "sec-fetch-site" is the browser's to set"#),
         (request("headers: [['Content-Length', '5']]"), r#"the header "content-length" is the browser's to set"#),
         (request("key: 5"), "enqueue: key must be a string"),
+        (request("headers: 'X-A: b'"), "enqueue: the headers must be a record, [name, value] pairs or a Headers"),
+        ("wasm_bindgen.setCredentials([['Authorization']])".into(), "setCredentials: the headers must be a record"),
         (request("method: 5"), "enqueue: method must be a string"),
         ("wasm_bindgen.enqueue('requests', { url: 42 })".into(), "enqueue: url must be a string"),
         ("wasm_bindgen.enqueue(null, { url: '/api/posts' })".into(), "enqueue: the queue's name must be a string"),

@@ -136,12 +136,16 @@ export type BgsyncEvent = { queue?: string } & (
 "#;
 
 /// Header pairs from anything `new Headers(...)` takes.
-fn header_list(value: &JsValue) -> JsResult<Vec<(String, String)>> {
+fn header_list(value: &JsValue, call: &str) -> JsResult<Vec<(String, String)>> {
     if value.is_undefined() || value.is_null() {
         return Ok(Vec::new());
     }
-    let headers = web_sys::Headers::new_with_str_sequence_sequence(value)
-        .map_err(|e| JsValue::from_str(&format!("headers: {}", js::describe(&e))))?;
+    let headers = web_sys::Headers::new_with_str_sequence_sequence(value).map_err(|e| {
+        JsValue::from_str(&format!(
+            "{call}: the headers must be a record, [name, value] pairs or a Headers of valid names and values ({})",
+            js::describe(&e)
+        ))
+    })?;
     js::header_list(&headers)
 }
 
@@ -217,7 +221,7 @@ pub fn enqueue(
         let key = text("key", "the key every attempt carries; a new one when left out")?;
         let queued = client::enqueue_request(
             &queue,
-            NewRequest { method, url, headers: header_list(&js::get(&request, "headers")?)?, body, key },
+            NewRequest { method, url, headers: header_list(&js::get(&request, "headers")?, "enqueue")?, body, key },
         )
         .await?;
         if !queued.registered {
@@ -436,7 +440,7 @@ fn string_arg(value: &JsValue, call: &str, what: &str) -> JsResult<String> {
 pub fn set_credentials(
     #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
 ) -> Promise {
-    js::promise(async move { client::set_credentials(&header_list(&headers)?).await })
+    js::promise(async move { client::set_credentials(&header_list(&headers, "setCredentials")?).await })
 }
 
 /// Ignores Background Sync even where the browser has it (WebViews that
