@@ -54,8 +54,8 @@ pub struct QueueDecl {
 /// A queue's request deadline unless it declares `timeoutMs`: a full batch
 /// (1 MiB) goes up a slow mobile link (256 kbit/s) in about 33 s.
 pub const DEFAULT_TIMEOUT_MS: u32 = 60_000;
-/// The longest `timeoutMs` (a sync event that takes longer is ended by the
-/// browser anyway: Chromium allows 3 minutes, then 5 for the last chance).
+/// The longest `timeoutMs`: five minutes (a browser ends a sync event that
+/// runs for minutes anyway; a request that takes longer is better split).
 pub const MAX_TIMEOUT_MS: u32 = 300_000;
 
 impl QueueDecl {
