@@ -119,3 +119,59 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
     assert!(!key.is_empty());
     chromium.close().await;
 }
+
+/// A feed whose server answers out of shape: a page without the feed's
+/// items, and a page that says there is more but never moves its cursor.
+/// `pull` rejects each with what was wrong, promptly, and the API goes on
+/// working. (Before, the first threw through the module's code, which
+/// JavaScript exceptions must not do, and the second pulled for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_ends_the_pull() {
+    use axum::routing::get;
+    let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
+    assert!(declared.contains("feeds: ["), "the feed's declaration changed: {declared}");
+    let declared = declared.replace(
+        "feeds: [",
+        r#"feeds: [
+    { name: "shapeless", url: "/api/shapeless", items: "things", tag: "pull-shapeless" },
+    { name: "endless", url: "/api/endless", items: "things", tag: "pull-endless" },"#,
+    );
+    let endless = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let asked = endless.clone();
+    let routes = axum::Router::new()
+        .route(
+            "/bgsync-config.js",
+            get(move || std::future::ready(([("content-type", "text/javascript")], declared.clone()))),
+        )
+        .route("/api/shapeless", get(|| async { axum::Json(serde_json::json!({ "cursor": "c1", "more": false })) }))
+        .route(
+            "/api/endless",
+            get(move || {
+                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::future::ready(axum::Json(
+                    serde_json::json!({ "things": [{ "id": "a" }], "cursor": "same", "more": true }),
+                ))
+            }),
+        );
+    let server = TestServer::start_with_routes(routes);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+
+    let message = refusal(&page, "wasm_bindgen.pull('shapeless')").await;
+    assert!(message.contains(r#"pull: the feed "shapeless" answered without an array "things""#), "{message}");
+    let message = refusal(&page, "wasm_bindgen.pull('endless')").await;
+    assert!(
+        message.contains(r#"pull: the feed "endless" said there is more but did not move its cursor"#),
+        "{message}"
+    );
+    assert!(endless.load(std::sync::atomic::Ordering::SeqCst) <= 3, "the pull stopped at once");
+    // The API goes on working: a post is queued and delivered.
+    let key: String =
+        eval(&page, "wasm_bindgen.enqueue('requests', { url: '/api/posts', body: JSON.stringify({ title: 'After', location: 'Here' }) })").await;
+    assert!(!key.is_empty());
+    common::eventually("the post to be stored", std::time::Duration::from_secs(30), || async {
+        (server.stored_posts().await.len() == 1).then_some(())
+    })
+    .await;
+    chromium.close().await;
+}

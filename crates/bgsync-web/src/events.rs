@@ -166,7 +166,9 @@ pub fn flush() {
 /// The events in a message received on [`CHANNEL`], in order.
 pub fn unpack(data: &JsValue) -> Vec<JsValue> {
     match js::get(data, "type").ok().and_then(|t| t.as_string()).as_deref() {
-        Some("events") => js::get(data, "events").map(|e| Array::from(&e).iter().collect()).unwrap_or_default(),
+        Some("events") => {
+            js::get(data, "events").ok().and_then(|e| js::array(&e)).map(|e| e.iter().collect()).unwrap_or_default()
+        }
         _ => vec![data.clone()],
     }
 }

@@ -105,6 +105,14 @@ pub(crate) fn fetch_failure(error: &JsValue, deadline_ms: u32) -> String {
     }
 }
 
+/// `value` as an array, if it is one. (Not `Array::from`: on `null` or
+/// `undefined`, which stored records, messages and a server's answers can
+/// hold, it throws, and an exception thrown through the module's code
+/// leaves it broken: every promise of the context hangs after it.)
+pub(crate) fn array(value: &JsValue) -> Option<js_sys::Array> {
+    js_sys::Array::is_array(value).then(|| value.clone().unchecked_into())
+}
+
 /// A property of the global object (`self` in a worker, `window` in a page).
 pub(crate) fn global<T: JsCast>(name: &str) -> JsResult<T> {
     let value = Reflect::get(&js_sys::global(), &JsValue::from_str(name))?;

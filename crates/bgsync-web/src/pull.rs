@@ -97,12 +97,27 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
         // validates the next pull from that cursor (304 while unchanged).
         state.etag = response.headers().get("ETag").ok().flatten();
         let answer = js::await_promise(response.json()?).await?;
-        let items = Array::from(&js::get(&answer, &feed.items)?);
-        state.cursor = js::get(&answer, "cursor")?.as_string().or(state.cursor);
+        let Some(items) = js::get(&answer, &feed.items).ok().and_then(|items| js::array(&items)) else {
+            return Err(JsValue::from_str(&format!(
+                "pull: the feed \"{}\" answered without an array \"{}\" (its declaration's items)",
+                feed.name, feed.items
+            )));
+        };
+        let cursor = js::get(&answer, "cursor")?.as_string();
+        let moved = cursor.is_some() && cursor != state.cursor;
+        state.cursor = cursor.or(state.cursor);
         arrived += items.length() as usize;
         store_page(feed, &items, &state).await?;
         if js::get(&answer, "more")?.as_bool() != Some(true) {
             break;
+        }
+        if !moved {
+            // Asking again from the same cursor would get the same page,
+            // for as long as the server says so.
+            return Err(JsValue::from_str(&format!(
+                "pull: the feed \"{}\" said there is more but did not move its cursor",
+                feed.name
+            )));
         }
     }
     state.last_success_ms = Some(js_sys::Date::now() as u64);

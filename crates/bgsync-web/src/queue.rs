@@ -321,7 +321,7 @@ impl Queue {
         if !stored.is_object() {
             return Ok(None);
         }
-        let through = Array::from(&js::get(&stored, "through")?);
+        let Some(through) = js::array(&js::get(&stored, "through")?) else { return Ok(None) };
         let valid = through.length() == 3
             && through.get(0).as_string().as_deref() == Some(self.name())
             && through.get(1).as_f64().is_some_and(|t| !t.is_nan())
@@ -634,12 +634,11 @@ fn from_js(value: &JsValue) -> Option<Entry> {
     let number = |name| js::get(value, name).ok()?.as_f64();
     let headers = js::get(value, "headers")
         .ok()
-        .filter(|h| h.is_object())
+        .and_then(|h| js::array(&h))
         .map(|h| {
-            Array::from(&h)
-                .iter()
+            h.iter()
                 .filter_map(|pair| {
-                    let pair = Array::from(&pair);
+                    let pair = js::array(&pair)?;
                     Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
                 })
                 .collect()

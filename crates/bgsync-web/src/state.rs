@@ -138,7 +138,8 @@ pub async fn credentials() -> JsResult<Vec<(String, String)>> {
     if !value.is_object() {
         return Ok(Vec::new());
     }
-    Ok(Array::from(&js::get(&value, "headers")?)
+    Ok(js::array(&js::get(&value, "headers")?)
+        .unwrap_or_default()
         .iter()
         .filter_map(|pair| {
             let pair: Array = pair.dyn_into().ok()?;
