@@ -210,7 +210,7 @@ async fn a_request_held_past_the_queues_deadline_is_retried_and_the_post_stored_
         eval(&page, "wasm_bindgen.inspect().then((s) => s.queues.find((q) => q.name === 'sync-posts').timeoutMs)")
             .await;
     assert_eq!(declared, 1000, "the inspector's snapshot shows the queue's deadline");
-    server.delay_posts(8_000);
+    server.delay_posts(3_000);
     submit_post(&page, "Held by a proxy", "Nowhere").await;
     assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
     let entry = eventually("the deadline to be recorded on the entry", Duration::from_secs(20), || async {
@@ -223,8 +223,8 @@ async fn a_request_held_past_the_queues_deadline_is_retried_and_the_post_stored_
     dispatch_sync(&page, &server.origin(), TAG).await;
     until_stored(&server, 1).await;
     until_delivered_on_page(&page).await;
-    // The first attempt, held 8 s, has ended by now too.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The first attempt, held 3 s, has ended by now too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(server.stored_posts().await.len(), 1, "stored once");
     chromium.close().await;
 }

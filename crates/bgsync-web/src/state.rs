@@ -11,8 +11,8 @@
 
 use crate::db::{database, META};
 use crate::js::{self, JsResult};
-use js_sys::{Array, Object};
-use wasm_bindgen::{JsCast, JsValue};
+use js_sys::Object;
+use wasm_bindgen::JsValue;
 use web_sys::IdbTransactionMode;
 
 const CREDENTIALS: &str = "credentials";
@@ -142,7 +142,7 @@ pub async fn credentials() -> JsResult<Vec<(String, String)>> {
         .unwrap_or_default()
         .iter()
         .filter_map(|pair| {
-            let pair: Array = pair.dyn_into().ok()?;
+            let pair = js::array(&pair)?;
             Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
         })
         .collect())
