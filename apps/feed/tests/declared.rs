@@ -101,6 +101,8 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
         ("wasm_bindgen.pull(7)".into(), "pull: the feed's name must be a string"),
         ("wasm_bindgen.retryDeadLetter(null)".into(), "retryDeadLetter: the dead letter's key must be a string"),
         ("wasm_bindgen.discardDeadLetter({})".into(), "discardDeadLetter: the dead letter's key must be a string"),
+        ("wasm_bindgen.setCredentials()".into(), "setCredentials: pass the headers to add at replay"),
+        ("wasm_bindgen.forceFallback('yes')".into(), "forceFallback: pass true to ignore Background Sync"),
     ] {
         let message = refusal(&page, &call).await;
         assert!(message.contains(expected), "{call}: {message}");
@@ -112,6 +114,13 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
         .await;
         assert_eq!(settles, "promise", "{call}");
     }
+    // subscribe returns at once, so it throws.
+    let thrown: String = eval(
+        &page,
+        "(() => { try { wasm_bindgen.subscribe(null); return 'accepted'; } catch (e) { return String(e); } })()",
+    )
+    .await;
+    assert!(thrown.contains("subscribe: pass the function to call with each event"), "{thrown}");
     let queued: usize = eval(&page, "wasm_bindgen.queued('requests').then((l) => l.length)").await;
     assert_eq!(queued, 0, "nothing refused was stored");
     // A request fetch can send still goes.

@@ -244,8 +244,10 @@ pub fn status() -> Promise {
 /// every page of the origin. Returns the function that unsubscribes.
 #[wasm_bindgen(js_name = subscribe, unchecked_return_type = "() => void")]
 pub fn subscribe(
-    #[wasm_bindgen(unchecked_param_type = "(event: BgsyncEvent) => void")] callback: Function,
+    #[wasm_bindgen(unchecked_param_type = "(event: BgsyncEvent) => void")] callback: JsValue,
 ) -> JsResult<JsValue> {
+    let callback: Function =
+        callback.dyn_into().map_err(|_| JsValue::from_str("subscribe: pass the function to call with each event"))?;
     let channel = BroadcastChannel::new(crate::events::CHANNEL)?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         for one in crate::events::unpack(&event.data()) {
@@ -440,7 +442,12 @@ fn string_arg(value: &JsValue, call: &str, what: &str) -> JsResult<String> {
 pub fn set_credentials(
     #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
 ) -> Promise {
-    js::promise(async move { client::set_credentials(&header_list(&headers, "setCredentials")?).await })
+    js::promise(async move {
+        if headers.is_undefined() || headers.is_null() {
+            return Err(r#"setCredentials: pass the headers to add at replay, such as { Authorization: "Bearer …" }, or {} to forget them"#.into());
+        }
+        client::set_credentials(&header_list(&headers, "setCredentials")?).await
+    })
 }
 
 /// Ignores Background Sync even where the browser has it (WebViews that
@@ -448,6 +455,9 @@ pub fn set_credentials(
 /// `online`, on "retry now" and on the engine's timers. Stored for the
 /// origin; `forceFallback(false)` undoes it.
 #[wasm_bindgen(js_name = forceFallback, unchecked_return_type = "Promise<void>")]
-pub fn force_fallback(on: bool) -> Promise {
-    js::promise(async move { state::set_force_fallback(on).await })
+pub fn force_fallback(#[wasm_bindgen(unchecked_param_type = "boolean")] on: JsValue) -> Promise {
+    js::promise(async move {
+        let on = on.as_bool().ok_or("forceFallback: pass true to ignore Background Sync, false to use it again")?;
+        state::set_force_fallback(on).await
+    })
 }
