@@ -612,6 +612,42 @@ async fn a_request_that_fails_on_the_network_is_captured_answered_202_and_delive
     chromium.close().await;
 }
 
+/// A page's request the worker sends through, held by the server past its
+/// queue's deadline (`timeoutMs`, 1 s here; the server holds 3 s): the page
+/// is not left waiting on it but answered 202 with the request queued,
+/// saying why, and it is stored once when the server answers again (the
+/// held attempt and the replays carry one Idempotency-Key). Before, the
+/// page's `fetch` waited for as long as the server held it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_server_holds_past_the_deadline_is_captured_and_stored_once() {
+    let server = TestServer::start_with_routes(common::capture_queue_declared_with("timeoutMs: 1000"));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    server.delay_posts(3_000);
+    let captured: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b05", "Held by a proxy", None)).await;
+    assert_eq!(captured["status"], 202, "{captured}");
+    assert_eq!(captured["body"]["queued"], true, "{captured}");
+    let detail = captured["body"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("(no answer within 1 s)"), "{detail}");
+    let key = captured["body"]["key"].as_str().unwrap().to_owned();
+    assert_eq!(queued_in(&page, "requests").await.len(), 1);
+
+    server.delay_posts(0);
+    dispatch_sync(&page, &server.origin(), "bgsync-requests").await;
+    let stored = until_stored(&server, 1).await;
+    assert_eq!(stored[0].1, "Held by a proxy");
+    eventually("the captured request to leave the queue", DELIVERY, || async {
+        queued_in(&page, "requests").await.is_empty().then_some(())
+    })
+    .await;
+    // The attempts held 3 s have ended by now too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server.stored_posts().await.len(), 1, "stored once");
+    assert!(server.keys_received().iter().all(|k| *k == key), "one key for every attempt");
+    chromium.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_header() {
     let server = TestServer::start();

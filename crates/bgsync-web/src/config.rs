@@ -42,7 +42,8 @@ pub struct QueueDecl {
     /// The one-shot sync tag registered after an entry is queued.
     pub tag: String,
     /// Which requests the worker sends itself and queues here when the
-    /// network fails.
+    /// network fails or the server has not begun to answer within
+    /// `timeout_ms`.
     pub capture: Option<Capture>,
     /// How long one of its requests (an entry, or a batch of them) may
     /// take, its answer read, before it counts as failed on the network

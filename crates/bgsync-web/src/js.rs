@@ -90,6 +90,40 @@ pub(crate) async fn fetch(url: &str, init: &web_sys::RequestInit, deadline_ms: u
     await_promise(global_fetch(&request)).await?.dyn_into()
 }
 
+/// `fetch(url, init)` given up on when its answer has not begun within
+/// `deadline_ms` (rejected with a `TimeoutError`, as [`fetch`] is); once it
+/// has, its body streams to whoever reads it with no deadline. For a
+/// page's request the worker sends on its behalf ([`crate::worker::capture`]):
+/// the page reads that body, not bgsync.
+pub(crate) async fn fetch_answered_within(
+    url: &str,
+    init: &web_sys::RequestInit,
+    deadline_ms: u32,
+) -> JsResult<web_sys::Response> {
+    let global = js_sys::global();
+    let timer = (|| -> JsResult<(Function, JsValue)> {
+        let controller = js_sys::Reflect::construct(
+            &get(&global, "AbortController")?.dyn_into::<Function>()?,
+            &js_sys::Array::new(),
+        )?;
+        let reason = js_sys::Reflect::construct(
+            &get(&global, "DOMException")?.dyn_into::<Function>()?,
+            &js_sys::Array::of2(&"the server did not answer in time".into(), &"TimeoutError".into()),
+        )?;
+        let abort = get(&controller, "abort")?.dyn_into::<Function>()?.bind1(&controller, &reason);
+        set(init, "signal", get(&controller, "signal")?);
+        let set_timeout: Function = get(&global, "setTimeout")?.dyn_into()?;
+        let clear_timeout: Function = get(&global, "clearTimeout")?.dyn_into()?;
+        Ok((clear_timeout, set_timeout.call2(&JsValue::NULL, &abort, &deadline_ms.into())?))
+    })();
+    let request = web_sys::Request::new_with_str_and_init(url, init)?;
+    let answer = await_promise(global_fetch(&request)).await;
+    if let Ok((clear_timeout, id)) = timer {
+        let _ = clear_timeout.call1(&JsValue::NULL, &id);
+    }
+    answer?.dyn_into()
+}
+
 /// A failed [`fetch`] described for people: the end of its deadline says
 /// how long it waited.
 pub(crate) fn fetch_failure(error: &JsValue, deadline_ms: u32) -> String {

@@ -173,8 +173,12 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     if !bytes.is_empty() {
         init.set_body(&js_sys::Uint8Array::from(bytes.as_slice()).into());
     }
-    let outgoing = Request::new_with_str_and_init(&request.url(), &init)?;
-    let error = match fetch(&outgoing).await {
+    // A server that takes the request and never answers must not leave
+    // the page waiting: past the queue's deadline it is queued, as when
+    // the network fails (its Idempotency-Key makes a late success and the
+    // replay one).
+    let deadline_ms = queue.timeout_ms();
+    let error = match js::fetch_answered_within(&request.url(), &init, deadline_ms).await {
         Ok(response) => return Ok(response),
         Err(error) => error,
     };
@@ -201,7 +205,7 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
         "detail",
         format!(
             "The server could not be reached ({}); the request is queued and will be sent when it can be.",
-            js::describe(&error)
+            js::fetch_failure(&error, deadline_ms)
         ),
     );
     respond_json(202, &String::from(js_sys::JSON::stringify(&o)?), "application/json")

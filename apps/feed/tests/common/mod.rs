@@ -466,10 +466,22 @@ fn broken_response() -> Response {
 /// `ordered: false`: for routes beside the app
 /// ([`TestServer::start_with_routes`]).
 pub fn posts_queue_declared_with(extra: &str) -> axum::Router {
-    let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
     let queue = r#"{ name: "sync-posts", tag: "sync-new-posts" }"#;
-    assert!(declared.contains(queue), "the feed's declaration changed: {declared}");
-    let declared = declared.replace(queue, &format!(r#"{{ name: "sync-posts", tag: "sync-new-posts", {extra} }}"#));
+    declared_replacing(queue, &format!(r#"{{ name: "sync-posts", tag: "sync-new-posts", {extra} }}"#))
+}
+
+/// The same with `extra` fields on the queue the worker captures requests
+/// into (`requests`), such as `timeoutMs: 1000`.
+pub fn capture_queue_declared_with(extra: &str) -> axum::Router {
+    let tag = r#"tag: "bgsync-requests","#;
+    declared_replacing(tag, &format!("{tag} {extra},"))
+}
+
+/// A route serving the feed's declaration with `from` replaced by `to`.
+fn declared_replacing(from: &str, to: &str) -> axum::Router {
+    let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
+    assert!(declared.contains(from), "the feed's declaration changed: {declared}");
+    let declared = declared.replace(from, to);
     axum::Router::new().route(
         "/bgsync-config.js",
         axum::routing::get(move || {
