@@ -130,7 +130,9 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
 }
 
 /// A feed whose server answers out of shape: a page without the feed's
-/// items, and a page that says there is more but never moves its cursor.
+/// items, a page that says there is more but never moves its cursor, and
+/// items without a key (left out, the others stored; before, the pull
+/// failed on them every time, storing nothing after them).
 /// `pull` rejects each with what was wrong, promptly, and the API goes on
 /// working. (Before, the first threw through the module's code, which
 /// JavaScript exceptions must not do, and the second pulled for ever.)
@@ -143,7 +145,8 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
         "feeds: [",
         r#"feeds: [
     { name: "shapeless", url: "/api/shapeless", items: "things", tag: "pull-shapeless" },
-    { name: "endless", url: "/api/endless", items: "things", tag: "pull-endless" },"#,
+    { name: "endless", url: "/api/endless", items: "things", tag: "pull-endless" },
+    { name: "keyless", url: "/api/keyless", items: "things", tag: "pull-keyless" },"#,
     );
     let endless = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let asked = endless.clone();
@@ -153,6 +156,16 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
             get(move || std::future::ready(([("content-type", "text/javascript")], declared.clone()))),
         )
         .route("/api/shapeless", get(|| async { axum::Json(serde_json::json!({ "cursor": "c1", "more": false })) }))
+        .route(
+            "/api/keyless",
+            get(|| async {
+                axum::Json(serde_json::json!({
+                    "things": [{ "id": "k1" }, { "title": "no id" }, null, 5, { "id": { "not": "a key" } }, { "id": "k2" }],
+                    "cursor": "c1",
+                    "more": false,
+                }))
+            }),
+        )
         .route(
             "/api/endless",
             get(move || {
@@ -174,6 +187,11 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
         "{message}"
     );
     assert!(endless.load(std::sync::atomic::Ordering::SeqCst) <= 3, "the pull stopped at once");
+    // Items IndexedDB cannot key are left out; the others are stored.
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('keyless')").await;
+    assert_eq!(pulled, 2);
+    let ids: Vec<String> = eval(&page, "wasm_bindgen.feedItems('keyless').then((l) => l.map((i) => i.id))").await;
+    assert_eq!(ids, ["k1", "k2"]);
     // The API goes on working: a post is queued and delivered.
     let key: String =
         eval(&page, "wasm_bindgen.enqueue('requests', { url: '/api/posts', body: JSON.stringify({ title: 'After', location: 'Here' }) })").await;

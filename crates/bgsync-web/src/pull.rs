@@ -106,8 +106,7 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
         let cursor = js::get(&answer, "cursor")?.as_string();
         let moved = cursor.is_some() && cursor != state.cursor;
         state.cursor = cursor.or(state.cursor);
-        arrived += items.length() as usize;
-        store_page(feed, &items, &state).await?;
+        arrived += store_page(feed, &items, &state).await?;
         if js::get(&answer, "more")?.as_bool() != Some(true) {
             break;
         }
@@ -130,16 +129,29 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
     Ok(arrived)
 }
 
-async fn store_page(feed: &Feed, items: &Array, state: &State) -> JsResult<()> {
+/// Stores a page's items and the cursor reached, in one transaction;
+/// returns how many were stored. An item IndexedDB cannot key (not an
+/// object, or without a valid key at the feed's `keyPath`) is left out
+/// with a warning: one bad item from the server must not keep the rest of
+/// the feed, and every later pull, from being stored.
+async fn store_page(feed: &Feed, items: &Array, state: &State) -> JsResult<usize> {
     let db = database().await?;
     let stores = Array::of2(&feed.store.as_str().into(), &META.into());
     let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
     let store = tx.object_store(&feed.store)?;
-    for item in items.iter() {
-        store.put(&item)?;
-    }
+    // (`put` refuses such an item by throwing, before it is queued: the
+    // transaction goes on.)
+    let stored = items.iter().filter(|item| store.put(item).is_ok()).count();
     tx.object_store(META)?.put(&state_to_js(feed, state))?;
-    js::committed(&tx).await
+    let left_out = items.length() as usize - stored;
+    if left_out > 0 {
+        web_sys::console::warn_1(&JsValue::from_str(&format!(
+            "bgsync: the feed \"{}\" sent {left_out} item(s) without a valid key \"{}\" (its keyPath); they are not stored",
+            feed.name, feed.key_path
+        )));
+    }
+    js::committed(&tx).await?;
+    Ok(stored)
 }
 
 async fn save(feed: &Feed, state: &State) -> JsResult<()> {
