@@ -51,9 +51,10 @@ pub struct NewRequest {
 /// method, URL, header or key the browser could never send.
 ///
 /// The write, a look for a round running elsewhere and the registration
-/// are issued in that order, and then awaited together: the caller waits
-/// for the longest of them, not their sum (the commit and the registration
-/// each cost about half an enqueue). Why no entry is left behind:
+/// are issued in that order. The caller waits for the commit and the
+/// registration together, the longer of them, not their sum (each costs
+/// about half an enqueue); the look's answer is read after the commit,
+/// without the caller waiting for it. Why no entry is left behind:
 ///
 /// - a `sync` the registration fires reads the queue in a transaction made
 ///   after this write's, and IndexedDB runs a transaction on a store after
@@ -118,9 +119,9 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
     entry.headers = headers;
     let usable = background_sync_usable().await;
     let written = queue.push(&entry).await?;
-    // `join` polls its first future first: the look is made before the
-    // registration.
-    let looking = async { usable && crate::replay::replaying_elsewhere().await };
+    // The look is made before the registration (and its answer read after
+    // the commit: the caller does not wait for it).
+    let look = if usable { crate::replay::look() } else { None };
     let registering = async {
         if usable {
             register(queue.tag()).await
@@ -128,11 +129,15 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
             Ok(false)
         }
     };
-    let ((stored, elsewhere), registered) = js::join(js::join(written, looking), registering).await;
+    let (stored, registered) = js::join(written, registering).await;
     stored?;
     events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
-    if elsewhere {
-        ask_for_a_round_soon();
+    if let Some(look) = look {
+        wasm_bindgen_futures::spawn_local(async move {
+            if crate::replay::held(look).await {
+                ask_for_a_round_soon();
+            }
+        });
     }
     let registered = registered.unwrap_or_else(|e| {
         web_sys::console::warn_2(&"bgsync: the sync registration failed; replaying instead".into(), &e);

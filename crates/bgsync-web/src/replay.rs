@@ -192,11 +192,24 @@ async fn with_lock(name: &str, mode: &str, work: js::Boxed<'static, JsResult<Rou
 /// Whether some context of the origin is replaying now (a round, or the
 /// waits between the rounds of a sync event or a page's message).
 pub async fn replaying_elsewhere() -> bool {
-    let Some(locks) = locks() else { return false };
-    let Ok(query) = js::get(&locks, "query").and_then(|q| q.dyn_into::<Function>()) else { return false };
-    let Ok(Ok(snapshot)) = query.call0(&locks).map(|p| p.dyn_into::<Promise>()) else { return false };
-    let Ok(snapshot) = js::await_promise(snapshot).await else { return false };
-    let held = js::get(&snapshot, "held").map(|h| js_sys::Array::from(&h)).unwrap_or_default();
+    match look() {
+        Some(look) => held(look).await,
+        None => false,
+    }
+}
+
+/// Asks the browser which locks are held, now ([`held`] reads the answer):
+/// `None` where there are no Web Locks.
+pub fn look() -> Option<Promise> {
+    let locks = locks()?;
+    let query: Function = js::get(&locks, "query").ok()?.dyn_into().ok()?;
+    query.call0(&locks).ok()?.dyn_into().ok()
+}
+
+/// Whether the answer to [`look`] holds the replaying lock.
+pub async fn held(look: Promise) -> bool {
+    let Ok(snapshot) = js::await_promise(look).await else { return false };
+    let held = js::get(&snapshot, "held").ok().and_then(|h| js::array(&h)).unwrap_or_default();
     held.iter().any(|lock| {
         matches!(js::get(&lock, "name").ok().and_then(|n| n.as_string()).as_deref(), Some(ORIGIN_LOCK | ACTIVE_LOCK))
     })
