@@ -483,16 +483,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
                 _ => None,
             }
         };
-        // The request's phase includes those writes and that read. `join`
-        // polls in order: the new requests go first, so that the events
-        // told before them (a thousand "sending", 3–7 ms of building and
-        // posting them) and the IndexedDB work run while they travel; then
-        // the read, before the delete, so IndexedDB runs it first and its
-        // entries are taken in here while the delete runs, rather than
-        // after it. (The delete is of entries before the page, which the
-        // read does not see either way.)
-        let ((transmit, result), (page, stored)) =
-            join(first_done(&mut flying), join(reading, persist(queue, decided, None))).await;
+        // The request's phase includes those writes and that read. The read
+        // is issued first (`join` polls in order): IndexedDB runs it before
+        // the delete, and its entries are taken in here while the delete
+        // runs, rather than after it. (The delete is of entries before the
+        // page, which the read does not see either way.)
+        let (page, (stored, (transmit, result))) =
+            join(reading, join(persist(queue, decided, None), first_done(&mut flying))).await;
         delivered += stored?;
         if let Some(page) = page {
             next_page = take_page(&mut engine, page?, expedite, &mut pages);
