@@ -139,42 +139,35 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_ends_the_pull() {
     use axum::routing::get;
-    let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
-    assert!(declared.contains("feeds: ["), "the feed's declaration changed: {declared}");
-    let declared = declared.replace(
+    let endless = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let asked = endless.clone();
+    let routes = common::declared_replacing(
         "feeds: [",
         r#"feeds: [
     { name: "shapeless", url: "/api/shapeless", items: "things", tag: "pull-shapeless" },
     { name: "endless", url: "/api/endless", items: "things", tag: "pull-endless" },
     { name: "keyless", url: "/api/keyless", items: "things", tag: "pull-keyless" },"#,
+    )
+    .route("/api/shapeless", get(|| async { axum::Json(serde_json::json!({ "cursor": "c1", "more": false })) }))
+    .route(
+        "/api/keyless",
+        get(|| async {
+            axum::Json(serde_json::json!({
+                "things": [{ "id": "k1" }, { "title": "no id" }, null, 5, { "id": { "not": "a key" } }, { "id": "k2" }],
+                "cursor": "c1",
+                "more": false,
+            }))
+        }),
+    )
+    .route(
+        "/api/endless",
+        get(move || {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::ready(axum::Json(
+                serde_json::json!({ "things": [{ "id": "a" }], "cursor": "same", "more": true }),
+            ))
+        }),
     );
-    let endless = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let asked = endless.clone();
-    let routes = axum::Router::new()
-        .route(
-            "/bgsync-config.js",
-            get(move || std::future::ready(([("content-type", "text/javascript")], declared.clone()))),
-        )
-        .route("/api/shapeless", get(|| async { axum::Json(serde_json::json!({ "cursor": "c1", "more": false })) }))
-        .route(
-            "/api/keyless",
-            get(|| async {
-                axum::Json(serde_json::json!({
-                    "things": [{ "id": "k1" }, { "title": "no id" }, null, 5, { "id": { "not": "a key" } }, { "id": "k2" }],
-                    "cursor": "c1",
-                    "more": false,
-                }))
-            }),
-        )
-        .route(
-            "/api/endless",
-            get(move || {
-                asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                std::future::ready(axum::Json(
-                    serde_json::json!({ "things": [{ "id": "a" }], "cursor": "same", "more": true }),
-                ))
-            }),
-        );
     let server = TestServer::start_with_routes(routes);
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;

@@ -46,9 +46,10 @@ export interface BgsyncConfig {
     /** An unordered queue's requests (single or batch) on the wire at once: 1 to 32 (default 4). */
     maxInFlight?: number;
     /** How long one request (an entry, or a batch) may take, its answer read, before it counts as failed on the
-     *  network and is retried: 100 to 300000 ms (default 60000). */
+     *  network and is retried; a captured request, until its answer begins: 100 to 300000 ms (default 60000). */
     timeoutMs?: number;
-    /** Requests the worker sends itself and queues here when the network fails. */
+    /** Requests the worker sends itself and queues here when the network fails or no answer begins within
+     *  timeoutMs. */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };
   }[];
   feeds?: {

@@ -73,32 +73,29 @@ extern "C" {
 /// read, before they count as failed on the network.
 pub(crate) const DEADLINE_MS: u32 = 60_000;
 
-/// `fetch(url, init)`, ended after `deadline_ms` (the answer's body too),
-/// where the browser has `AbortSignal.timeout` (every engine since 2022):
-/// a server or proxy that accepts a request and never answers must not
-/// hold a round, and the replaying lock with it, for as long as the
-/// context lives.
-pub(crate) async fn fetch(url: &str, init: &web_sys::RequestInit, deadline_ms: u32) -> JsResult<web_sys::Response> {
-    let signal = get(&js_sys::global(), "AbortSignal").and_then(|abort_signal| {
-        let timeout: Function = get(&abort_signal, "timeout")?.dyn_into()?;
-        timeout.call1(&abort_signal, &deadline_ms.into())
-    });
-    if let Ok(signal) = signal {
-        set(init, "signal", signal);
-    }
-    let request = web_sys::Request::new_with_str_and_init(url, init)?;
-    await_promise(global_fetch(&request)).await?.dyn_into()
+/// How far a [`fetch`]'s deadline reaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// The answer read to its end: bgsync's own requests, whose answer it
+    /// reads.
+    Read,
+    /// The answer's headers: a page's request the worker sends on its
+    /// behalf ([`crate::worker::capture`]), whose body streams to the page
+    /// with no deadline.
+    Answered,
 }
 
-/// `fetch(url, init)` given up on when its answer has not begun within
-/// `deadline_ms` (rejected with a `TimeoutError`, as [`fetch`] is); once it
-/// has, its body streams to whoever reads it with no deadline. For a
-/// page's request the worker sends on its behalf ([`crate::worker::capture`]):
-/// the page reads that body, not bgsync.
-pub(crate) async fn fetch_answered_within(
+/// `fetch(url, init)`, given up on (rejected with a `TimeoutError`) when it
+/// has not got `until` within `deadline_ms`: a server or proxy that accepts
+/// a request and never answers must not hold a round, and the replaying
+/// lock with it, or a page, for as long as the context lives. (An
+/// `AbortController` and a timer rather than `AbortSignal.timeout`, which
+/// cannot be called off once the answer has come.)
+pub(crate) async fn fetch(
     url: &str,
     init: &web_sys::RequestInit,
     deadline_ms: u32,
+    until: Until,
 ) -> JsResult<web_sys::Response> {
     let global = js_sys::global();
     let timer = (|| -> JsResult<(Function, JsValue)> {
@@ -118,7 +115,9 @@ pub(crate) async fn fetch_answered_within(
     })();
     let request = web_sys::Request::new_with_str_and_init(url, init)?;
     let answer = await_promise(global_fetch(&request)).await;
-    if let Ok((clear_timeout, id)) = timer {
+    // (With `Until::Read` the timer runs on: aborting an answer read to its
+    // end does nothing.)
+    if let (Until::Answered, Ok((clear_timeout, id))) = (until, timer) {
         let _ = clear_timeout.call1(&JsValue::NULL, &id);
     }
     answer?.dyn_into()
@@ -309,6 +308,20 @@ pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
 /// both the stored entries and the batch wire format use.
 pub(crate) fn header_pairs(headers: &[(String, String)]) -> js_sys::Array {
     headers.iter().map(|(name, value)| js_sys::Array::of2(&name.into(), &value.into())).collect()
+}
+
+/// The header pairs [`header_pairs`] stored, read back from `value` as
+/// someone else may have left it: nothing if it is not an array, and any
+/// element that is not a pair of strings skipped.
+pub(crate) fn stored_header_pairs(value: &JsValue) -> Vec<(String, String)> {
+    let Some(pairs) = array(value) else { return Vec::new() };
+    pairs
+        .iter()
+        .filter_map(|pair| {
+            let pair = array(&pair)?;
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect()
 }
 
 /// `performance.now()`: milliseconds since this context started (a

@@ -86,7 +86,7 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
             }
             None => format!("{}{join}limit={}", feed.url, feed.page_size),
         };
-        let response = js::fetch(&url, &init, js::DEADLINE_MS).await?;
+        let response = js::fetch(&url, &init, js::DEADLINE_MS, js::Until::Read).await?;
         if response.status() == 304 {
             break;
         }

@@ -632,18 +632,7 @@ fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
 fn from_js(value: &JsValue) -> Option<Entry> {
     let text = |name| js::get(value, name).ok()?.as_string();
     let number = |name| js::get(value, name).ok()?.as_f64();
-    let headers = js::get(value, "headers")
-        .ok()
-        .and_then(|h| js::array(&h))
-        .map(|h| {
-            h.iter()
-                .filter_map(|pair| {
-                    let pair = js::array(&pair)?;
-                    Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = js::get(value, "headers").map(|h| js::stored_header_pairs(&h)).unwrap_or_default();
     Some(Entry {
         key: EntryKey::parse(&text("key")?).ok()?,
         method: text("method").unwrap_or_else(|| "POST".into()),

@@ -138,14 +138,7 @@ pub async fn credentials() -> JsResult<Vec<(String, String)>> {
     if !value.is_object() {
         return Ok(Vec::new());
     }
-    Ok(js::array(&js::get(&value, "headers")?)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|pair| {
-            let pair = js::array(&pair)?;
-            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
-        })
-        .collect())
+    Ok(js::stored_header_pairs(&js::get(&value, "headers")?))
 }
 
 /// Replaces the credentials and lifts every pause, in one transaction:

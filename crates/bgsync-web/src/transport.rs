@@ -32,7 +32,7 @@ pub async fn send(entry: &Entry, credentials: &Credentials, deadline_ms: u32) ->
 /// end as a `GET` of that page, and its 200 would pass for the entry's.
 async fn fetch_unredirected(url: &str, init: &RequestInit, deadline_ms: u32) -> js::JsResult<Option<Response>> {
     js::set(init, "redirect", "manual");
-    let response = js::fetch(url, init, deadline_ms).await?;
+    let response = js::fetch(url, init, deadline_ms, js::Until::Read).await?;
     Ok((js::get(&response, "type")?.as_string().as_deref() != Some("opaqueredirect")).then_some(response))
 }
 
@@ -254,7 +254,7 @@ pub fn endpoint_gone(result: &TransmitResult) -> bool {
 pub async fn reachable(deadline_ms: u32) -> bool {
     let init = RequestInit::new();
     js::set(&init, "cache", "no-store");
-    js::fetch(WELL_KNOWN_PATH, &init, deadline_ms).await.is_ok()
+    js::fetch(WELL_KNOWN_PATH, &init, deadline_ms, js::Until::Read).await.is_ok()
 }
 
 /// The server's advertisement as this browser keeps it, for the
@@ -323,7 +323,7 @@ async fn fetch_advertisement() -> js::JsResult<Learnt> {
     // means the kept answer is out of date.
     let init = RequestInit::new();
     js::set(&init, "cache", "no-cache");
-    let response = js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS).await?;
+    let response = js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS, js::Until::Read).await?;
     let max_age_s = response.headers().get("Cache-Control").ok().flatten().as_deref().and_then(max_age).unwrap_or(0);
     let fresh_until_ms = js_sys::Date::now() + max_age_s as f64 * 1000.0;
     if !response.ok() {

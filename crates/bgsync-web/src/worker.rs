@@ -178,7 +178,7 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     // the network fails (its Idempotency-Key makes a late success and the
     // replay one).
     let deadline_ms = queue.timeout_ms();
-    let error = match js::fetch_answered_within(&request.url(), &init, deadline_ms).await {
+    let error = match js::fetch(&request.url(), &init, deadline_ms, js::Until::Answered).await {
         Ok(response) => return Ok(response),
         Err(error) => error,
     };

@@ -478,7 +478,7 @@ pub fn capture_queue_declared_with(extra: &str) -> axum::Router {
 }
 
 /// A route serving the feed's declaration with `from` replaced by `to`.
-fn declared_replacing(from: &str, to: &str) -> axum::Router {
+pub fn declared_replacing(from: &str, to: &str) -> axum::Router {
     let declared = String::from_utf8(feed::assets::find("/bgsync-config.js").unwrap().body.to_vec()).unwrap();
     assert!(declared.contains(from), "the feed's declaration changed: {declared}");
     let declared = declared.replace(from, to);
