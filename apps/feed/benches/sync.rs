@@ -21,7 +21,9 @@
 //! `100,1000,10000`; 10,000 runs at 20 ms only, and once for the seed and
 //! Workbox, whose runs take minutes), `BGSYNC_BENCH_PEERS`
 //! (default `bgsync,seed,workbox`), `BGSYNC_BENCH_TIMEOUT` (seconds a drain
-//! may take before it is reported as unfinished, default 300).
+//! may take before it is reported as unfinished, default 300),
+//! `BGSYNC_BENCH_UNORDERED=1` (bgsync's posts queue declared `ordered:
+//! false`, as the poison run always has it: up to 4 batches at once).
 //!
 //! Long queues: `BGSYNC_BENCH_PEERS=bgsync BGSYNC_BENCH_HUGE=10000,100000
 //! cargo bench -p feed --bench sync` fills bgsync's store directly with that
@@ -358,7 +360,8 @@ async fn drain(
     fault: Option<Fault>,
 ) -> (Run, String) {
     let poison = fault == Some(Fault::Poison);
-    let server = TestServer::start_with_routes(routes(workbox_sw, poison));
+    let unordered = poison || std::env::var_os("BGSYNC_BENCH_UNORDERED").is_some();
+    let server = TestServer::start_with_routes(routes(workbox_sw, unordered));
     let chromium = Chromium::launch().await;
     let version = chromium.browser.version().await.map(|v| v.product).unwrap_or_default();
     let page = chromium.new_page(&format!("{}/bench/{}/", server.url(), peer.name())).await;
