@@ -74,7 +74,7 @@ extern "C" {
 pub(crate) const DEADLINE_MS: u32 = 60_000;
 
 /// How far a [`fetch`]'s deadline reaches.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) enum Until {
     /// The answer read to its end: bgsync's own requests, whose answer it
     /// reads.
