@@ -49,7 +49,8 @@ export interface BgsyncConfig {
      *  network and is retried; a captured request, until its answer begins: 100 to 300000 ms (default 60000). */
     timeoutMs?: number;
     /** Requests the worker sends itself and queues here when the network fails or no answer begins within
-     *  timeoutMs. */
+     *  timeoutMs. (Browsers do not tell the worker when the page aborts such a request: exclude those the page
+     *  may cancel.) */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };
   }[];
   feeds?: {
