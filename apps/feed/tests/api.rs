@@ -136,6 +136,13 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing(backen
             "not valid JSON",
         ),
         (
+            "latin-1 body",
+            "application/json; charset=ISO-8859-1",
+            br#"{"title":"a","location":"b"}"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UTF-8 only",
+        ),
+        (
             "form body",
             "application/x-www-form-urlencoded",
             b"title=a&location=b".to_vec(),
@@ -158,6 +165,21 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing(backen
         assert_eq!(content_type, "application/problem+json");
         assert!(body.contains("larger than this endpoint accepts"), "{body}");
     }
+
+    // A compressed body is refused, not read as if it were plain JSON
+    // (nothing here decompresses a request).
+    let res = api
+        .http
+        .post(api.url())
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(serde_json::to_vec(&post("a", "b")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let problem: Value = res.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("Content-Encoding: gzip"), "{problem}");
 
     let (status, problem) = api.post(Some("bad key with spaces"), &post("a", "b")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");

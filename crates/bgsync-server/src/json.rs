@@ -25,17 +25,36 @@ fn timed_out(rejection: &BytesRejection) -> bool {
 }
 
 /// Parses `body` as JSON into `T`: 415 for a missing or non-JSON
-/// `Content-Type`, 413 for a body over the route's limit, 400 for bytes that
-/// are not JSON (including invalid UTF-8), 408 for a body that did not
-/// arrive in time, 422 for JSON of the wrong shape.
+/// `Content-Type`, a charset other than UTF-8 or a `Content-Encoding` (the
+/// body is read as it comes, never decompressed), 413 for a body over the
+/// route's limit, 400 for bytes that are not JSON (including invalid
+/// UTF-8), 408 for a body that did not arrive in time, 422 for JSON of the
+/// wrong shape.
 pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
+    let unsupported = |detail: String| {
+        Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", detail)
+    };
     if !is_json(headers) {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "Send the body as JSON with the header `Content-Type: application/json`.",
-        ));
+        return Err(unsupported("Send the body as JSON with the header `Content-Type: application/json`.".into()));
+    }
+    if let Some(charset) = charset(headers).filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
+        return Err(unsupported(format!(
+            "The body is declared as charset={charset}; JSON is read as UTF-8 only: send it as UTF-8 \
+             (`Content-Type: application/json`)."
+        )));
+    }
+    let codings = headers.get_all(header::CONTENT_ENCODING).iter();
+    let codings: Vec<&str> = codings
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .collect();
+    if !codings.is_empty() {
+        return Err(unsupported(format!(
+            "The body is sent with Content-Encoding: {}, which this endpoint does not decode; send it \
+             uncompressed, without Content-Encoding.",
+            codings.join(", ")
+        )));
     }
     let bytes = body.map_err(|rejection| {
         if timed_out(&rejection) {
@@ -77,6 +96,15 @@ pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, Bytes
                 format!("The body is not valid JSON: {err}."),
             ),
         }
+    })
+}
+
+/// The `charset` parameter of the `Content-Type`, if it has one.
+fn charset(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    value.split(';').skip(1).find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"').to_owned())
     })
 }
 
@@ -127,5 +155,25 @@ mod tests {
         assert_eq!(status("application/json", br#"{"name":1}"#), 422);
         assert_eq!(status("application/json", br#"{"name":"a","x":1}"#), 422);
         assert_eq!(parse::<Thing>(&HeaderMap::new(), Ok(Bytes::new())).unwrap_err().status, 415);
+        assert_eq!(status("application/json; charset=\"UTF-8\"", br#"{"name":"a"}"#), 200);
+        assert_eq!(status("application/json; charset=latin1", br#"{"name":"a"}"#), 415);
+    }
+
+    #[test]
+    fn a_compressed_body_is_refused_not_read_as_json() {
+        let parsed = |codings: &[&str]| {
+            let mut h = headers("application/json");
+            for coding in codings {
+                h.append(header::CONTENT_ENCODING, HeaderValue::from_str(coding).unwrap());
+            }
+            parse::<Thing>(&h, Ok(Bytes::from_static(br#"{"name":"a"}"#)))
+        };
+        assert!(parsed(&[]).is_ok());
+        assert!(parsed(&["identity"]).is_ok());
+        let refused = parsed(&["gzip"]).unwrap_err();
+        assert_eq!(refused.status, 415);
+        assert!(refused.detail.contains("Content-Encoding: gzip"), "{}", refused.detail);
+        assert!(parsed(&["identity, br"]).unwrap_err().detail.contains(": br,"));
+        assert!(parsed(&["deflate", "gzip"]).unwrap_err().detail.contains("deflate, gzip"));
     }
 }
