@@ -856,3 +856,61 @@ async fn a_delivered_batch_is_deleted_as_a_key_range_but_never_an_entry_queued_i
     eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
     chromium.close().await;
 }
+
+/// The site's storage is full: a post cannot be stored. The page says so,
+/// in words that say what to do, and keeps what the user typed; nothing is
+/// queued. (Before, the message ended at "Could not save the post: ": the
+/// browser's exception has no message.) With room
+/// again, the same post is saved and delivered. (The quota is set through
+/// DevTools before the site first stores anything, as Chromium applies it
+/// only then, with room for the app; a second database then fills it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_written_with_the_storage_full_is_refused_with_a_message_and_kept_in_the_form() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.new_page("about:blank").await;
+    chromium.override_quota(&page, &server.origin(), Some(2_000_000.0)).await;
+    page.goto(server.url()).await.unwrap();
+    chromium.wait_until_ready(&page).await;
+    let filled: String = eval(
+        &page,
+        "new Promise((ok) => { const r = indexedDB.open('filler'); \
+           r.onupgradeneeded = () => r.result.createObjectStore('s'); \
+           r.onsuccess = () => { const db = r.result; let n = 0; \
+             const more = () => { const tx = db.transaction('s', 'readwrite'); \
+               tx.objectStore('s').put('x'.repeat(20000), n++); \
+               tx.oncomplete = more; tx.onabort = () => { db.close(); ok(tx.error.name); }; }; more(); }; })",
+    )
+    .await;
+    assert_eq!(filled, "QuotaExceededError");
+    submit_post(&page, "No room", "Lisbon").await;
+    let message = snackbar(&page).await;
+    assert!(
+        message.starts_with("Could not save the post: the browser's storage for this site is full")
+            && message.contains("free some space"),
+        "{message}"
+    );
+    let typed: String = eval(&page, "document.querySelector('#title').value").await;
+    assert_eq!(typed, "No room", "what the user typed is kept");
+    // The API's own refusal keeps the browser's name for it, with a message.
+    let refused: String = eval(
+        &page,
+        "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', body: '{}' }).then(() => 'queued', \
+         (e) => e.name + ': ' + e.message)",
+    )
+    .await;
+    assert!(refused.starts_with("QuotaExceededError: the browser's storage for this site is full"), "{refused}");
+    assert!(queued(&page).await.is_empty());
+
+    // Room again: the same form, sent again, is saved and delivered.
+    let freed: bool = eval(
+        &page,
+        "new Promise((ok) => { const r = indexedDB.deleteDatabase('filler'); r.onsuccess = () => ok(true); })",
+    )
+    .await;
+    assert!(freed);
+    page.find_element("#post-button").await.unwrap().click().await.unwrap();
+    let stored = until_stored(&server, 1).await;
+    assert_eq!(stored[0].1, "No room");
+    chromium.close().await;
+}

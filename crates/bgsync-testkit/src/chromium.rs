@@ -103,7 +103,8 @@ impl Chromium {
         page
     }
 
-    async fn wait_until_ready(&self, page: &Page) {
+    /// Waits until the worker controls `page` and the app's page has started.
+    pub async fn wait_until_ready(&self, page: &Page) {
         let page = page.clone();
         let controlled = tokio::time::timeout(
             Duration::from_secs(30),
@@ -180,6 +181,17 @@ impl Chromium {
             "offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1
         });
         self.worker_call("Network.emulateNetworkConditions", conditions).await;
+    }
+
+    /// Sets the storage quota of `origin` to `bytes` (`None`: back to the
+    /// browser's own), as a full disk would leave it. Chromium applies it
+    /// only to an origin that has not stored anything yet in this browser:
+    /// call it from a blank page, then load the app.
+    pub async fn override_quota(&self, page: &Page, origin: &str, bytes: Option<f64>) {
+        use chromiumoxide::cdp::browser_protocol::storage::OverrideQuotaForOriginParams;
+        let mut params = OverrideQuotaForOriginParams::new(origin);
+        params.quota_size = bytes;
+        page.execute(params).await.unwrap();
     }
 
     /// The worker's live JavaScript heap, in bytes: DevTools'

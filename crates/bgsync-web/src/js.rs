@@ -298,10 +298,20 @@ pub(crate) async fn cursor_values(req: &IdbRequest, limit: u32) -> JsResult<js_s
 /// is not handled aborts the transaction, so `abort` covers both.)
 pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
     if settled(tx, ["oncomplete", "onabort"]).await {
-        Ok(())
-    } else {
-        Err(tx.error().map(JsValue::from).unwrap_or_else(|| "transaction aborted".into()))
+        return Ok(());
     }
+    Err(match tx.error() {
+        // The browser's has no message: one that says what happened and
+        // what to do, under the same name (callers may test for it).
+        Some(error) if error.name() == "QuotaExceededError" => web_sys::DomException::new_with_message_and_name(
+            "the browser's storage for this site is full, so nothing was stored: free some space (other sites' \
+             data, or this site's) and try again",
+            "QuotaExceededError",
+        )
+        .map_or_else(|_| error.into(), JsValue::from),
+        Some(error) => error.into(),
+        None => "transaction aborted".into(),
+    })
 }
 
 /// Header pairs as a JavaScript array of `[name, value]` arrays, the form
@@ -400,8 +410,9 @@ pub fn describe(error: &JsValue) -> String {
     let name = get(error, "name").ok().and_then(|m| m.as_string());
     match (name, message) {
         (Some(n), Some(m)) if !m.is_empty() => format!("{n}: {m}"),
-        (_, Some(m)) => m,
-        (Some(n), None) => n,
+        (_, Some(m)) if !m.is_empty() => m,
+        // (An exception without a message, as the browser's own often are.)
+        (Some(n), _) => n,
         _ => String::from(js_sys::JSON::stringify(error).ok().unwrap_or_else(|| "unknown error".into())),
     }
 }
