@@ -857,17 +857,11 @@ async fn a_delivered_batch_is_deleted_as_a_key_range_but_never_an_entry_queued_i
     chromium.close().await;
 }
 
-/// The site's storage is full: a post cannot be stored. The page says so,
-/// in words that say what to do, and keeps what the user typed; nothing is
-/// queued. (Before, the message ended at "Could not save the post: ": the
-/// browser's exception has no message.) With room
-/// again, the same post is saved and delivered. (The quota is set through
-/// DevTools before the site first stores anything, as Chromium applies it
-/// only then, with room for the app; a second database then fills it.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_post_written_with_the_storage_full_is_refused_with_a_message_and_kept_in_the_form() {
-    let server = TestServer::start();
-    let chromium = Chromium::launch().await;
+/// The app opened with a storage quota it fills up: set through DevTools
+/// before the site first stores anything (Chromium applies it only then),
+/// with room for the app's worker and shell, then filled by a second
+/// database until the browser refuses a write.
+async fn app_with_storage_full(chromium: &Chromium, server: &TestServer) -> chromiumoxide::Page {
     let page = chromium.new_page("about:blank").await;
     chromium.override_quota(&page, &server.origin(), Some(2_000_000.0)).await;
     page.goto(server.url()).await.unwrap();
@@ -883,6 +877,31 @@ async fn a_post_written_with_the_storage_full_is_refused_with_a_message_and_kept
     )
     .await;
     assert_eq!(filled, "QuotaExceededError");
+    page
+}
+
+/// Deletes what [`app_with_storage_full`] filled the storage with.
+async fn free_storage(page: &chromiumoxide::Page) {
+    let freed: bool = eval(
+        page,
+        "new Promise((ok) => { const r = indexedDB.deleteDatabase('filler'); r.onsuccess = () => ok(true); })",
+    )
+    .await;
+    assert!(freed);
+}
+
+/// The site's storage is full: a post cannot be stored. The page says so,
+/// in words that say what to do, and keeps what the user typed; nothing is
+/// queued. (Before, the message ended at "Could not save the post: ": the
+/// browser's exception has no message.) With room
+/// again, the same post is saved and delivered. (The quota is set through
+/// DevTools before the site first stores anything, as Chromium applies it
+/// only then, with room for the app; a second database then fills it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_written_with_the_storage_full_is_refused_with_a_message_and_kept_in_the_form() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = app_with_storage_full(&chromium, &server).await;
     submit_post(&page, "No room", "Lisbon").await;
     let message = snackbar(&page).await;
     assert!(
@@ -903,14 +922,36 @@ async fn a_post_written_with_the_storage_full_is_refused_with_a_message_and_kept
     assert!(queued(&page).await.is_empty());
 
     // Room again: the same form, sent again, is saved and delivered.
-    let freed: bool = eval(
-        &page,
-        "new Promise((ok) => { const r = indexedDB.deleteDatabase('filler'); r.onsuccess = () => ok(true); })",
-    )
-    .await;
-    assert!(freed);
+    free_storage(&page).await;
     page.find_element("#post-button").await.unwrap().click().await.unwrap();
     let stored = until_stored(&server, 1).await;
     assert_eq!(stored[0].1, "No room");
+    chromium.close().await;
+}
+
+/// A page's request the worker captures, the network down and the site's
+/// storage full: it cannot be queued, and the page is told so in a problem
+/// (503, "Not queued", saying why and what to do) rather than left with
+/// "Failed to fetch", which reads like the usual queued-later case's
+/// failure. With room again, the same request is queued (202).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_captured_with_the_storage_full_is_answered_not_queued_with_why() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = app_with_storage_full(&chromium, &server).await;
+    chromium.set_worker_offline(true).await;
+    let answer: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b08", "No room to queue", None)).await;
+    assert_eq!(answer["status"], 503, "{answer}");
+    assert_eq!(answer["body"]["title"], "Not queued", "{answer}");
+    let detail = answer["body"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("could not be queued") && detail.contains("storage for this site is full"), "{detail}");
+    assert!(queued_in(&page, "requests").await.is_empty());
+
+    free_storage(&page).await;
+    let answer: serde_json::Value =
+        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b08", "No room to queue", None)).await;
+    assert_eq!((answer["status"].as_u64(), answer["body"]["queued"].as_bool()), (Some(202), Some(true)), "{answer}");
+    assert_eq!(queued_in(&page, "requests").await.len(), 1);
     chromium.close().await;
 }

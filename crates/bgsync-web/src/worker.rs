@@ -141,7 +141,9 @@ pub fn mark_started() {
 /// "queued". Only when the network fails is the request (method, URL,
 /// headers, body) stored in `queue` under that same key, a sync
 /// registered, and the page answered `202 Accepted` with
-/// `{"queued": true, "queue", "key", "detail"}`. A request sent again with
+/// `{"queued": true, "queue", "key", "detail"}`; if it cannot be stored
+/// either (a binary body, the site's storage full), `503` with a problem
+/// titled "Not queued" that says why. A request sent again with
 /// the same key replaces its queued copy, so nothing is queued twice, and
 /// the server applies the key once even if the first attempt did arrive.
 pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
@@ -190,7 +192,20 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let same_origin = url.origin() == js::origin()?;
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
     let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
-    let crate::client::Queued { entry, registered } = crate::client::enqueue_request(queue, request).await?;
+    let crate::client::Queued { entry, registered } = match crate::client::enqueue_request(queue, request).await {
+        Ok(queued) => queued,
+        // Not stored (the site's storage full, say): the page must learn
+        // that nothing will send it later.
+        Err(error) => {
+            return problem(
+                503,
+                &format!(
+                    "The server could not be reached, and the request could not be queued: {}.",
+                    js::describe(&error)
+                ),
+            )
+        }
+    };
     if !registered {
         // No Background Sync here: the pages' fallback replays, and a round
         // running now takes it.
