@@ -862,25 +862,41 @@ async fn a_delivered_batch_is_deleted_as_a_key_range_but_never_an_entry_queued_i
 /// with room for the app's worker and shell, then filled by a second
 /// database until the browser refuses a write.
 async fn app_with_storage_full(chromium: &Chromium, server: &TestServer) -> chromiumoxide::Page {
+    let page = app_with_small_quota(chromium, server).await;
+    fill_storage(&page).await;
+    page
+}
+
+/// The app opened with a storage quota of 2 MB (room for the worker and
+/// its shell), set before the site first stores anything.
+async fn app_with_small_quota(chromium: &Chromium, server: &TestServer) -> chromiumoxide::Page {
     let page = chromium.new_page("about:blank").await;
     chromium.override_quota(&page, &server.origin(), Some(2_000_000.0)).await;
     page.goto(server.url()).await.unwrap();
     chromium.wait_until_ready(&page).await;
-    let filled: String = eval(
-        &page,
-        "new Promise((ok) => { const r = indexedDB.open('filler'); \
-           r.onupgradeneeded = () => r.result.createObjectStore('s'); \
-           r.onsuccess = () => { const db = r.result; let n = 0; \
-             const more = () => { const tx = db.transaction('s', 'readwrite'); \
-               tx.objectStore('s').put('x'.repeat(20000), n++); \
-               tx.oncomplete = more; tx.onabort = () => { db.close(); ok(tx.error.name); }; }; more(); }; })",
-    )
-    .await;
-    assert_eq!(filled, "QuotaExceededError");
     page
 }
 
-/// Deletes what [`app_with_storage_full`] filled the storage with.
+/// Fills the site's storage with a second database until not even a few
+/// bytes more fit.
+async fn fill_storage(page: &chromiumoxide::Page) {
+    let filled: String = eval(
+        page,
+        "new Promise((ok) => { const r = indexedDB.open('filler'); \
+           r.onupgradeneeded = () => r.result.createObjectStore('s'); \
+           r.onsuccess = () => { const db = r.result; let n = 0; const sizes = [20000, 1000, 50]; let error; \
+             const more = () => { if (!sizes.length) { db.close(); return ok(error.name); } \
+               const tx = db.transaction('s', 'readwrite'); \
+               tx.objectStore('s').put('x'.repeat(sizes[0]), n++); \
+               tx.oncomplete = more; tx.onabort = () => { error = tx.error; sizes.shift(); more(); }; }; more(); }; })",
+    )
+    .await;
+    assert_eq!(filled, "QuotaExceededError");
+}
+
+/// Deletes what [`fill_storage`] filled the storage with, and waits until
+/// the browser takes writes again (its usage is counted again a little
+/// after the delete).
 async fn free_storage(page: &chromiumoxide::Page) {
     let freed: bool = eval(
         page,
@@ -888,15 +904,27 @@ async fn free_storage(page: &chromiumoxide::Page) {
     )
     .await;
     assert!(freed);
+    eventually("the storage to take writes again", Duration::from_secs(20), || async {
+        let written: bool = eval(
+            page,
+            "new Promise((ok) => { const r = indexedDB.open('room'); \
+               r.onupgradeneeded = () => r.result.createObjectStore('s'); \
+               r.onsuccess = () => { const db = r.result; const tx = db.transaction('s', 'readwrite'); \
+                 tx.objectStore('s').put('x'.repeat(100000), 1); \
+                 tx.oncomplete = () => { db.close(); indexedDB.deleteDatabase('room').onsuccess = () => ok(true); }; \
+                 tx.onabort = () => { db.close(); ok(false); }; }; })",
+        )
+        .await;
+        written.then_some(())
+    })
+    .await;
 }
 
 /// The site's storage is full: a post cannot be stored. The page says so,
 /// in words that say what to do, and keeps what the user typed; nothing is
 /// queued. (Before, the message ended at "Could not save the post: ": the
-/// browser's exception has no message.) With room
-/// again, the same post is saved and delivered. (The quota is set through
-/// DevTools before the site first stores anything, as Chromium applies it
-/// only then, with room for the app; a second database then fills it.)
+/// browser's exception has no message.) With room again, the same post is
+/// saved and delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_written_with_the_storage_full_is_refused_with_a_message_and_kept_in_the_form() {
     let server = TestServer::start();
@@ -953,5 +981,53 @@ async fn a_request_captured_with_the_storage_full_is_answered_not_queued_with_wh
         eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b08", "No room to queue", None)).await;
     assert_eq!((answer["status"].as_u64(), answer["body"]["queued"].as_bool()), (Some(202), Some(true)), "{answer}");
     assert_eq!(queued_in(&page, "requests").await.len(), 1);
+    chromium.close().await;
+}
+
+/// The site's storage fills up while posts wait; then a round delivers the
+/// first, and the server refuses the second (400): the transaction that
+/// would delete the first and move the second to the dead letters does not
+/// fit. The delete is made alone, so what the server has leaves the queue
+/// (and frees space); the refused post stays queued, and once there is
+/// room a later round dead-letters it and delivers the third. Before, the
+/// whole transaction failed every time, and every round sent the
+/// delivered post again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_storage_full_a_round_still_deletes_what_the_server_took() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = app_with_small_quota(&chromium, &server).await;
+    server.refuse_posts_containing(Some("POISON"));
+    chromium.set_worker_offline(true).await;
+    for title in ["Delivered first", "A POISON post", "Third post"] {
+        submit_post(&page, title, "Here").await;
+        assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
+    }
+    fill_storage(&page).await;
+    chromium.set_worker_offline(false).await;
+    let stored = until_stored(&server, 1).await;
+    assert_eq!(stored[0].1, "Delivered first");
+    eventually("the delivered post to leave the queue", Duration::from_secs(15), || async {
+        let titles: Vec<String> = queued(&page)
+            .await
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<serde_json::Value>(e["body"].as_str().unwrap()).unwrap()["title"].to_string()
+            })
+            .collect();
+        (!titles.iter().any(|t| t.contains("Delivered first"))).then_some(())
+    })
+    .await;
+    assert_eq!(queued(&page).await.len(), 2, "the refused post and the one after it wait");
+
+    free_storage(&page).await;
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    let stored = until_stored(&server, 2).await;
+    assert_eq!(stored[1].1, "Third post");
+    eventually("the refused post to be a dead letter", DELIVERY, || async {
+        let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
+        (status["deadLetters"] == 1 && status["queued"] == 0).then_some(())
+    })
+    .await;
     chromium.close().await;
 }

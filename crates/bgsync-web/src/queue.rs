@@ -108,7 +108,25 @@ impl Queue {
     /// already has, which their Idempotency-Keys make harmless (a dead
     /// letter's refusal is replayed, so it dies again). New entries, in
     /// [`Queue::push`], keep the default durability.
+    ///
+    /// When the site's storage is full and the transaction does not fit
+    /// (an entry's new attempt count or error, a dead letter), its deletes
+    /// are made alone, so that what the server has leaves the queue and
+    /// frees space; the error is still returned, and a later round does
+    /// the rest.
     pub async fn apply_all(&self, ops: &[StoreOp]) -> JsResult<()> {
+        let deletes = |op: &&StoreOp| matches!(op, StoreOp::Delete(_));
+        match self.apply_in_one(ops).await {
+            Err(error) if js::is_quota_error(&error) && ops.iter().any(|op| !deletes(&op)) => {
+                let only: Vec<StoreOp> = ops.iter().filter(deletes).cloned().collect();
+                self.apply_in_one(&only).await?;
+                Err(error)
+            }
+            done => done,
+        }
+    }
+
+    async fn apply_in_one(&self, ops: &[StoreOp]) -> JsResult<()> {
         if ops.is_empty() {
             return Ok(());
         }
