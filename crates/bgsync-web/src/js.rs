@@ -293,15 +293,17 @@ pub(crate) async fn cursor_values(req: &IdbRequest, limit: u32) -> JsResult<js_s
     Ok(values)
 }
 
-/// Resolves once the transaction has committed: only then is a write
-/// durable, and only then may the user be told it is saved. (An error that
-/// is not handled aborts the transaction, so `abort` covers both.)
 /// Whether `error` is the browser's refusal of a write for the site's
 /// storage quota.
 pub(crate) fn is_quota_error(error: &JsValue) -> bool {
     get(error, "name").ok().and_then(|n| n.as_string()).as_deref() == Some("QuotaExceededError")
 }
 
+/// Resolves once the transaction has committed: only then is a write
+/// durable, and only then may the user be told it is saved. (An error that
+/// is not handled aborts the transaction, so `abort` covers both.) A
+/// refusal for the storage quota becomes a `QuotaExceededError` that says
+/// what happened and what to do.
 pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
     if settled(tx, ["oncomplete", "onabort"]).await {
         return Ok(());
