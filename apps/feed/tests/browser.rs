@@ -990,8 +990,8 @@ async fn a_request_captured_with_the_storage_full_is_answered_not_queued_with_wh
 /// fit. The delete is made alone, so what the server has leaves the queue
 /// (and frees space); the refused post stays queued, and once there is
 /// room a later round dead-letters it and delivers the third. Before, the
-/// whole transaction failed every time, and every round sent the
-/// delivered post again.
+/// whole transaction failed, and the delivered post stayed queued, to be
+/// sent again by every round until the storage had room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_storage_full_a_round_still_deletes_what_the_server_took() {
     let server = TestServer::start();
