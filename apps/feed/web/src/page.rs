@@ -496,8 +496,9 @@ async fn pulled_posts() -> Result<Vec<Item>, JsValue> {
     Ok(posts.into_iter().map(|(_, item)| item).collect())
 }
 
+/// An error for the snackbar: its message, else its name (the browser's
+/// own exceptions often have no message).
 fn describe(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| Reflect::get(e, &"message".into()).ok()?.as_string())
-        .unwrap_or_else(|| "unknown error".into())
+    let field = |name: &str| Reflect::get(e, &name.into()).ok()?.as_string().filter(|text| !text.is_empty());
+    e.as_string().or_else(|| field("message")).or_else(|| field("name")).unwrap_or_else(|| "unknown error".into())
 }
