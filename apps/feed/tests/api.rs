@@ -138,8 +138,8 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing(backen
         (
             "latin-1 body",
             "application/json; charset=ISO-8859-1",
-            br#"{"title":"a","location":"b"}"#.to_vec(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            b"{\"title\":\"caf\xe9\",\"location\":\"b\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
             "UTF-8 only",
         ),
         (

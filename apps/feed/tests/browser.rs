@@ -1008,14 +1008,8 @@ async fn with_the_storage_full_a_round_still_deletes_what_the_server_took() {
     let stored = until_stored(&server, 1).await;
     assert_eq!(stored[0].1, "Delivered first");
     eventually("the delivered post to leave the queue", Duration::from_secs(15), || async {
-        let titles: Vec<String> = queued(&page)
-            .await
-            .iter()
-            .map(|e| {
-                serde_json::from_str::<serde_json::Value>(e["body"].as_str().unwrap()).unwrap()["title"].to_string()
-            })
-            .collect();
-        (!titles.iter().any(|t| t.contains("Delivered first"))).then_some(())
+        let entries = queued(&page).await;
+        (!entries.iter().any(|e| e["body"].as_str().unwrap_or_default().contains("Delivered first"))).then_some(())
     })
     .await;
     assert_eq!(queued(&page).await.len(), 2, "the refused post and the one after it wait");

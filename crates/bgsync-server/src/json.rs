@@ -25,23 +25,18 @@ fn timed_out(rejection: &BytesRejection) -> bool {
 }
 
 /// Parses `body` as JSON into `T`: 415 for a missing or non-JSON
-/// `Content-Type`, a charset other than UTF-8 or a `Content-Encoding` (the
-/// body is read as it comes, never decompressed), 413 for a body over the
-/// route's limit, 400 for bytes that are not JSON (including invalid
-/// UTF-8), 408 for a body that did not arrive in time, 422 for JSON of the
-/// wrong shape.
+/// `Content-Type` or a `Content-Encoding` (the body is read as it comes,
+/// never decompressed), 413 for a body over the route's limit, 400 for
+/// bytes that are not JSON (including invalid UTF-8: JSON is UTF-8, and a
+/// `charset` parameter changes nothing, RFC 8259 §11, but a body that
+/// fails while declaring another one is told so), 408 for a body that did
+/// not arrive in time, 422 for JSON of the wrong shape.
 pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
     let unsupported = |detail: String| {
         Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", detail)
     };
     if !is_json(headers) {
         return Err(unsupported("Send the body as JSON with the header `Content-Type: application/json`.".into()));
-    }
-    if let Some(charset) = charset(headers).filter(|c| !c.eq_ignore_ascii_case("utf-8")) {
-        return Err(unsupported(format!(
-            "The body is declared as charset={charset}; JSON is read as UTF-8 only: send it as UTF-8 \
-             (`Content-Type: application/json`)."
-        )));
     }
     let codings = headers.get_all(header::CONTENT_ENCODING).iter();
     let codings: Vec<&str> = codings
@@ -89,12 +84,20 @@ pub fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, Bytes
                 "Invalid request",
                 format!("The JSON does not have the expected shape: {err}."),
             ),
-            Category::Syntax | Category::Eof | Category::Io => Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-json",
-                "Malformed JSON",
-                format!("The body is not valid JSON: {err}."),
-            ),
+            Category::Syntax | Category::Eof | Category::Io => {
+                let declared = charset(headers)
+                    .filter(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"))
+                    .map(|c| {
+                        format!(" It is declared as charset={c}, but JSON is read as UTF-8 only: send it as UTF-8.")
+                    })
+                    .unwrap_or_default();
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed-json",
+                    "Malformed JSON",
+                    format!("The body is not valid JSON: {err}.{declared}"),
+                )
+            }
         }
     })
 }
@@ -156,7 +159,22 @@ mod tests {
         assert_eq!(status("application/json", br#"{"name":"a","x":1}"#), 422);
         assert_eq!(parse::<Thing>(&HeaderMap::new(), Ok(Bytes::new())).unwrap_err().status, 415);
         assert_eq!(status("application/json; charset=\"UTF-8\"", br#"{"name":"a"}"#), 200);
-        assert_eq!(status("application/json; charset=latin1", br#"{"name":"a"}"#), 415);
+        // A charset changes nothing (RFC 8259 §11): the body is UTF-8 or
+        // it fails, saying that it must be.
+        assert_eq!(status("application/json; charset=latin1", br#"{"name":"a"}"#), 200);
+        let latin1 = parse::<Thing>(
+            &headers("application/json; charset=latin1"),
+            Ok(Bytes::from_static(b"{\"name\":\"caf\xe9\"}")),
+        );
+        let refused = latin1.unwrap_err();
+        assert_eq!(refused.status, 400);
+        assert!(
+            refused.detail.contains("charset=latin1") && refused.detail.contains("UTF-8 only"),
+            "{}",
+            refused.detail
+        );
+        let plain = parse::<Thing>(&headers("application/json"), Ok(Bytes::from_static(b"{\"name\":\"caf\xe9\"}")));
+        assert!(!plain.unwrap_err().detail.contains("charset"));
     }
 
     #[test]

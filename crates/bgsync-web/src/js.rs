@@ -311,7 +311,7 @@ pub(crate) async fn committed(tx: &IdbTransaction) -> JsResult<()> {
     Err(match tx.error() {
         // The browser's has no message: one that says what happened and
         // what to do, under the same name (callers may test for it).
-        Some(error) if error.name() == "QuotaExceededError" => web_sys::DomException::new_with_message_and_name(
+        Some(error) if is_quota_error(&error) => web_sys::DomException::new_with_message_and_name(
             "the browser's storage for this site is full, so nothing was stored: free some space (other sites' \
              data, or this site's) and try again",
             "QuotaExceededError",
