@@ -27,16 +27,17 @@ pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router)
     let api = wrap(
         Router::new()
             .route("/api/posts", get(posts::list).post(posts::create))
-            .method_not_allowed_fallback(method_not_allowed)
             .layer(DefaultBodyLimit::max(posts::MAX_BODY_BYTES))
             .with_state(state),
     );
     let batches = bgsync_server::batch::router(api.clone(), writer.clone(), BatchConfig::default());
-    api.merge(batches)
+    let app = api
+        .merge(batches)
         .merge(bgsync_server::metrics::router(writer))
         .fallback(fallback)
-        .layer(middleware::from_fn(bgsync_server::metrics::track))
-        .layer(middleware::map_response(nosniff))
+        .layer(middleware::from_fn(bgsync_server::metrics::track));
+    // axum's own refusals (a method a route does not take) as problems.
+    bgsync_server::problem::everywhere(app).layer(middleware::map_response(nosniff))
 }
 
 /// Unknown paths: a problem under `/api/`, else the app's files.
@@ -55,10 +56,6 @@ async fn api_not_found(uri: Uri) -> Problem {
 async fn nosniff(mut response: Response) -> Response {
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
-}
-
-async fn method_not_allowed(method: Method) -> Response {
-    bgsync_server::batch::method_not_allowed(&method, "GET, HEAD, POST", "/api/posts")
 }
 
 /// Opens the database and serves until SIGTERM or SIGINT (Ctrl-C), then

@@ -187,7 +187,10 @@ async fn each_kind_of_bad_input_gets_a_precise_problem_and_stores_nothing(backen
 
     let res = api.http.delete(api.url()).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(res.headers()["allow"], "GET, HEAD, POST");
+    assert_eq!(res.headers()["allow"], "GET,HEAD,POST");
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["detail"], "DELETE is not allowed here; /api/posts takes GET, HEAD, POST.");
     let res = api.http.get(format!("{}/api/nothing", api.server.url())).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(res.headers()["content-type"], "application/problem+json");

@@ -26,10 +26,13 @@ pub fn router(db: db::Db) -> Router {
         .layer(DefaultBodyLimit::max(routes::MAX_BODY_BYTES))
         .with_state(db.clone());
     let batches = bgsync_server::batch::router(api.clone(), db.writer.clone(), BatchConfig::default());
-    api.merge(batches)
+    let app = api
+        .merge(batches)
         .merge(bgsync_server::metrics::router(db.writer))
         .fallback(assets::serve)
-        .layer(axum::middleware::from_fn(bgsync_server::metrics::track))
+        .layer(axum::middleware::from_fn(bgsync_server::metrics::track));
+    // axum's own refusals (a 405, a path that is not UTF-8) as problems.
+    bgsync_server::problem::everywhere(app)
 }
 
 /// Opens the database and serves until SIGTERM or SIGINT.

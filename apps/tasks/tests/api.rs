@@ -146,6 +146,55 @@ async fn a_batch_runs_edits_in_order_through_the_apps_routes(postgres: bool) {
     assert_eq!(kept, 0);
 }
 
+/// axum's own refusals (a method a route does not take, a path parameter
+/// that is not UTF-8) answer problem+json like the app's, alone and as
+/// batch entries; a 204 carries no content type.
+async fn every_refusal_is_a_problem_and_a_204_has_no_type(postgres: bool) {
+    let server = Server::start(postgres).await;
+    let http = Client::new();
+    let problem = |res: reqwest::Response| async move {
+        let status = res.status();
+        let allow = res.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap_or(Value::Null);
+        assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{status}: {body}");
+        (status, allow, body["detail"].as_str().unwrap_or("").to_owned())
+    };
+    let (status, allow, detail) = problem(http.get(format!("{}/api/tasks/a", server.url)).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(allow.as_deref(), Some("PUT,PATCH,DELETE"));
+    assert_eq!(detail, "GET is not allowed here; /api/tasks/a takes PUT, PATCH, DELETE.");
+    let (status, _, detail) = problem(http.get(format!("{}/api/events", server.url)).send().await.unwrap()).await;
+    assert_eq!(
+        (status, detail.as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "GET is not allowed here; /api/events takes POST.")
+    );
+    let res = http.put(format!("{}/api/tasks/%FF", server.url)).json(&json!({ "title": "x" })).send().await.unwrap();
+    let (status, _, detail) = problem(res).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(detail.contains("UTF-8"), "{detail}");
+    // The same refusals inside a batch.
+    let entry = |key: &str, method: &str, path: &str| json!({ "key": key, "method": method, "path": path, "headers": [], "body": "{\"title\":\"x\"}" });
+    let batch = json!({ "ordered": false, "entries": [entry("b1", "PUT", "/api/tasks/%FF"), entry("b2", "PATCH", "/api/events")] });
+    let res: Value =
+        http.post(format!("{}/api/sync/batch", server.url)).json(&batch).send().await.unwrap().json().await.unwrap();
+    let results = res["results"].as_array().unwrap();
+    assert_eq!((results[0]["status"].as_u64(), results[1]["status"].as_u64()), (Some(400), Some(405)), "{res}");
+    for result in results {
+        let body: Value = serde_json::from_str(result["body"].as_str().unwrap()).unwrap_or(Value::Null);
+        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "a problem: {result}");
+    }
+    assert_eq!(server.count("tasks").await, 0);
+    // A delete's 204, and its replay, have no body and so no type.
+    http.put(format!("{}/api/tasks/d", server.url)).json(&json!({ "title": "x" })).send().await.unwrap();
+    for _ in 0..2 {
+        let res =
+            http.delete(format!("{}/api/tasks/d", server.url)).header("Idempotency-Key", "del-1").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        assert_eq!(res.headers().get("content-type"), None);
+    }
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -161,5 +210,6 @@ macro_rules! on_both_databases {
 
 on_both_databases!(
     edits_apply_once_and_the_feed_carries_tombstones,
-    a_batch_runs_edits_in_order_through_the_apps_routes
+    a_batch_runs_edits_in_order_through_the_apps_routes,
+    every_refusal_is_a_problem_and_a_204_has_no_type
 );

@@ -230,9 +230,11 @@ where
     };
     let (path, body_limit) = (config.path.clone(), config.max_body_bytes);
     let batches = Batches {
-        // A batch's entries see only the API, and a problem for a path it lacks.
-        api: api
-            .fallback(|uri: Uri| async move { Problem::not_found(format!("There is no route at {}.", uri.path())) }),
+        // A batch's entries see only the API, and a problem for a path it
+        // lacks or for any refusal of axum's own.
+        api: crate::problem::everywhere(
+            api.fallback(|uri: Uri| async move { Problem::not_found(format!("There is no route at {}.", uri.path())) }),
+        ),
         writer,
         config,
         running: Arc::new(Semaphore::new(concurrent.max(1))),

@@ -125,9 +125,12 @@ impl IntoResponse for StoredResponse {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK);
         let mut response = (status, self.body).into_response();
-        if let Some(value) = self.content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
-            response.headers_mut().insert(header::CONTENT_TYPE, value);
-        }
+        // The type stored, or none (a 204 has no body to type; the bytes'
+        // own `application/octet-stream` would be a guess).
+        match self.content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
+            Some(value) => response.headers_mut().insert(header::CONTENT_TYPE, value),
+            None => response.headers_mut().remove(header::CONTENT_TYPE),
+        };
         response.headers_mut().insert("Idempotent-Replayed", HeaderValue::from_static("true"));
         response
     }

@@ -1,6 +1,6 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -98,5 +98,134 @@ impl IntoResponse for Problem {
             response.extensions_mut().insert(StorageFailure);
         }
         response
+    }
+}
+
+/// `router` with every error answer a problem: the error answers axum
+/// makes itself, which are plain text or empty, become
+/// `application/problem+json` (a method a route does not take: 405, its
+/// detail naming the methods the route does; a path parameter that is not
+/// UTF-8 or does not parse; a body or query an extractor refused, with the
+/// text axum wrote as the detail). Answers that already have a type
+/// (problems, JSON, HTML) pass untouched, and so do successes. Wrap the
+/// whole app, as served:
+///
+/// ```text
+/// let app = bgsync_server::problem::everywhere(api.merge(batches).fallback(files));
+/// ```
+///
+/// ([`crate::batch::router`] wraps the API it runs entries through, so a
+/// batch entry's refusal is a problem too.) It wraps the router from
+/// outside, since axum adds a 405's `Allow` header after every layer a
+/// router's `layer` adds.
+pub fn everywhere(router: axum::Router) -> axum::Router {
+    let layer = axum::middleware::map_response(as_problem);
+    axum::Router::new().fallback_service(tower::Layer::layer(&layer, router))
+}
+
+async fn as_problem(method: Method, uri: Uri, response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let essence = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if !matches!(essence.as_deref(), None | Some("") | Some("text/plain")) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.ok().and_then(|bytes| String::from_utf8(bytes.to_vec()).ok());
+    let text = text.as_deref().map(str::trim).unwrap_or("");
+    let path = uri.path();
+    let allowed = parts
+        .headers
+        .get(header::ALLOW)
+        .and_then(|value| value.to_str().ok())
+        .map(|allow| allow.split(',').map(str::trim).filter(|m| !m.is_empty()).collect::<Vec<_>>().join(", "));
+    let detail = match allowed {
+        Some(allowed) if status == StatusCode::METHOD_NOT_ALLOWED => {
+            format!("{method} is not allowed here; {path} takes {allowed}.")
+        }
+        _ if !text.is_empty() => format!("{}.", text.trim_end_matches('.')),
+        _ => format!("{method} {path} was answered {status} without saying why."),
+    };
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let kind = reason.to_ascii_lowercase().replace([' ', '\''], "-");
+    let title = reason.chars().take(1).chain(reason.chars().skip(1).flat_map(char::to_lowercase)).collect::<String>();
+    let mut problem = Problem::new(status, &kind, &title, detail).into_response();
+    // The original's other headers (Allow, Retry-After, ...) stay.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_TYPE);
+    let (problem_parts, problem_body) = problem.into_parts();
+    parts.headers.extend(problem_parts.headers);
+    problem = Response::from_parts(parts, problem_body);
+    problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    async fn through(method: Method, path: &str, response: Response) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = as_problem(method, path.parse().unwrap(), response).await;
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn axums_own_error_answers_become_problems_and_the_rest_pass() {
+        let empty_405 =
+            Response::builder().status(405).header("allow", "PUT,PATCH,DELETE").body(Body::empty()).unwrap();
+        let (status, headers, body) = through(Method::GET, "/api/tasks/a", empty_405).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers[header::CONTENT_TYPE], CONTENT_TYPE);
+        assert_eq!(headers[header::ALLOW], "PUT,PATCH,DELETE");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["type"], "/problems/method-not-allowed");
+        assert_eq!(problem["title"], "Method not allowed");
+        assert_eq!(problem["status"], 405);
+        assert_eq!(problem["detail"], "GET is not allowed here; /api/tasks/a takes PUT, PATCH, DELETE.");
+
+        let text_400 = Response::builder()
+            .status(400)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Body::from("Invalid URL: Invalid UTF-8 in `id`"))
+            .unwrap();
+        let (status, headers, body) = through(Method::PUT, "/api/tasks/%FF", text_400).await;
+        assert_eq!(
+            (status, &headers[header::CONTENT_TYPE]),
+            (StatusCode::BAD_REQUEST, &HeaderValue::from_static(CONTENT_TYPE))
+        );
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (problem["type"].as_str(), problem["title"].as_str()),
+            (Some("/problems/bad-request"), Some("Bad request"))
+        );
+        assert_eq!(problem["detail"], "Invalid URL: Invalid UTF-8 in `id`.");
+
+        let bare_503 = Response::builder().status(503).header("retry-after", "3").body(Body::empty()).unwrap();
+        let (_, headers, body) = through(Method::POST, "/api/x", bare_503).await;
+        assert_eq!(headers[header::RETRY_AFTER], "3");
+        assert!(body.contains("POST /api/x was answered 503 Service Unavailable without saying why."), "{body}");
+
+        for untouched in [
+            Problem::not_found("nothing here").into_response(),
+            Response::builder()
+                .status(404)
+                .header("content-type", "text/html")
+                .body(Body::from("<p>gone</p>"))
+                .unwrap(),
+            Response::builder().status(200).header("content-type", "text/plain").body(Body::from("fine")).unwrap(),
+            Response::builder().status(204).body(Body::empty()).unwrap(),
+        ] {
+            let before = (untouched.status(), untouched.headers().clone());
+            let (status, headers, _) = through(Method::GET, "/api/x", untouched).await;
+            assert_eq!((status, headers), before);
+        }
     }
 }

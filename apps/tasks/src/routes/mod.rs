@@ -3,6 +3,7 @@
 pub mod events;
 pub mod tasks;
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bgsync_server::batch::EffectTx;
@@ -47,11 +48,10 @@ pub async fn answer(
         idempotency::complete(&mut **tx, scope, key, &stored).await.map_err(storage)?;
     }
     let mut response = (status, body).into_response();
-    if let Some(content_type) = content_type {
-        response.headers_mut().insert(
-            axum::http::header::CONTENT_TYPE,
-            HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/json")),
-        );
-    }
+    match content_type {
+        Some(_) => response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        // A 204: no body, so no type.
+        None => response.headers_mut().remove(CONTENT_TYPE),
+    };
     Ok(response)
 }
