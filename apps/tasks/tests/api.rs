@@ -185,8 +185,17 @@ async fn every_refusal_is_a_problem_and_a_204_has_no_type(postgres: bool) {
         assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "a problem: {result}");
     }
     assert_eq!(server.count("tasks").await, 0);
-    // A delete's 204, and its replay, have no body and so no type.
+    // A change that changes nothing makes no version.
     http.put(format!("{}/api/tasks/d", server.url)).json(&json!({ "title": "x" })).send().await.unwrap();
+    for nothing in [json!({}), json!({ "title": null })] {
+        let res = http.patch(format!("{}/api/tasks/d", server.url)).json(&nothing).send().await.unwrap();
+        let (status, _, detail) = problem(res).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(detail.contains("neither"), "{detail}");
+    }
+    let (_, feed) = send(&http, reqwest::Method::GET, format!("{}/api/tasks", server.url), None, None).await;
+    assert_eq!(feed["tasks"][0]["version"], 1, "{feed}");
+    // A delete's 204, and its replay, have no body and so no type.
     for _ in 0..2 {
         let res =
             http.delete(format!("{}/api/tasks/d", server.url)).header("Idempotency-Key", "del-1").send().await.unwrap();

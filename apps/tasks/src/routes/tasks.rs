@@ -214,8 +214,8 @@ pub async fn put(
     Ok(response)
 }
 
-/// `PATCH /api/tasks/{id}` `{title?, done?}`: changes what is given. 404
-/// for a task that does not exist (or was deleted).
+/// `PATCH /api/tasks/{id}` `{title?, done?}`: changes what is given (422
+/// when neither is). 404 for a task that does not exist (or was deleted).
 pub async fn patch(
     State(db): State<Db>,
     batch: Option<BatchTx<sqlx::Any>>,
@@ -226,6 +226,10 @@ pub async fn patch(
 ) -> Result<axum::response::Response, Problem> {
     check_id(&id)?;
     let change: Change = json::parse(&headers, body)?;
+    if change.title.is_none() && change.done.is_none() {
+        // Nothing to change: no new version for every client to pull.
+        return Err(invalid("title", "A change gives a title, done or both; this one gives neither.".into()));
+    }
     let title = change.title.as_deref().map(check_title).transpose()?;
     let scope = idempotency::client_scope(&headers)?;
     let mut tx = begin_write(&db, batch.as_ref()).await?;
