@@ -5,8 +5,9 @@
 mod common;
 
 use common::browser::{
-    dispatch_periodic_sync, dispatch_sync, eval, meta, queued, queued_in, snackbar, stop_all_workers, store_request,
-    submit_post, until_delivered_on_page, until_stored, wait_for, wait_for_state, worker_status, Chromium,
+    dispatch_periodic_sync, dispatch_sync, eval, listed_state, meta, queued, queued_in, snackbar, stop_all_workers,
+    store_request, submit_post, until_delivered_on_page, until_stored, wait_for, wait_for_state, worker_status,
+    Chromium,
 };
 use common::{eventually, TestServer};
 use std::time::Duration;
@@ -1022,6 +1023,57 @@ async fn with_the_storage_full_a_round_still_deletes_what_the_server_took() {
         let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
         (status["deadLetters"] == 1 && status["queued"] == 0).then_some(())
     })
+    .await;
+    chromium.close().await;
+}
+
+/// The site's storage is full when the app pulls what others published:
+/// the status line says the newest posts could not be kept and why, not
+/// "Offline" (the browser is online and the server answered; before, any
+/// failed pull read as offline). With room again, the next pull stores
+/// them and the line says all is well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_that_finds_the_storage_full_says_so_and_the_next_one_stores() {
+    // Every `online` pulls (nothing counts as fresh), so the test can ask.
+    let server = TestServer::start_with_routes(common::declared_replacing(
+        r#"tag: "pull-posts","#,
+        r#"tag: "pull-posts", freshForMs: 0,"#,
+    ));
+    let chromium = Chromium::launch().await;
+    let page = app_with_small_quota(&chromium, &server).await;
+    let status = "document.querySelector('#sync-status').dataset.state + ': ' + \
+                  document.querySelector('#sync-status').textContent";
+    wait_for(&page, "the first pull", "document.querySelector('#sync-status').dataset.state === 'synced'").await;
+    let http = reqwest::Client::new();
+    for i in 0..20 {
+        let post = serde_json::json!({ "title": format!("Published elsewhere {i}"), "location": "Porto" });
+        let res = http.post(format!("{}/api/posts", server.url())).json(&post).send().await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    fill_storage(&page).await;
+    let online = "window.dispatchEvent(new Event('online'))";
+    eval::<serde_json::Value>(&page, online).await;
+    let said = eventually("the status line to say why the pull failed", DELIVERY, || async {
+        let said: String = eval(&page, status).await;
+        (!said.starts_with("synced")).then_some(said)
+    })
+    .await;
+    assert!(
+        said.starts_with("error: ")
+            && said.contains("storage for this site is full")
+            && said.contains("free some space"),
+        "{said}"
+    );
+    assert_eq!(listed_state(&page, "Published elsewhere 19").await, None, "nothing of the failed pull is listed");
+
+    free_storage(&page).await;
+    eval::<serde_json::Value>(&page, online).await;
+    wait_for_state(&page, "Published elsewhere 19", "sent").await;
+    wait_for(
+        &page,
+        "the status line to be well again",
+        "document.querySelector('#sync-status').dataset.state === 'synced'",
+    )
     .await;
     chromium.close().await;
 }

@@ -14,7 +14,7 @@ use bgsync_web::events::{EventKind, CHANNEL};
 use bgsync_web::{pull, replay};
 use feed_post::{FieldError, NewPost};
 use js_sys::{Object, Reflect};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -126,6 +126,9 @@ fn wire_up() -> Result<(), JsValue> {
 thread_local! {
     // Whether the last pull reached the server (for the indicator).
     static REACHABLE: Cell<bool> = const { Cell::new(true) };
+    // Why the last pull failed when it did reach the server (the site's
+    // storage full, the feed answering an error): not "offline".
+    static PULL_FAILED: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 /// Pulls the delta feed when the schedule says it is due (the app opened or
@@ -134,10 +137,18 @@ async fn refresh() {
     let Ok(feed) = feed() else { return render().await };
     let due = pull::schedule(&feed).await.map(|s| s.is_due(replay::now_ms())).unwrap_or(true);
     if due {
-        let ok = pull::pull(&feed).await.is_ok();
-        REACHABLE.with(|r| r.set(ok));
+        let result = pull::pull(&feed).await;
+        REACHABLE.with(|r| r.set(!result.as_ref().is_err_and(not_reached)));
+        PULL_FAILED.with(|p| *p.borrow_mut() = result.err().filter(|e| !not_reached(e)).map(|e| describe(&e)));
     }
     render().await;
+}
+
+/// Whether a failed pull did not reach the server: `fetch`'s `TypeError`
+/// (the network), or the request's deadline.
+fn not_reached(e: &JsValue) -> bool {
+    let name = Reflect::get(e, &"name".into()).ok().and_then(|n| n.as_string());
+    e.is_instance_of::<js_sys::TypeError>() || matches!(name.as_deref(), Some("AbortError" | "TimeoutError"))
 }
 
 async fn submit() {
@@ -359,6 +370,7 @@ async fn render() {
     }
     let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
     let reachable = REACHABLE.with(Cell::get);
+    let pull_failed = PULL_FAILED.with(|p| p.borrow().clone());
     items.extend(server);
 
     let list: Element = by_id("posts");
@@ -392,6 +404,9 @@ async fn render() {
             ("paused", format!("Paused: the server wants you to sign in again ({waiting} post(s) waiting)"))
         }
         (w, 0, _) if sending => ("sending", format!("Sending {w} post(s)…")),
+        (0, 0, true) if pull_failed.is_some() => {
+            ("error", format!("Could not update the posts: {}", pull_failed.unwrap_or_default()))
+        }
         (0, 0, true) => ("synced", "All posts sent".to_string()),
         (0, 0, false) => ("offline", "Offline: showing the last posts seen".to_string()),
         (w, 0, _) => ("pending", format!("{w} post(s) waiting to be sent")),
