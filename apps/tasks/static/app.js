@@ -32,14 +32,40 @@ const tasks = {
     document.querySelector("#status").dataset.ready = "true";
   },
 
+  // Why the last pull failed when it reached the server (the site's
+  // storage full, the feed answering an error), else null.
+  pullError: null,
+
   // Asks the server what changed (offline, the list stays as it was).
   async refresh() {
     try {
       await wasm_bindgen.pull("tasks");
+      tasks.pullError = null;
     } catch (error) {
-      // Offline or the server is down: the pulled list is what we show.
+      // Not reached (the network, the deadline): the pulled list is what we
+      // show, and that is no error. Reached and failed: say why.
+      const unreached = error instanceof TypeError || ["AbortError", "TimeoutError"].includes(error && error.name);
+      tasks.pullError = unreached ? null : (error && (error.message || error.name)) || String(error);
     }
     await tasks.render();
+  },
+
+  // A change the server refused for good (a dead letter): what it was, in
+  // words, with the task's title where it is known.
+  describe(dead, titles) {
+    const id = decodeURIComponent(dead.url.split("/").pop());
+    let change = {};
+    try {
+      const parsed = dead.body ? JSON.parse(dead.body) : {};
+      if (parsed && typeof parsed === "object") change = parsed;
+    } catch (error) {
+      // Not JSON: described by its method alone.
+    }
+    const title = change.title || titles.get(id) || id;
+    if (dead.method === "DELETE") return "Deleting \u201c" + title + "\u201d";
+    if (dead.method === "PUT") return "Saving \u201c" + title + "\u201d";
+    const what = "title" in change ? "renaming it \u201c" + change.title + "\u201d" : change.done ? "marking it done" : "marking it not done";
+    return "Changing \u201c" + (titles.get(id) || id) + "\u201d (" + what + ")";
   },
 
   async queue(method, id, change) {
@@ -72,9 +98,9 @@ const tasks = {
   },
 
   // The pulled tasks with the queued changes applied, in creation order.
-  async list() {
+  list(pulled) {
     const byId = new Map();
-    for (const task of await wasm_bindgen.feedItems("tasks")) {
+    for (const task of pulled) {
       if (!task.deleted) byId.set(task.id, { ...task });
     }
     for (const { id, method, change } of tasks.pending.values()) {
@@ -85,13 +111,19 @@ const tasks = {
   },
 
   async render() {
-    let list, status;
+    let pulled, status, dead;
     try {
-      [list, status] = await Promise.all([tasks.list(), wasm_bindgen.status()]);
+      [pulled, status, dead] = await Promise.all([
+        wasm_bindgen.feedItems("tasks"),
+        wasm_bindgen.status(),
+        wasm_bindgen.deadLetters(),
+      ]);
     } catch (error) {
       tasks.show("Could not read the saved tasks: " + error);
       return;
     }
+    const list = tasks.list(pulled);
+    dead = dead.filter((d) => d.queue === "edits");
     const ul = document.querySelector("#tasks");
     ul.replaceChildren(
       ...list.map((task) => {
@@ -113,14 +145,47 @@ const tasks = {
         return li;
       }),
     );
+    // The changes the server refused, with why, to retry or let go.
+    // (Deleted tasks too: a change to a task deleted elsewhere names it.)
+    const titles = new Map(pulled.map((task) => [task.id, task.title]));
+    document.querySelector("#not-saved").replaceChildren(
+      ...dead.map((letter) => {
+        const li = document.createElement("li");
+        li.dataset.key = letter.key;
+        const text = document.createElement("span");
+        text.className = "reason";
+        text.textContent = tasks.describe(letter, titles) + " was not saved: " + letter.reason;
+        const act = (label, call) => {
+          const button = document.createElement("button");
+          button.textContent = label;
+          button.dataset.action = label.toLowerCase();
+          button.addEventListener("click", async () => {
+            try {
+              await call(letter.key);
+            } catch (error) {
+              tasks.show(String(error));
+            }
+            await tasks.render();
+          });
+          return button;
+        };
+        li.append(text, act("Retry", wasm_bindgen.retryDeadLetter), act("Discard", wasm_bindgen.discardDeadLetter));
+        return li;
+      }),
+    );
     const indicator = document.querySelector("#status");
     const queued = status.queues.edits ? status.queues.edits.queued : 0;
-    indicator.dataset.state = status.paused ? "paused" : queued > 0 ? "pending" : "synced";
-    indicator.textContent = status.paused
-      ? "Paused: sign in again"
+    const [state, text] = status.paused
+      ? ["paused", "Paused: sign in again"]
       : queued > 0
-        ? queued + " change(s) waiting to be sent"
-        : "All changes saved";
+        ? ["pending", queued + " change(s) waiting to be sent"]
+        : dead.length > 0
+          ? ["failed", dead.length + " change(s) not saved (below)"]
+          : tasks.pullError
+            ? ["error", "Could not update the tasks: " + tasks.pullError]
+            : ["synced", "All changes saved"];
+    indicator.dataset.state = state;
+    indicator.textContent = text;
   },
 };
 
