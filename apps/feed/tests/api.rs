@@ -368,6 +368,22 @@ async fn a_batch_runs_each_entry_as_if_alone(backend: Backend) {
     assert_eq!(res["results"][0]["status"], 201, "the failed entry's key was not kept: {res}");
     assert_eq!(api.server.stored_posts().await.len(), 6);
 
+    // An entry may carry its own key as a header, and a Content-Length: the
+    // key and the body say both. A header key other than the entry's is
+    // refused, saying so (it was "send the header once", or "not a valid
+    // HTTP header" for the length).
+    let with = |key: &str, n: u32, headers: Value| json!({ "key": key, "method": "POST", "path": "/api/posts", "headers": headers, "body": good(n).to_string() });
+    let request = json!({ "ordered": false, "entries": [
+        with("h-1", 31, json!([["Idempotency-Key", "h-1"], ["Content-Length", "5"]])),
+        with("h-2", 32, json!([["idempotency-key", "another"]])),
+    ]});
+    let res: Value = api.http.post(&url).json(&request).send().await.unwrap().json().await.unwrap();
+    let statuses: Vec<_> = res["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64()).collect();
+    assert_eq!(statuses, [Some(201), Some(400)], "{res}");
+    let refused: Value = serde_json::from_str(res["results"][1]["body"].as_str().unwrap()).unwrap();
+    assert!(refused["detail"].as_str().unwrap().contains("is not its key \"h-2\""), "{refused}");
+    assert_eq!(api.server.stored_posts().await.len(), 7);
+
     let too_many = json!({ "ordered": false, "entries": (0..1001).map(|i| batch_entry(&format!("m-{i}"), good(i))).collect::<Vec<_>>() });
     let res = api.http.post(&url).json(&too_many).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);

@@ -91,6 +91,10 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
         (request("headers: { 'Sec-Fetch-Site': 'none' }"), r#"the header "sec-fetch-site" is the browser's to set"#),
         (request("headers: [['Content-Length', '5']]"), r#"the header "content-length" is the browser's to set"#),
         (request("key: 5"), "enqueue: key must be a string"),
+        (
+            request("key: 'k-1', headers: { 'Idempotency-Key': 'k-2' }"),
+            r#"enqueue: the Idempotency-Key header "k-2" is not the key "k-1""#,
+        ),
         (request("headers: 'X-A: b'"), "enqueue: the headers must be a record, [name, value] pairs or a Headers"),
         ("wasm_bindgen.setCredentials([['Authorization']])".into(), "setCredentials: the headers must be a record"),
         (request("method: 5"), "enqueue: method must be a string"),
@@ -126,6 +130,14 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
     // A request fetch can send still goes.
     let key: String = eval(&page, &request("method: 'put', headers: [['X-Request-Note', 'kept']]")).await;
     assert!(!key.is_empty());
+    // An Idempotency-Key header is the entry's key (as when the worker
+    // captures a request), not a second header beside it: in a batch the
+    // two made every attempt a 400 "send the header once".
+    let key: String = eval(&page, &request("headers: { 'Idempotency-Key': 'mine-1' }")).await;
+    assert_eq!(key, "mine-1");
+    let stored: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.queued('requests')").await;
+    let mine = stored.iter().find(|e| e["key"] == "mine-1").expect("queued under its header's key");
+    assert!(!mine["headers"].to_string().to_ascii_lowercase().contains("idempotency-key"), "{mine}");
     chromium.close().await;
 }
 

@@ -571,9 +571,22 @@ fn build<DB: sqlx::Database>(
     let mut request = Request::builder().method(method).uri(&entry.path);
     for (name, value) in &entry.headers {
         match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            // The batch's own client id stands for every entry.
-            (Ok(name), Ok(_)) if name.as_str().eq_ignore_ascii_case(CLIENT_HEADER) => {}
-            (Ok(name), Ok(value)) if name != header::CONTENT_LENGTH => request = request.header(name, value),
+            // The batch's own client id stands for every entry, and the
+            // entry's body says its length.
+            (Ok(name), Ok(_))
+                if name.as_str().eq_ignore_ascii_case(CLIENT_HEADER) || name == header::CONTENT_LENGTH => {}
+            // The entry's key is its Idempotency-Key; the same again is
+            // no news, another would make two.
+            (Ok(name), Ok(_)) if name.as_str().eq_ignore_ascii_case(IDEMPOTENCY_KEY) => {
+                if value.trim() != entry.key {
+                    return Err(refuse(format!(
+                        "its {IDEMPOTENCY_KEY} header {value:?} is not its key {:?}; an entry's key is its \
+                         {IDEMPOTENCY_KEY}, so leave the header out",
+                        entry.key
+                    )));
+                }
+            }
+            (Ok(name), Ok(value)) => request = request.header(name, value),
             _ => return Err(refuse(format!("header {name:?} is not a valid HTTP header"))),
         }
     }

@@ -27,6 +27,7 @@ export interface QueuedRequest {
   method?: string;
   headers?: Record<string, string> | [string, string][] | Headers;
   body?: string;
+  /** The Idempotency-Key every attempt carries (a new one when left out; an Idempotency-Key header is taken as it). */
   key?: string;
 }
 export interface QueueState { queued: number; paused: number | null }

@@ -5,6 +5,7 @@ use crate::events;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use crate::state;
+use bgsync_core::wire::IDEMPOTENCY_KEY;
 use bgsync_core::{Entry, EntryKey};
 use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
@@ -70,7 +71,7 @@ pub struct NewRequest {
 ///   write was issued, and its reads see the entry. A round that is past
 ///   its last read is the one case the look is for.
 pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Queued> {
-    let NewRequest { method, url, headers, body, key } = request;
+    let NewRequest { method, url, mut headers, body, key } = request;
     let bad = |what: String| Err(JsValue::from_str(&what));
     let method = method.to_ascii_uppercase();
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -109,9 +110,22 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
             "enqueue: the header \"{name}\" is the browser's to set: fetch would leave it out, so it is refused here"
         ));
     }
-    let key = match key {
-        Some(key) => key,
-        None => new_key()?,
+    // An `Idempotency-Key` header is the entry's key, as for a captured
+    // request (each attempt carries the key; a second, different one would
+    // make the request ambiguous).
+    let header_key =
+        headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(IDEMPOTENCY_KEY)).map(|(_, v)| v.clone());
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case(IDEMPOTENCY_KEY));
+    let key = match (key, header_key) {
+        (Some(key), Some(header)) if key != header.trim() => {
+            return bad(format!(
+                "enqueue: the {IDEMPOTENCY_KEY} header \"{header}\" is not the key \"{key}\"; \
+                 the key is what each attempt carries as {IDEMPOTENCY_KEY}, so give one of them"
+            ))
+        }
+        (Some(key), _) => key,
+        (None, Some(header)) => header.trim().to_owned(),
+        (None, None) => new_key()?,
     };
     let key = EntryKey::parse(&key).map_err(|e| JsValue::from_str(&format!("enqueue: the key \"{key}\": {e}")))?;
     let mut entry = Entry::new(key, url, body, enqueue_time());
