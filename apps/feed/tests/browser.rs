@@ -195,6 +195,33 @@ async fn a_post_answered_with_a_redirect_stays_queued_and_is_sent_once_the_serve
     }
 }
 
+/// A proxy before the server takes smaller bodies than the server
+/// advertises (nginx's `client_max_body_size` is 1 MiB by default, the
+/// batch endpoint takes 2 MiB): each batch it refuses with 413 is halved
+/// until the halves fit, and every post is stored once, none dead-lettered.
+/// (Before, the same batch was retried until each of its posts was
+/// dead-lettered for too many attempts.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_a_proxy_refuses_as_too_large_are_halved_until_they_fit() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    // About 300 bytes an entry: 40 posts in one batch are about 12 KB.
+    server.limit_bodies(Some(3_000));
+    assert_eq!(common::browser::fill_queue(&page, "sync-posts", TAG, 40).await, 40);
+    chromium.set_worker_offline(false).await;
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    let stored = until_stored(&server, 40).await;
+    assert_eq!(stored.len(), 40, "each post once");
+    let refused = server.net().too_large.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(refused >= 2, "the proxy refused the large batches: {refused}");
+    let dead = store_request(&page, "dead-letters", "readonly", "count()").await;
+    assert_eq!(dead, 0, "none dead-lettered");
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    chromium.close().await;
+}
+
 /// A request the server accepts and does not answer (a stalled server or
 /// proxy) ends at its queue's deadline (`timeoutMs`) and is retried as a
 /// network failure: the post stays queued and says why, and is stored

@@ -340,6 +340,18 @@ impl Engine {
             return;
         };
         let (_, keys) = self.in_flight.swap_remove(at);
+        // A batch answered 413 as a whole (a proxy before the server that
+        // takes less than the server advertised) is halved like one that
+        // breaks: smaller batches fit, and an entry too large alone is
+        // refused as itself.
+        let too_large = |attempt: &AttemptResult| matches!(attempt, AttemptResult::Response(r) if r.status == 413);
+        let result = match result {
+            TransmitResult::BatchFailed(attempt) if too_large(&attempt) && keys.len() == 1 => {
+                TransmitResult::Single(attempt)
+            }
+            TransmitResult::BatchFailed(attempt) if too_large(&attempt) => TransmitResult::BatchBroke(attempt),
+            other => other,
+        };
         let result = match result {
             TransmitResult::BatchBroke(_) if keys.len() > 1 => {
                 // Halves (the first one rounded up), sent again at once.

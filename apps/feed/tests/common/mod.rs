@@ -73,6 +73,11 @@ pub struct Net {
     seen: std::sync::atomic::AtomicU64,
     /// Requests whose body carries this text have their connection broken.
     poison: std::sync::Mutex<Option<String>>,
+    /// API request bodies larger than this many bytes are answered 413, as
+    /// a proxy before the server with a smaller limit does (0: none).
+    max_body_bytes: std::sync::atomic::AtomicU64,
+    /// Requests answered 413 for it.
+    pub too_large: std::sync::atomic::AtomicU64,
     /// API requests (under `/api/`) received.
     pub requests: std::sync::atomic::AtomicU64,
     /// Batch requests (`POST /api/sync/batch`) being answered now, and the
@@ -271,6 +276,12 @@ impl TestServer {
     /// alone, or a batch holding it) has its connection broken after the
     /// first bytes of an answer: the browser's `fetch` fails with a network
     /// error, as behind a proxy that cannot stomach one request.
+    /// API request bodies over `bytes` are answered 413 with an HTML page
+    /// (a proxy's limit, below what the server advertises).
+    pub fn limit_bodies(&self, bytes: Option<u64>) {
+        self.net.max_body_bytes.store(bytes.unwrap_or(0), Ordering::SeqCst);
+    }
+
     pub fn break_requests_carrying(&self, marker: Option<&str>) {
         *self.net.poison.lock().unwrap() = marker.map(str::to_owned);
     }
@@ -402,6 +413,15 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         net.requests.fetch_add(1, Ordering::SeqCst);
         let up = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
         net.bytes_up.fetch_add(up, Ordering::SeqCst);
+    }
+    let limit = net.max_body_bytes.load(Ordering::SeqCst);
+    if api && limit > 0 {
+        let length = req.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if length.unwrap_or(0) > limit {
+            net.too_large.fetch_add(1, Ordering::SeqCst);
+            let page = "<html><head><title>413 Request Entity Too Large</title></head><body>nginx</body></html>";
+            return (StatusCode::PAYLOAD_TOO_LARGE, [("content-type", "text/html")], page).into_response();
+        }
     }
     let read_delay = net.read_delay_ms.load(Ordering::SeqCst);
     if api && req.method() == Method::GET && read_delay > 0 {

@@ -378,6 +378,79 @@ fn a_batch_that_breaks_is_halved_until_the_entry_that_breaks_it_is_alone_and_dea
     }
 }
 
+/// A batch answered 413 as a whole (a proxy in front of the server takes
+/// less than the server advertises: nginx's default is 1 MiB) is halved
+/// until its halves fit, no attempt counted against its entries; a single
+/// entry the proxy still refuses is the entry's own refusal. (Before, the
+/// same batch was retried until every entry in it was dead-lettered for
+/// too many attempts.)
+#[test]
+fn a_batch_too_large_for_a_proxy_is_halved_until_it_fits() {
+    for ordered in [true, false] {
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let config = QueueConfig {
+            ordered,
+            batch: Some(BatchLimits::new(1000, usize::MAX)),
+            retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
+            ..QueueConfig::default()
+        };
+        let mut q = queue(config, &refs);
+        // The proxy takes at most 6 entries' worth, and never "k17" (too
+        // large alone).
+        let too_large = TransmitResult::BatchFailed(AttemptResult::Response(Response::status(413)));
+        let (mut now, mut requests, mut delivered, mut dead) = (0u64, 0, Vec::new(), Vec::new());
+        loop {
+            let mut sent = false;
+            while let Some(t) = q.poll_transmit(now) {
+                sent = true;
+                requests += 1;
+                assert!(t.batch, "entries go in batches, of one too");
+                let result = if t.entries.len() > 6 || t.entries.iter().any(|e| e.key.as_str() == "k17") {
+                    too_large.clone()
+                } else {
+                    TransmitResult::Batch(
+                        t.entries
+                            .iter()
+                            .map(|e| BatchResult {
+                                key: e.key.to_string(),
+                                status: Some(201),
+                                retry_after: None,
+                                body: String::new(),
+                            })
+                            .collect(),
+                    )
+                };
+                q.handle(t.id, result, now);
+                for op in ops(&mut q) {
+                    match op {
+                        StoreOp::Put(entry) => panic!("no attempt is counted against {}", entry.key),
+                        StoreOp::Delete(key) => delivered.push(key.to_string()),
+                        StoreOp::DeadLetter(letter) => dead.push((letter.entry.key.to_string(), letter.reason)),
+                    }
+                }
+            }
+            match q.poll_timeout() {
+                Some(at) if !sent || at > now => now = at.max(now + 1),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let case = format!("ordered {ordered}");
+        let mut want: Vec<String> = keys.iter().filter(|k| *k != "k17").cloned().collect();
+        if !ordered {
+            want.sort();
+            delivered.sort();
+        }
+        assert_eq!(delivered, want, "{case}: every entry but the one too large alone, once");
+        assert_eq!(dead.len(), 1, "{case}: {dead:?}");
+        assert_eq!(dead[0].0, "k17", "{case}");
+        assert!(matches!(dead[0].1, DeadReason::Rejected { status: 413, .. }), "{case}: {:?}", dead[0].1);
+        assert!(requests <= 40, "{case}: {requests} requests");
+        assert!(q.is_empty(), "{case}");
+    }
+}
+
 #[test]
 fn a_next_page_joins_in_order_without_queued_events_or_duplicates() {
     let mut q = queue(QueueConfig::default(), &["a", "b"]);
