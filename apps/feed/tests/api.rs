@@ -602,11 +602,12 @@ async fn the_app_is_served_with_the_hashed_bundle() {
             .unwrap();
         assert!(refused.headers().get("content-encoding").is_none(), "gzip;q=0 refuses gzip");
     }
-    // The page's module has no replay (no request it could send carries an
-    // Idempotency-Key); bgsync's fallback module, which a page loads where
-    // no worker replays for it, has it, and the declaration says where it is.
+    // The page's module has no replay (it never sends a batch, which asks
+    // for `Prefer: return=minimal`); bgsync's fallback module, which a page
+    // loads where no worker replays for it, has it, and the declaration
+    // says where it is.
     let fallback = feed::assets::BGSYNC_FALLBACK;
-    let has_replay = |wasm: &[u8]| wasm.windows(15).any(|w| w == b"Idempotency-Key");
+    let has_replay = |wasm: &[u8]| wasm.windows(14).any(|w| w == b"return=minimal");
     let module = |name: String| {
         let (http, url) = (api.http.clone(), api.server.url());
         async move { http.get(format!("{url}/{name}")).send().await.unwrap().bytes().await.unwrap() }
