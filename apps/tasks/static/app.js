@@ -61,11 +61,15 @@ const tasks = {
     } catch (error) {
       // Not JSON: described by its method alone.
     }
-    const title = change.title || titles.get(id) || id;
-    if (dead.method === "DELETE") return "Deleting \u201c" + title + "\u201d";
-    if (dead.method === "PUT") return "Saving \u201c" + title + "\u201d";
-    const what = "title" in change ? "renaming it \u201c" + change.title + "\u201d" : change.done ? "marking it done" : "marking it not done";
-    return "Changing \u201c" + (titles.get(id) || id) + "\u201d (" + what + ")";
+    const quote = (text) => "\u201c" + text + "\u201d";
+    const known = quote(titles.get(id) || change.title || id);
+    if (dead.method === "DELETE") return "Deleting " + known;
+    if (dead.method === "PUT") return "Adding " + quote(change.title || id);
+    const steps = [];
+    if (typeof change.title === "string") steps.push("renaming " + known + " to " + quote(change.title));
+    if (typeof change.done === "boolean") steps.push("marking " + (steps.length ? "it" : known) + (change.done ? " done" : " not done"));
+    const what = steps.join(" and ") || "changing " + known;
+    return what[0].toUpperCase() + what.slice(1);
   },
 
   async queue(method, id, change) {
@@ -154,7 +158,7 @@ const tasks = {
         li.dataset.key = letter.key;
         const text = document.createElement("span");
         text.className = "reason";
-        text.textContent = tasks.describe(letter, titles) + " was not saved: " + letter.reason;
+        text.textContent = tasks.describe(letter, titles) + " failed: " + letter.reason;
         const act = (label, call) => {
           const button = document.createElement("button");
           button.textContent = label;

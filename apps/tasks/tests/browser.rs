@@ -286,12 +286,12 @@ async fn a_change_the_server_refuses_is_listed_with_why_then_retried_or_discarde
     .await;
     assert!(
         shown[0].starts_with(
-            "Changing \u{201c}Buy milk\u{201d} (renaming it \u{201c}Buy oat milk\u{201d}) was not saved: "
+            "Renaming \u{201c}Buy milk\u{201d} to \u{201c}Buy oat milk\u{201d} failed: the server refused it (HTTP 404): "
         ) && shown[0].contains("There is no task shop"),
         "{shown:?}"
     );
     assert!(
-        shown[1].starts_with("Changing \u{201c}Call Ada\u{201d} (marking it done) was not saved: ")
+        shown[1].starts_with("Marking \u{201c}Call Ada\u{201d} done failed: the server refused it (HTTP 404): ")
             && shown[1].contains("There is no task call"),
         "{shown:?}"
     );
