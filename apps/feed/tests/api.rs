@@ -67,7 +67,7 @@ fn post(title: &str, location: &str) -> Value {
 async fn a_valid_post_is_stored_trimmed_and_listed_newest_first(backend: Backend) {
     let api = Api::start(backend);
     let (status, body) = api.post(Some("k-1"), &post("  Sunset ", " Lisbon ")).await;
-    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!((body["id"].as_str(), body["title"].as_str()), (Some(ID), Some("Sunset")));
 
     let second = json!({ "title": "Harbour", "location": "Porto" });

@@ -357,3 +357,35 @@ on_both_databases!(
     conditional_requests_follow_rfc_9110_and_extra_parameters_are_ignored,
     text_is_stored_canonical_and_invisible_or_bidi_text_is_refused,
 );
+
+/// PostgreSQL: a post stuck behind a lock another session holds (an
+/// operator's open transaction, a migration) fails at the connection's
+/// `statement_timeout` (15 s) with a 503 problem that asks for a retry,
+/// rather than holding its connection for as long as the lock lasts while
+/// the client's retries pile up on the pool (before, it waited until the
+/// lock went). Once the lock is gone the same key stores the post once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_stuck_behind_a_lock_is_answered_503_and_stored_once_later() {
+    use sqlx::Connection;
+    let server = TestServer::start_on(Backend::Postgres);
+    sqlx::any::install_default_drivers();
+    let mut locker = sqlx::AnyConnection::connect(&server.database_url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE").execute(&mut locker).await.unwrap();
+    let http = Client::new();
+    let url = format!("{}/api/posts", server.url());
+    // (Bounded, so that a server that waits for the lock fails the test.)
+    let send = || {
+        http.post(&url).header("Idempotency-Key", "stuck-1").json(&post_body(1)).timeout(Duration::from_secs(40)).send()
+    };
+    let started = Instant::now();
+    let (status, body) = problem(send().await.unwrap()).await;
+    let waited = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["type"], "/problems/storage-unavailable");
+    assert!(waited >= Duration::from_secs(14) && waited < Duration::from_secs(30), "{waited:?}");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    let res = send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(server.count_posts().await, 1);
+}

@@ -43,6 +43,9 @@ pub struct Database {
     pub writer: Writer<sqlx::Any>,
 }
 
+/// How long one statement may run on PostgreSQL (lock waits included).
+const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 15000";
+
 /// A migration: version, description, SQL.
 pub type MigrationSql = (i64, &'static str, &'static str);
 
@@ -57,9 +60,15 @@ pub type MigrationSql = (i64, &'static str, &'static str);
 /// file first, thousands of `pwrite`s per 1,000-entry batch), and each
 /// connection caches up to 16 MiB of pages (SQLite's default, 2 MiB, is
 /// less than a large batch touches on a grown database).
-/// PostgreSQL gets 16. On SQLite, writes go through one connection with
-/// group commit ([`Writer::group_commit`]). A request waits at most 5 s for a connection, then
-/// gets a storage failure (503) rather than hanging.
+/// PostgreSQL gets 16, each with a `statement_timeout` of 15 s (unless the
+/// URL sets one, as `?options=-c%20statement_timeout%3D5000`): a statement
+/// stuck behind a lock another session holds fails, and its request gets a
+/// storage failure (503, retried by clients) instead of holding its
+/// connection for as long as the lock lasts while retries pile up on the
+/// pool. Migrations run without it. On SQLite, writes go through one
+/// connection with group commit ([`Writer::group_commit`]). A request
+/// waits at most 5 s for a connection, then gets a storage failure (503)
+/// rather than hanging.
 pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql>) -> Result<Database, sqlx::Error> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url).map_err(|e| sqlx::Error::Configuration(e.into()))?;
@@ -69,6 +78,7 @@ pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql
         }
         _ => url.to_owned(),
     };
+    let own_timeout = backend == Backend::Postgres && !url.contains("statement_timeout");
     let pool = AnyPoolOptions::new()
         .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
         .acquire_timeout(Duration::from_secs(5))
@@ -89,6 +99,9 @@ pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql
                         conn.execute(pragma).await?;
                     }
                 }
+                if own_timeout {
+                    conn.execute(STATEMENT_TIMEOUT).await?;
+                }
                 Ok(())
             })
         })
@@ -100,7 +113,17 @@ pub async fn connect(url: &str, migrations: impl Fn(Backend) -> Vec<MigrationSql
             Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
         })
         .collect();
-    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }.run(&pool).await?;
+    let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
+    if own_timeout {
+        // A migration may take longer than a request's statements may: on
+        // a connection of its own, without the timeout.
+        let once = AnyPoolOptions::new().max_connections(1).connect(&url).await?;
+        let migrated = migrator.run(&once).await;
+        once.close().await;
+        migrated?;
+    } else {
+        migrator.run(&pool).await?;
+    }
     let writer = match backend {
         Backend::Sqlite => Writer::group_commit(pool.clone()),
         Backend::Postgres => Writer::per_request(pool.clone()),

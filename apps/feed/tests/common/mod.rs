@@ -200,7 +200,15 @@ impl TestServer {
         let net = self.net.clone();
         let extra = self.extra.clone();
         // Migrations run before the port answers, so a test never races them.
-        let db = block_on(async move { feed::db::connect(&url).await.expect("test database") });
+        // On the server's runtime: a connection opened on a runtime that is
+        // then dropped fails when it is used ("the Tokio context is being
+        // shut down"), and the pool keeps the one it opened to check the URL.
+        let handle = runtime.handle().clone();
+        let db = std::thread::spawn(move || {
+            handle.block_on(async move { feed::db::connect(&url).await.expect("test database") })
+        })
+        .join()
+        .unwrap();
         let state = AppState { before_commit, ..AppState::new(db) };
         self.state = Some(state.clone());
         runtime.spawn(async move {
