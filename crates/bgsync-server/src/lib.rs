@@ -4,7 +4,8 @@
 //! and the browser itself resends a POST when a kept-alive connection is
 //! reset. These pieces make the effect exactly-once and the errors precise:
 //!
-//! - [`problem`]: RFC 9457 `application/problem+json` responses;
+//! - [`problem`]: RFC 9457 `application/problem+json` responses, and
+//!   [`problem::everywhere`] for the error answers axum makes itself;
 //! - [`json`]: a JSON body reader whose every refusal is a precise problem;
 //! - [`idempotency`]: the `Idempotency-Key` header and the key store that
 //!   commits in the same transaction as the effect;
