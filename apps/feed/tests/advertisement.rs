@@ -125,3 +125,37 @@ async fn a_batch_url_that_has_gone_is_forgotten_and_the_same_round_delivers_thro
     assert!(queued(&page).await.is_empty());
     chromium.close().await;
 }
+
+/// A static host in front of the app answers `/.well-known/bgsync` with the
+/// app's HTML (a single-page app's catch-all), here kept for ten minutes:
+/// the worker takes that as "no batch endpoint" and keeps it (before, the
+/// HTML failed the JSON read, nothing was kept, and every round asked
+/// again), and posts go one request each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_page_for_the_advertisement_means_no_batch_endpoint_and_posts_go_one_by_one() {
+    let catch_all = axum::Router::new().route(
+        "/.well-known/bgsync",
+        axum::routing::get(|| async {
+            ([("content-type", "text/html"), ("cache-control", "max-age=600")], "<!doctype html><title>App</title>")
+        }),
+    );
+    let server = TestServer::start_with_routes(catch_all);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let learnt = eventually("the answer to be kept", Duration::from_secs(10), || async {
+        let kept = kept(&page).await;
+        kept.is_object().then_some(kept)
+    })
+    .await;
+    assert!(learnt["batch"].is_null(), "no batch endpoint: {learnt}");
+    chromium.set_worker_offline(true).await;
+    for i in 0..2 {
+        submit_post(&page, &format!("Behind a static host {i}"), "CDN").await;
+    }
+    chromium.set_worker_offline(false).await;
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    assert_eq!(until_stored(&server, 2).await.len(), 2);
+    assert_eq!(server.requests("POST /api/posts"), 2, "one request each");
+    assert_eq!(server.requests("POST /api/sync/batch"), 0);
+    chromium.close().await;
+}

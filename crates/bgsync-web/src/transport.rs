@@ -326,8 +326,12 @@ async fn fetch_advertisement() -> js::JsResult<Learnt> {
     let response = js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS, js::Until::Read).await?;
     let max_age_s = response.headers().get("Cache-Control").ok().flatten().as_deref().and_then(max_age).unwrap_or(0);
     let fresh_until_ms = js_sys::Date::now() + max_age_s as f64 * 1000.0;
-    if !response.ok() {
+    let json = response.headers().get("Content-Type").ok().flatten().is_some_and(|t| t.contains("json"));
+    if !response.ok() || !json {
         // No document: the server offers nothing more (a definite answer).
+        // So is a page of another type (a static host answering every
+        // path with the app's HTML): entries go one by one, and the round
+        // does not fail on it.
         return Ok(Learnt { endpoint: None, fresh_until_ms });
     }
     let document = js::await_promise(response.json()?).await?;
