@@ -326,7 +326,14 @@ async fn fetch_advertisement() -> js::JsResult<Learnt> {
     let response = js::fetch(WELL_KNOWN_PATH, &init, js::DEADLINE_MS, js::Until::Read).await?;
     let max_age_s = response.headers().get("Cache-Control").ok().flatten().as_deref().and_then(max_age).unwrap_or(0);
     let fresh_until_ms = js_sys::Date::now() + max_age_s as f64 * 1000.0;
-    let json = response.headers().get("Content-Type").ok().flatten().is_some_and(|t| t.contains("json"));
+    // (Bytes compared, not `str::contains`: its substring searcher is 4 KB
+    // of the worker's module.)
+    let json = response
+        .headers()
+        .get("Content-Type")
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"json")));
     if !response.ok() || !json {
         // No document: the server offers nothing more (a definite answer).
         // So is a page of another type (a static host answering every
