@@ -21,6 +21,13 @@ fn ops(q: &mut Engine) -> Vec<StoreOp> {
     std::iter::from_fn(|| q.poll_store()).collect()
 }
 
+/// A batch answer that took every entry of `t` (201 each).
+fn all_taken(t: &Transmit) -> TransmitResult {
+    let taken =
+        |e: &Entry| BatchResult { key: e.key.to_string(), status: Some(201), retry_after: None, body: String::new() };
+    TransmitResult::Batch(t.entries.iter().map(taken).collect())
+}
+
 fn sent_keys(t: &Transmit) -> Vec<&str> {
     t.entries.iter().map(|e| e.key.as_str()).collect()
 }
@@ -290,12 +297,15 @@ fn entries_the_batch_endpoint_cannot_serve_go_on_their_own_in_their_turn() {
     assert_eq!(sent, expected);
 }
 
-/// Drives `q` against a server that answers 201 to everything, except that
-/// any request carrying `poison` breaks on the network (the adapter's probe
-/// then finds the server reachable: `BatchBroke` for a batch of several).
-/// Returns the requests made, the keys delivered in order, and what was
-/// dead-lettered.
-fn drive_with_a_breaking_entry(q: &mut Engine, poison: &str) -> (usize, Vec<String>, Vec<(String, DeadReason)>) {
+/// Drives `q` until it is empty, each request answered by `answer`.
+/// Only the entry `may_retry` may be retried (its attempts stored); no other
+/// entry may count an attempt. Returns the requests made, the keys
+/// delivered in order, and what was dead-lettered.
+fn drive(
+    q: &mut Engine,
+    answer: impl Fn(&Transmit) -> TransmitResult,
+    may_retry: &str,
+) -> (usize, Vec<String>, Vec<(String, DeadReason)>) {
     let (mut now, mut requests) = (0, 0);
     let (mut delivered, mut dead) = (Vec::new(), Vec::new());
     loop {
@@ -303,28 +313,10 @@ fn drive_with_a_breaking_entry(q: &mut Engine, poison: &str) -> (usize, Vec<Stri
         while let Some(t) = q.poll_transmit(now) {
             sent = true;
             requests += 1;
-            let broken = t.entries.iter().any(|e| e.key.as_str() == poison);
-            let result = match (broken, t.batch, t.entries.len()) {
-                (true, true, n) if n > 1 => TransmitResult::BatchBroke(AttemptResult::NetworkError("reset".into())),
-                (true, true, _) => TransmitResult::BatchFailed(AttemptResult::NetworkError("reset".into())),
-                (true, false, _) => TransmitResult::Single(AttemptResult::NetworkError("reset".into())),
-                (false, true, _) => TransmitResult::Batch(
-                    t.entries
-                        .iter()
-                        .map(|e| BatchResult {
-                            key: e.key.to_string(),
-                            status: Some(201),
-                            retry_after: None,
-                            body: String::new(),
-                        })
-                        .collect(),
-                ),
-                (false, false, _) => status(201),
-            };
-            q.handle(t.id, result, now);
+            q.handle(t.id, answer(&t), now);
             for op in ops(q) {
                 match op {
-                    StoreOp::Put(entry) => assert_eq!(entry.key.as_str(), poison, "only the breaking entry is retried"),
+                    StoreOp::Put(entry) => assert_eq!(entry.key.as_str(), may_retry, "no attempt counted against it"),
                     StoreOp::Delete(key) => delivered.push(key.to_string()),
                     StoreOp::DeadLetter(letter) => dead.push((letter.entry.key.to_string(), letter.reason)),
                 }
@@ -338,6 +330,33 @@ fn drive_with_a_breaking_entry(q: &mut Engine, poison: &str) -> (usize, Vec<Stri
     }
 }
 
+/// [`drive`] against a server that answers 201 to everything, except that
+/// any request carrying `poison` breaks on the network (the adapter's probe
+/// then finds the server reachable: `BatchBroke` for a batch of several).
+fn drive_with_a_breaking_entry(q: &mut Engine, poison: &str) -> (usize, Vec<String>, Vec<(String, DeadReason)>) {
+    let answer = |t: &Transmit| {
+        let broken = t.entries.iter().any(|e| e.key.as_str() == poison);
+        match (broken, t.batch, t.entries.len()) {
+            (true, true, n) if n > 1 => TransmitResult::BatchBroke(AttemptResult::NetworkError("reset".into())),
+            (true, true, _) => TransmitResult::BatchFailed(AttemptResult::NetworkError("reset".into())),
+            (true, false, _) => TransmitResult::Single(AttemptResult::NetworkError("reset".into())),
+            (false, true, _) => all_taken(t),
+            (false, false, _) => status(201),
+        }
+    };
+    drive(q, answer, poison)
+}
+
+/// Batches of up to 1,000 entries, and 3 attempts an entry.
+fn batched(ordered: bool) -> QueueConfig {
+    QueueConfig {
+        ordered,
+        batch: Some(BatchLimits::new(1000, usize::MAX)),
+        retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
+        ..QueueConfig::default()
+    }
+}
+
 #[test]
 fn a_batch_that_breaks_is_halved_until_the_entry_that_breaks_it_is_alone_and_dead_lettered() {
     for ordered in [true, false] {
@@ -345,13 +364,7 @@ fn a_batch_that_breaks_is_halved_until_the_entry_that_breaks_it_is_alone_and_dea
             for at in [0, n / 2, n - 1] {
                 let keys: Vec<String> = (0..n).map(|i| format!("k{i:04}")).collect();
                 let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let config = QueueConfig {
-                    ordered,
-                    batch: Some(BatchLimits::new(1000, usize::MAX)),
-                    retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
-                    ..QueueConfig::default()
-                };
-                let mut q = queue(config, &refs);
+                let mut q = queue(batched(ordered), &refs);
                 let (requests, delivered, dead) = drive_with_a_breaking_entry(&mut q, &keys[at]);
                 let case = format!("ordered {ordered}, {n} entries, the one at {at} breaks");
                 let mut want: Vec<String> = keys.iter().filter(|k| **k != keys[at]).cloned().collect();
@@ -389,53 +402,18 @@ fn a_batch_too_large_for_a_proxy_is_halved_until_it_fits() {
     for ordered in [true, false] {
         let keys: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let config = QueueConfig {
-            ordered,
-            batch: Some(BatchLimits::new(1000, usize::MAX)),
-            retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
-            ..QueueConfig::default()
-        };
-        let mut q = queue(config, &refs);
+        let mut q = queue(batched(ordered), &refs);
         // The proxy takes at most 6 entries' worth, and never "k17" (too
         // large alone).
-        let too_large = TransmitResult::BatchFailed(AttemptResult::Response(Response::status(413)));
-        let (mut now, mut requests, mut delivered, mut dead) = (0u64, 0, Vec::new(), Vec::new());
-        loop {
-            let mut sent = false;
-            while let Some(t) = q.poll_transmit(now) {
-                sent = true;
-                requests += 1;
-                assert!(t.batch, "entries go in batches, of one too");
-                let result = if t.entries.len() > 6 || t.entries.iter().any(|e| e.key.as_str() == "k17") {
-                    too_large.clone()
-                } else {
-                    TransmitResult::Batch(
-                        t.entries
-                            .iter()
-                            .map(|e| BatchResult {
-                                key: e.key.to_string(),
-                                status: Some(201),
-                                retry_after: None,
-                                body: String::new(),
-                            })
-                            .collect(),
-                    )
-                };
-                q.handle(t.id, result, now);
-                for op in ops(&mut q) {
-                    match op {
-                        StoreOp::Put(entry) => panic!("no attempt is counted against {}", entry.key),
-                        StoreOp::Delete(key) => delivered.push(key.to_string()),
-                        StoreOp::DeadLetter(letter) => dead.push((letter.entry.key.to_string(), letter.reason)),
-                    }
-                }
+        let answer = |t: &Transmit| {
+            assert!(t.batch, "entries go in batches, of one too");
+            if t.entries.len() > 6 || t.entries.iter().any(|e| e.key.as_str() == "k17") {
+                TransmitResult::BatchFailed(AttemptResult::Response(Response::status(413)))
+            } else {
+                all_taken(t)
             }
-            match q.poll_timeout() {
-                Some(at) if !sent || at > now => now = at.max(now + 1),
-                Some(_) => {}
-                None => break,
-            }
-        }
+        };
+        let (requests, mut delivered, dead) = drive(&mut q, answer, "");
         let case = format!("ordered {ordered}");
         let mut want: Vec<String> = keys.iter().filter(|k| *k != "k17").cloned().collect();
         if !ordered {
