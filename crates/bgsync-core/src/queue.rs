@@ -168,7 +168,9 @@ struct Held {
     /// In a request whose answer has not come back.
     sending: bool,
     /// It was in a batch that broke ([`TransmitResult::BatchBroke`]): the
-    /// most entries a batch holding it may carry.
+    /// most entries a batch holding it may carry. `Some(0)`: it goes
+    /// outside any batch (a batch of it alone was too large for a proxy;
+    /// without the batch's envelope and escaping it may fit).
     split: Option<usize>,
 }
 
@@ -266,6 +268,7 @@ impl Engine {
         // The most entries this batch may carry: lowered by entries of a
         // batch that broke.
         let mut most = max_entries;
+        let mut alone = false;
         for held in self.entries.values() {
             let entry = &held.entry;
             if held.sending {
@@ -277,7 +280,8 @@ impl Engine {
                 }
                 continue;
             }
-            if !picked.is_empty() && !batchable(entry) {
+            let own = held.split == Some(0);
+            if !picked.is_empty() && (!batchable(entry) || own) {
                 // It goes on its own, in its turn.
                 if self.config.ordered {
                     break;
@@ -293,14 +297,15 @@ impl Engine {
             most = limit;
             bytes += entry.size();
             picked.push(entry.clone());
-            if !batchable(entry) {
+            if !batchable(entry) || own {
+                alone = own;
                 break;
             }
         }
         if picked.is_empty() {
             return None;
         }
-        let batch = batchable(&picked[0]);
+        let batch = batchable(&picked[0]) && !alone;
         let id = self.next_id;
         self.next_id += 1;
         let keys: Vec<EntryKey> = picked.iter().map(|e| e.key.clone()).collect();
@@ -342,12 +347,17 @@ impl Engine {
         let (_, keys) = self.in_flight.swap_remove(at);
         // A batch answered 413 as a whole (a proxy before the server that
         // takes less than the server advertised) is halved like one that
-        // breaks: smaller batches fit, and an entry too large alone is
-        // refused as itself.
+        // breaks, so smaller batches fit; a batch of one entry that is still
+        // too large is followed by that entry on its own, outside a batch,
+        // whose answer is its own. No attempt is counted for either.
         let too_large = |attempt: &AttemptResult| matches!(attempt, AttemptResult::Response(r) if r.status == 413);
         let result = match result {
             TransmitResult::BatchFailed(attempt) if too_large(&attempt) && keys.len() == 1 => {
-                TransmitResult::Single(attempt)
+                if let Some(held) = self.held_mut(&keys[0]) {
+                    held.sending = false;
+                    held.split = Some(0);
+                }
+                return;
             }
             TransmitResult::BatchFailed(attempt) if too_large(&attempt) => TransmitResult::BatchBroke(attempt),
             other => other,
