@@ -259,16 +259,7 @@ where
         )
 }
 
-/// 405 with `Allow`, as a problem.
-pub fn method_not_allowed(method: &Method, allowed: &'static str, path: &str) -> Response {
-    let problem = Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-        format!("{method} is not allowed here; {path} takes {allowed}."),
-    );
-    ([(header::ALLOW, allowed)], problem).into_response()
-}
+pub use crate::problem::method_not_allowed;
 
 fn not_attempted(key: String) -> BatchResult {
     BatchResult { key, status: None, retry_after: None, body: String::new() }

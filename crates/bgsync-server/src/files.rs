@@ -59,7 +59,7 @@ pub fn serve(
     page_policy: &'static str,
 ) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return crate::batch::method_not_allowed(method, "GET, HEAD", uri.path());
+        return crate::problem::method_not_allowed(method, "GET, HEAD", uri.path());
     }
     let path = if uri.path() == "/index.html" { "/" } else { uri.path() };
     let Some(asset) = assets.iter().find(|a| a.path == path) else {

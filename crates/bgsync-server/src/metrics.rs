@@ -153,8 +153,9 @@ where
     for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
     for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
 {
-    let other =
-        |method: axum::http::Method| async move { crate::batch::method_not_allowed(&method, "GET, HEAD", "/metrics") };
+    let other = |method: axum::http::Method| async move {
+        crate::problem::method_not_allowed(&method, "GET, HEAD", "/metrics")
+    };
     Router::new().route("/metrics", get(scrape::<DB>).fallback(other)).with_state(writer)
 }
 

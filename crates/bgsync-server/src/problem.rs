@@ -101,6 +101,20 @@ impl IntoResponse for Problem {
     }
 }
 
+/// 405 with `Allow`, as a problem.
+pub fn method_not_allowed(method: &Method, allowed: &'static str, path: &str) -> Response {
+    ([(header::ALLOW, allowed)], not_allowed(method, path, allowed)).into_response()
+}
+
+fn not_allowed(method: &Method, path: &str, allowed: &str) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{method} is not allowed here; {path} takes {allowed}."),
+    )
+}
+
 /// `router` with every error answer a problem: the error answers axum
 /// makes itself, which are plain text or empty, become
 /// `application/problem+json` (a method a route does not take: 405, its
@@ -145,24 +159,26 @@ async fn as_problem(method: Method, uri: Uri, response: Response) -> Response {
         .get(header::ALLOW)
         .and_then(|value| value.to_str().ok())
         .map(|allow| allow.split(',').map(str::trim).filter(|m| !m.is_empty()).collect::<Vec<_>>().join(", "));
-    let detail = match allowed {
-        Some(allowed) if status == StatusCode::METHOD_NOT_ALLOWED => {
-            format!("{method} is not allowed here; {path} takes {allowed}.")
+    let problem = match allowed {
+        Some(allowed) if status == StatusCode::METHOD_NOT_ALLOWED => not_allowed(&method, path, &allowed),
+        _ => {
+            let detail = if text.is_empty() {
+                format!("{method} {path} was answered {status} without saying why.")
+            } else {
+                format!("{}.", text.trim_end_matches('.'))
+            };
+            let reason = status.canonical_reason().unwrap_or("Error");
+            let kind = reason.to_ascii_lowercase().replace([' ', '\''], "-");
+            let title: String =
+                reason.chars().take(1).chain(reason.chars().skip(1).flat_map(char::to_lowercase)).collect();
+            Problem::new(status, &kind, &title, detail)
         }
-        _ if !text.is_empty() => format!("{}.", text.trim_end_matches('.')),
-        _ => format!("{method} {path} was answered {status} without saying why."),
     };
-    let reason = status.canonical_reason().unwrap_or("Error");
-    let kind = reason.to_ascii_lowercase().replace([' ', '\''], "-");
-    let title = reason.chars().take(1).chain(reason.chars().skip(1).flat_map(char::to_lowercase)).collect::<String>();
-    let mut problem = Problem::new(status, &kind, &title, detail).into_response();
     // The original's other headers (Allow, Retry-After, ...) stay.
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.remove(header::CONTENT_TYPE);
-    let (problem_parts, problem_body) = problem.into_parts();
+    let (problem_parts, body) = problem.into_response().into_parts();
     parts.headers.extend(problem_parts.headers);
-    problem = Response::from_parts(parts, problem_body);
-    problem
+    Response::from_parts(parts, body)
 }
 
 #[cfg(test)]
