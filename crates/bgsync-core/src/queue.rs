@@ -167,11 +167,12 @@ struct Held {
     entry: Entry,
     /// In a request whose answer has not come back.
     sending: bool,
-    /// It was in a batch that broke ([`TransmitResult::BatchBroke`]): the
-    /// most entries a batch holding it may carry. `Some(0)`: it goes
-    /// outside any batch (a batch of it alone was too large for a proxy;
-    /// without the batch's envelope and escaping it may fit).
+    /// It was in a batch that broke ([`TransmitResult::BatchBroke`]) or was
+    /// too large: the most entries a batch holding it may carry.
     split: Option<usize>,
+    /// A batch of it alone was too large for a proxy: it goes outside any
+    /// batch (without the batch's envelope and escaping it may fit).
+    alone: bool,
 }
 
 #[derive(Debug)]
@@ -237,7 +238,7 @@ impl Engine {
         }
         let pos = position(&entry);
         self.index.insert(entry.key.clone(), pos.clone());
-        self.entries.insert(pos, Held { entry, sending: false, split: None });
+        self.entries.insert(pos, Held { entry, sending: false, split: None, alone: false });
         true
     }
 
@@ -262,13 +263,16 @@ impl Engine {
             Some(limits) => (limits.max_entries.max(1), limits.max_bytes),
             None => (1, usize::MAX),
         };
-        let batchable = |entry: &Entry| self.config.batch.as_ref().is_some_and(|limits| limits.accepts(entry));
+        // Whether it may travel in a batch: the endpoint takes it, and a
+        // proxy did not refuse a batch of it alone.
+        let in_batch =
+            |held: &Held| !held.alone && self.config.batch.as_ref().is_some_and(|limits| limits.accepts(&held.entry));
         let mut picked: Vec<Entry> = Vec::new();
         let mut bytes = 0;
         // The most entries this batch may carry: lowered by entries of a
         // batch that broke.
         let mut most = max_entries;
-        let mut alone = false;
+        let mut batch = false;
         for held in self.entries.values() {
             let entry = &held.entry;
             if held.sending {
@@ -280,8 +284,7 @@ impl Engine {
                 }
                 continue;
             }
-            let own = held.split == Some(0);
-            if !picked.is_empty() && (!batchable(entry) || own) {
+            if !picked.is_empty() && !in_batch(held) {
                 // It goes on its own, in its turn.
                 if self.config.ordered {
                     break;
@@ -296,16 +299,17 @@ impl Engine {
             }
             most = limit;
             bytes += entry.size();
+            if picked.is_empty() {
+                batch = in_batch(held);
+            }
             picked.push(entry.clone());
-            if !batchable(entry) || own {
-                alone = own;
+            if !batch {
                 break;
             }
         }
         if picked.is_empty() {
             return None;
         }
-        let batch = batchable(&picked[0]) && !alone;
         let id = self.next_id;
         self.next_id += 1;
         let keys: Vec<EntryKey> = picked.iter().map(|e| e.key.clone()).collect();
@@ -345,35 +349,27 @@ impl Engine {
             return;
         };
         let (_, keys) = self.in_flight.swap_remove(at);
-        // A batch answered 413 as a whole (a proxy before the server that
-        // takes less than the server advertised) is halved like one that
-        // breaks, so smaller batches fit; a batch of one entry that is still
-        // too large is followed by that entry on its own, outside a batch,
-        // whose answer is its own. No attempt is counted for either.
-        let too_large = |attempt: &AttemptResult| matches!(attempt, AttemptResult::Response(r) if r.status == 413);
-        let result = match result {
-            TransmitResult::BatchFailed(attempt) if too_large(&attempt) && keys.len() == 1 => {
-                if let Some(held) = self.held_mut(&keys[0]) {
-                    held.sending = false;
-                    held.split = Some(0);
-                }
-                return;
-            }
-            TransmitResult::BatchFailed(attempt) if too_large(&attempt) => TransmitResult::BatchBroke(attempt),
-            other => other,
-        };
-        let result = match result {
-            TransmitResult::BatchBroke(_) if keys.len() > 1 => {
-                // Halves (the first one rounded up), sent again at once.
-                let half = keys.len().div_ceil(2);
+        // Sent again at once, no attempt counted: a batch that broke, or
+        // that was answered 413 as a whole (a proxy before the server that
+        // takes less than the server advertised), is halved (the first half
+        // rounded up), so the entry that breaks it ends alone and smaller
+        // batches fit; a batch of one entry still too large is followed by
+        // that entry outside a batch, whose answer is its own.
+        let too_large = matches!(&result, TransmitResult::BatchFailed(AttemptResult::Response(r)) if r.status == 413);
+        if too_large || matches!(result, TransmitResult::BatchBroke(_)) {
+            let (half, alone) = (keys.len().div_ceil(2), keys.len() == 1);
+            if !alone || too_large {
                 for key in keys {
                     if let Some(held) = self.held_mut(&key) {
                         held.sending = false;
                         held.split = Some(half);
+                        held.alone |= alone;
                     }
                 }
                 return;
             }
+        }
+        let result = match result {
             TransmitResult::BatchBroke(attempt) => TransmitResult::BatchFailed(attempt),
             other => other,
         };
