@@ -997,8 +997,8 @@ async fn a_request_captured_with_the_storage_full_is_answered_not_queued_with_wh
     let chromium = Chromium::launch().await;
     let page = app_with_storage_full(&chromium, &server).await;
     chromium.set_worker_offline(true).await;
-    let answer: serde_json::Value =
-        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b08", "No room to queue", None)).await;
+    let post = post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b08", "No room to queue", None);
+    let answer: serde_json::Value = eval(&page, &post).await;
     assert_eq!(answer["status"], 503, "{answer}");
     assert_eq!(answer["body"]["title"], "Not queued", "{answer}");
     let detail = answer["body"]["detail"].as_str().unwrap_or_default();
@@ -1006,8 +1006,7 @@ async fn a_request_captured_with_the_storage_full_is_answered_not_queued_with_wh
     assert!(queued_in(&page, "requests").await.is_empty());
 
     free_storage(&page).await;
-    let answer: serde_json::Value =
-        eval(&page, &post_from_page("0b8e4f0a-51c6-4a53-9d5e-2f7c1d9a6b08", "No room to queue", None)).await;
+    let answer: serde_json::Value = eval(&page, &post).await;
     assert_eq!((answer["status"].as_u64(), answer["body"]["queued"].as_bool()), (Some(202), Some(true)), "{answer}");
     assert_eq!(queued_in(&page, "requests").await.len(), 1);
     chromium.close().await;
