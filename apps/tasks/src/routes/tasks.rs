@@ -78,15 +78,32 @@ fn check_id(id: &str) -> Result<(), Problem> {
     }
 }
 
+/// A title as the page shows it: trimmed, 1 to 200 characters, on one line,
+/// with something visible, and without the characters that make a text
+/// display as other than what it holds (bidirectional controls).
 fn check_title(title: &str) -> Result<String, Problem> {
     let title = title.trim();
-    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
-        return Err(invalid(
-            "title",
-            format!("A title is 1 to {MAX_TITLE_CHARS} characters, without control characters."),
-        ));
-    }
-    Ok(title.to_owned())
+    let why = if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        format!("A title is 1 to {MAX_TITLE_CHARS} characters; this one has {}.", title.chars().count())
+    } else if let Some(c) = title.chars().find(|&c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
+        format!("A title is one line, without control characters; this one has U+{:04X}.", c as u32)
+    } else if let Some(c) = title.chars().find(
+        |&c| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'),
+    ) {
+        format!(
+            "A title must not hold the bidirectional control U+{:04X}: it can make the title read other than it is.",
+            c as u32
+        )
+    } else if title.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{00AD}' | '\u{034F}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}'
+                | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}')
+    }) {
+        "A title needs a visible character; this one has only invisible ones.".to_owned()
+    } else {
+        return Ok(title.to_owned());
+    };
+    Err(invalid("title", why))
 }
 
 /// `GET /api/tasks[?since=<cursor>][&limit=n]`: without `since`, the tasks
@@ -287,4 +304,30 @@ pub async fn delete(
     let response = answer(&mut tx, key.as_ref(), &scope, StatusCode::NO_CONTENT, Vec::new()).await?;
     tx.commit().await?;
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_title;
+
+    fn why(title: &str) -> String {
+        check_title(title).unwrap_err().detail
+    }
+
+    #[test]
+    fn a_title_is_trimmed_bounded_visible_and_reads_as_it_is() {
+        assert_eq!(check_title("  Buy milk\t").unwrap(), "Buy milk");
+        assert_eq!(check_title(&"é".repeat(200)).unwrap().chars().count(), 200);
+        assert_eq!(why(&"é".repeat(201)), "A title is 1 to 200 characters; this one has 201.");
+        assert_eq!(why(" \n "), "A title is 1 to 200 characters; this one has 0.");
+        assert!(why("a\nb").contains("U+000A"), "{}", why("a\nb"));
+        assert!(why("a\u{2028}b").contains("U+2028"));
+        assert!(why("pay \u{202E}0001\u{202C} now").contains("bidirectional control U+202E"));
+        assert_eq!(
+            why("\u{200B}\u{FEFF} \u{2060}"),
+            "A title needs a visible character; this one has only invisible ones."
+        );
+        // Joiners inside a visible title are text (emoji sequences, scripts).
+        assert!(check_title("👩\u{200D}💻 ship it").is_ok());
+    }
 }
