@@ -185,3 +185,44 @@ fn sigterm_and_sigint_drain_requests_in_flight_then_exit_zero() {
     assert_eq!(status.code(), Some(0));
     assert!(took < Duration::from_secs(4), "exited after {took:?}");
 }
+
+/// Requests hyper itself refuses before any route runs (a request line or
+/// header it cannot parse, conflicting framing, a URL or headers over its
+/// limits) are answered with a problem like every other refusal; before,
+/// with a bare status and an empty body.
+#[test]
+fn requests_that_are_not_http_are_answered_with_a_problem() {
+    let server = Server::start("", 1024);
+    let many_headers: String = (0..150).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
+    let cases = [
+        ("GET /api/posts HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n".to_owned(), "400", "not HTTP/1.1"),
+        (
+            format!("{}abcdefg", post_head(&server.addr, 7).replace("\r\n\r\n", "\r\nContent-Length: 8\r\n\r\n")),
+            "400",
+            "not HTTP/1.1",
+        ),
+        (format!("GET /api/posts?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)), "414", "URL"),
+        (format!("GET /api/posts HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"), "431", "headers"),
+    ];
+    for (request, status, says) in cases {
+        let mut stream = server.connect();
+        stream.write_all(request.as_bytes()).unwrap();
+        let (answer, _) = read_until_closed(&mut stream);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(head.contains("content-type: application/problem+json"), "{answer}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{answer}");
+        let problem: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(problem["status"].as_u64().map(|s| s.to_string()).as_deref(), Some(status), "{body}");
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains(says)), "{body}");
+    }
+    // A good request on a connection that kept alive is answered as before,
+    // and the bad one after it with its problem.
+    let mut stream = server.connect();
+    let good = format!("GET /.well-known/bgsync HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    stream.write_all(format!("{good}GET /a b HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    let (answer, _) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("HTTP/1.1 400 Bad Request\r\n"), "{answer}");
+    assert!(answer.ends_with('}'), "{answer}");
+}

@@ -97,7 +97,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(TokioIo::new(ProblemIo::new(stream)), service);
         let mut stopping = stopping.clone();
         connections.spawn(async move {
             let _slot = slot;
@@ -117,6 +117,129 @@ pub async fn serve(
     let cut = if drained.is_err() { connections.len() } else { 0 };
     connections.shutdown().await;
     Ok(Drained { cut })
+}
+
+/// A connection's socket that gives hyper's own refusals a problem body.
+///
+/// hyper answers a request it cannot read (a request line or header it
+/// cannot parse, conflicting framing, a URL or headers over its limits)
+/// before any route runs, with a bare 400, 414 or 431, `content-length: 0`
+/// and `connection: close`. No hook changes that answer, so it is
+/// recognised where it is written, as one head alone, and written as a
+/// problem instead. Anything else passes through untouched.
+struct ProblemIo<T> {
+    inner: T,
+    /// The problem answer being written in place of hyper's head, and how
+    /// much of it is out.
+    replacing: Option<(Vec<u8>, usize)>,
+}
+
+impl<T> ProblemIo<T> {
+    fn new(inner: T) -> Self {
+        Self { inner, replacing: None }
+    }
+}
+
+/// The problem answer for `head` when it is hyper's own refusal.
+fn problem_for_refusal(head: &[u8]) -> Option<Vec<u8>> {
+    let status = head.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
+    let detail = match status {
+        b"400" => "The request is not HTTP/1.1 this server can read (its request line, a header, or its framing such as                    Content-Length and Transfer-Encoding); nothing was done. Send a well-formed request.",
+        b"414" => "The request's URL is longer than this server reads; nothing was done. Send the data in the body.",
+        b"431" => "The request's headers are too many (over 100) or too large; nothing was done. Send fewer or                    smaller headers.",
+        _ => return None,
+    };
+    let lower = head.to_ascii_lowercase();
+    let has = |line: &[u8]| lower.windows(line.len()).any(|w| w == line);
+    if !(head.ends_with(b"\r\n\r\n") && has(b"\r\ncontent-length: 0\r\n") && has(b"\r\nconnection: close\r\n")) {
+        return None;
+    }
+    let line_end = head.windows(2).position(|w| w == b"\r\n")?;
+    let status_line = std::str::from_utf8(&head[..line_end]).ok()?;
+    let code = axum::http::StatusCode::from_bytes(status).ok()?;
+    let kind = match status {
+        b"400" => "malformed-request",
+        b"414" => "uri-too-long",
+        _ => "headers-too-large",
+    };
+    let title = code.canonical_reason().unwrap_or("Refused");
+    let body = serde_json::to_vec(&crate::Problem::new(code, kind, title, detail)).ok()?;
+    let mut answer = format!(
+        "{status_line}\r\ncontent-type: {}\r\ncontent-length: {}\r\nx-content-type-options: nosniff\r\n\
+         connection: close\r\n\r\n",
+        crate::problem::CONTENT_TYPE,
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    Some(answer)
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> ProblemIo<T> {
+    /// Writes `buf` (hyper's whole head or a part of what it writes), or
+    /// the problem in its place; `Ok(n)` says how much of `buf` is done.
+    fn write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        if self.replacing.is_none() {
+            // hyper's refusal is one short head, written first and alone.
+            if buf.len() > 256 || !buf.starts_with(b"HTTP/1.1 4") {
+                return Pin::new(&mut self.inner).poll_write(cx, buf);
+            }
+            match problem_for_refusal(buf) {
+                Some(answer) => self.replacing = Some((answer, 0)),
+                None => return Pin::new(&mut self.inner).poll_write(cx, buf),
+            }
+        }
+        let (answer, written) = self.replacing.as_mut().expect("set above");
+        while *written < answer.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &answer[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => *written += n,
+                other => return other,
+            }
+        }
+        self.replacing = None;
+        Poll::Ready(Ok(buf.len()))
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ProblemIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ProblemIo<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        // A head alone comes as one slice (a body would follow in others).
+        match bufs {
+            [head] if self.replacing.is_some() || head.starts_with(b"HTTP/1.1 4") => self.write(cx, head),
+            _ => Pin::new(&mut self.inner).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Resolves at the first SIGTERM (what systemd, Docker and Kubernetes send)
