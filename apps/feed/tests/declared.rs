@@ -10,8 +10,18 @@ use common::TestServer;
 
 /// Evaluates a promise and returns its rejection's message ("" if it
 /// resolved).
+/// The message `js`'s promise rejects with; a rejection with anything but
+/// an `Error` (a bare string has no `message` for a `catch` to show) says
+/// so instead.
 async fn refusal(page: &chromiumoxide::Page, js: &str) -> String {
-    eval(page, &format!("Promise.resolve().then(() => {js}).then(() => '', (e) => String(e))")).await
+    eval(
+        page,
+        &format!(
+            "Promise.resolve().then(() => {js}).then(() => '', \
+             (e) => e instanceof Error ? e.message : 'not an Error: ' + String(e))"
+        ),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +131,7 @@ async fn requests_fetch_could_never_send_and_arguments_of_the_wrong_type_are_ref
     // subscribe returns at once, so it throws.
     let thrown: String = eval(
         &page,
-        "(() => { try { wasm_bindgen.subscribe(null); return 'accepted'; } catch (e) { return String(e); } })()",
+        "(() => { try { wasm_bindgen.subscribe(null); return 'accepted'; } catch (e) { return e instanceof Error ? e.message : 'not an Error'; } })()",
     )
     .await;
     assert!(thrown.contains("subscribe: pass the function to call with each event"), "{thrown}");
@@ -158,9 +168,20 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
         r#"feeds: [
     { name: "shapeless", url: "/api/shapeless", items: "things", tag: "pull-shapeless" },
     { name: "endless", url: "/api/endless", items: "things", tag: "pull-endless" },
-    { name: "keyless", url: "/api/keyless", items: "things", tag: "pull-keyless" },"#,
+    { name: "keyless", url: "/api/keyless", items: "things", tag: "pull-keyless" },
+    { name: "busy", url: "/api/busy", items: "things", tag: "pull-busy" },"#,
     )
     .route("/api/shapeless", get(|| async { axum::Json(serde_json::json!({ "cursor": "c1", "more": false })) }))
+    .route(
+        "/api/busy",
+        get(|| async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [("content-type", "application/problem+json")],
+                r#"{"status":503,"title":"Busy","detail":"The feed is being rebuilt; ask again in a minute."}"#,
+            )
+        }),
+    )
     .route(
         "/api/keyless",
         get(|| async {
@@ -192,6 +213,12 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
         "{message}"
     );
     assert!(endless.load(std::sync::atomic::Ordering::SeqCst) <= 3, "the pull stopped at once");
+    // A feed that answers an error: the server's own words, after its status.
+    let message = refusal(&page, "wasm_bindgen.pull('busy')").await;
+    assert_eq!(
+        message,
+        r#"pull: the feed "busy" answered HTTP 503: The feed is being rebuilt; ask again in a minute."#
+    );
     // Items IndexedDB cannot key are left out; the others are stored.
     let pulled: u64 = eval(&page, "wasm_bindgen.pull('keyless')").await;
     assert_eq!(pulled, 2);

@@ -156,7 +156,7 @@ fn header_list(value: &JsValue, call: &str) -> JsResult<Vec<(String, String)>> {
 /// same declaration): see [`crate::config::from_js`] for the shape.
 #[wasm_bindgen(js_name = configure)]
 pub fn configure(#[wasm_bindgen(unchecked_param_type = "BgsyncConfig")] config: JsValue) -> JsResult<()> {
-    crate::config::configure(crate::config::from_js(&config)?)
+    crate::config::from_js(&config).and_then(crate::config::configure).map_err(js::error)
 }
 
 /// Registers the app's service worker (`script`, such as "/sw.js") where
@@ -250,7 +250,7 @@ pub fn subscribe(
     #[wasm_bindgen(unchecked_param_type = "(event: BgsyncEvent) => void")] callback: JsValue,
 ) -> JsResult<JsValue> {
     let callback: Function =
-        callback.dyn_into().map_err(|_| JsValue::from_str("subscribe: pass the function to call with each event"))?;
+        callback.dyn_into().map_err(|_| js::error("subscribe: pass the function to call with each event".into()))?;
     let channel = BroadcastChannel::new(crate::events::CHANNEL)?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         for one in crate::events::unpack(&event.data()) {

@@ -21,8 +21,23 @@ pub(crate) fn boxed<'a, T>(work: impl std::future::Future<Output = T> + 'a) -> B
 /// with one copy of `future_to_promise` for all of them (its body is
 /// otherwise generated anew, with the whole future inlined, for each
 /// export).
+///
+/// A rejection is an `Error` (see [`error`]), so a caller's `catch (e)`
+/// finds the sentence in `e.message`, as with any JavaScript API.
 pub fn promise<T: Resolved>(work: impl std::future::Future<Output = JsResult<T>> + 'static) -> Promise {
-    wasm_bindgen_futures::future_to_promise(boxed(async move { work.await.map(Resolved::into_js) }))
+    wasm_bindgen_futures::future_to_promise(boxed(async move { work.await.map(Resolved::into_js).map_err(error) }))
+}
+
+/// What bgsync's API rejects or throws with: a text (bgsync's own
+/// sentences, which Rust code passes around as `JsValue` strings) becomes
+/// an `Error` with that message; an exception the browser raised (a
+/// `TypeError` from `fetch`, a `DOMException` from IndexedDB) stays as it
+/// is, its name telling what happened.
+pub fn error(value: JsValue) -> JsValue {
+    match value.as_string() {
+        Some(text) => js_sys::Error::new(&text).into(),
+        None => value,
+    }
 }
 
 /// What a [`promise`] can resolve with.

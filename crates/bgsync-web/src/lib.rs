@@ -43,7 +43,7 @@ pub mod state;
 pub mod transport;
 pub mod worker;
 
-pub use js::{promise, JsResult, Resolved};
+pub use js::{error, promise, JsResult, Resolved};
 
 // The feature `talc`: the module's allocator.
 #[cfg(all(feature = "talc", target_family = "wasm", not(target_feature = "atomics")))]

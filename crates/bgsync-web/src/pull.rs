@@ -91,7 +91,16 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
             break;
         }
         if !response.ok() {
-            return Err(JsValue::from_str(&format!("the feed answered HTTP {}", response.status())));
+            // With the server's own words (a problem's detail), which say
+            // whether it is worth retrying and what to do.
+            let status = response.status();
+            let body = js::await_promise(response.text()?).await.ok().and_then(|b| b.as_string()).unwrap_or_default();
+            let why = crate::transport::kept_body(status, body);
+            let sep = if why.is_empty() { "" } else { ": " };
+            return Err(JsValue::from_str(&format!(
+                "pull: the feed \"{}\" answered HTTP {status}{sep}{why}",
+                feed.name
+            )));
         }
         // The server's delta ETag names the cursor reached, so it also
         // validates the next pull from that cursor (304 while unchanged).

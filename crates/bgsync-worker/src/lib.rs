@@ -31,7 +31,7 @@ pub fn started() {
 /// costs one read; rounds are serialized per origin).
 #[wasm_bindgen]
 pub fn worker_configure(declaration: JsValue) -> Result<(), JsValue> {
-    config::configure(config::from_js(&declaration)?)?;
+    config::from_js(&declaration).and_then(config::configure).map_err(bgsync_web::error)?;
     if !bgsync_web::client::has_sync_manager() {
         wasm_bindgen_futures::spawn_local(async {
             let _ = replay::deliver(0, true).await;
