@@ -222,6 +222,39 @@ async fn batches_a_proxy_refuses_as_too_large_are_halved_until_they_fit() {
     chromium.close().await;
 }
 
+/// A firewall before the server refuses every request that carries one
+/// post (400 and its own HTML page): the batches holding it are halved down
+/// to that post, which is sent alone and dead-lettered with the firewall's
+/// page as the reason; the others are stored once. (Before, the whole batch
+/// was retried until every post in it was dead-lettered.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_a_firewall_refuses_is_dead_lettered_alone_and_the_others_are_stored() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    server.block_requests_carrying(Some("Bench post 17"));
+    assert_eq!(common::browser::fill_queue(&page, "sync-posts", TAG, 30).await, 30);
+    chromium.set_worker_offline(false).await;
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    let stored = until_stored(&server, 29).await;
+    assert_eq!(stored.len(), 29, "each other post once");
+    assert!(stored.iter().all(|(_, title, _)| title != "Bench post 17"), "{stored:?}");
+    let dead = eventually("the refused post to be dead-lettered", DELIVERY, || async {
+        let dead: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.deadLetters()").await;
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0]["body"].as_str().unwrap().contains("Bench post 17"), "{dead:?}");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("400") && reason.contains("Rule 941100 matched"), "{reason}");
+    let refused = server.net().refused_by_firewall.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(refused >= 2, "the batches holding it, then it alone: {refused}");
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    chromium.close().await;
+}
+
 /// A request the server accepts and does not answer (a stalled server or
 /// proxy) ends at its queue's deadline (`timeoutMs`) and is retried as a
 /// network failure: the post stays queued and says why, and is stored

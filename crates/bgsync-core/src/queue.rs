@@ -125,7 +125,10 @@ pub enum TransmitResult {
     /// The per-entry results of a batch request.
     Batch(Vec<BatchResult>),
     /// The batch request as a whole failed (network error, or a non-2xx for
-    /// the whole batch): every entry in it failed transiently.
+    /// the whole batch). A failure the queue retries is an attempt for
+    /// every entry in it; a refusal it would not retry (a 413, a firewall's
+    /// 400) is none: the batch is halved, as when it breaks, down to the
+    /// entry the refusal concerns, which is then sent outside a batch.
     BatchFailed(AttemptResult),
     /// The batch request failed on the network while the server was
     /// reachable (the platform asked it something small right after, and it
@@ -168,10 +171,12 @@ struct Held {
     /// In a request whose answer has not come back.
     sending: bool,
     /// It was in a batch that broke ([`TransmitResult::BatchBroke`]) or was
-    /// too large: the most entries a batch holding it may carry.
+    /// refused as a whole: the most entries a batch holding it may carry.
     split: Option<usize>,
-    /// A batch of it alone was too large for a proxy: it goes outside any
-    /// batch (without the batch's envelope and escaping it may fit).
+    /// A batch of it alone was refused as a whole (too large for a proxy,
+    /// or refused by a firewall): it goes outside any batch, where it may
+    /// fit (without the batch's envelope and escaping) and where a refusal
+    /// is its own.
     alone: bool,
 }
 
@@ -350,15 +355,19 @@ impl Engine {
         };
         let (_, keys) = self.in_flight.swap_remove(at);
         // Sent again at once, no attempt counted: a batch that broke, or
-        // that was answered 413 as a whole (a proxy before the server that
-        // takes less than the server advertised), is halved (the first half
-        // rounded up), so the entry that breaks it ends alone and smaller
-        // batches fit; a batch of one entry still too large is followed by
-        // that entry outside a batch, whose answer is its own.
-        let too_large = matches!(&result, TransmitResult::BatchFailed(AttemptResult::Response(r)) if r.status == 413);
-        if too_large || matches!(result, TransmitResult::BatchBroke(_)) {
+        // that was refused as a whole (413 from a proxy before the server
+        // that takes less than the server advertised; 400 from a firewall
+        // that objects to something in one entry), is halved (the first half
+        // rounded up), so the entry that breaks it or that the refusal is
+        // about ends alone and the others go; a batch of one entry still
+        // refused is followed by that entry outside a batch, whose answer
+        // is its own. (A refusal of a batch says nothing about any one
+        // entry in it.)
+        let refused = matches!(&result, TransmitResult::BatchFailed(attempt @ AttemptResult::Response(_))
+            if self.config.outcomes.classify(attempt, now_ms) == Outcome::Dead);
+        if refused || matches!(result, TransmitResult::BatchBroke(_)) {
             let (half, alone) = (keys.len().div_ceil(2), keys.len() == 1);
-            if !alone || too_large {
+            if !alone || refused {
                 for key in keys {
                     if let Some(held) = self.held_mut(&key) {
                         held.sending = false;
@@ -404,12 +413,7 @@ impl Engine {
                     _ => AttemptResult::Skipped,
                 },
             };
-            let mut outcome = self.config.outcomes.classify(&attempt, now_ms);
-            if whole_batch_failed && outcome == Outcome::Dead {
-                // A refusal of the batch as a whole says nothing about any
-                // one entry in it.
-                outcome = Outcome::Retry { retry_after_ms: None };
-            }
+            let outcome = self.config.outcomes.classify(&attempt, now_ms);
             self.apply(key, outcome, &attempt, now_ms, whole_batch_failed.then_some(&mut shared_draw));
         }
         if self.entries.is_empty() {

@@ -73,6 +73,11 @@ pub struct Net {
     seen: std::sync::atomic::AtomicU64,
     /// Requests whose body carries this text have their connection broken.
     poison: std::sync::Mutex<Option<String>>,
+    /// Requests whose body carries this text are refused 400 with an HTML
+    /// page, as by a web application firewall before the server.
+    blocked: std::sync::Mutex<Option<String>>,
+    /// Requests refused for it.
+    pub refused_by_firewall: std::sync::atomic::AtomicU64,
     /// API request bodies larger than this many bytes are answered 413, as
     /// a proxy before the server with a smaller limit does (0: none).
     max_body_bytes: std::sync::atomic::AtomicU64,
@@ -280,18 +285,26 @@ impl TestServer {
         self.fault.authorizations.lock().unwrap().clone()
     }
 
-    /// From now on, every API request whose body carries `marker` (a post
-    /// alone, or a batch holding it) has its connection broken after the
-    /// first bytes of an answer: the browser's `fetch` fails with a network
-    /// error, as behind a proxy that cannot stomach one request.
     /// API request bodies over `bytes` are answered 413 with an HTML page
     /// (a proxy's limit, below what the server advertises).
     pub fn limit_bodies(&self, bytes: Option<u64>) {
         self.net.max_body_bytes.store(bytes.unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// From now on, every API request whose body carries `marker` (a post
+    /// alone, or a batch holding it) has its connection broken after the
+    /// first bytes of an answer: the browser's `fetch` fails with a network
+    /// error, as behind a proxy that cannot stomach one request.
     pub fn break_requests_carrying(&self, marker: Option<&str>) {
         *self.net.poison.lock().unwrap() = marker.map(str::to_owned);
+    }
+
+    /// From now on, every API request whose body carries `marker` (a post
+    /// alone, or a batch holding it) is answered 400 with a firewall's HTML
+    /// page, as a web application firewall before the server that objects
+    /// to something in one post does.
+    pub fn block_requests_carrying(&self, marker: Option<&str>) {
+        *self.net.blocked.lock().unwrap() = marker.map(str::to_owned);
     }
 
     /// Every API request waits `ms` before it is handled: the network's
@@ -436,16 +449,22 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         tokio::time::sleep(Duration::from_millis(read_delay)).await;
     }
     let poison = net.poison.lock().unwrap().clone();
-    let req = match poison {
-        Some(marker) if api => {
-            let (parts, body) = req.into_parts();
-            let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-            if String::from_utf8_lossy(&bytes).contains(&marker) {
-                return broken_response();
-            }
-            Request::from_parts(parts, axum::body::Body::from(bytes))
+    let blocked = net.blocked.lock().unwrap().clone();
+    let req = if api && (poison.is_some() || blocked.is_some()) {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        if poison.is_some_and(|marker| text.contains(&marker)) {
+            return broken_response();
         }
-        _ => req,
+        if blocked.is_some_and(|marker| text.contains(&marker)) {
+            net.refused_by_firewall.fetch_add(1, Ordering::SeqCst);
+            let page = "<html><body><h1>Request blocked</h1><p>Rule 941100 matched.</p></body></html>";
+            return (StatusCode::BAD_REQUEST, [("content-type", "text/html")], page).into_response();
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        req
     };
     let every = net.fail_every.load(Ordering::SeqCst);
     if api && req.method() == Method::POST && every > 0 && net.seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(every)

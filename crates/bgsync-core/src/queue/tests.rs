@@ -436,6 +436,60 @@ fn a_batch_too_large_for_a_proxy_is_halved_until_it_fits() {
     }
 }
 
+/// A batch refused as a whole with 400 (a web application firewall in
+/// front of the server that objects to one entry's body, answering with
+/// its own page) is halved down to that entry, which is sent alone and
+/// dead-lettered with the firewall's own answer to it; every other entry
+/// goes, no attempt counted. (Before, the whole batch was retried until
+/// every entry in it was dead-lettered.)
+#[test]
+fn a_batch_a_firewall_refuses_for_one_entry_delivers_the_others_and_dead_letters_that_one() {
+    for ordered in [true, false] {
+        for (n, at) in [(2usize, 0usize), (9, 4), (40, 39), (1000, 517)] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i:04}")).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let mut q = queue(batched(ordered), &refs);
+            let poison = keys[at].as_str();
+            let alone = std::cell::RefCell::new(Vec::new());
+            let answer = |t: &Transmit| {
+                let refused = t.entries.iter().any(|e| e.key.as_str() == poison);
+                let page = Response { status: 400, retry_after: None, body: "Request blocked (rule 941100)".into() };
+                match (t.batch, refused) {
+                    (true, true) => TransmitResult::BatchFailed(AttemptResult::Response(page)),
+                    (true, false) => all_taken(t),
+                    (false, _) => {
+                        alone.borrow_mut().push(t.entries[0].key.to_string());
+                        TransmitResult::Single(AttemptResult::Response(if refused {
+                            page
+                        } else {
+                            Response::status(201)
+                        }))
+                    }
+                }
+            };
+            let (requests, mut delivered, dead) = drive(&mut q, answer, "");
+            let case = format!("ordered {ordered}, {n} entries, the firewall refuses the one at {at}");
+            assert_eq!(*alone.borrow(), [poison], "{case}: only it goes outside a batch");
+            let mut want: Vec<String> = keys.iter().filter(|k| *k != poison).cloned().collect();
+            if !ordered {
+                want.sort();
+                delivered.sort();
+            }
+            assert_eq!(delivered, want, "{case}: every other entry once, in order when ordered");
+            assert_eq!(dead.len(), 1, "{case}: {dead:?}");
+            assert_eq!(dead[0].0, poison, "{case}");
+            assert!(
+                matches!(&dead[0].1, DeadReason::Rejected { status: 400, body } if body.contains("rule 941100")),
+                "{case}: {:?}",
+                dead[0].1
+            );
+            let levels = (n as f64).log2().ceil() as usize;
+            assert!(requests <= 2 * levels + 3, "{case}: {requests} requests");
+            assert!(q.is_empty(), "{case}");
+        }
+    }
+}
+
 #[test]
 fn a_next_page_joins_in_order_without_queued_events_or_duplicates() {
     let mut q = queue(QueueConfig::default(), &["a", "b"]);
