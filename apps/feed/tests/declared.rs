@@ -65,6 +65,16 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
         ),
         ("{ queues: [{ name: 'a', timeoutMs: 1e9 }] }", "must be a whole number of milliseconds from 100 to 300000"),
         ("{ queues: [{ name: 'a', timeoutMs: '30s' }] }", "timeoutMs"),
+        (
+            "{ queues: [{ name: 'a', formerly: ['b'] }, { name: 'b' }] }",
+            r#"the queue "a" names "b" in formerly, but a queue of that name is declared"#,
+        ),
+        (
+            "{ queues: [{ name: 'a', formerly: ['v1'] }, { name: 'b', formerly: ['v1'] }] }",
+            r#""v1" is named in formerly twice"#,
+        ),
+        ("{ queues: [{ name: 'a', formerly: 'v1' }] }", "formerly"),
+        ("{ queues: [{ name: 'a', formerly: [''] }] }", r#""" is not a queue name"#),
         ("{ feeds: [{ name: 'f', url: '/f' }] }", "which field holds its items"),
         ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store of its own"),
         ("7", "must be an object"),
@@ -232,5 +242,55 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
         (server.stored_posts().await.len() == 1).then_some(())
     })
     .await;
+    chromium.close().await;
+}
+
+/// An app that renamed a queue names the old name in the new queue's
+/// `formerly`: what users of the old version left queued under it joins the
+/// queue when the worker next replays, keys and times kept, and is sent
+/// once; its dead letters join too (a retry sends them to the new queue).
+/// Entries under a name no queue declares or names are listed by
+/// `status().undeclared`, never sent and never dropped. (Before session 26
+/// both kinds waited in IndexedDB for ever, seen by nothing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_are_listed() {
+    use common::browser::{fill_queue, store_request, until_stored};
+    let server = TestServer::start_with_routes(common::posts_queue_declared_with(r#"formerly: ["posts-v1"]"#));
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    // What the old version left: three entries under "posts-v1", a dead
+    // letter of it, and two entries under a name nothing declares.
+    assert_eq!(fill_queue(&page, "posts-v1", "sync-new-posts", 3).await, 3);
+    assert_eq!(fill_queue(&page, "gone", "sync-new-posts", 2).await, 2);
+    let entry = r#"{ queue: "posts-v1", key: "old-dead-1", method: "POST", url: "/api/posts", headers: [],
+        body: JSON.stringify({ id: "9b2e8f1c-3d4a-4b5c-8d6e-7f8091a2b3c4", title: "Refused once", location: "Old" }),
+        enqueuedAt: 1, attempts: 1, notBefore: 0, lastError: null }"#;
+    let letter = format!(
+        r#"put({{ key: "old-dead-1", queue: "posts-v1", entry: {entry}, reason: "the server refused it (HTTP 400)",
+            cause: {{ kind: "rejected", status: 400 }}, at: 1 }})"#
+    );
+    store_request(&page, "dead-letters", "readwrite", &letter).await;
+    let undeclared: serde_json::Value = eval(&page, "wasm_bindgen.status().then((s) => s.undeclared)").await;
+    assert_eq!(undeclared, serde_json::json!({ "gone": 2 }), "a former name is not undeclared");
+
+    chromium.set_worker_offline(false).await;
+    common::browser::dispatch_sync(&page, &server.origin(), "sync-new-posts").await;
+    let stored = until_stored(&server, 3).await;
+    assert_eq!(stored.len(), 3, "the three left under the former name, once each: {stored:?}");
+    let former = "count(IDBKeyRange.bound(['posts-v1'], ['posts-v1', []]))";
+    assert_eq!(store_request(&page, "entries", "readonly", former).await, 0, "nothing left under the former name");
+    let dead: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.deadLetters()").await;
+    assert_eq!((dead.len(), dead[0]["queue"].as_str()), (1, Some("sync-posts")), "{dead:?}");
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryDeadLetter('old-dead-1')").await);
+    let stored = until_stored(&server, 4).await;
+    assert!(stored.iter().any(|(_, title, _)| title == "Refused once"), "{stored:?}");
+    // The undeclared ones stay where they are, listed, not sent.
+    let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
+    assert_eq!(status["undeclared"], serde_json::json!({ "gone": 2 }), "{status}");
+    let gone = "count(IDBKeyRange.bound(['gone'], ['gone', []]))";
+    assert_eq!(store_request(&page, "entries", "readonly", gone).await, 2);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(server.stored_posts().await.len(), 4, "nothing else sent");
     chromium.close().await;
 }

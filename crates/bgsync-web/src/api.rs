@@ -53,6 +53,9 @@ export interface BgsyncConfig {
      *  timeoutMs. (Browsers do not tell the worker when the page aborts such a request: exclude those the page
      *  may cancel.) */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };
+    /** Names this queue had in earlier versions of the app: what users of those versions left queued under them
+     *  (entries and dead letters) joins this queue when the worker (or a page that replays) starts. */
+    formerly?: string[];
   }[];
   feeds?: {
     name: string;
@@ -78,6 +81,8 @@ export interface BgsyncStatus {
   hasCredentials: boolean;
   online: boolean;
   queues: Record<string, QueueState>;
+  /** Entries stored under queue names no queue declares (nothing sends them), per name. */
+  undeclared: Record<string, number>;
 }
 /** Which of a queue's entries `queued` reads: at most `limit`, the newest first with `newestFirst`. */
 export interface QueuedOptions {

@@ -364,6 +364,9 @@ pub struct Status {
     pub dead_letters: usize,
     /// Whether credentials are set ([`crate::state::set_credentials`]).
     pub has_credentials: bool,
+    /// Entries stored under queue names no queue declares, per name:
+    /// nothing sends them ([`crate::queue::undeclared`]).
+    pub undeclared: Vec<(String, usize)>,
 }
 
 #[derive(Clone, Debug)]
@@ -383,7 +386,7 @@ impl Status {
         self.queues.iter().any(|q| q.paused.is_some())
     }
 
-    /// `{queued, deadLetters, paused, hasCredentials, online, queues: {name: {queued, paused}}}`.
+    /// `{queued, deadLetters, paused, hasCredentials, online, queues: {name: {queued, paused}}, undeclared: {name: count}}`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
         js::set(&o, "queued", self.queued() as u32);
@@ -399,6 +402,11 @@ impl Status {
             js::set(&queues, &q.name, one);
         }
         js::set(&o, "queues", queues);
+        let undeclared = js_sys::Object::new();
+        for (name, count) in &self.undeclared {
+            js::set(&undeclared, name, *count as u32);
+        }
+        js::set(&o, "undeclared", undeclared);
         o.into()
     }
 }
@@ -422,6 +430,7 @@ pub async fn status() -> JsResult<Status> {
         queues,
         dead_letters: crate::queue::dead_letter_count().await?,
         has_credentials: !state::credentials().await?.is_empty(),
+        undeclared: crate::queue::undeclared().await?,
     })
 }
 

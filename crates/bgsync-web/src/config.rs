@@ -50,6 +50,12 @@ pub struct QueueDecl {
     /// and is retried like one: a server or proxy that never answers holds
     /// nothing up for longer ([`DEFAULT_TIMEOUT_MS`]).
     pub timeout_ms: u32,
+    /// Names this queue had in earlier versions of the app: what is stored
+    /// under them (entries queued by users of the old version, and dead
+    /// letters) joins this queue when a context that replays starts
+    /// ([`crate::queue::Queue::adopt`]), rather than wait for ever under a
+    /// name nothing sends.
+    pub formerly: Vec<String>,
 }
 
 /// A queue's request deadline unless it declares `timeoutMs`: a full batch
@@ -70,6 +76,7 @@ impl QueueDecl {
             tag: format!("bgsync:{name}"),
             capture: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
+            formerly: Vec::new(),
         }
     }
 }
@@ -141,6 +148,20 @@ pub fn configure(config: Config) -> JsResult<()> {
         if config.queues[..i].iter().any(|q| q.name == queue.name) {
             return Err(error(format!("the queue \"{}\" is declared twice", queue.name)));
         }
+        for (j, former) in queue.formerly.iter().enumerate() {
+            check_name("queue", former)?;
+            if config.queues.iter().any(|q| q.name == *former) {
+                return Err(error(format!(
+                    "the queue \"{}\" names \"{former}\" in formerly, but a queue of that name is declared: its \
+                     entries would be moved out of it",
+                    queue.name
+                )));
+            }
+            let before = config.queues[..i].iter().flat_map(|q| &q.formerly).chain(&queue.formerly[..j]);
+            if before.clone().any(|f| f == former) {
+                return Err(error(format!("\"{former}\" is named in formerly twice: its entries can join one queue")));
+            }
+        }
     }
     for (i, feed) in config.feeds.iter().enumerate() {
         check_name("feed", &feed.name)?;
@@ -201,7 +222,8 @@ fn error(message: String) -> JsValue {
 ///   queues: [{ name: "edits", ordered: true, tag: "edits", batch: true,
 ///              retry: { baseMs, factor, capMs, retryAfterCapMs, maxAttempts, maxAgeMs },
 ///              pauseOn: [401, 403], retryOn: [300, 301, 302, 303, 307, 308, 408, 409, 425, 429, 500, 502, 503, 504],
-///              maxInFlight: 4, timeoutMs: 60000, capture: { prefix: "/api/", methods: ["POST"], exclude: [] } }],
+///              maxInFlight: 4, timeoutMs: 60000, capture: { prefix: "/api/", methods: ["POST"], exclude: [] },
+///              formerly: ["edits-v1"] }],
 ///   feeds: [{ name: "tasks", url: "/api/tasks", items: "tasks", keyPath: "id", pageSize: 100,
 ///             tag: "pull-tasks", minIntervalMs, freshForMs, store: "feed:tasks" }],
 ///   fallback: "/__BGSYNC_FALLBACK__",
@@ -261,6 +283,7 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
         if let Some(retry) = statuses(q, "retryOn", &at)? {
             decl.policy.outcomes.retry = retry;
         }
+        decl.formerly = strings(q, "formerly", &at)?.unwrap_or_default();
         let capture = js::get(q, "capture")?;
         if capture.is_object() {
             let methods = strings(&capture, "methods", &at)?

@@ -77,10 +77,73 @@ impl Queue {
 
     /// The key range of this queue's entries in [`ENTRIES`].
     fn range(&self) -> JsResult<JsValue> {
-        // Arrays sort after strings, so `[name, []]` is above every key.
-        let low = Array::of1(&self.name().into());
-        let high = Array::of2(&self.name().into(), &Array::new());
-        Ok(web_sys::IdbKeyRange::bound(&low, &high)?.into())
+        range_of(self.name())
+    }
+
+    /// The names this queue had before (see [`QueueDecl::formerly`]).
+    pub fn formerly(&self) -> &[String] {
+        &self.decl.formerly
+    }
+
+    /// Moves what is stored under `former`, a name this queue had in an
+    /// earlier version of the app, into this queue: its entries, keeping
+    /// their keys, times, attempts and backoff, and its dead letters (so a
+    /// retried one comes back here). Up to [`ADOPT_AT_ONCE`] entries a
+    /// transaction, each all or nothing: a move cut short goes on at the
+    /// next start. Returns how many entries moved.
+    pub async fn adopt(&self, former: &str) -> JsResult<usize> {
+        let mut moved = 0;
+        loop {
+            let db = database().await?;
+            let stores = Array::of3(&ENTRIES.into(), &DEAD_LETTERS.into(), &META.into());
+            let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+            let entries = tx.object_store(ENTRIES)?;
+            let read = entries.get_all_with_key_and_limit(&range_of(former)?, ADOPT_AT_ONCE)?;
+            let count = std::rc::Rc::new(std::cell::Cell::new(0));
+            let (request, counted, name, old) =
+                (read.clone(), count.clone(), self.name().to_owned(), former.to_owned());
+            // The success handler runs while the transaction is active.
+            let on_read = Closure::once_into_js(move || {
+                let records = request.result().ok().and_then(|r| js::array(&r)).unwrap_or_default();
+                for record in records.iter() {
+                    let Ok(key) = js::get(&record, "key") else { continue };
+                    js::set(&record, "queue", name.as_str());
+                    if entries.put(&record).is_ok() && entries.delete(&Array::of2(&old.as_str().into(), &key)).is_ok() {
+                        counted.set(counted.get() + 1);
+                    }
+                }
+            });
+            read.set_onsuccess(Some(on_read.unchecked_ref()));
+            if moved == 0 {
+                let dead = tx.object_store(DEAD_LETTERS)?;
+                let letters = dead.get_all()?;
+                let (request, name, old) = (letters.clone(), self.name().to_owned(), former.to_owned());
+                let on_letters = Closure::once_into_js(move || {
+                    let records = request.result().ok().and_then(|r| js::array(&r)).unwrap_or_default();
+                    for record in records.iter() {
+                        if js::get(&record, "queue").ok().and_then(|q| q.as_string()).as_deref() == Some(&old) {
+                            js::set(&record, "queue", name.as_str());
+                            if let Ok(entry) = js::get(&record, "entry")
+                                .map_err(drop)
+                                .and_then(|e| e.is_object().then_some(e).ok_or(()))
+                            {
+                                js::set(&entry, "queue", name.as_str());
+                            }
+                            let _ = dead.put(&record);
+                        }
+                    }
+                });
+                letters.set_onsuccess(Some(on_letters.unchecked_ref()));
+            }
+            // What moves is older than where this queue was last found
+            // empty: its reads start at its start again.
+            tx.object_store(META)?.delete(&self.mark_key().into())?;
+            js::committed(&tx).await?;
+            moved += count.get();
+            if count.get() < ADOPT_AT_ONCE as usize {
+                return Ok(moved);
+            }
+        }
     }
 
     fn id(&self, key: &str) -> JsValue {
@@ -418,6 +481,42 @@ fn relaxed_transaction(db: &IdbDatabase, stores: &Array) -> JsResult<web_sys::Id
     js::set(&options, "durability", "relaxed");
     let open: js_sys::Function = js::get(db, "transaction")?.dyn_into()?;
     open.call3(db, stores, &"readwrite".into(), &options)?.dyn_into()
+}
+
+/// The key range of the entries stored under the queue name `name`.
+fn range_of(name: &str) -> JsResult<JsValue> {
+    // Arrays sort after strings, so `[name, []]` is above every key.
+    let low = Array::of1(&name.into());
+    let high = Array::of2(&name.into(), &Array::new());
+    Ok(web_sys::IdbKeyRange::bound(&low, &high)?.into())
+}
+
+/// How many entries [`Queue::adopt`] moves in one transaction.
+pub const ADOPT_AT_ONCE: u32 = 500;
+
+/// The names entries are stored under that no queue of this context
+/// declares or names in its `formerly`, with how many entries each:
+/// entries nothing sends (an app that renamed or dropped a queue without
+/// naming the old name in the new queue's `formerly`). One read a stored name: each asks for the
+/// first key after the last name's entries.
+pub async fn undeclared() -> JsResult<Vec<(String, usize)>> {
+    let config = crate::config::current();
+    let db = database().await?;
+    let mut found = Vec::new();
+    // Every key is an array, and the empty array sorts before them all.
+    let mut from = web_sys::IdbKeyRange::lower_bound(&Array::new())?;
+    loop {
+        let store = db.transaction_with_str(ENTRIES)?.object_store(ENTRIES)?;
+        let key = js::request(&store.get_key(&from)?).await?;
+        let Some(name) = js::array(&key).and_then(|k| k.get(0).as_string()) else { break };
+        if !config.queues.iter().any(|q| q.name == name || q.formerly.contains(&name)) {
+            let store = db.transaction_with_str(ENTRIES)?.object_store(ENTRIES)?;
+            let count = js::request(&store.count_with_key(&range_of(&name)?)?).await?;
+            found.push((name.clone(), count.as_f64().unwrap_or(0.0) as usize));
+        }
+        from = web_sys::IdbKeyRange::lower_bound_with_open(&Array::of2(&name.into(), &Array::new()), true)?;
+    }
+    Ok(found)
 }
 
 /// Puts a dead letter back in the queue it came from as a fresh entry (no

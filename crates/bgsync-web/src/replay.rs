@@ -120,6 +120,7 @@ pub async fn deliver(budget_ms: u64, expedite: bool) -> JsResult<Round> {
         ACTIVE_LOCK,
         "shared",
         js::boxed(async move {
+            adopt_former_names().await;
             let mut total = Round::default();
             for queue in Queue::declared() {
                 total = total.and(rounds_until(&queue, budget_ms, expedite).await?);
@@ -130,10 +131,52 @@ pub async fn deliver(budget_ms: u64, expedite: bool) -> JsResult<Round> {
                     let _ = crate::pull::pull(feed).await;
                 }
             }
+            if !WARNED.with(|done| done.replace(true)) {
+                warn_of_undeclared().await;
+            }
             Ok(total)
         }),
     )
     .await
+}
+
+thread_local! {
+    // Whether this context has looked for undeclared queue names (once:
+    // a warning, not a task).
+    static WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What is stored under a name a queue had before (its `formerly`) joins
+/// that queue, before its rounds: at every `deliver`, so that what a page
+/// of the old version still open queues there later joins too (one empty
+/// read a former name when there is none). A move that fails is tried
+/// again at the next `deliver`.
+async fn adopt_former_names() {
+    for queue in Queue::declared() {
+        for former in queue.formerly() {
+            if let Err(e) = queue.adopt(former).await {
+                let what = format!(
+                    "bgsync: moving the queue \"{former}\" into \"{}\" failed (tried again at the next replay)",
+                    queue.name()
+                );
+                web_sys::console::warn_2(&what.into(), &e);
+            }
+        }
+    }
+}
+
+/// Says in the console which stored queue names no queue declares: nothing
+/// sends their entries.
+async fn warn_of_undeclared() {
+    for (name, count) in crate::queue::undeclared().await.unwrap_or_default() {
+        web_sys::console::warn_1(
+            &format!(
+                "bgsync: {count} entries wait in the queue \"{name}\", which this app does not declare, so nothing \
+                 sends them: declare the queue again, or name \"{name}\" in formerly of the queue that took its place"
+            )
+            .into(),
+        );
+    }
 }
 
 async fn sleep_until(at_ms: u64) {
