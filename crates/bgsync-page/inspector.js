@@ -171,6 +171,12 @@
             el("td", { class: "actions" },
               act("Retry", "retry", () => api.retryDeadLetter(d.key)),
               act("Discard", "discard", () => api.discardDeadLetter(d.key))))), "None."));
+      const undeclared = Object.entries(snapshot.undeclared || {});
+      const stranded = undeclared.length ? section("Undeclared queues", undeclared.length,
+        el("p", { class: "meta" }, "Entries stored under queue names this app does not declare: nothing sends them. " +
+          "Declare the queue again, or name it in formerly of the queue that took its place."),
+        table(["queue", "entries"], undeclared.map(([name, count]) =>
+          el("tr", { "data-queue": name }, el("td", {}, name), el("td", { "data-field": "entries" }, count))), "")) : null;
       const rounds = (worker && worker.rounds) || [];
       const roundsSection = section("Worker rounds", rounds.length,
         el("p", { class: "meta" }, worker
@@ -208,7 +214,7 @@
         el("strong", {}, "bgsync inspector"),
         el("span", { "data-field": "online" }, snapshot.online ? " online" : " offline"),
         act("Retry now", "retry-now", () => api.retryNow()));
-      root.replaceChildren(header, ...queues, dead, roundsSection, feeds, stream);
+      root.replaceChildren(header, ...queues, dead, ...(stranded ? [stranded] : []), roundsSection, feeds, stream);
     }
 
     async function refresh() {

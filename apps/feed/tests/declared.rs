@@ -288,6 +288,18 @@ async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_ar
     // The undeclared ones stay where they are, listed, not sent.
     let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
     assert_eq!(status["undeclared"], serde_json::json!({ "gone": 2 }), "{status}");
+    // The inspector says so, with what to do.
+    page.find_element("#inspector-panel summary").await.unwrap().click().await.unwrap();
+    let shown: Vec<String> = common::eventually("the inspector to list them", std::time::Duration::from_secs(20), || async {
+        let rows: Vec<String> = eval(
+            &page,
+            "[...document.querySelectorAll('#inspector-panel [data-section=undeclared-queues] tr[data-queue]')].map((r) => r.textContent)",
+        )
+        .await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!(shown, ["gone2"]);
     let gone = "count(IDBKeyRange.bound(['gone'], ['gone', []]))";
     assert_eq!(store_request(&page, "entries", "readonly", gone).await, 2);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -112,6 +112,8 @@ export interface BgsyncSnapshot {
             /** How many entries wait, and the first 200 of them in queue order. */
             queued: number; entries: QueuedEntry[] }[];
   deadLetters: DeadLetter[];
+  /** Entries stored under queue names no queue declares or lists in formerly (nothing sends them), per name. */
+  undeclared: Record<string, number>;
   feeds: { name: string; url: string; store: string; tag: string; cursor: string | null; lastSuccess: number | null }[];
   /** The server's batch endpoint as this browser keeps it. */
   advertisement: { batch: { url: string; max_entries: number; max_bytes: number; prefix: string } | null; freshUntil: number } | null;
@@ -372,6 +374,7 @@ pub fn inspect() -> Promise {
         }
         js::set(&snapshot, "queues", queues);
         js::set(&snapshot, "deadLetters", dead_letter_list().await?);
+        js::set(&snapshot, "undeclared", client::counts_by_name(&crate::queue::undeclared().await?));
         let feeds = Array::new();
         for feed in &crate::config::current().feeds {
             let (cursor, last_success) = crate::pull::describe(feed).await?;

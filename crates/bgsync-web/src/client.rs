@@ -402,13 +402,18 @@ impl Status {
             js::set(&queues, &q.name, one);
         }
         js::set(&o, "queues", queues);
-        let undeclared = js_sys::Object::new();
-        for (name, count) in &self.undeclared {
-            js::set(&undeclared, name, *count as u32);
-        }
-        js::set(&o, "undeclared", undeclared);
+        js::set(&o, "undeclared", counts_by_name(&self.undeclared));
         o.into()
     }
+}
+
+/// `{name: count}` of `counts`.
+pub fn counts_by_name(counts: &[(String, usize)]) -> JsValue {
+    let o = js_sys::Object::new();
+    for (name, count) in counts {
+        js::set(&o, name, *count as u32);
+    }
+    o.into()
 }
 
 /// The state of every queue, read from IndexedDB (so the same in every
