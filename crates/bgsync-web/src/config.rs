@@ -148,19 +148,12 @@ pub fn configure(config: Config) -> JsResult<()> {
         if config.queues[..i].iter().any(|q| q.name == queue.name) {
             return Err(error(format!("the queue \"{}\" is declared twice", queue.name)));
         }
-        for (j, former) in queue.formerly.iter().enumerate() {
-            check_name("queue", former)?;
-            if config.queues.iter().any(|q| q.name == *former) {
-                return Err(error(format!(
-                    "the queue \"{}\" names \"{former}\" in formerly, but a queue of that name is declared: its \
-                     entries would be moved out of it",
-                    queue.name
-                )));
-            }
-            let before = config.queues[..i].iter().flat_map(|q| &q.formerly).chain(&queue.formerly[..j]);
-            if before.clone().any(|f| f == former) {
-                return Err(error(format!("\"{former}\" is named in formerly twice: its entries can join one queue")));
-            }
+        // (A former name two queues list joins the first of them.)
+        if let Some(former) = queue.formerly.iter().find(|f| config.queues.iter().any(|q| q.name == **f)) {
+            return Err(error(format!(
+                "the queue \"{}\" names \"{former}\" in formerly, but a queue of that name is declared",
+                queue.name
+            )));
         }
     }
     for (i, feed) in config.feeds.iter().enumerate() {

@@ -90,22 +90,18 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
         if response.status() == 304 {
             break;
         }
-        if !response.ok() {
-            // With the server's own words (a problem's detail), which say
-            // whether it is worth retrying and what to do.
-            let status = response.status();
-            let body = js::await_promise(response.text()?).await.ok().and_then(|b| b.as_string()).unwrap_or_default();
-            let why = crate::transport::kept_body(status, body);
-            let sep = if why.is_empty() { "" } else { ": " };
-            return Err(JsValue::from_str(&format!(
-                "pull: the feed \"{}\" answered HTTP {status}{sep}{why}",
-                feed.name
-            )));
-        }
         // The server's delta ETag names the cursor reached, so it also
         // validates the next pull from that cursor (304 while unchanged).
         state.etag = response.headers().get("ETag").ok().flatten();
-        let answer = js::await_promise(response.json()?).await?;
+        let (status, read) = (response.status(), js::await_promise(response.json()?).await);
+        if !(200..300).contains(&status) {
+            // With the server's own words when it answers a problem (its
+            // detail says whether to retry and what to do).
+            let detail = read.ok().and_then(|problem| js::get(&problem, "detail").ok()?.as_string());
+            let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+            return Err(JsValue::from_str(&format!("pull: the feed \"{}\" answered HTTP {status}{detail}", feed.name)));
+        }
+        let answer = read?;
         let Some(items) = js::get(&answer, &feed.items).ok().and_then(|items| js::array(&items)) else {
             return Err(JsValue::from_str(&format!(
                 "pull: the feed \"{}\" answered without an array \"{}\" (its declaration's items)",

@@ -497,26 +497,28 @@ pub const ADOPT_AT_ONCE: u32 = 500;
 /// The names entries are stored under that no queue of this context
 /// declares or names in its `formerly`, with how many entries each:
 /// entries nothing sends (an app that renamed or dropped a queue without
-/// naming the old name in the new queue's `formerly`). One read a stored name: each asks for the
-/// first key after the last name's entries.
+/// naming the old name in the new queue's `formerly`). One step of a key
+/// cursor a stored name (each jumps past the name's last key), in one
+/// transaction with the counts.
 pub async fn undeclared() -> JsResult<Vec<(String, usize)>> {
     let config = crate::config::current();
-    let db = database().await?;
-    let mut found = Vec::new();
-    // Every key is an array, and the empty array sorts before them all.
-    let mut from = web_sys::IdbKeyRange::lower_bound(&Array::new())?;
-    loop {
-        let store = db.transaction_with_str(ENTRIES)?.object_store(ENTRIES)?;
-        let key = js::request(&store.get_key(&from)?).await?;
-        let Some(name) = js::array(&key).and_then(|k| k.get(0).as_string()) else { break };
+    let tx = database().await?.transaction_with_str(ENTRIES)?;
+    let store = tx.object_store(ENTRIES)?;
+    let walk = store.open_key_cursor()?;
+    let mut counts = Vec::new();
+    // Each step is taken in the microtask after the cursor's success
+    // event, while the transaction is active.
+    while let Ok(cursor) = js::request(&walk).await?.dyn_into::<web_sys::IdbCursor>() {
+        let Some(name) = js::array(&cursor.key()?).and_then(|k| k.get(0).as_string()) else { break };
         if !config.queues.iter().any(|q| q.name == name || q.formerly.contains(&name)) {
-            let store = db.transaction_with_str(ENTRIES)?.object_store(ENTRIES)?;
-            let count = js::request(&store.count_with_key(&range_of(&name)?)?).await?;
-            found.push((name.clone(), count.as_f64().unwrap_or(0.0) as usize));
+            counts.push((name.clone(), store.count_with_key(&range_of(&name)?)?));
         }
-        from = web_sys::IdbKeyRange::lower_bound_with_open(&Array::of2(&name.into(), &Array::new()), true)?;
+        // Arrays sort after strings: `[name, []]` is above every key of it.
+        cursor.continue_with_key(&Array::of2(&name.into(), &Array::new()))?;
     }
-    Ok(found)
+    js::committed(&tx).await?;
+    let count = |request: web_sys::IdbRequest| request.result().ok().and_then(|n| n.as_f64()).unwrap_or(0.0) as usize;
+    Ok(counts.into_iter().map(|(name, request)| (name, count(request))).collect())
 }
 
 /// Puts a dead letter back in the queue it came from as a fresh entry (no
@@ -556,8 +558,8 @@ pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     js::committed(&tx).await?;
     if let Some(queue) = undeclared.take() {
         return Err(JsValue::from_str(&format!(
-            "retryDeadLetter: its queue \"{queue}\" is not declared, so nothing would send it; declare the queue, \
-             or name \"{queue}\" in formerly of the queue that took its place"
+            "retryDeadLetter: its queue \"{queue}\" is not declared, so nothing would send it; declare it, or list it \
+             in a queue's formerly"
         )));
     }
     Ok(found.get())
