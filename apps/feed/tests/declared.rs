@@ -295,14 +295,6 @@ async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_ar
     })
     .await;
     assert_eq!(shown, ["gone2"]);
-    // A dead letter of a queue nothing declares is not put back where
-    // nothing sends it.
-    let letter = letter.replace("posts-v1", "gone").replace("old-dead-1", "gone-dead-1");
-    store_request(&page, "dead-letters", "readwrite", &letter).await;
-    let message = refusal(&page, "wasm_bindgen.retryDeadLetter('gone-dead-1')").await;
-    assert!(message.starts_with(r#"retryDeadLetter: its queue "gone" is not declared"#), "{message}");
-    let kept = store_request(&page, "dead-letters", "readonly", "count('gone-dead-1')").await;
-    assert_eq!(kept, 1, "it stays a dead letter");
     let gone = "count(IDBKeyRange.bound(['gone'], ['gone', []]))";
     assert_eq!(store_request(&page, "entries", "readonly", gone).await, 2);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;

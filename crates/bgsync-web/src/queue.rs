@@ -525,8 +525,7 @@ pub async fn undeclared() -> JsResult<Vec<(String, usize)>> {
 /// attempts, no backoff, queued now: behind what is queued, as the entries
 /// queued after it were delivered already), in one transaction: the user
 /// fixed the cause, or wants to try again. Returns whether there was such a
-/// dead letter. One of a queue this context does not declare stays where
-/// it is, refused with why: nothing would send it.
+/// dead letter.
 pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     let db = database().await?;
     let stores = Array::of2(&ENTRIES.into(), &DEAD_LETTERS.into());
@@ -534,17 +533,12 @@ pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     let dead = tx.object_store(DEAD_LETTERS)?;
     let get = dead.get(&JsValue::from_str(key))?;
     let found = std::rc::Rc::new(std::cell::Cell::new(false));
-    let undeclared: std::rc::Rc<std::cell::RefCell<Option<String>>> = std::rc::Rc::default();
-    let (read, transaction, flag, stray) = (get.clone(), tx.clone(), found.clone(), undeclared.clone());
+    let (read, transaction, flag) = (get.clone(), tx.clone(), found.clone());
     // The success handler runs while the transaction is active.
     let on_read = Closure::once_into_js(move || {
         let Ok(record) = read.result() else { return };
         let Some(mut entry) = js::get(&record, "entry").ok().and_then(|e| from_js(&e)) else { return };
         let Some(queue) = js::get(&record, "queue").ok().and_then(|q| q.as_string()) else { return };
-        if !crate::config::current().queues.iter().any(|q| q.name == queue) {
-            *stray.borrow_mut() = Some(queue);
-            return;
-        }
         let Ok(target) = transaction.object_store(ENTRIES) else { return };
         entry.attempts = 0;
         entry.not_before_ms = 0;
@@ -556,12 +550,6 @@ pub async fn retry_dead_letter(key: &str) -> JsResult<bool> {
     });
     get.set_onsuccess(Some(on_read.unchecked_ref()));
     js::committed(&tx).await?;
-    if let Some(queue) = undeclared.take() {
-        return Err(JsValue::from_str(&format!(
-            "retryDeadLetter: its queue \"{queue}\" is not declared, so nothing would send it; declare it, or list it \
-             in a queue's formerly"
-        )));
-    }
     Ok(found.get())
 }
 
