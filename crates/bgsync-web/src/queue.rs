@@ -500,7 +500,14 @@ pub const ADOPT_AT_ONCE: u32 = 500;
 /// naming the old name in the new queue's `formerly`). One step of a key
 /// cursor a stored name (each jumps past the name's last key), in one
 /// transaction with the counts.
-pub async fn undeclared() -> JsResult<Vec<(String, usize)>> {
+///
+/// (Boxed: the worker's status and its start both ask, and each would
+/// otherwise carry a copy of this state machine.)
+pub fn undeclared() -> js::Boxed<'static, JsResult<Vec<(String, usize)>>> {
+    js::boxed(undeclared_now())
+}
+
+async fn undeclared_now() -> JsResult<Vec<(String, usize)>> {
     let config = crate::config::current();
     let tx = database().await?.transaction_with_str(ENTRIES)?;
     let store = tx.object_store(ENTRIES)?;

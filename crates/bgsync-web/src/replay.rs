@@ -120,7 +120,7 @@ pub async fn deliver(budget_ms: u64, expedite: bool) -> JsResult<Round> {
         ACTIVE_LOCK,
         "shared",
         js::boxed(async move {
-            adopt_former_names().await;
+            js::boxed(adopt_former_names()).await;
             let mut total = Round::default();
             for queue in Queue::declared() {
                 total = total.and(rounds_until(&queue, budget_ms, expedite).await?);
