@@ -102,9 +102,15 @@ impl Queue {
             let count = std::rc::Rc::new(std::cell::Cell::new(0));
             let (request, counted, name, old) =
                 (read.clone(), count.clone(), self.name().to_owned(), former.to_owned());
+            let (meta, mark) = (tx.object_store(META)?, self.mark_key());
             // The success handler runs while the transaction is active.
             let on_read = Closure::once_into_js(move || {
                 let records = request.result().ok().and_then(|r| js::array(&r)).unwrap_or_default();
+                if records.length() > 0 {
+                    // What moves is older than where this queue was last
+                    // found empty: its reads start at its start again.
+                    let _ = meta.delete(&mark.into());
+                }
                 for record in records.iter() {
                     let Ok(key) = js::get(&record, "key") else { continue };
                     js::set(&record, "queue", name.as_str());
@@ -135,9 +141,6 @@ impl Queue {
                 });
                 letters.set_onsuccess(Some(on_letters.unchecked_ref()));
             }
-            // What moves is older than where this queue was last found
-            // empty: its reads start at its start again.
-            tx.object_store(META)?.delete(&self.mark_key().into())?;
             js::committed(&tx).await?;
             moved += count.get();
             if count.get() < ADOPT_AT_ONCE as usize {
