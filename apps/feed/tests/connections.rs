@@ -216,6 +216,19 @@ fn requests_that_are_not_http_are_answered_with_a_problem() {
         assert_eq!(problem["status"].as_u64().map(|s| s.to_string()).as_deref(), Some(status), "{body}");
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains(says)), "{body}");
     }
+    // /metrics counts them by status.
+    let mut scrape = server.connect();
+    scrape
+        .write_all(format!("GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).as_bytes())
+        .unwrap();
+    let (metrics, _) = read_until_closed(&mut scrape);
+    for line in [
+        r#"bgsync_http_unreadable_total{status="400"} 2"#,
+        r#"bgsync_http_unreadable_total{status="414"} 1"#,
+        r#"bgsync_http_unreadable_total{status="431"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     // A good request on a connection that kept alive is answered as before,
     // and the bad one after it with its problem.
     let mut stream = server.connect();

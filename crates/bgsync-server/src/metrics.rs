@@ -40,6 +40,7 @@ use std::time::Instant;
 pub(crate) struct Metrics {
     registry: Registry,
     pub requests: IntCounterVec,
+    pub unreadable: IntCounterVec,
     pub durations: HistogramVec,
     pub batches: IntCounterVec,
     pub batch_entries: IntCounterVec,
@@ -89,6 +90,11 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry.register(Box::new(batch_sizes.clone())).expect("registered once");
     Metrics {
         requests: counters("bgsync_http_requests_total", "Requests answered.", &["method", "route", "status"]),
+        unreadable: counters(
+            "bgsync_http_unreadable_total",
+            "Requests the HTTP layer could not read, answered before any route (400, 414, 431).",
+            &["status"],
+        ),
         durations,
         batches: counters("bgsync_batches_total", "Batch requests by outcome.", &["outcome"]),
         batch_entries: counters("bgsync_batch_entries_total", "Batch entries by outcome.", &["outcome"]),

@@ -163,6 +163,8 @@ fn problem_for_refusal(head: &[u8]) -> Option<Vec<u8>> {
         _ => "headers-too-large",
     };
     let title = code.canonical_reason().unwrap_or("Refused");
+    crate::metrics::METRICS.unreadable.with_label_values(&[code.as_str()]).inc();
+    tracing::debug!(status = code.as_u16(), "a request the HTTP layer could not read was refused");
     let body = serde_json::to_vec(&crate::Problem::new(code, kind, title, detail)).ok()?;
     let mut answer = format!(
         "{status_line}\r\ncontent-type: {}\r\ncontent-length: {}\r\nx-content-type-options: nosniff\r\n\
