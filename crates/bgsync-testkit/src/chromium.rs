@@ -184,9 +184,9 @@ impl Chromium {
     }
 
     /// Sets the storage quota of `origin` to `bytes` (`None`: back to the
-    /// browser's own), as a full disk would leave it. Chromium applies it
-    /// only to an origin that has not stored anything yet in this browser:
-    /// call it from a blank page, then load the app.
+    /// browser's own), as a full disk would leave it. To start with a
+    /// small quota, call it before the origin stores anything (from a blank
+    /// page, then load the app); raising it later applies at once.
     pub async fn override_quota(&self, page: &Page, origin: &str, bytes: Option<f64>) {
         use chromiumoxide::cdp::browser_protocol::storage::OverrideQuotaForOriginParams;
         let mut params = OverrideQuotaForOriginParams::new(origin);

@@ -364,8 +364,9 @@ pub struct Status {
     pub dead_letters: usize,
     /// Whether credentials are set ([`crate::state::set_credentials`]).
     pub has_credentials: bool,
-    /// Entries stored under queue names no queue declares, per name:
-    /// nothing sends them ([`crate::queue::undeclared`]).
+    /// Entries stored under queue names no queue declares or lists in its
+    /// `formerly`, per name: nothing sends them
+    /// ([`crate::queue::undeclared`]).
     pub undeclared: Vec<(String, usize)>,
 }
 

@@ -52,7 +52,8 @@ pub struct QueueDecl {
     pub timeout_ms: u32,
     /// Names this queue had in earlier versions of the app: what is stored
     /// under them (entries queued by users of the old version, and dead
-    /// letters) joins this queue when a context that replays starts
+    /// letters) joins this queue before each replay of a context that
+    /// replays, the worker or a page without one
     /// ([`crate::queue::Queue::adopt`]), rather than wait for ever under a
     /// name nothing sends.
     pub formerly: Vec<String>,
