@@ -144,9 +144,15 @@ impl<T> ProblemIo<T> {
 fn problem_for_refusal(head: &[u8]) -> Option<Vec<u8>> {
     let status = head.strip_prefix(b"HTTP/1.1 ")?.get(..3)?;
     let detail = match status {
-        b"400" => "The request is not HTTP/1.1 this server can read (its request line, a header, or its framing such as                    Content-Length and Transfer-Encoding); nothing was done. Send a well-formed request.",
+        b"400" => {
+            "The request is not HTTP/1.1 this server can read (its request line, a header, or its framing such as \
+                   Content-Length and Transfer-Encoding); nothing was done. Send a well-formed request."
+        }
         b"414" => "The request's URL is longer than this server reads; nothing was done. Send the data in the body.",
-        b"431" => "The request's headers are too many (over 100) or too large; nothing was done. Send fewer or                    smaller headers.",
+        b"431" => {
+            "The request's headers are too many (over 100) or too large; nothing was done. Send fewer or \
+                   smaller headers."
+        }
         _ => return None,
     };
     let lower = head.to_ascii_lowercase();
