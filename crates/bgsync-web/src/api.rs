@@ -54,7 +54,7 @@ export interface BgsyncConfig {
      *  may cancel.) */
     capture?: { prefix?: string; methods?: string[]; exclude?: string[] };
     /** Names this queue had in earlier versions of the app: what users of those versions left queued under them
-     *  (entries and dead letters) joins this queue when the worker (or a page that replays) starts. */
+     *  (entries and dead letters) joins this queue before each replay of the worker (or of a page that replays). */
     formerly?: string[];
   }[];
   feeds?: {
@@ -81,7 +81,7 @@ export interface BgsyncStatus {
   hasCredentials: boolean;
   online: boolean;
   queues: Record<string, QueueState>;
-  /** Entries stored under queue names no queue declares (nothing sends them), per name. */
+  /** Entries stored under queue names no queue declares or lists in formerly (nothing sends them), per name. */
   undeclared: Record<string, number>;
 }
 /** Which of a queue's entries `queued` reads: at most `limit`, the newest first with `newestFirst`. */
