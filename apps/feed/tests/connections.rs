@@ -214,6 +214,13 @@ fn requests_that_are_not_http_are_answered_with_a_problem() {
         assert!(head.contains(&format!("content-length: {}", body.len())), "{answer}");
         let problem: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
         assert_eq!(problem["status"].as_u64().map(|s| s.to_string()).as_deref(), Some(status), "{body}");
+        // Named as axum's own refusals are (`problem::everywhere`).
+        let kind = problem["type"].as_str().unwrap_or("");
+        assert!(
+            ["/problems/bad-request", "/problems/uri-too-long", "/problems/request-header-fields-too-large"]
+                .contains(&kind),
+            "{body}"
+        );
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains(says) && !d.contains("  ")), "{body}");
     }
     // /metrics counts them by status.

@@ -167,11 +167,7 @@ async fn as_problem(method: Method, uri: Uri, response: Response) -> Response {
             } else {
                 format!("{}.", text.trim_end_matches('.'))
             };
-            let reason = status.canonical_reason().unwrap_or("Error");
-            let kind = reason.to_ascii_lowercase().replace([' ', '\''], "-");
-            let title: String =
-                reason.chars().take(1).chain(reason.chars().skip(1).flat_map(char::to_lowercase)).collect();
-            Problem::new(status, &kind, &title, detail)
+            of_status(status, detail)
         }
     };
     // The original's other headers (Allow, Retry-After, ...) stay.
@@ -179,6 +175,16 @@ async fn as_problem(method: Method, uri: Uri, response: Response) -> Response {
     let (problem_parts, body) = problem.into_response().into_parts();
     parts.headers.extend(problem_parts.headers);
     Response::from_parts(parts, body)
+}
+
+/// A problem named after its status alone, for refusals made below the
+/// app (axum's, hyper's): type `/problems/bad-request`, title "Bad
+/// request", and `detail`.
+pub(crate) fn of_status(status: StatusCode, detail: impl Into<String>) -> Problem {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let kind = reason.to_ascii_lowercase().replace([' ', '\''], "-");
+    let title: String = reason.chars().take(1).chain(reason.chars().skip(1).flat_map(char::to_lowercase)).collect();
+    Problem::new(status, &kind, &title, detail)
 }
 
 #[cfg(test)]

@@ -163,15 +163,9 @@ fn problem_for_refusal(head: &[u8]) -> Option<Vec<u8>> {
     let line_end = head.windows(2).position(|w| w == b"\r\n")?;
     let status_line = std::str::from_utf8(&head[..line_end]).ok()?;
     let code = axum::http::StatusCode::from_bytes(status).ok()?;
-    let kind = match status {
-        b"400" => "malformed-request",
-        b"414" => "uri-too-long",
-        _ => "headers-too-large",
-    };
-    let title = code.canonical_reason().unwrap_or("Refused");
     crate::metrics::METRICS.unreadable.with_label_values(&[code.as_str()]).inc();
     tracing::debug!(status = code.as_u16(), "a request the HTTP layer could not read was refused");
-    let body = serde_json::to_vec(&crate::Problem::new(code, kind, title, detail)).ok()?;
+    let body = serde_json::to_vec(&crate::problem::of_status(code, detail)).ok()?;
     let mut answer = format!(
         "{status_line}\r\ncontent-type: {}\r\ncontent-length: {}\r\nx-content-type-options: nosniff\r\n\
          connection: close\r\n\r\n",
