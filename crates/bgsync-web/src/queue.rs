@@ -129,10 +129,7 @@ impl Queue {
                     for record in records.iter() {
                         if js::get(&record, "queue").ok().and_then(|q| q.as_string()).as_deref() == Some(&old) {
                             js::set(&record, "queue", name.as_str());
-                            if let Ok(entry) = js::get(&record, "entry")
-                                .map_err(drop)
-                                .and_then(|e| e.is_object().then_some(e).ok_or(()))
-                            {
+                            if let Some(entry) = js::get(&record, "entry").ok().filter(JsValue::is_object) {
                                 js::set(&entry, "queue", name.as_str());
                             }
                             let _ = dead.put(&record);

@@ -97,7 +97,7 @@ impl Credentials {
 /// What is kept of an answer's body: nothing for a success; for a refusal
 /// the problem's `detail` (RFC 9457: the sentence written for people) or
 /// the start of the body, for the dead letter.
-pub(crate) fn kept_body(status: u16, body: String) -> String {
+fn kept_body(status: u16, body: String) -> String {
     if (200..300).contains(&status) {
         return String::new();
     }
