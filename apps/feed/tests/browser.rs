@@ -195,6 +195,19 @@ async fn a_post_answered_with_a_redirect_stays_queued_and_is_sent_once_the_serve
     }
 }
 
+/// The app opened on `server`, `n` posts ("Bench post 0", …) written
+/// into its queue with the worker offline, then the worker back online and
+/// the queue's sync fired.
+async fn written_while_offline_then_synced(server: &TestServer, n: usize) -> (Chromium, chromiumoxide::Page) {
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    assert_eq!(common::browser::fill_queue(&page, "sync-posts", TAG, n).await, n as u64);
+    chromium.set_worker_offline(false).await;
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    (chromium, page)
+}
+
 /// A proxy before the server takes smaller bodies than the server
 /// advertises (nginx's `client_max_body_size` is 1 MiB by default, the
 /// batch endpoint takes 2 MiB): each batch it refuses with 413 is halved
@@ -204,14 +217,9 @@ async fn a_post_answered_with_a_redirect_stays_queued_and_is_sent_once_the_serve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_a_proxy_refuses_as_too_large_are_halved_until_they_fit() {
     let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    chromium.set_worker_offline(true).await;
     // About 300 bytes an entry: 40 posts in one batch are about 12 KB.
     server.limit_bodies(Some(3_000));
-    assert_eq!(common::browser::fill_queue(&page, "sync-posts", TAG, 40).await, 40);
-    chromium.set_worker_offline(false).await;
-    dispatch_sync(&page, &server.origin(), TAG).await;
+    let (chromium, page) = written_while_offline_then_synced(&server, 40).await;
     let stored = until_stored(&server, 40).await;
     assert_eq!(stored.len(), 40, "each post once");
     let refused = server.net().too_large.load(std::sync::atomic::Ordering::SeqCst);
@@ -230,13 +238,8 @@ async fn batches_a_proxy_refuses_as_too_large_are_halved_until_they_fit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_a_firewall_refuses_is_dead_lettered_alone_and_the_others_are_stored() {
     let server = TestServer::start();
-    let chromium = Chromium::launch().await;
-    let page = chromium.open_app(&server.url()).await;
-    chromium.set_worker_offline(true).await;
     server.block_requests_carrying(Some("Bench post 17"));
-    assert_eq!(common::browser::fill_queue(&page, "sync-posts", TAG, 30).await, 30);
-    chromium.set_worker_offline(false).await;
-    dispatch_sync(&page, &server.origin(), TAG).await;
+    let (chromium, page) = written_while_offline_then_synced(&server, 30).await;
     let stored = until_stored(&server, 29).await;
     assert_eq!(stored.len(), 29, "each other post once");
     assert!(stored.iter().all(|(_, title, _)| title != "Bench post 17"), "{stored:?}");

@@ -96,19 +96,27 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
     chromium.close().await;
 }
 
+/// A request to the task `id` from another client (a phone), straight to
+/// the server.
+async fn another_client(
+    server: &Server,
+    method: reqwest::Method,
+    id: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Result<reqwest::Response> {
+    let mut request = reqwest::Client::new().request(method, format!("{}/api/tasks/{id}", server.url));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pulled_feed_shows_another_clients_changes() {
     let server = Server::start(false).await;
     let chromium = Chromium::launch(READY).await;
     let page = chromium.open_app(&server.url).await;
-    let http = reqwest::Client::new();
-    let other = |method: reqwest::Method, body: Option<serde_json::Value>| {
-        let mut request = http.request(method, format!("{}/api/tasks/from-phone", server.url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send()
-    };
+    let other = |method, body| another_client(&server, method, "from-phone", body);
     let res = other(reqwest::Method::PUT, Some(serde_json::json!({ "title": "Written on the phone" }))).await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(eval::<bool>(&page, "tasks.refresh().then(() => true)").await);
@@ -251,16 +259,10 @@ async fn a_change_the_server_refuses_is_listed_with_why_then_retried_or_discarde
     let server = Server::start(false).await;
     let chromium = Chromium::launch(READY).await;
     let page = chromium.open_app(&server.url).await;
-    let http = reqwest::Client::new();
-    let other = |method: reqwest::Method, id: &str, body: Option<serde_json::Value>| {
-        let mut request = http.request(method, format!("{}/api/tasks/{id}", server.url));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send()
-    };
     for (id, title) in [("shop", "Buy milk"), ("call", "Call Ada")] {
-        let res = other(reqwest::Method::PUT, id, Some(serde_json::json!({ "title": title }))).await.unwrap();
+        let res = another_client(&server, reqwest::Method::PUT, id, Some(serde_json::json!({ "title": title })))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
     }
     assert!(eval::<bool>(&page, "tasks.refresh().then(() => true)").await);
@@ -274,7 +276,7 @@ async fn a_change_the_server_refuses_is_listed_with_why_then_retried_or_discarde
     .await;
     assert!(queued);
     for id in ["shop", "call"] {
-        assert_eq!(other(reqwest::Method::DELETE, id, None).await.unwrap().status(), 204);
+        assert_eq!(another_client(&server, reqwest::Method::DELETE, id, None).await.unwrap().status(), 204);
     }
     chromium.set_worker_offline(false).await;
 
@@ -301,7 +303,9 @@ async fn a_change_the_server_refuses_is_listed_with_why_then_retried_or_discarde
     assert_eq!(eval::<String>(&page, status).await, "failed: 2 change(s) not saved (below)");
 
     // The rename is retried once the task is back; the other is let go.
-    let res = other(reqwest::Method::PUT, "shop", Some(serde_json::json!({ "title": "Buy milk" }))).await.unwrap();
+    let res = another_client(&server, reqwest::Method::PUT, "shop", Some(serde_json::json!({ "title": "Buy milk" })))
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(
         eval::<bool>(&page, "(document.querySelector('#not-saved li button[data-action=retry]').click(), true)").await
