@@ -8,12 +8,12 @@
 //   const panel = bgsyncInspector(element);   panel.close();   // stop watching
 //
 // It shows every declared queue with its entries (key, method, URL, attempts,
-// next retry and why), the pause, the dead letters with their typed cause and
-// Retry / Discard, the worker's last rounds with their phase timings, each
-// feed's cursor and last pull, the batch endpoint this browser keeps, and the
-// live event stream. It uses only bgsync's public JavaScript API (`inspect`,
-// `subscribe`, `retryNow`, `retryDeadLetter`, `discardDeadLetter`) and the
-// worker's status message. Everything is written as text, never as HTML: the
+// next retry and why, Discard), the pause, the dead letters with their typed
+// cause and Retry / Discard, the worker's last rounds with their phase
+// timings, each feed's cursor and last pull, the batch endpoint this browser
+// keeps, and the live event stream. It uses only bgsync's public JavaScript
+// API (`inspect`, `subscribe`, `retryNow`, `discardQueued`, `retryDeadLetter`,
+// `discardDeadLetter`) and the worker's status message. Everything is written as text, never as HTML: the
 // entries are user data.
 (function () {
   "use strict";
@@ -67,6 +67,18 @@
 
   function short(key) {
     return key.length > 13 ? `${key.slice(0, 8)}…${key.slice(-4)}` : key;
+  }
+
+  // The page module answers inspect() through bgsync's fallback module,
+  // loaded on first use. Where that cannot load (offline, before any
+  // inspector was opened online here), what the page module reads itself:
+  // each queue's first entries and count, its pause, the dead letters.
+  async function partialSnapshot(api, error) {
+    const [status, deadLetters] = await Promise.all([api.status(), api.deadLetters()]);
+    const queues = await Promise.all(Object.entries(status.queues).map(async ([name, state]) =>
+      ({ name, queued: state.queued, paused: state.paused, entries: await api.queued(name, { limit: ROWS_SHOWN }) })));
+    return { online: status.online, queues, deadLetters, undeclared: {}, feeds: [], advertisement: null,
+      partial: String((error && error.message) || error) };
   }
 
   // The worker's status (its last rounds), or null without a worker.
@@ -152,14 +164,17 @@
       const now = Date.now();
       const queues = snapshot.queues.map((queue) => section(`Queue ${queue.name}`, queue.queued,
         el("p", { class: "meta" },
-          `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · ${queue.maxInFlight} at a time · ${queue.timeoutMs / 1000} s a request · up to ${queue.maxAttempts} attempts`,
+          snapshot.partial ? "" : `tag ${queue.tag} · ${queue.ordered ? "ordered" : "unordered"} · ${queue.batching ? "batched" : "one request per entry"} · ${queue.maxInFlight} at a time · ${queue.timeoutMs / 1000} s a request · up to ${queue.maxAttempts} attempts`,
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
-        table(["request", "attempts", "next retry", "why"], queue.entries.slice(0, ROWS_SHOWN).map((entry) =>
+        table(["request", "attempts", "next retry", "why", ""], queue.entries.slice(0, ROWS_SHOWN).map((entry) =>
           el("tr", { "data-key": entry.key },
             el("td", {}, `${entry.method} ${entry.url}`, el("br"), el("small", { title: entry.key }, short(entry.key))),
             el("td", { "data-field": "attempts" }, entry.attempts),
             el("td", { "data-field": "next-retry" }, nextRetry(entry, now)),
-            el("td", { "data-field": "why" }, entry.lastError || ""))), "Nothing waiting."),
+            el("td", { "data-field": "why" }, entry.lastError || ""),
+            // Taken out of the queue, never sent (after a round in progress ends).
+            el("td", { class: "actions" }, act("Discard", "discard", () => api.discardQueued(queue.name, entry.key))))),
+          "Nothing waiting."),
         queue.queued > ROWS_SHOWN ? el("p", { class: "meta" }, `and ${queue.queued - ROWS_SHOWN} more`) : null));
       const dead = section("Dead letters", snapshot.deadLetters.length,
         table(["request", "cause", "reason", "when", ""], snapshot.deadLetters.map((d) =>
@@ -194,7 +209,7 @@
             el("td", { class: "phases" }, round.phases.map(([phase, ms]) => `${phase} ${ms.toFixed(1)}`).join(" · ")))),
           "No round has sent anything in this worker yet."));
       const ad = snapshot.advertisement;
-      const feeds = section("Feeds", snapshot.feeds.length,
+      const feeds = snapshot.partial ? null : section("Feeds", snapshot.feeds.length,
         table(["feed", "url", "cursor", "last pull"], snapshot.feeds.map((feed) =>
           el("tr", {}, el("td", {}, feed.name), el("td", {}, feed.url),
             el("td", { "data-field": "cursor" }, feed.cursor || "none yet"),
@@ -214,13 +229,15 @@
         el("strong", {}, "bgsync inspector"),
         el("span", { "data-field": "online" }, snapshot.online ? " online" : " offline"),
         act("Retry now", "retry-now", () => api.retryNow()));
-      root.replaceChildren(header, ...queues, dead, ...(stranded ? [stranded] : []), roundsSection, feeds, stream);
+      const partial = snapshot.partial ? el("p", { class: "error", "data-field": "partial" },
+        `Queues and dead letters only (no policies, feeds or batch endpoint): ${snapshot.partial}`) : null;
+      root.replaceChildren(...[header, partial, ...queues, dead, stranded, roundsSection, feeds, stream].filter(Boolean));
     }
 
     async function refresh() {
       if (closed) return;
       try {
-        [snapshot, worker] = await Promise.all([api.inspect(), workerStatus()]);
+        [snapshot, worker] = await Promise.all([api.inspect().catch((error) => partialSnapshot(api, error)), workerStatus()]);
         root.dataset.state = "ready";
       } catch (error) {
         root.dataset.state = "failed";

@@ -245,7 +245,7 @@ async fn a_feed_answered_out_of_shape_is_refused_and_a_cursor_that_never_moves_e
 /// queue when the worker next replays, keys and times kept, and is sent
 /// once; its dead letters join too (a retry sends them to the new queue).
 /// Entries under a name no queue declares or names are listed by
-/// `status().undeclared`, never sent and never dropped. (Before session 26
+/// `inspect().undeclared`, never sent and never dropped. (Before session 26
 /// both kinds waited in IndexedDB for ever, seen by nothing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_are_listed() {
@@ -266,7 +266,7 @@ async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_ar
             cause: {{ kind: "rejected", status: 400 }}, at: 1 }})"#
     );
     store_request(&page, "dead-letters", "readwrite", &letter).await;
-    let undeclared: serde_json::Value = eval(&page, "wasm_bindgen.status().then((s) => s.undeclared)").await;
+    let undeclared: serde_json::Value = eval(&page, "wasm_bindgen.inspect().then((s) => s.undeclared)").await;
     assert_eq!(undeclared, serde_json::json!({ "gone": 2 }), "a former name is not undeclared");
 
     chromium.set_worker_offline(false).await;
@@ -281,8 +281,8 @@ async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_ar
     let stored = until_stored(&server, 4).await;
     assert!(stored.iter().any(|(_, title, _)| title == "Refused once"), "{stored:?}");
     // The undeclared ones stay where they are, listed, not sent.
-    let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
-    assert_eq!(status["undeclared"], serde_json::json!({ "gone": 2 }), "{status}");
+    let snapshot: serde_json::Value = eval(&page, "wasm_bindgen.inspect()").await;
+    assert_eq!(snapshot["undeclared"], serde_json::json!({ "gone": 2 }), "{snapshot}");
     // The inspector says so, with what to do.
     page.find_element("#inspector-panel summary").await.unwrap().click().await.unwrap();
     let shown: Vec<String> = common::eventually("the inspector to list them", std::time::Duration::from_secs(20), || async {

@@ -114,3 +114,63 @@ async fn the_inspector_shows_dead_letters_retries_rounds_and_events_and_acts_on_
     assert!(dead.is_empty());
     chromium.close().await;
 }
+
+/// The page module answers `inspect()` through bgsync's fallback module.
+/// Where that cannot load (here: a declaration without `fallback`; in
+/// life, offline before any inspector was opened online), the inspector
+/// still shows each queue's entries and the dead letters, from the page
+/// module's own calls, and says why the rest is missing. Its Discard on a
+/// queued entry takes the entry out (`discardQueued`): the post is never
+/// sent, the other one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_fallback_module_the_inspector_shows_the_queues_and_discards_a_queued_entry() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    for title in ["Sent in the end", "Taken back"] {
+        submit_post(&page, title, "Here").await;
+    }
+    let configured: bool =
+        eval(&page, "(wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, fallback: undefined }), true)").await;
+    assert!(configured);
+    // Opened by script: the snackbar of the last post may cover the summary.
+    assert!(eval::<bool>(&page, "(document.querySelector('#inspector-panel').open = true)").await);
+    let rows = shown(&page, "the two queued posts", "[data-section=queue-sync-posts] tbody tr", |r| r.len() == 2).await;
+    assert_eq!(rows.len(), 2);
+    let partial = texts(&page, "[data-field=partial]").await;
+    assert!(
+        partial.len() == 1 && partial[0].contains("Queues and dead letters only") && partial[0].contains("fallback"),
+        "{partial:?}"
+    );
+    assert!(texts(&page, "[data-section=feeds]").await.is_empty(), "no feed section it cannot fill");
+
+    let bodies: Vec<String> = eval(&page, "wasm_bindgen.queued('sync-posts').then((q) => q.map((e) => e.body))").await;
+    let second = if bodies[1].contains("Taken back") { 2 } else { 1 };
+    let clicked: bool = eval(
+        &page,
+        &format!(
+            "(document.querySelector('#inspector-panel .bgsync-inspector [data-section=queue-sync-posts] \
+             tbody tr:nth-child({second}) button[data-action=discard]').click(), true)"
+        ),
+    )
+    .await;
+    assert!(clicked);
+    shown(&page, "one queued post left", "[data-section=queue-sync-posts] tbody tr", |r| r.len() == 1).await;
+    let events =
+        shown(&page, "the discarded event", "[data-section=events] li", |e| e.iter().any(|e| e.contains("discarded")))
+            .await;
+    assert!(events.iter().any(|e| e.contains("discarded sync-posts")), "{events:?}");
+
+    chromium.set_worker_offline(false).await;
+    common::browser::dispatch_sync(&page, &server.origin(), "sync-new-posts").await;
+    let stored = eventually("the post that stayed", WITHIN, || async {
+        let posts = server.stored_posts().await;
+        (!posts.is_empty()).then_some(posts)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let titles: Vec<String> = server.stored_posts().await.into_iter().map(|p| p.1).collect();
+    assert_eq!(titles, ["Sent in the end"], "the discarded post never went: {stored:?}");
+    chromium.close().await;
+}

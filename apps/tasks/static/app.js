@@ -13,8 +13,8 @@ const tasks = {
     wasm_bindgen.configure(self.BGSYNC_CONFIG);
     await wasm_bindgen.registerWorker("/sw.js");
     wasm_bindgen.subscribe((event) => {
-      if (event.type === "sent" || event.type === "dead-lettered") tasks.pending.delete(event.key);
-      if (["sent", "pulled", "dead-lettered", "drained", "paused", "resumed"].includes(event.type)) tasks.render();
+      if (["sent", "dead-lettered", "discarded"].includes(event.type)) tasks.pending.delete(event.key);
+      if (["sent", "pulled", "dead-lettered", "discarded", "drained", "paused", "resumed"].includes(event.type)) tasks.render();
     });
     addEventListener("online", () => tasks.refresh());
     document.querySelector("#new-task").addEventListener("submit", (event) => {
@@ -24,8 +24,7 @@ const tasks = {
       if (title) tasks.put(crypto.randomUUID(), { title, done: false }).then(() => (input.value = ""));
     });
     for (const entry of await wasm_bindgen.queued("edits")) {
-      const id = decodeURIComponent(entry.url.split("/").pop());
-      tasks.pending.set(entry.key, { id, method: entry.method, change: entry.body ? JSON.parse(entry.body) : null });
+      tasks.pending.set(entry.key, { id: tasks.idOf(entry), method: entry.method, change: entry.body ? JSON.parse(entry.body) : null });
     }
     await tasks.render();
     await tasks.refresh();
@@ -53,7 +52,7 @@ const tasks = {
   // A change the server refused for good (a dead letter): what it was, in
   // words, with the task's title where it is known.
   describe(dead, titles) {
-    const id = decodeURIComponent(dead.url.split("/").pop());
+    const id = tasks.idOf(dead);
     let change = {};
     try {
       const parsed = dead.body ? JSON.parse(dead.body) : {};
@@ -91,8 +90,32 @@ const tasks = {
   patch(id, change) {
     return tasks.queue("PATCH", id, change);
   },
-  remove(id) {
+  // Deleting a task added here and not sent yet takes its changes back out
+  // of the queue (from any tab's queueing): the server never hears of it.
+  // Any other task gets a DELETE, queued behind its changes.
+  async remove(id) {
+    try {
+      const changes = (await wasm_bindgen.queued("edits")).filter((entry) => tasks.idOf(entry) === id);
+      if (changes.length && changes[0].method === "PUT") {
+        // The last first, the PUT at the end: what a round sends meanwhile
+        // goes in order, so a PUT that went (or went without an answer:
+        // attempts above 0) is followed by the DELETE below.
+        let put = null;
+        for (const entry of changes.reverse()) {
+          put = await wasm_bindgen.discardQueued("edits", entry.key);
+          tasks.pending.delete(entry.key);
+        }
+        if (put && put.attempts === 0) return await tasks.render();
+      }
+    } catch (error) {
+      tasks.show(String(error));
+    }
     return tasks.queue("DELETE", id, null);
+  },
+
+  // The task a queued change or a dead letter is about (its URL ends in the id).
+  idOf(entry) {
+    return decodeURIComponent(entry.url.split("/").pop());
   },
 
   show(message) {

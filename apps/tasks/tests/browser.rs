@@ -28,17 +28,24 @@ fn titles_js() -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab_is_closed() {
     let (server, chromium, page) = app_with_worker_offline().await;
+    // t1 is on the server already (written on another client, pulled here).
+    let res = another_client(&server, reqwest::Method::PUT, "t1", Some(serde_json::json!({ "title": "Draft" })))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(eval::<bool>(&page, "tasks.refresh().then(() => true)").await);
+    wait_for(&page, "the pulled task", "document.querySelectorAll('#tasks li').length === 1").await;
     let queued: bool = eval(
         &page,
-        "(async () => { await tasks.put('t1', { title: 'Draft', done: false }); \
-         await tasks.patch('t1', { title: 'Final' }); await tasks.put('t2', { title: 'Keep', done: false }); \
+        "(async () => { await tasks.patch('t1', { title: 'Final' }); \
+         await tasks.put('t2', { title: 'Keep', done: false }); \
          await tasks.patch('t2', { done: true }); await tasks.remove('t1'); return true; })()",
     )
     .await;
     assert!(queued);
     let edits = queued_in(&page, "edits").await;
     let methods: Vec<&str> = edits.iter().map(|e| e["method"].as_str().unwrap()).collect();
-    assert_eq!(methods, ["PUT", "PATCH", "PUT", "PATCH", "DELETE"], "queued in the order they were made");
+    assert_eq!(methods, ["PATCH", "PUT", "PATCH", "DELETE"], "queued in the order they were made");
     let shown: Vec<String> = eval(&page, titles_js()).await;
     assert_eq!(shown, ["Keep (done)"], "the page shows its queued changes");
     // After a reload too: the page reads them back from the queue.
@@ -47,7 +54,7 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
     let shown: Vec<String> = eval(&page, titles_js()).await;
     assert_eq!(shown, ["Keep (done)"], "the queued changes survive a reload");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(server.count("tasks").await, 0, "nothing left the browser while offline");
+    assert_eq!(server.count("tasks").await, 1, "nothing left the browser while offline");
     // bgsync's inspector works in this app too: its queues and their entries.
     page.find_element("#inspector-panel summary").await.unwrap().click().await.unwrap();
     let requests: Vec<String> = eventually("the inspector to list the queued edits", Duration::from_secs(10), || async {
@@ -56,24 +63,15 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
             "[...document.querySelectorAll('#inspector-panel .bgsync-inspector [data-section=queue-edits] tbody tr td:first-child')].map(td => td.firstChild.textContent)",
         )
         .await;
-        (rows.len() == 5).then_some(rows)
+        (rows.len() == 4).then_some(rows)
     })
     .await;
-    assert_eq!(
-        requests,
-        [
-            "PUT /api/tasks/t1",
-            "PATCH /api/tasks/t1",
-            "PUT /api/tasks/t2",
-            "PATCH /api/tasks/t2",
-            "DELETE /api/tasks/t1"
-        ]
-    );
+    assert_eq!(requests, ["PATCH /api/tasks/t1", "PUT /api/tasks/t2", "PATCH /api/tasks/t2", "DELETE /api/tasks/t1"]);
     page.close().await.unwrap();
 
     // Back online with no tab open: the worker delivers.
     chromium.set_worker_offline(false).await;
-    let stored = eventually("the five edits", Duration::from_secs(45), || async {
+    let stored = eventually("the four edits", Duration::from_secs(45), || async {
         let tasks = server.tasks().await;
         (tasks.len() == 2 && tasks[1].3 == 1).then_some(tasks)
     })
@@ -81,18 +79,143 @@ async fn offline_edits_and_deletes_are_delivered_once_and_in_order_after_the_tab
     // In order: a PATCH before its PUT would have been refused (404), a
     // DELETE before the PATCH would have left the old title.
     assert_eq!(stored, [("t2".to_owned(), "Keep".to_owned(), 1, 0), ("t1".to_owned(), "Final".to_owned(), 0, 1)]);
-    eventually("the five events", Duration::from_secs(45), || async {
-        (server.count("events").await == 5).then_some(())
+    eventually("the four events", Duration::from_secs(45), || async {
+        (server.count("events").await == 4).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(server.count("idempotency_keys").await, 10, "each edit and event applied once");
+    assert_eq!(server.count("idempotency_keys").await, 8, "each edit and event applied once");
 
     let page = chromium.open_app(&server.url).await;
     wait_for(&page, "the pulled list", "document.querySelectorAll('#tasks li').length === 1").await;
     let shown: Vec<String> = eval(&page, titles_js()).await;
     assert_eq!(shown, ["Keep (done)"]);
     assert!(queued_in(&page, "edits").await.is_empty());
+    chromium.close().await;
+}
+
+/// A task added offline and deleted before it was sent is taken back out
+/// of the queue with its changes (`discardQueued`): the server never hears
+/// of it, not even as a DELETE, and the other tasks go as queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_added_and_deleted_before_it_was_sent_never_reaches_the_server() {
+    let (server, chromium, page) = app_with_worker_offline().await;
+    let queued: bool = eval(
+        &page,
+        "(async () => { await tasks.put('typo', { title: 'Bye mlik', done: false }); \
+         await tasks.put('keep', { title: 'Keep', done: false }); \
+         await tasks.patch('typo', { title: 'Buy mlik' }); await tasks.remove('typo'); return true; })()",
+    )
+    .await;
+    assert!(queued);
+    let edits = queued_in(&page, "edits").await;
+    let queued: Vec<(&str, &str)> =
+        edits.iter().map(|e| (e["method"].as_str().unwrap(), e["url"].as_str().unwrap())).collect();
+    assert_eq!(queued, [("PUT", "/api/tasks/keep")], "the deleted task's PUT and PATCH are out, no DELETE queued");
+    let shown: Vec<String> = eval(&page, titles_js()).await;
+    assert_eq!(shown, ["Keep"]);
+    wait_for(&page, "the status", "document.querySelector('#status').textContent === '1 change(s) waiting to be sent'")
+        .await;
+
+    chromium.set_worker_offline(false).await;
+    eventually("the three events (two adds, a rename)", Duration::from_secs(45), || async {
+        (server.count("events").await == 3).then_some(())
+    })
+    .await;
+    let stored = eventually("the kept task", Duration::from_secs(45), || async {
+        let tasks = server.tasks().await;
+        (!tasks.is_empty()).then_some(tasks)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stored, [("keep".to_owned(), "Keep".to_owned(), 0, 0)]);
+    assert_eq!(server.tasks().await, stored, "nothing of the deleted task, not even a tombstone");
+    assert_eq!(server.count("idempotency_keys").await, 4, "one edit and three events");
+    wait_for(&page, "all saved", "document.querySelector('#status').dataset.state === 'synced'").await;
+    chromium.close().await;
+}
+
+/// `discardQueued` waits while any context's round is sending (here the
+/// worker's batch, held unanswered by the server), so its answer is exact:
+/// `null` for an entry that round delivered, the entry itself (attempts 0)
+/// for one nothing sent, which is then never sent; other tabs are told
+/// with a `discarded` event; bad arguments are refused with what to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_an_entry_out_waits_for_a_round_in_progress_and_says_whether_it_went() {
+    let (server, chromium, page) = app_with_worker_offline().await;
+    assert!(eval::<bool>(&page, "tasks.put('sent', { title: 'In flight', done: false }).then(() => true)").await);
+    let key = queued_in(&page, "edits").await[0]["key"].as_str().unwrap().to_owned();
+    server.hold_batches(true);
+    chromium.set_worker_offline(false).await;
+    eventually("the worker's batch to reach the server", Duration::from_secs(30), || async {
+        server.requests().iter().any(|r| r == "POST /api/sync/batch").then_some(())
+    })
+    .await;
+    let started: bool = eval(
+        &page,
+        &format!(
+            "(window.taken = 'waiting', wasm_bindgen.discardQueued('edits', '{key}').then((v) => (window.taken = v), \
+             (e) => (window.taken = 'refused: ' + e)), true)"
+        ),
+    )
+    .await;
+    assert!(started);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(eval::<String>(&page, "window.taken").await, "waiting", "not while the round sends it");
+    server.hold_batches(false);
+    let taken: String = eventually("the answer", Duration::from_secs(30), || async {
+        let taken: String = eval(&page, "JSON.stringify(window.taken)").await;
+        (taken != "\"waiting\"").then_some(taken)
+    })
+    .await;
+    assert_eq!(taken, "null", "the round delivered it");
+    assert_eq!(server.tasks().await, [("sent".to_owned(), "In flight".to_owned(), 0, 0)]);
+
+    // One nothing has sent: taken out, as it was, and never sent; a second
+    // page hears of it.
+    chromium.set_worker_offline(true).await;
+    let other = chromium.open_app(&server.url).await;
+    let listening: bool =
+        eval(&other, "(window.heard = [], wasm_bindgen.subscribe((e) => window.heard.push(e)), true)").await;
+    assert!(listening);
+    let key = eval::<String>(
+        &page,
+        "wasm_bindgen.enqueue('edits', { method: 'PUT', url: '/api/tasks/never', body: '{\"title\":\"Never\"}' })",
+    )
+    .await;
+    let taken: serde_json::Value = eval(&page, &format!("wasm_bindgen.discardQueued('edits', '{key}')")).await;
+    assert_eq!(
+        (&taken["key"], &taken["method"], &taken["url"], &taken["attempts"], &taken["queue"]),
+        (
+            &serde_json::json!(key),
+            &serde_json::json!("PUT"),
+            &serde_json::json!("/api/tasks/never"),
+            &serde_json::json!(0),
+            &serde_json::json!("edits")
+        ),
+        "{taken}"
+    );
+    assert!(queued_in(&page, "edits").await.is_empty());
+    let again: String =
+        eval(&page, &format!("wasm_bindgen.discardQueued('edits', '{key}').then(JSON.stringify)")).await;
+    assert_eq!(again, "null", "already out");
+    let heard: Vec<serde_json::Value> = eventually("the other page to hear of it", Duration::from_secs(10), || async {
+        let heard: Vec<serde_json::Value> = eval(&other, "window.heard.filter((e) => e.type === 'discarded')").await;
+        (!heard.is_empty()).then_some(heard)
+    })
+    .await;
+    assert_eq!(heard, [serde_json::json!({ "type": "discarded", "queue": "edits", "key": key })]);
+    let refusals: Vec<String> = eval(
+        &page,
+        "Promise.all([wasm_bindgen.discardQueued('nope', 'k'), wasm_bindgen.discardQueued('edits', 5)].map((p) => \
+         p.then(() => 'resolved', (e) => (e instanceof Error ? e.message : 'not an Error'))))",
+    )
+    .await;
+    assert!(refusals[0].contains("there is no queue \"nope\"; the queues are \"edits\""), "{refusals:?}");
+    assert_eq!(refusals[1], "discardQueued: the entry's key must be a string");
+    chromium.set_worker_offline(false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.tasks().await.len(), 1, "the taken entry is never sent");
     chromium.close().await;
 }
 
@@ -233,17 +356,20 @@ async fn without_service_workers_the_page_loads_the_fallback_module_and_delivers
     )
     .await;
     assert!(queued);
-    let stored = eventually("the four edits, from the page", Duration::from_secs(30), || async {
-        let tasks = server.tasks().await;
-        (tasks.len() == 2 && tasks.iter().any(|t| t.0 == "t2" && t.3 == 1)).then_some(tasks)
-    })
-    .await;
-    // In order: a PATCH before its PUT would have been refused (404).
-    assert!(stored.contains(&("t1".to_owned(), "Final".to_owned(), 0, 0)), "{stored:?}");
-    eventually("the edits to leave the queue", Duration::from_secs(10), || async {
+    eventually("the edits to leave the queue, from the page", Duration::from_secs(30), || async {
         queued_in(&page, "edits").await.is_empty().then_some(())
     })
     .await;
+    let stored = eventually("the edits on the server", Duration::from_secs(10), || async {
+        let tasks = server.tasks().await;
+        tasks.iter().any(|t| t.0 == "t1").then_some(tasks)
+    })
+    .await;
+    // In order: a PATCH before its PUT would have been refused (404). t2
+    // is gone: taken out before the page's round sent it, or sent and
+    // deleted after (the page's round may already be sending it).
+    assert!(stored.contains(&("t1".to_owned(), "Final".to_owned(), 0, 0)), "{stored:?}");
+    assert!(stored.iter().all(|t| t.0 != "t2" || t.3 == 1), "{stored:?}");
     let modules = fallback_requests();
     assert_eq!(modules.len(), 2, "its script and its wasm, once: {modules:?}");
     chromium.close().await;

@@ -81,8 +81,6 @@ export interface BgsyncStatus {
   hasCredentials: boolean;
   online: boolean;
   queues: Record<string, QueueState>;
-  /** Entries stored under queue names no queue declares or lists in formerly (nothing sends them), per name. */
-  undeclared: Record<string, number>;
 }
 /** Which of a queue's entries `queued` reads: at most `limit`, the newest first with `newestFirst`. */
 export interface QueuedOptions {
@@ -142,6 +140,7 @@ export type BgsyncEvent = { queue?: string } & (
   | { type: "resumed" }
   | { type: "drained" }
   | { type: "pulled"; feed: string; items: number }
+  | { type: "discarded"; key: string }
 );
 "#;
 
@@ -312,8 +311,25 @@ pub fn queued(
     })
 }
 
+/// Takes the entry `key` out of the declared queue `queue` before anything
+/// sends it (the user deleted what it wrote offline), once no round runs
+/// anywhere: resolves with the entry as it was (`attempts` above 0: it was
+/// sent before, and the server may have applied it), or `null` when the
+/// queue has no such entry (delivered, dead-lettered, or taken out already).
+#[wasm_bindgen(js_name = discardQueued, unchecked_return_type = "Promise<QueuedEntry | null>")]
+pub fn discard_queued(
+    #[wasm_bindgen(unchecked_param_type = "string")] queue: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+) -> Promise {
+    js::promise(async move {
+        let queue = Queue::named(&string_arg(&queue, "discardQueued", "the queue's name")?)?;
+        queue.take(&string_arg(&key, "discardQueued", "the entry's key")?).await
+    })
+}
+
 /// How many of each queue's entries [`inspect`] reads: the first, in queue
 /// order (the inspector shows 200).
+#[cfg(feature = "replay-here")]
 const INSPECTED_ENTRIES: u32 = 200;
 
 /// Entries as they are stored.
@@ -346,8 +362,17 @@ fn queued_options(options: &Object) -> JsResult<(u32, bool)> {
 /// the dead letters, each feed's cursor and last pull, and the server's
 /// batch endpoint as kept. What the inspector draws (`bgsync-inspector.js`);
 /// the worker's own rounds come from its status message.
+///
+/// A page module built without the replay (bgsync's page module) asks
+/// bgsync's fallback module for it, loaded the first time ([`crate::fallback`]):
+/// an inspector is a developer's tool, and this is about 1.7 KB gzip every
+/// visitor's page would download (the module is cached as any hashed file,
+/// so an inspector opened once opens offline too).
 #[wasm_bindgen(js_name = inspect, unchecked_return_type = "Promise<BgsyncSnapshot>")]
 pub fn inspect() -> Promise {
+    #[cfg(not(feature = "replay-here"))]
+    return js::promise(async { crate::fallback::call("inspect", &JsValue::UNDEFINED).await });
+    #[cfg(feature = "replay-here")]
     js::promise(async move {
         let snapshot = Object::new();
         js::set(&snapshot, "online", crate::client::online());

@@ -364,10 +364,6 @@ pub struct Status {
     pub dead_letters: usize,
     /// Whether credentials are set ([`crate::state::set_credentials`]).
     pub has_credentials: bool,
-    /// Entries stored under queue names no queue declares or lists in its
-    /// `formerly`, per name: nothing sends them
-    /// ([`crate::queue::undeclared`]).
-    pub undeclared: Vec<(String, usize)>,
 }
 
 #[derive(Clone, Debug)]
@@ -387,7 +383,7 @@ impl Status {
         self.queues.iter().any(|q| q.paused.is_some())
     }
 
-    /// `{queued, deadLetters, paused, hasCredentials, online, queues: {name: {queued, paused}}, undeclared: {name: count}}`.
+    /// `{queued, deadLetters, paused, hasCredentials, online, queues: {name: {queued, paused}}}`.
     pub fn to_js(&self) -> JsValue {
         let o = js_sys::Object::new();
         js::set(&o, "queued", self.queued() as u32);
@@ -403,7 +399,6 @@ impl Status {
             js::set(&queues, &q.name, one);
         }
         js::set(&o, "queues", queues);
-        js::set(&o, "undeclared", counts_by_name(&self.undeclared));
         o.into()
     }
 }
@@ -436,7 +431,6 @@ pub async fn status() -> JsResult<Status> {
         queues,
         dead_letters: crate::queue::dead_letter_count().await?,
         has_credentials: !state::credentials().await?.is_empty(),
-        undeclared: crate::queue::undeclared().await?,
     })
 }
 

@@ -26,10 +26,12 @@ pub enum EventKind {
     Resumed,
     Drained,
     Pulled,
+    /// An entry the app took out of its queue ([`crate::queue::Queue::discard`]).
+    Discarded,
 }
 
 impl EventKind {
-    const ALL: [EventKind; 9] = [
+    const ALL: [EventKind; 10] = [
         Self::Queued,
         Self::Sending,
         Self::Sent,
@@ -39,6 +41,7 @@ impl EventKind {
         Self::Resumed,
         Self::Drained,
         Self::Pulled,
+        Self::Discarded,
     ];
 
     /// The `type` it has on the channel.
@@ -53,6 +56,7 @@ impl EventKind {
             Self::Resumed => "resumed",
             Self::Drained => "drained",
             Self::Pulled => "pulled",
+            Self::Discarded => "discarded",
         }
     }
 

@@ -36,13 +36,7 @@ thread_local! {
 /// [`crate::replay::deliver`] does (`expedite`: entries waiting out a
 /// backoff go now).
 pub async fn deliver(expedite: bool) -> JsResult<Round> {
-    let api = api().await?;
-    // With the page's declaration as it is now (the page may have
-    // configured again since the module loaded).
-    let configure: Function = js::get(&api, "configure")?.dyn_into()?;
-    configure.call1(&api, &crate::config::current().declaration)?;
-    let deliver: Function = js::get(&api, "deliverHere")?.dyn_into()?;
-    let round = js::await_promise(deliver.call1(&api, &expedite.into())?.dyn_into()?).await?;
+    let round = call("deliverHere", &expedite.into()).await?;
     let number = |name| js::get(&round, name).ok().and_then(|v| v.as_f64());
     Ok(Round {
         delivered: number("delivered").unwrap_or(0.0) as usize,
@@ -50,6 +44,17 @@ pub async fn deliver(expedite: bool) -> JsResult<Round> {
         next_at_ms: number("nextAt").map(|at| at as u64),
         paused: js::get(&round, "paused")?.as_bool().unwrap_or(false),
     })
+}
+
+/// Calls the fallback module's function `name` with `arg`, configured with
+/// the page's declaration as it is now (the page may have configured again
+/// since the module loaded), and awaits what it resolves with.
+pub async fn call(name: &str, arg: &JsValue) -> JsResult<JsValue> {
+    let api = api().await?;
+    let configure: Function = js::get(&api, "configure")?.dyn_into()?;
+    configure.call1(&api, &crate::config::current().declaration)?;
+    let function: Function = js::get(&api, name)?.dyn_into()?;
+    js::await_promise(function.call1(&api, arg)?.dyn_into()?).await
 }
 
 /// A round as [`deliver`] reads it back (what `deliverHere` resolves with).
@@ -77,9 +82,9 @@ async fn load() -> JsResult<JsValue> {
     let config = crate::config::current();
     let Some(stem) = config.fallback.clone() else {
         return Err(JsValue::from_str(
-            "bgsync: no worker replays for this page, and replaying here needs bgsync's fallback module: \
-             declare where it is (fallback: \"/__BGSYNC_FALLBACK__\" in the config; bgsync_build::FALLBACK \
-             builds it)",
+            "bgsync: this needs bgsync's fallback module (no worker replays for this page, or the inspector \
+             is open): declare where it is (fallback: \"/__BGSYNC_FALLBACK__\" in the config; \
+             bgsync_build::FALLBACK builds it)",
         ));
     };
     let global = js_sys::global();

@@ -161,6 +161,49 @@ impl Queue {
         Ok(async move { js::committed(&tx).await })
     }
 
+    /// Takes the entry `key` out of the queue for good: the user took back
+    /// what it asked for (deleted the post it wrote offline), so nothing
+    /// sends it again. Waits until no round runs in any context of the
+    /// origin (a round in progress ends, its requests answered or out of
+    /// time, at most the queue's `timeoutMs`), and keeps the next round
+    /// waiting until the entry is gone, so the answer is exact: the entry
+    /// as it was when taken out, or `None` when the queue has no such entry
+    /// (it was delivered, dead-lettered, or taken out before). Tells every
+    /// context with a `discarded` event.
+    ///
+    /// An entry taken out with `attempts` above 0 was sent before: the
+    /// server may have applied it and its answer been lost (it is undone,
+    /// if at all, by what the app's API offers, such as a `DELETE`).
+    pub async fn discard(&self, key: &str) -> JsResult<Option<Entry>> {
+        Ok(from_js(&self.take(key).await?))
+    }
+
+    /// [`Queue::discard`], the entry as stored (`null` for none): what the
+    /// JavaScript API answers.
+    pub(crate) async fn take(&self, key: &str) -> JsResult<JsValue> {
+        let id = self.id(key);
+        let taken = crate::replay::between_rounds(js::boxed(async move {
+            let db = database().await?;
+            let tx = db.transaction_with_str_and_mode(ENTRIES, IdbTransactionMode::Readwrite)?;
+            let store = tx.object_store(ENTRIES)?;
+            // Requests run in order: the read sees the entry the delete removes.
+            let read = store.get(&id)?;
+            store.delete(&id)?;
+            js::committed(&tx).await?;
+            read.result()
+        }))
+        .await?;
+        if taken.is_undefined() {
+            return Ok(JsValue::NULL);
+        }
+        let o = Object::new();
+        js::set(&o, "queue", self.name());
+        js::set(&o, "key", key);
+        js::set(&o, "type", crate::events::EventKind::Discarded.name());
+        crate::events::post(&o.into());
+        Ok(taken)
+    }
+
     /// Carries out the engine's store operations in one transaction (one
     /// commit for a whole batch's answers), in order. A dead letter leaves
     /// the queue and enters the dead letters in that transaction, so it is in

@@ -17,7 +17,6 @@ use crate::transport;
 use bgsync_core::{AttemptResult, BatchLimits, Engine, Event, QueueConfig, StoreOp, Transmit, TransmitResult};
 use js_sys::{Function, Promise};
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -209,27 +208,54 @@ async fn with_origin_lock(queue: &Queue, expedite: bool) -> JsResult<Round> {
     with_lock(ORIGIN_LOCK, "exclusive", js::boxed(async move { round(&queue, expedite).await })).await
 }
 
+/// Runs `work` when no round runs in any context of the origin, and keeps
+/// every round waiting until it ends: what must not overlap a round (taking
+/// an entry out of a queue before anything sends it).
+pub(crate) async fn between_rounds<T>(work: js::Boxed<'static, JsResult<T>>) -> JsResult<T> {
+    with_lock(ORIGIN_LOCK, "exclusive", work).await
+}
+
 /// Runs `work` holding the Web Lock `name` in `mode`, where the browser has
 /// Web Locks (every current engine); else just runs it (the server's
 /// idempotency still keeps every entry exactly-once).
-async fn with_lock(name: &str, mode: &str, work: js::Boxed<'static, JsResult<Round>>) -> JsResult<Round> {
-    let Some(locks) = locks() else {
-        return work.await;
-    };
+async fn with_lock<T>(name: &str, mode: &str, work: js::Boxed<'static, JsResult<T>>) -> JsResult<T> {
+    let _held = js::boxed(acquire(name, mode)).await?;
+    work.await
+}
+
+/// A Web Lock this context holds: released when dropped (the work done,
+/// or given up).
+struct Held(Function);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.0.call0(&JsValue::NULL);
+    }
+}
+
+/// Asks for the Web Lock `name` in `mode` and waits until it is granted
+/// (`None` where there are no Web Locks). Not generic: every caller shares it.
+async fn acquire(name: &str, mode: &str) -> JsResult<Option<Held>> {
+    let Some(locks) = locks() else { return Ok(None) };
     let request: Function = js::get(&locks, "request")?.dyn_into()?;
-    let outcome: Rc<Cell<Option<JsResult<Round>>>> = Rc::default();
-    let slot = outcome.clone();
+    let (mut release, mut grant) = (None, None);
+    let held = Promise::new(&mut |resolve, _| release = Some(resolve));
+    let granted = Promise::new(&mut |resolve, _| grant = Some(resolve));
+    let (Some(release), Some(grant)) = (release, grant) else {
+        return Err("the browser made no promise".into());
+    };
     // The lock is held until the promise the callback returns settles.
     let callback = Closure::once_into_js(move |_lock: JsValue| -> Promise {
-        wasm_bindgen_futures::future_to_promise(async move {
-            slot.set(Some(work.await));
-            Ok(JsValue::UNDEFINED)
-        })
+        let _ = grant.call0(&JsValue::NULL);
+        held
     });
     let options = js_sys::Object::new();
     js::set(&options, "mode", mode);
-    js::await_promise(request.call3(&locks, &name.into(), &options, &callback)?.dyn_into()?).await?;
-    outcome.take().unwrap_or_else(|| Err(JsValue::from_str("the lock callback did not run")))
+    let requested = request.call3(&locks, &name.into(), &options, &callback)?;
+    // The request's own promise settles only once the lock is released,
+    // or fails when the lock cannot be asked for.
+    js::await_promise(Promise::race(&js_sys::Array::of2(&granted, &requested))).await?;
+    Ok(Some(Held(release)))
 }
 
 /// Whether some context of the origin is replaying now (a round, or the

@@ -18,6 +18,8 @@ pub struct Server {
     requests: Arc<Mutex<Vec<String>>>,
     /// A batch request whose body contains this breaks on the network.
     breaker: Arc<Mutex<Option<String>>>,
+    /// While true, batch requests wait before they are run.
+    hold: Arc<tokio::sync::watch::Sender<bool>>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
 }
@@ -36,11 +38,15 @@ impl Server {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests: Arc<Mutex<Vec<String>>> = Arc::default();
         let breaker: Arc<Mutex<Option<String>>> = Arc::default();
-        let (log, breaks) = (requests.clone(), breaker.clone());
+        let hold = Arc::new(tokio::sync::watch::Sender::new(false));
+        let (log, breaks, held) = (requests.clone(), breaker.clone(), hold.clone());
         let app = tasks::router(db.clone()).layer(middleware::from_fn(move |req: Request, next: Next| {
-            let (log, breaks) = (log.clone(), breaks.clone());
+            let (log, breaks, held) = (log.clone(), breaks.clone(), held.clone());
             async move {
                 log.lock().unwrap().push(format!("{} {}", req.method(), req.uri()));
+                if req.uri().path() == "/api/sync/batch" {
+                    let _ = held.subscribe().wait_for(|held| !*held).await;
+                }
                 let marker = breaks.lock().unwrap().clone();
                 match marker {
                     Some(marker) if req.uri().path() == "/api/sync/batch" => {
@@ -51,7 +57,7 @@ impl Server {
             }
         }));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, pool: db.pool, requests, breaker, postgres_database, _dir: dir }
+        Self { url, pool: db.pool, requests, breaker, hold, postgres_database, _dir: dir }
     }
 
     /// From now on a batch request carrying `marker` (anywhere in its body)
@@ -60,6 +66,13 @@ impl Server {
     /// it among them, go through.
     pub fn break_batches_containing(&self, marker: &str) {
         *self.breaker.lock().unwrap() = Some(marker.to_owned());
+    }
+
+    /// While `held`, batch requests arrive (and are logged) but wait,
+    /// unanswered, until it is false again: a round in progress for as
+    /// long as a test needs one.
+    pub fn hold_batches(&self, held: bool) {
+        self.hold.send_replace(held);
     }
 
     /// Every request so far, as "METHOD /path?query".
