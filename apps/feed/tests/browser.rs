@@ -15,6 +15,48 @@ use std::time::Duration;
 const TAG: &str = "sync-new-posts";
 const DELIVERY: Duration = Duration::from_secs(45);
 
+/// A waiting post has a Cancel: the feed's page takes it out of the queue
+/// through bgsync's Rust API (`Queue::discard`), says so, and it is never
+/// sent; the other waiting post is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_post_cancelled_from_the_list_is_never_sent() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    for title in ["Keep this one", "Cancel this one"] {
+        submit_post(&page, title, "Porto").await;
+        assert_eq!(snackbar(&page).await, "Your post was saved for syncing");
+        wait_for_state(&page, title, "pending").await;
+    }
+    let clicked: bool = eval(
+        &page,
+        "(() => { const post = [...document.querySelectorAll('#posts .post[data-state=pending]')] \
+           .find((li) => li.querySelector('.title').textContent === 'Cancel this one'); \
+         document.querySelector('#snackbar').classList.remove('visible'); \
+         post.querySelector('button[data-action=cancel]').click(); return true; })()",
+    )
+    .await;
+    assert!(clicked);
+    assert_eq!(snackbar(&page).await, "Cancelled: the post will not be sent");
+    wait_for(
+        &page,
+        "the cancelled post to leave the list",
+        "[...document.querySelectorAll('#posts .post .title')].every((t) => t.textContent !== 'Cancel this one')",
+    )
+    .await;
+    assert_eq!(queued(&page).await.len(), 1);
+
+    chromium.set_worker_offline(false).await;
+    dispatch_sync(&page, &server.origin(), TAG).await;
+    until_stored(&server, 1).await;
+    wait_for_state(&page, "Keep this one", "sent").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let titles: Vec<String> = server.stored_posts().await.into_iter().map(|p| p.1).collect();
+    assert_eq!(titles, ["Keep this one"]);
+    chromium.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_post_is_queued_then_delivered_once_when_back_online() {
     let server = TestServer::start();

@@ -68,7 +68,7 @@ fn wire_up() -> Result<(), JsValue> {
     let on_click = Closure::<dyn FnMut(Event)>::new(|event: Event| {
         let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else { return };
         if let (Some(action), Some(key)) = (button.get_attribute("data-action"), button.get_attribute("data-key")) {
-            spawn_local(dead_letter_action(action, key));
+            spawn_local(post_action(action, key));
         }
     });
     list.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref())?;
@@ -276,9 +276,15 @@ struct Item {
     location: String,
     state: &'static str,
     note: String,
-    /// For a dead letter: its key, for the Retry and Discard buttons.
-    dead_key: Option<String>,
+    /// For a waiting post (its Cancel) or a dead letter (its Retry and
+    /// Discard): its key and the buttons' actions and labels.
+    key: Option<(String, &'static [(&'static str, &'static str)])>,
 }
+
+/// A waiting post's button: taken back before it is sent.
+const WAITING_ACTIONS: &[(&str, &str)] = &[("cancel", "Cancel")];
+/// A dead letter's buttons.
+const DEAD_ACTIONS: &[(&str, &str)] = &[("retry", "Retry"), ("discard", "Discard")];
 
 /// Renders soon, once for a burst of events (a batch answers hundreds of
 /// entries at once; each render reads IndexedDB).
@@ -353,6 +359,7 @@ async fn render() {
             Some(e) => format!("Waiting to be sent (last try: {e})"),
             None => "Waiting to be sent".into(),
         };
+        item.key = Some((entry.key.to_string(), WAITING_ACTIONS));
         items.push(item);
     }
     let shown_waiting = items.len();
@@ -365,7 +372,7 @@ async fn render() {
         failed += 1;
         item.state = "failed";
         item.note = format!("Not sent: {reason}");
-        item.dead_key = Some(entry.key.to_string());
+        item.key = Some((entry.key.to_string(), DEAD_ACTIONS));
         items.push(item);
     }
     let online = web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true);
@@ -445,10 +452,10 @@ fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
         span.set_text_content(Some(text));
         li.append_child(&span)?;
     }
-    if let Some(key) = &item.dead_key {
+    if let Some((key, buttons)) = &item.key {
         let actions = document.create_element("span")?;
         actions.set_class_name("actions");
-        for (action, label) in [("retry", "Retry"), ("discard", "Discard")] {
+        for (action, label) in buttons.iter() {
             let button = document.create_element("button")?;
             button.set_attribute("type", "button")?;
             button.set_attribute("data-action", action)?;
@@ -461,8 +468,26 @@ fn post_element(document: &Document, item: &Item) -> Result<Element, JsValue> {
     Ok(li)
 }
 
-/// Retry or Discard on a dead letter (one listener on the list).
-async fn dead_letter_action(action: String, key: String) {
+/// Cancel on a waiting post, Retry or Discard on a dead letter (one
+/// listener on the list).
+async fn post_action(action: String, key: String) {
+    if action == "cancel" {
+        // Taken out of the queue once no round is sending (the worker's
+        // round in progress ends first), so the answer is exact.
+        match posts() {
+            Ok(queue) => match queue.discard(&key).await {
+                Ok(Some(entry)) if entry.attempts > 0 => {
+                    snackbar("Cancelled; an earlier try may have reached the server, which did not answer")
+                }
+                Ok(Some(_)) => snackbar("Cancelled: the post will not be sent"),
+                Ok(None) => snackbar("Too late: the post was already sent"),
+                Err(e) => snackbar(&format!("That did not work: {}", describe(&e))),
+            },
+            Err(e) => snackbar(&format!("That did not work: {}", describe(&e))),
+        }
+        render().await;
+        return;
+    }
     let done = match action.as_str() {
         "retry" => bgsync_web::queue::retry_dead_letter(&key).await,
         "discard" => bgsync_web::queue::discard_dead_letter(&key).await.map(|()| true),
@@ -493,7 +518,7 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
         location: text("location")?,
         state: "sent",
         note: "Sent".into(),
-        dead_key: None,
+        key: None,
     })
 }
 
