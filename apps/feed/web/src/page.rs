@@ -68,6 +68,11 @@ fn wire_up() -> Result<(), JsValue> {
     let on_click = Closure::<dyn FnMut(Event)>::new(|event: Event| {
         let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else { return };
         if let (Some(action), Some(key)) = (button.get_attribute("data-action"), button.get_attribute("data-key")) {
+            // Once: a cancel waits for a round in progress to end.
+            let _ = button.set_attribute("disabled", "");
+            if action == "cancel" {
+                button.set_text_content(Some("Cancelling…"));
+            }
             spawn_local(post_action(action, key));
         }
     });
