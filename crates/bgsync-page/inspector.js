@@ -234,10 +234,23 @@
       root.replaceChildren(...[header, partial, ...queues, dead, stranded, roundsSection, feeds, stream].filter(Boolean));
     }
 
+    // inspect(), or the partial view when it fails or has not answered
+    // within 5 s (the fallback module's first load over a network that
+    // does not answer); a later refresh takes it once it has loaded.
+    function fullOrPartial() {
+      let timer;
+      const late = new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error("bgsync's fallback module, which answers inspect(), has not loaded within 5 s")), 5000);
+      });
+      return Promise.race([api.inspect(), late])
+        .catch((error) => partialSnapshot(api, error))
+        .finally(() => clearTimeout(timer));
+    }
+
     async function refresh() {
       if (closed) return;
       try {
-        [snapshot, worker] = await Promise.all([api.inspect().catch((error) => partialSnapshot(api, error)), workerStatus()]);
+        [snapshot, worker] = await Promise.all([fullOrPartial(), workerStatus()]);
         root.dataset.state = "ready";
       } catch (error) {
         root.dataset.state = "failed";

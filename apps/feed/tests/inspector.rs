@@ -174,3 +174,25 @@ async fn without_the_fallback_module_the_inspector_shows_the_queues_and_discards
     assert_eq!(titles, ["Sent in the end"], "the discarded post never went: {stored:?}");
     chromium.close().await;
 }
+
+/// The fallback module through which the page module answers `inspect()`
+/// is slow to arrive (held 8 s by the server): the inspector draws the
+/// partial view after 5 s, saying so, and the full one once the module has
+/// loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_draws_what_it_can_while_the_fallback_module_is_slow_to_load() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    chromium.set_worker_offline(true).await;
+    submit_post(&page, "Waiting here", "Faro").await;
+    server.delay_files(Some(("/bgsync_fallback-", 8000)));
+    assert!(eval::<bool>(&page, "(document.querySelector('#inspector-panel').open = true)").await);
+    let partial = shown(&page, "the partial view", "[data-field=partial]", |p| p.len() == 1).await;
+    assert!(partial[0].contains("has not loaded within 5 s"), "{partial:?}");
+    let rows = texts(&page, "[data-section=queue-sync-posts] tbody tr").await;
+    assert_eq!(rows.len(), 1, "the waiting post is listed meanwhile: {rows:?}");
+    shown(&page, "the full view, with the feed", "[data-section=feeds] td[data-field=cursor]", |c| c.len() == 1).await;
+    assert!(texts(&page, "[data-field=partial]").await.is_empty());
+    chromium.close().await;
+}

@@ -69,6 +69,8 @@ pub struct Net {
     latency_ms: std::sync::atomic::AtomicU64,
     /// Milliseconds every API read (`GET` under `/api/`) waits on top.
     read_delay_ms: std::sync::atomic::AtomicU64,
+    /// Files whose path starts with this wait that many milliseconds.
+    slow_files: std::sync::Mutex<Option<(String, u64)>>,
     fail_every: std::sync::atomic::AtomicU64,
     seen: std::sync::atomic::AtomicU64,
     /// Requests whose body carries this text have their connection broken.
@@ -313,6 +315,12 @@ impl TestServer {
         self.net.latency_ms.store(ms, Ordering::SeqCst);
     }
 
+    /// From now on, every file whose path starts with `prefix` (such as
+    /// "/bgsync_fallback-") is served `ms` late; `None` stops.
+    pub fn delay_files(&self, slow: Option<(&str, u64)>) {
+        *self.net.slow_files.lock().unwrap() = slow.map(|(prefix, ms)| (prefix.to_owned(), ms));
+    }
+
     /// From now on, every read under `/api/` (a `GET`: the feed's pulls)
     /// waits `ms` before it is handled, so that a test can act while one is
     /// under way.
@@ -423,6 +431,11 @@ fn bind(addr: SocketAddr) -> std::net::TcpListener {
 async fn network(net: &Net, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !path.starts_with("/api/") && !path.starts_with("/.well-known/") {
+        let slow = net.slow_files.lock().unwrap().clone();
+        if let Some((prefix, ms)) = slow.filter(|(prefix, _)| path.starts_with(prefix.as_str())) {
+            eprintln!("holding {path} ({prefix}) for {ms} ms");
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         return next.run(req).await;
     }
     let latency = net.latency_ms.load(Ordering::SeqCst);
