@@ -251,11 +251,14 @@ async fn acquire(name: &str, mode: &str) -> JsResult<Option<Held>> {
     });
     let options = js_sys::Object::new();
     js::set(&options, "mode", mode);
+    // Made before the wait: given up while waiting (or failing), the lock
+    // is let go as soon as it is granted.
+    let guard = Held(release);
     let requested = request.call3(&locks, &name.into(), &options, &callback)?;
     // The request's own promise settles only once the lock is released,
     // or fails when the lock cannot be asked for.
     js::await_promise(Promise::race(&js_sys::Array::of2(&granted, &requested))).await?;
-    Ok(Some(Held(release)))
+    Ok(Some(guard))
 }
 
 /// Whether some context of the origin is replaying now (a round, or the
