@@ -906,6 +906,33 @@ async fn posts_arrive_once_through_the_fallback(browser: common::webdriver::WebD
     assert_eq!(unique.len(), 4, "{keys:?}");
     assert_eq!(stored[0].1, "Fallback post 0");
     assert_eq!(stored_after[3].1, "After the reload");
+
+    // A waiting post cancelled from the list (the page's own replay, which
+    // retries it meanwhile, holds the same Web Lock) is never sent. (Its
+    // tries so far got no answer, so the page says the server may have it.)
+    server.down();
+    browser.submit_post("Cancelled here", "Here").await;
+    browser.wait_for("the post to be queued", "document.querySelector('#posts .post[data-state=pending]')").await;
+    let clicked: bool = browser
+        .eval(
+            "(document.querySelector('#snackbar').classList.remove('visible'), \
+              document.querySelector('#posts .post[data-state=pending] button[data-action=cancel]').click(), true)",
+        )
+        .await;
+    assert!(clicked);
+    browser
+        .wait_for(
+            "the cancel to be confirmed",
+            "document.querySelector('#snackbar').classList.contains('visible') && \
+             document.querySelector('#snackbar').textContent.startsWith('Cancelled')",
+        )
+        .await;
+    browser.wait_for("the post to leave the list", "!document.querySelector('#posts .post[data-state=pending]')").await;
+    server.up();
+    browser.eval::<bool>("window.dispatchEvent(new Event('online'))").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let titles: Vec<String> = server.stored_posts().await.into_iter().map(|p| p.1).collect();
+    assert_eq!(titles.len(), 4, "the cancelled post was never sent: {titles:?}");
     browser.quit().await;
 }
 
