@@ -482,7 +482,7 @@ async fn post_action(action: String, key: String) {
         match posts() {
             Ok(queue) => match queue.discard(&key).await {
                 Ok(Some(entry)) if entry.attempts > 0 => {
-                    snackbar("Cancelled; an earlier try may have reached the server, which did not answer")
+                    snackbar("Cancelled. It was tried before without an answer: if that try reached the server, the post may still appear")
                 }
                 Ok(Some(_)) => snackbar("Cancelled: the post will not be sent"),
                 Ok(None) => snackbar("Too late: the post was already sent"),
