@@ -13,8 +13,8 @@
 // timings, each feed's cursor and last pull, the batch endpoint this browser
 // keeps, and the live event stream. It uses only bgsync's public JavaScript
 // API (`inspect`, `subscribe`, `retryNow`, `discardQueued`, `retryDeadLetter`,
-// `discardDeadLetter`) and the worker's status message. Everything is written as text, never as HTML: the
-// entries are user data.
+// `discardDeadLetter`) and the worker's status message. Everything is
+// written as text, never as HTML: the entries are user data.
 (function () {
   "use strict";
 

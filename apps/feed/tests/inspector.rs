@@ -144,6 +144,20 @@ async fn without_the_fallback_module_the_inspector_shows_the_queues_and_discards
         "{partial:?}"
     );
     assert!(texts(&page, "[data-section=feeds]").await.is_empty(), "no feed section it cannot fill");
+    // A declared module that cannot be fetched (the worker is offline): the
+    // same view, saying so, and each refresh's failed attempt leaves no
+    // element behind (it asks again every 2 s).
+    let configured: bool =
+        eval(&page, "(wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, fallback: '/no-such-module' }), true)").await;
+    assert!(configured);
+    let partial = shown(&page, "the failed load to be said", "[data-field=partial]", |p| {
+        p.len() == 1 && p[0].contains("did not load")
+    })
+    .await;
+    assert!(partial[0].contains("/no-such-module.js"), "{partial:?}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let scripts: u32 = eval(&page, "document.querySelectorAll('script[src=\"/no-such-module.js\"]').length").await;
+    assert!(scripts <= 1, "{scripts} script elements left by the failed loads");
 
     let bodies: Vec<String> = eval(&page, "wasm_bindgen.queued('sync-posts').then((q) => q.map((e) => e.body))").await;
     let second = if bodies[1].contains("Taken back") { 2 } else { 1 };

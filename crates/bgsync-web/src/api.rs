@@ -399,7 +399,11 @@ pub fn inspect() -> Promise {
         }
         js::set(&snapshot, "queues", queues);
         js::set(&snapshot, "deadLetters", dead_letter_list().await?);
-        js::set(&snapshot, "undeclared", client::counts_by_name(&crate::queue::undeclared().await?));
+        let undeclared = Object::new();
+        for (name, count) in crate::queue::undeclared().await? {
+            js::set(&undeclared, &name, count as u32);
+        }
+        js::set(&snapshot, "undeclared", undeclared);
         let feeds = Array::new();
         for feed in &crate::config::current().feeds {
             let (cursor, last_success) = crate::pull::describe(feed).await?;

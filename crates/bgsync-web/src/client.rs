@@ -403,15 +403,6 @@ impl Status {
     }
 }
 
-/// `{name: count}` of `counts`.
-pub fn counts_by_name(counts: &[(String, usize)]) -> JsValue {
-    let o = js_sys::Object::new();
-    for (name, count) in counts {
-        js::set(&o, name, *count as u32);
-    }
-    o.into()
-}
-
 /// The state of every queue, read from IndexedDB (so the same in every
 /// context).
 /// Whether the browser says it is online (`navigator.onLine`; true where

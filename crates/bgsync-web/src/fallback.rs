@@ -117,8 +117,13 @@ async fn run_script(url: &str) -> JsResult<()> {
     let parent = if head.is_object() { head } else { js::get(&document, "documentElement")? };
     let append: Function = js::get(&parent, "appendChild")?.dyn_into()?;
     append.call1(&parent, &script)?;
-    js::await_promise(done)
-        .await
-        .map(|_| ())
-        .map_err(|_| JsValue::from_str(&format!("bgsync: the fallback module's script {url} did not load")))
+    if js::await_promise(done).await.is_ok() {
+        return Ok(());
+    }
+    // The next call tries again with an element of its own (an inspector
+    // open offline asks every 2 s): none is left behind.
+    if let Ok(remove) = js::get(&script, "remove").and_then(|f| f.dyn_into::<Function>()) {
+        let _ = remove.call0(&script);
+    }
+    Err(JsValue::from_str(&format!("bgsync: the fallback module's script {url} did not load")))
 }

@@ -544,7 +544,7 @@ pub const ADOPT_AT_ONCE: u32 = 500;
 /// cursor a stored name (each jumps past the name's last key), in one
 /// transaction with the counts.
 ///
-/// (Boxed: the worker's status and its start both ask, and each would
+/// (Boxed: `deliver`'s warning and `inspect` both ask, and each would
 /// otherwise carry a copy of this state machine.)
 pub fn undeclared() -> js::Boxed<'static, JsResult<Vec<(String, usize)>>> {
     js::boxed(undeclared_now())

@@ -479,15 +479,17 @@ async fn post_action(action: String, key: String) {
     if action == "cancel" {
         // Taken out of the queue once no round is sending (the worker's
         // round in progress ends first), so the answer is exact.
-        match posts() {
-            Ok(queue) => match queue.discard(&key).await {
-                Ok(Some(entry)) if entry.attempts > 0 => {
-                    snackbar("Cancelled. It was tried before without an answer: if that try reached the server, the post may still appear")
-                }
-                Ok(Some(_)) => snackbar("Cancelled: the post will not be sent"),
-                Ok(None) => snackbar("Too late: the post was already sent"),
-                Err(e) => snackbar(&format!("That did not work: {}", describe(&e))),
-            },
+        let taken = match posts() {
+            Ok(queue) => queue.discard(&key).await,
+            Err(e) => Err(e),
+        };
+        match taken {
+            Ok(Some(entry)) if entry.attempts > 0 => snackbar(
+                "Cancelled. It was tried before without an answer: if that try reached the server, the post may \
+                 still appear",
+            ),
+            Ok(Some(_)) => snackbar("Cancelled: the post will not be sent"),
+            Ok(None) => snackbar("Too late: the post was already sent"),
             Err(e) => snackbar(&format!("That did not work: {}", describe(&e))),
         }
         render().await;
