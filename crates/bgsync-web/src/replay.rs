@@ -522,8 +522,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // backoff: what follows may go now.) What a round holds stays under
     // two pages and the requests in flight.
     let low = |engine: &Engine| engine.unsent() < limit as usize;
+    // The batch URL answered 404, 405 or 410 (the advertisement is out of
+    // date, and forgotten): nothing more is sent, the answers of the
+    // requests still on their way count, and the round ends for the caller
+    // to run again with what the server says today.
+    let mut gone = false;
     loop {
-        while let Some(transmit) = engine.poll_transmit(now_ms()) {
+        while let Some(transmit) = if gone { None } else { engine.poll_transmit(now_ms()) } {
             flying.push(send(transmit));
         }
         // What the engine decided since the last store, after the answers
@@ -534,6 +539,9 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         };
         if flying.is_empty() {
             delivered += persist(queue, decided, Some(&mut clock)).await?;
+            if gone {
+                return Ok(Once::EndpointGone { delivered });
+            }
             clock.lap("plan");
             if next_page.is_some() && (low(&engine) || !ordered) {
                 let page = queue.page(next_page.as_ref(), limit).await?;
@@ -548,7 +556,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             }
             break;
         }
-        let read_next = next_page.is_some() && low(&engine);
+        let read_next = !gone && next_page.is_some() && low(&engine);
         let reading = async {
             match &next_page {
                 Some(cursor) if read_next => Some(queue.page(Some(cursor), limit).await),
@@ -567,19 +575,16 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             next_page = take_page(&mut engine, page?, expedite, &mut pages);
         }
         clock.lap("request");
-        if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
-            transport::forget_advertisement().await;
-            // Not an attempt: the entries stay as they were; the answers
-            // of requests still on their way count.
-            engine.handle(transmit.id, TransmitResult::Batch(Vec::new()), now_ms());
-            while !flying.is_empty() {
-                let (transmit, result) = first_done(&mut flying).await;
-                let result = if transport::endpoint_gone(&result) { TransmitResult::Batch(Vec::new()) } else { result };
-                engine.handle(transmit.id, result, now_ms());
+        let result = if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
+            if !gone {
+                transport::forget_advertisement().await;
+                gone = true;
             }
-            delivered += persist(queue, decisions(&mut engine), None).await?;
-            return Ok(Once::EndpointGone { delivered });
-        }
+            // Not an attempt: the entries stay as they were.
+            TransmitResult::Batch(Vec::new())
+        } else {
+            result
+        };
         engine.handle(transmit.id, result, now_ms());
         clock.lap("handle");
         answered = Some(decisions(&mut engine));
