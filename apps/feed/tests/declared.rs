@@ -72,6 +72,13 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
         ("{ queues: [{ name: 'a', formerly: 'v1' }] }", "formerly"),
         ("{ feeds: [{ name: 'f', url: '/f' }] }", "which field holds its items"),
         ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store of its own"),
+        (
+            "{ feeds: [{ name: 'f', url: '/f', items: 'x', keyPath: 'post id' }] }",
+            r#"feed "f": keyPath "post id" is not a key path: name the field that identifies an item"#,
+        ),
+        ("{ feeds: [{ name: 'f', url: '/f', items: 'x', keyPath: 'meta..id' }] }", "is not a key path"),
+        ("{ feeds: [{ name: 'f', url: '/f', items: 'x', keyPath: '1st' }] }", "is not a key path"),
+        ("{ feeds: [{ name: 'f', url: '/f', items: 'x', keyPath: '' }] }", "is not a key path"),
         ("7", "must be an object"),
     ] {
         let message = refusal(&page, &format!("wasm_bindgen.configure({declaration})")).await;
@@ -299,5 +306,65 @@ async fn entries_under_a_former_queue_name_join_the_queue_and_undeclared_ones_ar
     assert_eq!(store_request(&page, "entries", "readonly", gone).await, 2);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(server.stored_posts().await.len(), 4, "nothing else sent");
+    chromium.close().await;
+}
+
+/// A feed whose `keyPath` the browser refuses to make a store with (here
+/// one with a character outside ASCII that no identifier has, which
+/// `configure` leaves to the browser to judge) costs that feed its store,
+/// never the queues: the database opens without it, a post is still
+/// queued and sent, and the feed's pull says why it has no store. (Before,
+/// every opening of the database upgraded it three versions up and then
+/// failed, so nothing could be queued in any context of the app.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_whose_store_the_browser_refuses_leaves_the_queues_working_and_its_pull_says_why() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    // The app's declaration and a feed keyed by a path with a no-break
+    // space in it; then this page's connection is let go (another opening
+    // at a higher version, as a newer tab's would), so that its next use
+    // opens the database with the new declaration.
+    let configured = refusal(
+        &page,
+        "wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, feeds: [...self.BGSYNC_CONFIG.feeds, \
+           { name: 'odd', url: '/api/posts', items: 'posts', keyPath: 'post\\u00a0id' }] })",
+    )
+    .await;
+    assert_eq!(configured, "", "configure refused the declaration");
+    let version: f64 = eval(
+        &page,
+        "new Promise((resolve, reject) => { const probe = indexedDB.open('bgsync'); probe.onsuccess = () => { \
+           const v = probe.result.version; probe.result.close(); const up = indexedDB.open('bgsync', v + 1); \
+           up.onsuccess = () => { up.result.close(); resolve(v + 1); }; up.onerror = () => reject(up.error); }; })",
+    )
+    .await;
+    let queued = refusal(
+        &page,
+        "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
+           body: JSON.stringify({ id: crypto.randomUUID(), title: 'Still queued', location: 'Here' }) })",
+    )
+    .await;
+    assert_eq!(queued, "", "the post was not queued");
+    // One upgrade for the feed's store at most, not three.
+    let now: f64 = eval(
+        &page,
+        "new Promise((resolve) => { const r = indexedDB.open('bgsync'); \
+           r.onsuccess = () => { resolve(r.result.version); r.result.close(); }; })",
+    )
+    .await;
+    assert!(now <= version + 1.0, "the database went from version {version} to {now}");
+    for call in ["wasm_bindgen.pull('odd')", "wasm_bindgen.feedItems('odd')"] {
+        let message = refusal(&page, call).await;
+        assert!(
+            message.contains(r#"the feed "odd" has no store: the browser refused to make "feed:odd" with keyPath"#),
+            "{call}: {message}"
+        );
+    }
+    // The queue is delivered as ever.
+    wait_for_state(&page, "Still queued", "sent").await;
+    let posts: serde_json::Value =
+        reqwest::get(format!("{}/api/posts", server.url())).await.unwrap().json().await.unwrap();
+    assert!(posts["posts"].as_array().unwrap().iter().any(|p| p["title"] == "Still queued"), "{posts}");
     chromium.close().await;
 }

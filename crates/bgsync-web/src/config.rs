@@ -299,6 +299,12 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
             .ok_or_else(|| error(format!("{at} does not say which field holds its items (items)")))?;
         let mut decl = FeedDecl::new(&name, &url, &items);
         if let Some(key_path) = text(f, "keyPath", &at)? {
+            if !is_key_path(&key_path) {
+                return Err(error(format!(
+                    "{at}: keyPath \"{key_path}\" is not a key path: name the field that identifies an item, such as \
+                     \"id\", or \"meta.id\" for one inside another"
+                )));
+            }
             decl.key_path = key_path;
         }
         if let Some(n) = number(f, "pageSize", &at)? {
@@ -321,6 +327,24 @@ pub fn from_js(value: &JsValue) -> JsResult<Config> {
     config.fallback = text(value, "fallback", "the declaration")?;
     config.declaration = value.clone();
     Ok(config)
+}
+
+/// Whether `path` can be an IndexedDB key path that names a field:
+/// identifiers joined by dots. A character outside ASCII is left to the
+/// browser to judge (which ones an identifier may hold is in Unicode's
+/// tables, kilobytes in every module); a store the browser refuses to make
+/// costs only its feed, whose pulls say so (`crate::db`).
+fn is_key_path(path: &str) -> bool {
+    path.split('.').all(|name| {
+        let identifier = |c: char, first: bool| {
+            !c.is_ascii()
+                || c == '_'
+                || c == '$'
+                || if first { c.is_ascii_alphabetic() } else { c.is_ascii_alphanumeric() }
+        };
+        let mut chars = name.chars();
+        chars.next().is_some_and(|c| identifier(c, true)) && chars.all(|c| identifier(c, false))
+    })
 }
 
 fn retry_policy(value: &JsValue, at: &str) -> JsResult<RetryPolicy> {
@@ -412,4 +436,19 @@ fn statuses(value: &JsValue, field: &str, at: &str) -> JsResult<Option<Vec<u16>>
         .map(|s| s.as_f64().filter(|n| (100.0..600.0).contains(n)).map(|n| n as u16).ok_or_else(bad))
         .collect::<JsResult<Vec<_>>>()
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_key_path;
+
+    #[test]
+    fn a_key_path_is_identifiers_joined_by_dots() {
+        for good in ["id", "meta.id", "_key", "$ref", "a1.b_2.$c", "título", "ключ"] {
+            assert!(is_key_path(good), "{good:?}");
+        }
+        for bad in ["", "post id", "1st", "a..b", ".id", "id.", "a-b", "items[0]", "a.1"] {
+            assert!(!is_key_path(bad), "{bad:?}");
+        }
+    }
 }

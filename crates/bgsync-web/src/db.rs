@@ -56,16 +56,19 @@ async fn open_database() -> JsResult<IdbDatabase> {
     // Opened at whatever version it has; upgraded (one version up, at
     // least to VERSION) only when a store is missing: a feed declared
     // since, or the version 4 layout.
+    // A feed's store is asked for once: one the browser refuses to make (a
+    // key path it does not take) costs that feed its store, whose pulls
+    // then say so (`crate::pull`), never the queues.
     let mut db = open(&factory, None).await?;
-    for _ in 0..3 {
-        if complete(&db) {
+    for attempt in 0..3 {
+        if complete(&db, attempt == 0) {
             break;
         }
         let next = (db.version() as u32 + 1).max(VERSION);
         db.close();
         db = open(&factory, Some(next)).await?;
     }
-    if !complete(&db) {
+    if !complete(&db, false) {
         return Err(JsValue::from_str("bgsync: the IndexedDB stores could not be created"));
     }
     // Let go of this connection, and open the database again on next use,
@@ -102,14 +105,15 @@ fn let_go(db: &IdbDatabase) {
     }
 }
 
-/// Whether `db` has every store this version and the declared feeds need.
-fn complete(db: &IdbDatabase) -> bool {
+/// Whether `db` has every store this version needs, and (with `feeds`)
+/// those of the declared feeds.
+fn complete(db: &IdbDatabase, feeds: bool) -> bool {
     let names = db.object_store_names();
     db.version() as u32 >= VERSION
         && names.contains(ENTRIES)
         && has_order_index(db)
         && STORES.iter().all(|(store, _)| names.contains(store))
-        && crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store))
+        && (!feeds || crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store)))
 }
 
 /// Whether [`ENTRIES`] has its [`ORDER`] index (a database that lacks it

@@ -12,7 +12,7 @@ use crate::js::{self, JsResult};
 use bgsync_core::PeriodicSchedule;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{Headers, IdbTransactionMode, RequestInit};
+use web_sys::{Headers, IdbDatabase, IdbTransactionMode, RequestInit};
 
 /// What is stored about a feed.
 #[derive(Clone, Debug, Default)]
@@ -67,6 +67,7 @@ pub fn pull(feed: &Feed) -> crate::js::Boxed<'_, JsResult<usize>> {
 }
 
 async fn pull_now(feed: &Feed) -> JsResult<usize> {
+    has_store(feed).await?;
     let mut state = state(feed).await?;
     let mut arrived = 0;
     loop {
@@ -176,9 +177,23 @@ fn state_to_js(feed: &Feed, state: &State) -> JsValue {
     o.into()
 }
 
+/// Refuses, saying why, a feed without its store: one the browser would
+/// not make when the database was opened (`crate::db`).
+async fn has_store(feed: &Feed) -> JsResult<IdbDatabase> {
+    let db = database().await?;
+    if !db.object_store_names().contains(&feed.store) {
+        return Err(JsValue::from_str(&format!(
+            "the feed \"{}\" has no store: the browser refused to make \"{}\" with keyPath \"{}\"; \
+             declare one that names a field, such as \"id\"",
+            feed.name, feed.store, feed.key_path
+        )));
+    }
+    Ok(db)
+}
+
 /// Every item pulled from `feed`.
 pub async fn items(feed: &Feed) -> JsResult<Vec<JsValue>> {
-    let db = database().await?;
+    let db = has_store(feed).await?;
     let tx = db.transaction_with_str(&feed.store)?;
     let all = js::request(&tx.object_store(&feed.store)?.get_all()?).await?;
     Ok(Array::from(&all).iter().collect())
