@@ -71,7 +71,11 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
         ),
         ("{ queues: [{ name: 'a', formerly: 'v1' }] }", "formerly"),
         ("{ feeds: [{ name: 'f', url: '/f' }] }", "which field holds its items"),
-        ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store of its own"),
+        ("{ feeds: [{ name: 'f', url: '/f', items: 'x', store: 'entries' }] }", "a store and a URL of its own"),
+        (
+            "{ feeds: [{ name: 'f', url: '/f', items: 'x' }, { name: 'g', url: '/f', items: 'y' }] }",
+            r#"the feed "g" needs a store and a URL of its own, not "feed:g" and "/f""#,
+        ),
         (
             "{ feeds: [{ name: 'f', url: '/f', items: 'x', keyPath: 'post id' }] }",
             r#"feed "f": keyPath "post id" is not a key path: name the field that identifies an item"#,

@@ -163,8 +163,15 @@ pub fn configure(config: Config) -> JsResult<()> {
         if before.iter().any(|f| f.name == feed.name) {
             return Err(error(format!("the feed \"{}\" is declared twice", feed.name)));
         }
-        if crate::db::RESERVED_STORES.contains(&feed.store.as_str()) || before.iter().any(|f| f.store == feed.store) {
-            return Err(error(format!("the feed \"{}\" needs a store of its own, not \"{}\"", feed.name, feed.store)));
+        // (A feed's cursor and ETag are kept by its URL: two feeds on one
+        // URL would each take the other's, and miss what it pulled.)
+        if crate::db::RESERVED_STORES.contains(&feed.store.as_str())
+            || before.iter().any(|f| f.store == feed.store || f.url == feed.url)
+        {
+            return Err(error(format!(
+                "the feed \"{}\" needs a store and a URL of its own, not \"{}\" and \"{}\"",
+                feed.name, feed.store, feed.url
+            )));
         }
     }
     CONFIG.with(|c| *c.borrow_mut() = Rc::new(config));
