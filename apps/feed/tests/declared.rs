@@ -332,7 +332,7 @@ async fn a_feed_whose_store_the_browser_refuses_leaves_the_queues_working_and_it
     let configured = refusal(
         &page,
         "wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, feeds: [...self.BGSYNC_CONFIG.feeds, \
-           { name: 'odd', url: '/api/posts', items: 'posts', keyPath: 'post\\u00a0id' }] })",
+           { name: 'odd', url: '/api/posts?feed=odd', items: 'posts', keyPath: 'post\\u00a0id' }] })",
     )
     .await;
     assert_eq!(configured, "", "configure refused the declaration");
@@ -370,5 +370,52 @@ async fn a_feed_whose_store_the_browser_refuses_leaves_the_queues_working_and_it
     let posts: serde_json::Value =
         reqwest::get(format!("{}/api/posts", server.url())).await.unwrap().json().await.unwrap();
     assert!(posts["posts"].as_array().unwrap().iter().any(|p| p["title"] == "Still queued"), "{posts}");
+    chromium.close().await;
+}
+
+/// A feed given another store (a new version of the app that renamed it,
+/// or changed its `keyPath`, which a store cannot change) starts its new
+/// store with a first pull, not from the cursor the old store had reached:
+/// the new store holds the feed's items at once. (Before, the cursor and
+/// `ETag`, kept by the feed's URL, carried over: the new store got only what
+/// changed afterwards, and an unchanged feed answered 304, so it stayed
+/// empty.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_moved_to_another_store_fills_it_from_a_first_pull() {
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    for title in ["First", "Second"] {
+        let res = http
+            .post(format!("{}/api/posts", server.url()))
+            .json(&serde_json::json!({ "title": title, "location": "There" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    wait_for_state(&page, "Second", "sent").await;
+    // The same feed in a store of its own, and this page's connection let
+    // go (as by a newer tab's upgrade) so that its next use makes the store.
+    let configured = refusal(
+        &page,
+        "wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, \
+           feeds: self.BGSYNC_CONFIG.feeds.map((f) => ({ ...f, store: 'posts-moved' })) })",
+    )
+    .await;
+    assert_eq!(configured, "", "configure refused the declaration");
+    let _: f64 = eval(
+        &page,
+        "new Promise((resolve, reject) => { const probe = indexedDB.open('bgsync'); probe.onsuccess = () => { \
+           const v = probe.result.version; probe.result.close(); const up = indexedDB.open('bgsync', v + 1); \
+           up.onsuccess = () => { up.result.close(); resolve(v + 1); }; up.onerror = () => reject(up.error); }; })",
+    )
+    .await;
+    let _: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
+    let mut titles: Vec<String> =
+        eval(&page, "wasm_bindgen.feedItems('posts').then((l) => l.map((p) => p.title))").await;
+    titles.sort();
+    assert_eq!(titles, ["First", "Second"]);
     chromium.close().await;
 }

@@ -35,6 +35,12 @@ async fn state(feed: &Feed) -> JsResult<State> {
         return Ok(State::default());
     }
     let text = |name| js::get(&value, name).ok()?.as_string();
+    // Reached for another store (the feed was given a new one, which starts
+    // empty): the new store begins with a first pull. (A state stored
+    // before session 28 names no store: it is the feed's.)
+    if text("store").is_some_and(|store| store != feed.store) {
+        return Ok(State::default());
+    }
     Ok(State {
         cursor: text("cursor"),
         etag: text("etag"),
@@ -170,6 +176,7 @@ async fn save(feed: &Feed, state: &State) -> JsResult<()> {
 fn state_to_js(feed: &Feed, state: &State) -> JsValue {
     let o = Object::new();
     js::set(&o, "key", meta_key(feed));
+    js::set(&o, "store", feed.store.as_str());
     let text = |v: &Option<String>| v.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL);
     js::set(&o, "cursor", text(&state.cursor));
     js::set(&o, "etag", text(&state.etag));
