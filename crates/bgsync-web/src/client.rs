@@ -145,7 +145,7 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
     };
     let (stored, registered) = js::join(written, registering).await;
     stored?;
-    events::broadcast(queue.name(), &bgsync_core::Event::Queued { key: entry.key.clone() });
+    events::tell(queue.name(), events::EventKind::Queued, Some(entry.key.as_str()));
     if let Some(look) = look {
         wasm_bindgen_futures::spawn_local(async move {
             if crate::replay::held(look).await {
@@ -486,7 +486,7 @@ pub async fn set_credentials(headers: &[(String, String)]) -> JsResult<()> {
     let names: Vec<&str> = queues.iter().map(Queue::name).collect();
     state::set_credentials(headers, &names).await?;
     for name in was_paused {
-        events::broadcast(name, &bgsync_core::Event::Resumed);
+        events::tell(name, events::EventKind::Resumed, None);
     }
     // Out before the replay this starts (maybe in the worker) reports.
     events::flush();

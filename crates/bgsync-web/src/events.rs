@@ -113,6 +113,20 @@ pub fn broadcast(queue: &str, event: &Event) {
     post(&to_js(queue, event));
 }
 
+/// Posts a page's own news about `queue` (an entry queued, a pause
+/// lifted) as [`to_js`] writes it, `{type, queue, key?}`: without the code
+/// for the engine's other events, which a page module that never replays
+/// does not need.
+pub fn tell(queue: &str, kind: EventKind, key: Option<&str>) {
+    let o = Object::new();
+    js::set(&o, "queue", queue);
+    if let Some(key) = key {
+        js::set(&o, "key", key);
+    }
+    js::set(&o, "type", kind.name());
+    post(&o.into());
+}
+
 thread_local! {
     // One sending channel per context.
     static SENDER: Option<BroadcastChannel> = BroadcastChannel::new(CHANNEL).ok();
