@@ -419,3 +419,51 @@ async fn a_feed_moved_to_another_store_fills_it_from_a_first_pull() {
     assert_eq!(titles, ["First", "Second"]);
     chromium.close().await;
 }
+
+/// A feed of this origin behind the app's sign-in is pulled with the
+/// credentials the app set (`setCredentials`), as queued requests are
+/// replayed with them. (Before, pulls carried no credentials: a feed that
+/// wants a bearer token could not be pulled at all. A feed of another
+/// origin gets none, judged as for a queued request by `is_same_origin`;
+/// the feed app's Content-Security-Policy lets its pages reach no other
+/// origin to show it here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_of_this_origin_is_pulled_with_the_apps_credentials() {
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let record = seen.clone();
+    let routes = common::declared_replacing(
+        "feeds: [",
+        r#"feeds: [
+    { name: "private", url: "/api/private", items: "things", tag: "pull-private" },"#,
+    )
+    .route(
+        "/api/private",
+        get(move |headers: HeaderMap| {
+            let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            record.lock().unwrap().push(authorization.clone());
+            std::future::ready(if authorization.as_deref() == Some("Bearer t1") {
+                axum::Json(serde_json::json!({ "things": [{ "id": "mine" }], "cursor": "c1", "more": false }))
+                    .into_response()
+            } else {
+                (axum::http::StatusCode::UNAUTHORIZED, "sign in first").into_response()
+            })
+        }),
+    );
+    let server = TestServer::start_with_routes(routes);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+
+    let message = refusal(&page, "wasm_bindgen.pull('private')").await;
+    assert!(message.contains(r#"the feed "private" answered HTTP 401"#), "{message}");
+    assert_eq!(refusal(&page, "wasm_bindgen.setCredentials({ Authorization: 'Bearer t1' })").await, "");
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('private')").await;
+    assert_eq!(pulled, 1);
+    let ids: Vec<String> = eval(&page, "wasm_bindgen.feedItems('private').then((l) => l.map((i) => i.id))").await;
+    assert_eq!(ids, ["mine"]);
+    assert_eq!(seen.lock().unwrap().last().cloned().flatten().as_deref(), Some("Bearer t1"));
+    chromium.close().await;
+}

@@ -20,6 +20,8 @@ struct State {
     cursor: Option<String>,
     etag: Option<String>,
     last_success_ms: Option<u64>,
+    /// The app's credentials, as stored (`setCredentials`).
+    credentials: Vec<(String, String)>,
 }
 
 // Named by the URL (as since version 4), so a cursor survives upgrades.
@@ -30,21 +32,31 @@ fn meta_key(feed: &Feed) -> String {
 async fn state(feed: &Feed) -> JsResult<State> {
     let db = database().await?;
     let tx = db.transaction_with_str(META)?;
-    let value = js::request(&tx.object_store(META)?.get(&JsValue::from_str(&meta_key(feed)))?).await?;
+    let store = tx.object_store(META)?;
+    // The app's credentials (`setCredentials`), read beside: a request's
+    // result is there once a later request of its transaction succeeded.
+    let credentials = store.get(&JsValue::from_str(crate::state::CREDENTIALS))?;
+    let value = js::request(&store.get(&JsValue::from_str(&meta_key(feed)))?).await?;
+    let credentials = credentials.result().ok().filter(JsValue::is_object);
+    let credentials = match credentials {
+        Some(stored) => js::stored_header_pairs(&js::get(&stored, "headers")?),
+        None => Vec::new(),
+    };
     if value.is_undefined() || value.is_null() {
-        return Ok(State::default());
+        return Ok(State { credentials, ..State::default() });
     }
     let text = |name| js::get(&value, name).ok()?.as_string();
     // Reached for another store (the feed was given a new one, which starts
     // empty): the new store begins with a first pull. (A state stored
     // before session 28 names no store: it is the feed's.)
     if text("store").is_some_and(|store| store != feed.store) {
-        return Ok(State::default());
+        return Ok(State { credentials, ..State::default() });
     }
     Ok(State {
         cursor: text("cursor"),
         etag: text("etag"),
         last_success_ms: js::get(&value, "lastSuccess").ok().and_then(|v| v.as_f64()).map(|v| v as u64),
+        credentials,
     })
 }
 
@@ -75,9 +87,18 @@ pub fn pull(feed: &Feed) -> crate::js::Boxed<'_, JsResult<usize>> {
 async fn pull_now(feed: &Feed) -> JsResult<usize> {
     has_store(feed).await?;
     let mut state = state(feed).await?;
+    // A feed of this origin is pulled with the app's credentials, as its
+    // queued requests are replayed with them; another origin's never gets
+    // them.
+    if !js::is_same_origin(&feed.url) {
+        state.credentials.clear();
+    }
     let mut arrived = 0;
     loop {
         let headers = Headers::new()?;
+        for (name, value) in &state.credentials {
+            headers.set(name, value)?;
+        }
         headers.set("Accept", "application/json")?;
         if let Some(etag) = &state.etag {
             headers.set("If-None-Match", etag)?;

@@ -15,7 +15,7 @@ use js_sys::Object;
 use wasm_bindgen::JsValue;
 use web_sys::IdbTransactionMode;
 
-const CREDENTIALS: &str = "credentials";
+pub(crate) const CREDENTIALS: &str = "credentials";
 const CLIENT_ID: &str = "client-id";
 const FORCE_FALLBACK: &str = "force-fallback";
 
