@@ -22,21 +22,25 @@ use web_sys::{IdbDatabase, IdbTransactionMode};
 /// A declared queue of entries ([`crate::config::QueueDecl`]).
 #[derive(Clone, Debug)]
 pub struct Queue {
-    decl: QueueDecl,
+    /// The declaration it is part of, and its place there (shared, not
+    /// copied: a copy of a queue's declaration is code in every module).
+    config: std::rc::Rc<crate::config::Config>,
+    index: usize,
 }
 
 impl Queue {
     /// Every declared queue, in the order a full replay visits them.
     pub fn declared() -> Vec<Queue> {
-        crate::config::current().queues.iter().map(|decl| Queue { decl: decl.clone() }).collect()
+        let config = crate::config::current();
+        (0..config.queues.len()).map(|index| Queue { config: config.clone(), index }).collect()
     }
 
     /// The declared queue called `name`, or an error naming the declared
     /// ones.
     pub fn named(name: &str) -> JsResult<Self> {
         let config = crate::config::current();
-        if let Some(decl) = config.queues.iter().find(|q| q.name == name) {
-            return Ok(Self { decl: decl.clone() });
+        if let Some(index) = config.queues.iter().position(|q| q.name == name) {
+            return Ok(Self { config, index });
         }
         let known: Vec<String> = config.queues.iter().map(|q| format!("\"{}\"", q.name)).collect();
         Err(JsValue::from_str(&format!(
@@ -45,34 +49,38 @@ impl Queue {
         )))
     }
 
+    fn decl(&self) -> &QueueDecl {
+        &self.config.queues[self.index]
+    }
+
     pub fn name(&self) -> &str {
-        &self.decl.name
+        &self.decl().name
     }
 
     /// How its entries are delivered.
     pub fn policy(&self) -> &QueueConfig {
-        &self.decl.policy
+        &self.decl().policy
     }
 
     /// Whether its entries may travel in batches.
     pub fn batching(&self) -> bool {
-        self.decl.batching
+        self.decl().batching
     }
 
     /// How long one of its requests may take, answer read, before it
     /// counts as failed on the network (and is retried).
     pub fn timeout_ms(&self) -> u32 {
-        self.decl.timeout_ms
+        self.decl().timeout_ms
     }
 
     /// The one-shot sync tag registered after an entry is queued.
     pub fn tag(&self) -> &str {
-        &self.decl.tag
+        &self.decl().tag
     }
 
     /// Which requests the worker captures into it.
     pub fn capture(&self) -> Option<&Capture> {
-        self.decl.capture.as_ref()
+        self.decl().capture.as_ref()
     }
 
     /// The key range of this queue's entries in [`ENTRIES`].
@@ -82,7 +90,7 @@ impl Queue {
 
     /// The names this queue had before (see [`QueueDecl::formerly`]).
     pub fn formerly(&self) -> &[String] {
-        &self.decl.formerly
+        &self.decl().formerly
     }
 
     /// Moves what is stored under `former`, a name this queue had in an
