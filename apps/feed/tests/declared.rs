@@ -467,3 +467,36 @@ async fn a_feed_of_this_origin_is_pulled_with_the_apps_credentials() {
     assert_eq!(seen.lock().unwrap().last().cloned().flatten().as_deref(), Some("Bearer t1"));
     chromium.close().await;
 }
+
+/// What a feed pulled can be taken off the device (`clearFeed`, for an
+/// app's sign-out: a feed of the user's own, pulled with their credentials,
+/// must not stay for whoever signs in next): its items and its cursor go,
+/// so the next pull is a first pull and brings what the server has now.
+/// (Before, nothing but clearing the site's data removed them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_cleared_keeps_nothing_and_its_next_pull_starts_afresh() {
+    let server = TestServer::start();
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/posts", server.url()))
+        .json(&serde_json::json!({ "title": "Pulled", "location": "There" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    wait_for_state(&page, "Pulled", "sent").await;
+    let message = refusal(&page, "wasm_bindgen.clearFeed('nope')").await;
+    assert!(message.contains(r#"there is no feed "nope"; the feeds are "posts""#), "{message}");
+    assert_eq!(refusal(&page, "wasm_bindgen.clearFeed('posts')").await, "");
+    let left: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.feedItems('posts')").await;
+    assert!(left.is_empty(), "{left:?}");
+    let snapshot: serde_json::Value = eval(&page, "wasm_bindgen.inspect().then((s) => s.feeds)").await;
+    assert!(snapshot.to_string().contains("\"cursor\":null"), "the cursor stayed: {snapshot}");
+    // The next pull is a first pull (no cursor, no ETag): the post is back.
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
+    assert_eq!(pulled, 1);
+    let titles: Vec<String> = eval(&page, "wasm_bindgen.feedItems('posts').then((l) => l.map((p) => p.title))").await;
+    assert_eq!(titles, ["Pulled"]);
+    chromium.close().await;
+}

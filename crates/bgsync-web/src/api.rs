@@ -188,6 +188,18 @@ pub fn feed_items(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue
     })
 }
 
+/// Takes what the declared feed `name` pulled off the device: its items
+/// and its cursor (for an app's sign-out, so that a feed of the user's own
+/// does not stay for whoever signs in next). The next pull is a first
+/// pull. (A pull under way when it is called may still store its page.)
+#[wasm_bindgen(js_name = clearFeed, unchecked_return_type = "Promise<void>")]
+pub fn clear_feed(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
+    js::promise(async move {
+        let feed = crate::config::feed(&string_arg(&name, "clearFeed", "the feed's name")?)?;
+        crate::pull::clear(&feed).await
+    })
+}
+
 /// Pulls what changed in the declared feed `name`; resolves with how many
 /// items arrived.
 #[wasm_bindgen(js_name = pull, unchecked_return_type = "Promise<number>")]

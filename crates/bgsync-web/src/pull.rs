@@ -205,6 +205,17 @@ fn state_to_js(feed: &Feed, state: &State) -> JsValue {
     o.into()
 }
 
+/// Deletes what `feed` pulled, its items and its state (cursor, `ETag`,
+/// last success), in one transaction: the next pull is a first pull.
+pub async fn clear(feed: &Feed) -> JsResult<()> {
+    let db = has_store(feed).await?;
+    let stores = Array::of2(&feed.store.as_str().into(), &META.into());
+    let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+    tx.object_store(&feed.store)?.clear()?;
+    tx.object_store(META)?.delete(&JsValue::from_str(&meta_key(feed)))?;
+    js::committed(&tx).await
+}
+
 /// Refuses, saying why, a feed without its store: one the browser would
 /// not make when the database was opened (`crate::db`).
 async fn has_store(feed: &Feed) -> JsResult<IdbDatabase> {
