@@ -184,12 +184,31 @@ pub fn current() -> Rc<Config> {
 }
 
 /// The declared feed called `name`, or an error naming the declared ones.
-pub fn feed(name: &str) -> JsResult<FeedDecl> {
+pub fn feed(name: &str) -> JsResult<Declared> {
     let config = current();
-    config.feeds.iter().find(|f| f.name == name).cloned().ok_or_else(|| {
-        let known: Vec<String> = config.feeds.iter().map(|f| format!("\"{}\"", f.name)).collect();
-        error(format!("there is no feed \"{name}\"; the feeds are {}", or_none(&known)))
-    })
+    match config.feeds.iter().position(|f| f.name == name) {
+        Some(index) => Ok(Declared { config, index }),
+        None => {
+            let known: Vec<String> = config.feeds.iter().map(|f| format!("\"{}\"", f.name)).collect();
+            Err(error(format!("there is no feed \"{name}\"; the feeds are {}", or_none(&known))))
+        }
+    }
+}
+
+/// A declared feed, as [`feed`] finds it: its place in the declaration
+/// (shared, not copied; it reads as the [`FeedDecl`]).
+#[derive(Clone, Debug)]
+pub struct Declared {
+    config: Rc<Config>,
+    index: usize,
+}
+
+impl std::ops::Deref for Declared {
+    type Target = FeedDecl;
+
+    fn deref(&self) -> &FeedDecl {
+        &self.config.feeds[self.index]
+    }
 }
 
 pub(crate) fn or_none(names: &[String]) -> String {

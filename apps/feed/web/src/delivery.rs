@@ -1,6 +1,6 @@
 //! The feed's names for what it declared in `/bgsync-config.js`.
 
-use bgsync_web::config::{self, FeedDecl};
+use bgsync_web::config;
 use bgsync_web::queue::Queue;
 use wasm_bindgen::JsValue;
 
@@ -26,6 +26,6 @@ pub fn posts() -> Result<Queue, JsValue> {
 }
 
 /// The posts feed.
-pub fn feed() -> Result<FeedDecl, JsValue> {
+pub fn feed() -> Result<config::Declared, JsValue> {
     config::feed(POSTS_FEED)
 }

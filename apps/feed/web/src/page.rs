@@ -531,7 +531,7 @@ fn item_from_value(value: &JsValue) -> Option<Item> {
 
 /// The posts pulled from the server, newest first, from IndexedDB.
 async fn pulled_posts() -> Result<Vec<Item>, JsValue> {
-    let mut posts: Vec<(f64, Item)> = pull::items(&feed()?)
+    let mut posts: Vec<(f64, Item)> = pull::items(&*feed()?)
         .await?
         .iter()
         .filter_map(|v| {
