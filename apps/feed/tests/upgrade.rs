@@ -86,3 +86,41 @@ async fn a_version_4_database_opens_in_the_new_layout_and_keeps_everything() {
     );
     chromium.close().await;
 }
+
+/// A page whose first uses of the database come at once (its connection
+/// let go, then four calls of the API together) opens one connection, not
+/// one per call: a newer version of the app in another tab can then
+/// upgrade the database (this page lets its connection go when asked).
+/// Before, each call opened a connection of its own, one was kept and the
+/// others were never closed, so the other tab's upgrade waited for as long
+/// as this page stayed open, and so did everything that tab queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_that_open_the_database_together_share_one_connection_and_never_block_an_upgrade() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    // As a newer tab would: open the database one version up (this page
+    // lets its connection go), then ask for a version more while the page
+    // has opened the database again through four calls at once.
+    let upgraded: String = eval(
+        &page,
+        r#"(async () => {
+            const open = (version) => new Promise((resolve, reject) => {
+                const r = version ? indexedDB.open("bgsync", version) : indexedDB.open("bgsync");
+                r.onsuccess = () => { r.result.close(); resolve(r.result.version); };
+                r.onerror = () => reject(r.error);
+                r.onblocked = () => resolve("blocked");
+            });
+            const now = await open();
+            if ((await open(now + 1)) === "blocked") return "the first upgrade was blocked";
+            await Promise.all([wasm_bindgen.status(), wasm_bindgen.queued("sync-posts"),
+                               wasm_bindgen.feedItems("posts"), wasm_bindgen.deadLetters()]);
+            const later = await Promise.race([open(now + 2),
+                new Promise((resolve) => setTimeout(() => resolve("timed out"), 5000))]);
+            return String(later);
+        })()"#,
+    )
+    .await;
+    assert!(upgraded.chars().all(|c| c.is_ascii_digit()), "the second upgrade: {upgraded}");
+    chromium.close().await;
+}

@@ -35,15 +35,48 @@ thread_local! {
     // Opening a database costs a round trip to the browser process; one
     // connection per JavaScript context is enough.
     static DB: RefCell<Option<IdbDatabase>> = const { RefCell::new(None) };
+    // The opening under way: what callers that come meanwhile wait for.
+    static OPENING: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
+    // The feed stores the browser refused to make in an upgrade of this
+    // context (a key path it does not take), with that key path: the
+    // database is complete without them, so a feed declared wrong never
+    // stops the queues, nor makes each opening upgrade again.
+    static REFUSED: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub(crate) async fn database() -> JsResult<IdbDatabase> {
     if let Some(db) = opened() {
         return Ok(db);
     }
+    // One opening at a time: callers that come while it runs get its
+    // connection (or its error). A connection each, one would be kept and
+    // the others never closed, and another tab's upgrade would wait on
+    // them for as long as this context lived.
+    if let Some(opening) = OPENING.with(|o| o.borrow().clone()) {
+        // Resolved with the connection, or with the error.
+        return js::await_promise(opening).await?.dyn_into();
+    }
+    let mut done = None;
+    let opening = js_sys::Promise::new(&mut |resolve, _| done = Some(resolve));
+    let Some(done) = done else { return Err("the browser made no promise".into()) };
+    OPENING.with(|o| *o.borrow_mut() = Some(opening));
+    let mut settle = Settle(done, "bgsync: the opening of the database was given up".into());
     // Boxed: every IndexedDB step awaits `database()`, and the opening and
     // upgrading below would otherwise be copied into each of their futures.
-    js::boxed(open_database()).await
+    let result = js::boxed(open_database()).await;
+    settle.1 = result.as_ref().map_or_else(|e| e, |db| db.as_ref()).clone();
+    result
+}
+
+/// Ends the opening under way when dropped (done, or given up): the callers
+/// waiting for it get its value, the connection or why there is none.
+struct Settle(js_sys::Function, JsValue);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        OPENING.with(|o| o.borrow_mut().take());
+        let _ = self.0.call1(&JsValue::NULL, &self.1);
+    }
 }
 
 /// The database, if this context has it open.
@@ -56,19 +89,19 @@ async fn open_database() -> JsResult<IdbDatabase> {
     // Opened at whatever version it has; upgraded (one version up, at
     // least to VERSION) only when a store is missing: a feed declared
     // since, or the version 4 layout.
-    // A feed's store is asked for once: one the browser refuses to make (a
-    // key path it does not take) costs that feed its store, whose pulls
-    // then say so (`crate::pull`), never the queues.
+    // A feed's store the browser refuses to make (a key path it does not
+    // take) is asked for once per context: it costs that feed its store,
+    // whose pulls then say so (`crate::pull`), never the queues.
     let mut db = open(&factory, None).await?;
-    for attempt in 0..3 {
-        if complete(&db, attempt == 0) {
+    for _ in 0..3 {
+        if complete(&db) {
             break;
         }
         let next = (db.version() as u32 + 1).max(VERSION);
         db.close();
         db = open(&factory, Some(next)).await?;
     }
-    if !complete(&db, false) {
+    if !complete(&db) {
         return Err(JsValue::from_str("bgsync: the IndexedDB stores could not be created"));
     }
     // Let go of this connection, and open the database again on next use,
@@ -99,21 +132,26 @@ fn let_go(db: &IdbDatabase) {
         }
         current
     });
+    // (Closed either way: a connection this context no longer uses must
+    // not hold up another tab's upgrade.)
+    db.close();
     if current {
-        db.close();
         crate::state::forget_stored();
     }
 }
 
-/// Whether `db` has every store this version needs, and (with `feeds`)
-/// those of the declared feeds.
-fn complete(db: &IdbDatabase, feeds: bool) -> bool {
+/// Whether `db` has every store this version and the declared feeds need
+/// (a feed's store the browser refused to make aside).
+fn complete(db: &IdbDatabase) -> bool {
     let names = db.object_store_names();
+    let refused = |feed: &crate::config::FeedDecl| {
+        REFUSED.with(|r| r.borrow().iter().any(|(store, path)| *store == feed.store && *path == feed.key_path))
+    };
     db.version() as u32 >= VERSION
         && names.contains(ENTRIES)
         && has_order_index(db)
         && STORES.iter().all(|(store, _)| names.contains(store))
-        && (!feeds || crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store)))
+        && crate::config::current().feeds.iter().all(|feed| names.contains(&feed.store) || refused(feed))
 }
 
 /// Whether [`ENTRIES`] has its [`ORDER`] index (a database that lacks it
@@ -137,11 +175,12 @@ async fn open(factory: &IdbFactory, version: Option<u32>) -> JsResult<IdbDatabas
         };
         let Some(db) = request.result().ok().and_then(|r| r.dyn_into::<IdbDatabase>().ok()) else { return };
         let existing = db.object_store_names();
+        // Whether the store is there now.
         let create = |store: &str, key_path: &JsValue| {
-            if !existing.contains(store) {
+            existing.contains(store) || {
                 let params = IdbObjectStoreParameters::new();
                 params.set_key_path(key_path);
-                let _ = db.create_object_store_with_optional_parameters(store, &params);
+                db.create_object_store_with_optional_parameters(store, &params).is_ok()
             }
         };
         for (store, key_path) in STORES {
@@ -155,7 +194,9 @@ async fn open(factory: &IdbFactory, version: Option<u32>) -> JsResult<IdbDatabas
             }
         }
         for feed in &crate::config::current().feeds {
-            create(&feed.store, &JsValue::from_str(&feed.key_path));
+            if !create(&feed.store, &JsValue::from_str(&feed.key_path)) {
+                REFUSED.with(|r| r.borrow_mut().push((feed.store.clone(), feed.key_path.clone())));
+            }
         }
         if event.old_version() < 5.0 {
             if let Some(tx) = request.transaction() {
