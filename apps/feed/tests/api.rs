@@ -451,6 +451,15 @@ async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     let (status, _) = api.get(&format!("{url}?since=0.0&limit=0")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // A cursor ahead of the feed's newest change (the server's data was
+    // restored or reset since the client got it): 410, so that the client
+    // pulls afresh rather than wait for ever for changes past it.
+    let (status, problem) = api.get(&format!("{url}?since=999999999.5")).await;
+    assert_eq!(status, StatusCode::GONE, "{problem}");
+    assert_eq!(problem["type"], "/problems/cursor-unknown", "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("pull again without since"), "{problem}");
+    let (status, empty) = api.get(&format!("{url}?since=0.0")).await;
+    assert_eq!(status, StatusCode::OK, "{empty}");
 
     // Two servers write concurrently on the same database while a reader
     // follows the feed page by page.

@@ -500,3 +500,40 @@ async fn a_feed_cleared_keeps_nothing_and_its_next_pull_starts_afresh() {
     assert_eq!(titles, ["Pulled"]);
     chromium.close().await;
 }
+
+/// A server whose data was restored or reset no longer knows the cursor a
+/// page reached: it answers 410, and the pull replaces what the feed holds
+/// with a first pull, in one transaction with its first page, so the page
+/// lists what the server has now. (Before, the server answered an empty
+/// delta for ever, and the page kept listing posts the server no longer
+/// had, and never got those written before the cursor came round again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_whose_server_forgot_its_cursor_is_pulled_afresh() {
+    use sqlx::Connection;
+    let server = TestServer::start();
+    let http = reqwest::Client::new();
+    let post = |title: &'static str| {
+        http.post(format!("{}/api/posts", server.url()))
+            .json(&serde_json::json!({ "title": title, "location": "There" }))
+            .send()
+    };
+    assert_eq!(post("Before the reset").await.unwrap().status(), 201);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    wait_for_state(&page, "Before the reset", "sent").await;
+    // The server's data reset under the page: what it pulled is gone there.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&server.database_url).await.unwrap();
+    for table in ["posts", "idempotency_keys"] {
+        sqlx::query(&format!("DELETE FROM {table}")).execute(&mut db).await.unwrap();
+    }
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
+    assert_eq!(pulled, 0);
+    let left: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.feedItems('posts')").await;
+    assert!(left.is_empty(), "what the server no longer has is still listed: {left:?}");
+    // And what is written now arrives with the next pull.
+    assert_eq!(post("After the reset").await.unwrap().status(), 201);
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
+    assert_eq!(pulled, 1);
+    chromium.close().await;
+}

@@ -80,6 +80,11 @@ async fn edits_apply_once_and_the_feed_carries_tombstones(postgres: bool) {
     )
     .await;
     assert_eq!(nothing["tasks"].as_array().unwrap().len(), 0);
+    // A cursor ahead of the newest change (the data was restored or reset
+    // since): 410, for the client to pull afresh.
+    let (status, gone) = send(&http, Method::GET, format!("{}/api/tasks?since=999999", server.url), None, None).await;
+    assert_eq!(status, StatusCode::GONE, "{gone}");
+    assert_eq!(gone["type"], "/problems/cursor-unknown", "{gone}");
 
     for (method, url, body, expected) in [
         (Method::PUT, task("bad id!"), Some(json!({ "title": "x" })), StatusCode::UNPROCESSABLE_ENTITY),

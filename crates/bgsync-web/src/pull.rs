@@ -93,7 +93,7 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
     if !js::is_same_origin(&feed.url) {
         state.credentials.clear();
     }
-    let mut arrived = 0;
+    let (mut arrived, mut replace) = (0, false);
     loop {
         let headers = Headers::new()?;
         for (name, value) in &state.credentials {
@@ -122,6 +122,13 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
         // validates the next pull from that cursor (304 while unchanged).
         state.etag = response.headers().get("ETag").ok().flatten();
         let (status, read) = (response.status(), js::await_promise(response.json()?).await);
+        // 410 to a cursor: the server no longer knows it (its data was
+        // restored or reset). What this feed holds is replaced by a first
+        // pull, in the transaction that stores its first page.
+        if status == 410 && !replace && state.cursor.is_some() {
+            (state.cursor, state.etag, replace) = (None, None, true);
+            continue;
+        }
         if !(200..300).contains(&status) {
             // With the server's own words when it answers a problem (its
             // detail says whether to retry and what to do).
@@ -139,7 +146,7 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
         let cursor = js::get(&answer, "cursor")?.as_string();
         let moved = cursor.is_some() && cursor != state.cursor;
         state.cursor = cursor.or(state.cursor);
-        arrived += store_page(feed, &items, &state).await?;
+        arrived += store_page(feed, &items, &state, std::mem::take(&mut replace)).await?;
         if js::get(&answer, "more")?.as_bool() != Some(true) {
             break;
         }
@@ -166,12 +173,16 @@ async fn pull_now(feed: &Feed) -> JsResult<usize> {
 /// returns how many were stored. An item IndexedDB cannot key (not an
 /// object, or without a valid key at the feed's `keyPath`) is left out
 /// with a warning: one bad item from the server must not keep the rest of
-/// the feed, and every later pull, from being stored.
-async fn store_page(feed: &Feed, items: &Array, state: &State) -> JsResult<usize> {
+/// the feed, and every later pull, from being stored. With `replace`,
+/// what the store held goes first, in the same transaction.
+async fn store_page(feed: &Feed, items: &Array, state: &State, replace: bool) -> JsResult<usize> {
     let db = database().await?;
     let stores = Array::of2(&feed.store.as_str().into(), &META.into());
     let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
     let store = tx.object_store(&feed.store)?;
+    if replace {
+        store.clear()?;
+    }
     // (`put` refuses such an item by throwing, before it is queued: the
     // transaction goes on.)
     let stored = items.iter().filter(|item| store.put(item).is_ok()).count();

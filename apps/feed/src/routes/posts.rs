@@ -95,6 +95,18 @@ fn stable(backend: Backend) -> &'static str {
     }
 }
 
+/// The feed's newest change that every reader can see (0.0 when empty).
+async fn head(db: &crate::db::Db) -> Result<Cursor, Problem> {
+    let head: Option<(i64, i64)> = sqlx::query_as(&format!(
+        "SELECT txid, seq FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
+        stable(db.backend)
+    ))
+    .fetch_optional(&db.pool)
+    .await
+    .map_err(|e| Problem::storage(&e))?;
+    Ok(head.map(|(txid, seq)| Cursor { txid, seq }).unwrap_or_default())
+}
+
 pub async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -116,14 +128,7 @@ pub async fn list(
             .fetch_all(&db.pool)
             .await
             .map_err(storage)?;
-            let head: Option<(i64, i64)> = sqlx::query_as(&format!(
-                "SELECT txid, seq FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
-                stable(db.backend)
-            ))
-            .fetch_optional(&db.pool)
-            .await
-            .map_err(storage)?;
-            let cursor = head.map(|(txid, seq)| Cursor { txid, seq }).unwrap_or_default();
+            let cursor = head(db).await?;
             let newest = rows.first().map_or(0, |r| r.1);
             let tag = format!("head-{cursor}-{newest}-{}", rows.len());
             (PostList { posts: rows.into_iter().map(post_of).collect(), cursor: cursor.to_string(), more: false }, tag)
@@ -142,6 +147,24 @@ pub async fn list(
             .fetch_all(&db.pool)
             .await
             .map_err(storage)?;
+            // A cursor past the newest change was not this feed's: the
+            // data was restored or reset since the client got it. Told
+            // apart, the client pulls afresh rather than wait for changes
+            // past it that may never come.
+            if rows.is_empty() {
+                let head = head(db).await?;
+                if since > head {
+                    return Err(Problem::new(
+                        StatusCode::GONE,
+                        "cursor-unknown",
+                        "Cursor unknown",
+                        format!(
+                            "The cursor {since} is past this feed's newest change ({head}): its data was restored or \
+                             reset. Forget the cursor and pull again without since."
+                        ),
+                    ));
+                }
+            }
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
             let cursor = rows.last().map_or(since, |r| Cursor { txid: r.0, seq: r.1 });

@@ -155,7 +155,22 @@ pub async fn list(
         _ => {
             let (head,): (Option<i64>,) =
                 sqlx::query_as("SELECT MAX(version) FROM tasks").fetch_one(&db.pool).await.map_err(storage)?;
-            head.unwrap_or(0).max(since.unwrap_or(0))
+            let head = head.unwrap_or(0);
+            // A cursor past the newest change was not this list's: the data
+            // was restored or reset since. Told apart, the client pulls
+            // afresh rather than wait for changes past it.
+            if let Some(since) = since.filter(|since| *since > head) {
+                return Err(Problem::new(
+                    StatusCode::GONE,
+                    "cursor-unknown",
+                    "Cursor unknown",
+                    format!(
+                        "The cursor {since} is past the newest change ({head}): the data was restored or reset. \
+                         Forget the cursor and pull again without since."
+                    ),
+                ));
+            }
+            head.max(since.unwrap_or(0))
         }
     };
     Ok(axum::Json(TaskList { tasks: rows.into_iter().map(task).collect(), cursor: cursor.to_string(), more }))
