@@ -147,20 +147,27 @@ pub async fn list(
             .fetch_all(&db.pool)
             .await
             .map_err(storage)?;
-            // A cursor past the newest change was not this feed's: the
-            // data was restored or reset since the client got it. Told
-            // apart, the client pulls afresh rather than wait for changes
-            // past it that may never come.
-            if rows.is_empty() {
-                let head = head(db).await?;
-                if since > head {
+            // A cursor this feed handed out is 0.0 or a row of it (posts are
+            // never deleted): one that is neither, with nothing after it,
+            // was not this feed's, whose data was restored or reset since
+            // the client got it. Told apart, the client pulls afresh rather
+            // than wait for changes past it that may never come. (Looked up
+            // by its key, so an idle client's poll stays one index read.)
+            if rows.is_empty() && since != Cursor::default() {
+                let known: Option<(i64,)> = sqlx::query_as("SELECT seq FROM posts WHERE seq = $1 AND txid = $2")
+                    .bind(since.seq)
+                    .bind(since.txid)
+                    .fetch_optional(&db.pool)
+                    .await
+                    .map_err(storage)?;
+                if known.is_none() {
                     return Err(Problem::new(
                         StatusCode::GONE,
                         "cursor-unknown",
                         "Cursor unknown",
                         format!(
-                            "The cursor {since} is past this feed's newest change ({head}): its data was restored or \
-                             reset. Forget the cursor and pull again without since."
+                            "The cursor {since} is not one of this feed's (its data was restored or reset): forget \
+                             it and pull again without since."
                         ),
                     ));
                 }
