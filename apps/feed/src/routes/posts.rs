@@ -97,13 +97,17 @@ fn stable(backend: Backend) -> &'static str {
 
 /// The feed's newest change that every reader can see (0.0 when empty).
 async fn head(db: &crate::db::Db) -> Result<Cursor, Problem> {
-    let head: Option<(i64, i64)> = sqlx::query_as(&format!(
-        "SELECT txid, seq FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
-        stable(db.backend)
-    ))
-    .fetch_optional(&db.pool)
-    .await
-    .map_err(|e| Problem::storage(&e))?;
+    let query = match db.backend {
+        // `txid` is always 0 there: the newest row by key, one index read
+        // (ordered by `txid` too, SQLite scanned and sorted the table).
+        Backend::Sqlite => "SELECT txid, seq FROM posts ORDER BY seq DESC LIMIT 1".to_owned(),
+        Backend::Postgres => format!(
+            "SELECT txid, seq FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
+            stable(db.backend)
+        ),
+    };
+    let head: Option<(i64, i64)> =
+        sqlx::query_as(&query).fetch_optional(&db.pool).await.map_err(|e| Problem::storage(&e))?;
     Ok(head.map(|(txid, seq)| Cursor { txid, seq }).unwrap_or_default())
 }
 
