@@ -24,17 +24,36 @@ async fn refusal(page: &chromiumoxide::Page, js: &str) -> String {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
-    let server = TestServer::start();
-    let http = reqwest::Client::new();
-    let res = http
+/// Posts `title` to the server directly (not through a page), as another
+/// client would.
+async fn post_on_server(server: &TestServer, title: &str) {
+    let res = reqwest::Client::new()
         .post(format!("{}/api/posts", server.url()))
-        .json(&serde_json::json!({ "title": "On the server", "location": "There" }))
+        .json(&serde_json::json!({ "title": title, "location": "There" }))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 201, "{title}");
+}
+
+/// Opens the database one version up from the page's script, as a newer
+/// tab would, so that the page lets its connection go and opens it again
+/// (with its declaration as it is now) at its next use; returns that
+/// version.
+async fn let_go_of_the_pages_connection(page: &chromiumoxide::Page) -> f64 {
+    eval(
+        page,
+        "new Promise((resolve, reject) => { const probe = indexedDB.open('bgsync'); probe.onsuccess = () => { \
+           const v = probe.result.version; probe.result.close(); const up = indexedDB.open('bgsync', v + 1); \
+           up.onsuccess = () => { up.result.close(); resolve(v + 1); }; up.onerror = () => reject(up.error); }; })",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
+    let server = TestServer::start();
+    post_on_server(&server, "On the server").await;
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     wait_for_state(&page, "On the server", "sent").await;
@@ -336,13 +355,7 @@ async fn a_feed_whose_store_the_browser_refuses_leaves_the_queues_working_and_it
     )
     .await;
     assert_eq!(configured, "", "configure refused the declaration");
-    let version: f64 = eval(
-        &page,
-        "new Promise((resolve, reject) => { const probe = indexedDB.open('bgsync'); probe.onsuccess = () => { \
-           const v = probe.result.version; probe.result.close(); const up = indexedDB.open('bgsync', v + 1); \
-           up.onsuccess = () => { up.result.close(); resolve(v + 1); }; up.onerror = () => reject(up.error); }; })",
-    )
-    .await;
+    let version = let_go_of_the_pages_connection(&page).await;
     let queued = refusal(
         &page,
         "wasm_bindgen.enqueue('sync-posts', { url: '/api/posts', \
@@ -383,15 +396,8 @@ async fn a_feed_whose_store_the_browser_refuses_leaves_the_queues_working_and_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_moved_to_another_store_fills_it_from_a_first_pull() {
     let server = TestServer::start();
-    let http = reqwest::Client::new();
     for title in ["First", "Second"] {
-        let res = http
-            .post(format!("{}/api/posts", server.url()))
-            .json(&serde_json::json!({ "title": title, "location": "There" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
+        post_on_server(&server, title).await;
     }
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
@@ -405,13 +411,7 @@ async fn a_feed_moved_to_another_store_fills_it_from_a_first_pull() {
     )
     .await;
     assert_eq!(configured, "", "configure refused the declaration");
-    let _: f64 = eval(
-        &page,
-        "new Promise((resolve, reject) => { const probe = indexedDB.open('bgsync'); probe.onsuccess = () => { \
-           const v = probe.result.version; probe.result.close(); const up = indexedDB.open('bgsync', v + 1); \
-           up.onsuccess = () => { up.result.close(); resolve(v + 1); }; up.onerror = () => reject(up.error); }; })",
-    )
-    .await;
+    let_go_of_the_pages_connection(&page).await;
     let _: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
     let mut titles: Vec<String> =
         eval(&page, "wasm_bindgen.feedItems('posts').then((l) => l.map((p) => p.title))").await;
@@ -476,13 +476,7 @@ async fn a_feed_of_this_origin_is_pulled_with_the_apps_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feed_cleared_keeps_nothing_and_its_next_pull_starts_afresh() {
     let server = TestServer::start();
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/posts", server.url()))
-        .json(&serde_json::json!({ "title": "Pulled", "location": "There" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    post_on_server(&server, "Pulled").await;
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     wait_for_state(&page, "Pulled", "sent").await;
@@ -511,13 +505,7 @@ async fn a_feed_cleared_keeps_nothing_and_its_next_pull_starts_afresh() {
 async fn a_feed_whose_server_forgot_its_cursor_is_pulled_afresh() {
     use sqlx::Connection;
     let server = TestServer::start();
-    let http = reqwest::Client::new();
-    let post = |title: &'static str| {
-        http.post(format!("{}/api/posts", server.url()))
-            .json(&serde_json::json!({ "title": title, "location": "There" }))
-            .send()
-    };
-    assert_eq!(post("Before the reset").await.unwrap().status(), 201);
+    post_on_server(&server, "Before the reset").await;
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     wait_for_state(&page, "Before the reset", "sent").await;
@@ -532,7 +520,7 @@ async fn a_feed_whose_server_forgot_its_cursor_is_pulled_afresh() {
     let left: Vec<serde_json::Value> = eval(&page, "wasm_bindgen.feedItems('posts')").await;
     assert!(left.is_empty(), "what the server no longer has is still listed: {left:?}");
     // And what is written now arrives with the next pull.
-    assert_eq!(post("After the reset").await.unwrap().status(), 201);
+    post_on_server(&server, "After the reset").await;
     let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
     assert_eq!(pulled, 1);
     chromium.close().await;

@@ -76,6 +76,23 @@ impl Problem {
         problem
     }
 
+    /// A delta feed's answer to a `since` cursor it never handed out (its
+    /// data was restored or reset since the client got it): 410
+    /// `cursor-unknown`, on which bgsync's pull replaces what the feed holds
+    /// with a first pull, rather than wait for changes past a cursor that
+    /// may never come.
+    pub fn cursor_unknown(cursor: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "cursor-unknown",
+            "Cursor unknown",
+            format!(
+                "The cursor {cursor} is not one of this feed's (its data was restored or reset): forget it and pull \
+                 again without since."
+            ),
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }

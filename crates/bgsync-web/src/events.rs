@@ -113,8 +113,8 @@ pub fn broadcast(queue: &str, event: &Event) {
     post(&to_js(queue, event));
 }
 
-/// Posts a page's own news about `queue` (an entry queued, a pause
-/// lifted) as [`to_js`] writes it, `{type, queue, key?}`: without the code
+/// Posts a page's own news about `queue` (an entry queued or taken back,
+/// a pause lifted) as [`to_js`] writes it, `{type, queue, key?}`: without the code
 /// for the engine's other events, which a page module that never replays
 /// does not need.
 pub fn tell(queue: &str, kind: EventKind, key: Option<&str>) {

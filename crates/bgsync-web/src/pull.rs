@@ -20,8 +20,6 @@ struct State {
     cursor: Option<String>,
     etag: Option<String>,
     last_success_ms: Option<u64>,
-    /// The app's credentials, as stored (`setCredentials`).
-    credentials: Vec<(String, String)>,
 }
 
 // Named by the URL (as since version 4), so a cursor survives upgrades.
@@ -29,48 +27,48 @@ fn meta_key(feed: &Feed) -> String {
     format!("feed:{}", feed.url)
 }
 
-async fn state(feed: &Feed) -> JsResult<State> {
+/// What is stored about `feed`, and with `credentials` the app's
+/// credentials (`setCredentials`), read beside it in one transaction.
+async fn state(feed: &Feed, credentials: bool) -> JsResult<(State, Vec<(String, String)>)> {
     let db = database().await?;
     let tx = db.transaction_with_str(META)?;
     let store = tx.object_store(META)?;
-    // The app's credentials (`setCredentials`), read beside: a request's
-    // result is there once a later request of its transaction succeeded.
-    let credentials = store.get(&JsValue::from_str(crate::state::CREDENTIALS))?;
+    let stored_credentials =
+        if credentials { Some(store.get(&JsValue::from_str(crate::state::CREDENTIALS))?) } else { None };
     let value = js::request(&store.get(&JsValue::from_str(&meta_key(feed)))?).await?;
-    let credentials = credentials.result().ok().filter(JsValue::is_object);
-    let credentials = match credentials {
-        Some(stored) => js::stored_header_pairs(&js::get(&stored, "headers")?),
+    // (A request's result is there once a later request of its
+    // transaction succeeded.)
+    let credentials = match stored_credentials {
+        Some(read) => crate::state::credentials_of(&read.result()?)?,
         None => Vec::new(),
     };
-    if value.is_undefined() || value.is_null() {
-        return Ok(State { credentials, ..State::default() });
-    }
     let text = |name| js::get(&value, name).ok()?.as_string();
-    // Reached for another store (the feed was given a new one, which starts
-    // empty): the new store begins with a first pull. (A state stored
-    // before session 28 names no store: it is the feed's.)
-    if text("store").is_some_and(|store| store != feed.store) {
-        return Ok(State { credentials, ..State::default() });
+    // Nothing stored yet; or reached for another store (the feed was given
+    // a new one, which starts empty), and the new store begins with a
+    // first pull. (A state stored before session 28 names no store: it is
+    // the feed's.)
+    if !value.is_object() || text("store").is_some_and(|store| store != feed.store) {
+        return Ok((State::default(), credentials));
     }
-    Ok(State {
+    let state = State {
         cursor: text("cursor"),
         etag: text("etag"),
         last_success_ms: js::get(&value, "lastSuccess").ok().and_then(|v| v.as_f64()).map(|v| v as u64),
-        credentials,
-    })
+    };
+    Ok((state, credentials))
 }
 
-/// The schedule of pulls when the app opens or comes online, as stored.
 /// What the inspector shows of `feed`: its cursor and when it was last
 /// pulled with success (ms since the epoch), as stored.
 pub async fn describe(feed: &Feed) -> JsResult<(Option<String>, Option<u64>)> {
-    let state = state(feed).await?;
+    let (state, _) = state(feed, false).await?;
     Ok((state.cursor, state.last_success_ms))
 }
 
+/// The schedule of pulls when the app opens or comes online, as stored.
 pub async fn schedule(feed: &Feed) -> JsResult<PeriodicSchedule> {
     let mut schedule = PeriodicSchedule::new(&feed.tag, feed.fresh_for_ms);
-    schedule.last_success_ms = state(feed).await?.last_success_ms;
+    schedule.last_success_ms = state(feed, false).await?.0.last_success_ms;
     Ok(schedule)
 }
 
@@ -86,17 +84,14 @@ pub fn pull(feed: &Feed) -> crate::js::Boxed<'_, JsResult<usize>> {
 
 async fn pull_now(feed: &Feed) -> JsResult<usize> {
     has_store(feed).await?;
-    let mut state = state(feed).await?;
     // A feed of this origin is pulled with the app's credentials, as its
     // queued requests are replayed with them; another origin's never gets
     // them.
-    if !js::is_same_origin(&feed.url) {
-        state.credentials.clear();
-    }
+    let (mut state, credentials) = state(feed, js::is_same_origin(&feed.url)).await?;
     let (mut arrived, mut replace) = (0, false);
     loop {
         let headers = Headers::new()?;
-        for (name, value) in &state.credentials {
+        for (name, value) in &credentials {
             headers.set(name, value)?;
         }
         headers.set("Accept", "application/json")?;

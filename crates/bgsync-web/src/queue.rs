@@ -204,11 +204,7 @@ impl Queue {
         if taken.is_undefined() {
             return Ok(JsValue::NULL);
         }
-        let o = Object::new();
-        js::set(&o, "queue", self.name());
-        js::set(&o, "key", key);
-        js::set(&o, "type", crate::events::EventKind::Discarded.name());
-        crate::events::post(&o.into());
+        crate::events::tell(self.name(), crate::events::EventKind::Discarded, Some(key));
         Ok(taken)
     }
 

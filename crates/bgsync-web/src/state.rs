@@ -134,11 +134,16 @@ pub(crate) fn forget_stored() {
 /// The headers added to every request of every queue at replay (they
 /// replace an entry's own header of the same name).
 pub async fn credentials() -> JsResult<Vec<(String, String)>> {
-    let value = read(CREDENTIALS).await?;
-    if !value.is_object() {
+    credentials_of(&read(CREDENTIALS).await?)
+}
+
+/// The credentials in what was read from their record (`undefined`: none
+/// set), for a reader that reads them in a transaction of its own.
+pub(crate) fn credentials_of(stored: &JsValue) -> JsResult<Vec<(String, String)>> {
+    if !stored.is_object() {
         return Ok(Vec::new());
     }
-    Ok(js::stored_header_pairs(&js::get(&value, "headers")?))
+    Ok(js::stored_header_pairs(&js::get(stored, "headers")?))
 }
 
 /// Replaces the credentials and lifts every pause, in one transaction:

@@ -153,10 +153,8 @@ pub async fn list(
             .map_err(storage)?;
             // A cursor this feed handed out is 0.0 or a row of it (posts are
             // never deleted): one that is neither, with nothing after it,
-            // was not this feed's, whose data was restored or reset since
-            // the client got it. Told apart, the client pulls afresh rather
-            // than wait for changes past it that may never come. (Looked up
-            // by its key, so an idle client's poll stays one index read.)
+            // was not this feed's. (Looked up by its key, so an idle
+            // client's poll stays one index read.)
             if rows.is_empty() && since != Cursor::default() {
                 let known: Option<(i64,)> = sqlx::query_as("SELECT seq FROM posts WHERE seq = $1 AND txid = $2")
                     .bind(since.seq)
@@ -165,15 +163,7 @@ pub async fn list(
                     .await
                     .map_err(storage)?;
                 if known.is_none() {
-                    return Err(Problem::new(
-                        StatusCode::GONE,
-                        "cursor-unknown",
-                        "Cursor unknown",
-                        format!(
-                            "The cursor {since} is not one of this feed's (its data was restored or reset): forget \
-                             it and pull again without since."
-                        ),
-                    ));
+                    return Err(Problem::cursor_unknown(since));
                 }
             }
             let more = rows.len() as i64 > limit;

@@ -156,19 +156,9 @@ pub async fn list(
             let (head,): (Option<i64>,) =
                 sqlx::query_as("SELECT MAX(version) FROM tasks").fetch_one(&db.pool).await.map_err(storage)?;
             let head = head.unwrap_or(0);
-            // A cursor past the newest change was not this list's: the data
-            // was restored or reset since. Told apart, the client pulls
-            // afresh rather than wait for changes past it.
+            // A cursor past the newest change was not this list's.
             if let Some(since) = since.filter(|since| *since > head) {
-                return Err(Problem::new(
-                    StatusCode::GONE,
-                    "cursor-unknown",
-                    "Cursor unknown",
-                    format!(
-                        "The cursor {since} is past the newest change ({head}): the data was restored or reset. \
-                         Forget the cursor and pull again without since."
-                    ),
-                ));
+                return Err(Problem::cursor_unknown(since));
             }
             head.max(since.unwrap_or(0))
         }
