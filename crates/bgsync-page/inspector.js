@@ -51,7 +51,8 @@
     return new Date(ms).toLocaleString();
   }
 
-  function nextRetry(entry, now) {
+  function nextRetry(entry, now, user) {
+    if (entry.owner && entry.owner !== user) return `waits for ${entry.owner} to sign in`;
     if (!entry.notBefore || entry.notBefore <= now) return entry.attempts ? "due now" : "queued";
     const s = Math.ceil((entry.notBefore - now) / 1000);
     return s < 120 ? `in ${s} s` : `in ${Math.round(s / 60)} min`;
@@ -168,9 +169,9 @@
           queue.paused ? el("strong", { class: "paused", "data-paused": String(queue.paused) }, ` · paused by ${queue.paused}: waiting for setCredentials`) : null),
         table(["request", "attempts", "next retry", "why", ""], queue.entries.slice(0, ROWS_SHOWN).map((entry) =>
           el("tr", { "data-key": entry.key },
-            el("td", {}, `${entry.method} ${entry.url}`, el("br"), el("small", { title: entry.key }, short(entry.key))),
+            el("td", {}, `${entry.method} ${entry.url}`, el("br"), el("small", { title: entry.key }, short(entry.key) + (entry.owner ? ` · ${entry.owner}'s` : ""))),
             el("td", { "data-field": "attempts" }, entry.attempts),
-            el("td", { "data-field": "next-retry" }, nextRetry(entry, now)),
+            el("td", { "data-field": "next-retry" }, nextRetry(entry, now, snapshot.user)),
             el("td", { "data-field": "why" }, entry.lastError || ""),
             // Taken out of the queue, never sent (after a round in progress ends).
             el("td", { class: "actions" }, act("Discard", "discard", () => api.discardQueued(queue.name, entry.key))))),

@@ -806,6 +806,71 @@ async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_head
     chromium.close().await;
 }
 
+/// Entries belong to the user who was signed in when they were queued
+/// (`setCredentials(headers, { user })`): when another signs in on the same
+/// device, what the first left unsent waits for them, and never goes with
+/// the other's credentials; it goes when they sign in again. (Before
+/// session 29, whatever was queued went with whoever's credentials were
+/// set last.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_user_queued_waits_for_them_and_never_goes_with_anothers_credentials() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let sign_in = |token: &str, user: &str| {
+        format!(
+            "wasm_bindgen.setCredentials({{ Authorization: 'Bearer {token}' }}, {{ user: '{user}' }}).then(() => '', \
+             (e) => String(e))"
+        )
+    };
+    // A user that is not a string is refused, and changes nothing.
+    let error: String = eval(
+        &page,
+        "wasm_bindgen.setCredentials({ Authorization: 'Bearer x' }, { user: 5 }).then(() => 'ok', (e) => e.message)",
+    )
+    .await;
+    assert!(error.starts_with("setCredentials: ") && error.contains("user"), "{error}");
+    assert_eq!(eval::<serde_json::Value>(&page, "wasm_bindgen.status()").await["hasCredentials"], false);
+
+    assert_eq!(eval::<String>(&page, &sign_in("ada-1", "ada")).await, "");
+    server.fail_posts_with(Some(503));
+    submit_post(&page, "Written by Ada", "Lisbon").await;
+    eventually("Ada's post to be tried", DELIVERY, || async {
+        server.authorizations().iter().any(|a| a.as_deref() == Some("Bearer ada-1")).then_some(())
+    })
+    .await;
+
+    // Bob signs in on the same device; the server takes posts again.
+    assert_eq!(eval::<String>(&page, &sign_in("bob-1", "bob")).await, "");
+    server.fail_posts_with(None);
+    submit_post(&page, "Written by Bob", "Porto").await;
+    let stored = until_stored(&server, 1).await;
+    assert_eq!(stored[0].1, "Written by Bob");
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let titles: Vec<String> = server.stored_posts().await.into_iter().map(|p| p.1).collect();
+    assert_eq!(titles, ["Written by Bob"], "Ada's post went with Bob's credentials");
+    let waiting = queued(&page).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["owner"], "ada", "{waiting:?}");
+    let inspected: serde_json::Value = eval(
+        &page,
+        "wasm_bindgen.inspect().then((s) => ({ user: s.user, owners: s.queues[0].entries.map((e) => e.owner) }))",
+    )
+    .await;
+    assert_eq!(inspected, serde_json::json!({ "user": "bob", "owners": ["ada"] }));
+    let status: serde_json::Value = eval(&page, "wasm_bindgen.status()").await;
+    assert_eq!(status["paused"], false, "{status}");
+
+    // Ada signs in again: her post goes, with her credentials.
+    assert_eq!(eval::<String>(&page, &sign_in("ada-2", "ada")).await, "");
+    let stored = until_stored(&server, 2).await;
+    assert!(stored.iter().any(|p| p.1 == "Written by Ada"), "{stored:?}");
+    assert_eq!(server.authorizations().last().cloned().flatten().as_deref(), Some("Bearer ada-2"));
+    eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+    chromium.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_killed_mid_replay_resumes_on_restart_and_loses_or_duplicates_nothing() {
     const POSTS: usize = 12;

@@ -64,6 +64,10 @@ pub struct Entry {
     pub not_before_ms: u64,
     /// Why the last attempt failed, for the page to show.
     pub last_error: Option<String>,
+    /// The user it was queued for, once another signed in (`None`: the
+    /// user signed in now, or an app that names none). The platform sends
+    /// it only with its owner's credentials; the engine never looks at it.
+    pub owner: Option<String>,
 }
 
 impl Entry {
@@ -79,6 +83,7 @@ impl Entry {
             attempts: 0,
             not_before_ms: 0,
             last_error: None,
+            owner: None,
         }
     }
 

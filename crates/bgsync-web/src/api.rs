@@ -8,7 +8,7 @@
 //! const key = await wasm_bindgen.enqueue("requests", { url: "/api/posts", body: JSON.stringify(post) });
 //! const stop = wasm_bindgen.subscribe((event) => console.log(event.type, event));
 //! console.log(await wasm_bindgen.status()); // { queued: 1, deadLetters: 0, paused: false, ... }
-//! await wasm_bindgen.setCredentials({ Authorization: `Bearer ${token}` });
+//! await wasm_bindgen.setCredentials({ Authorization: `Bearer ${token}` }, { user: accountId });
 //! ```
 
 use crate::client::{self, NewRequest};
@@ -100,10 +100,15 @@ export interface QueuedEntry {
   enqueuedAt: number;
   /** Not sent again before this (ms since the epoch; 0: due now). */
   notBefore: number;
+  /** The user it waits for: queued while they were signed in, sent only once they are again (absent: whoever is
+   *  signed in now, or an app that names no users; see setCredentials). */
+  owner?: string;
 }
 /** Everything this context can see of bgsync, for the inspector. */
 export interface BgsyncSnapshot {
   online: boolean;
+  /** The user named to setCredentials (null: none): an entry whose owner is another waits for them. */
+  user: string | null;
   queues: { name: string; tag: string; ordered: boolean; batching: boolean; maxAttempts: number; maxInFlight: number;
             timeoutMs: number;
             paused: number | null;
@@ -388,6 +393,8 @@ pub fn inspect() -> Promise {
     js::promise(async move {
         let snapshot = Object::new();
         js::set(&snapshot, "online", crate::client::online());
+        // Who is signed in: entries another user queued wait for them.
+        js::set(&snapshot, "user", state::signed_in().await?.1.map(JsValue::from).unwrap_or(JsValue::NULL));
         let queues = Array::new();
         for queue in Queue::declared() {
             let o = Object::new();
@@ -489,16 +496,25 @@ fn string_arg(value: &JsValue, call: &str, what: &str) -> JsResult<String> {
 
 /// Sets the headers sent with every queued request at replay (replacing
 /// the entry's own of the same name), resumes the queues the server paused
-/// with 401/403, and retries now. `{}` forgets them.
+/// with 401/403, and retries now. `{}` forgets them. `options.user` names
+/// who is signed in: what another user queued waits for them.
 #[wasm_bindgen(js_name = setCredentials, unchecked_return_type = "Promise<void>")]
 pub fn set_credentials(
     #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "{ user?: string }")] options: JsValue,
 ) -> Promise {
     js::promise(async move {
         if headers.is_undefined() || headers.is_null() {
             return Err(r#"setCredentials: pass the headers to add at replay, such as { Authorization: "Bearer …" }, or {} to forget them"#.into());
         }
-        client::set_credentials(&header_list(&headers, "setCredentials")?).await
+        // `{ user }`, or nothing for an app without users.
+        let user = if options.is_object() { js::get(&options, "user")? } else { options.clone() };
+        let user = match user.as_string() {
+            _ if user.is_undefined() || user.is_null() => None,
+            Some(user) if !user.is_empty() && options.is_object() => Some(user),
+            _ => return Err(r#"setCredentials: name who is signed in as { user: "ada" } (a non-empty string, such as their account id), or leave it out"#.into()),
+        };
+        client::set_credentials(&header_list(&headers, "setCredentials")?, user.as_deref()).await
     })
 }
 

@@ -473,9 +473,17 @@ async fn replay_here_or_in_worker(expedite: bool) -> JsResult<crate::replay::Rou
 }
 
 /// Sets the credentials sent with every queued request (replacing an
-/// entry's own header of the same name), lifts every pause, tells the open
-/// pages, and retries at once. An empty list forgets them.
-pub async fn set_credentials(headers: &[(String, String)]) -> JsResult<()> {
+/// entry's own header of the same name), and the user they are for, lifts
+/// every pause, tells the open pages, and retries at once. An empty list
+/// and no user forget them.
+///
+/// `user` names who is signed in (their account id; `None` for an app
+/// without users). When it changes, what the previous user queued and left
+/// unsent waits for them ([`state::set_credentials`]): it is sent only
+/// once they sign in again, with their credentials. Waits for a round in
+/// progress anywhere to end (it is sending with the credentials it began
+/// with), so no entry of the previous user is on its way when it returns.
+pub async fn set_credentials(headers: &[(String, String)], user: Option<&str>) -> JsResult<()> {
     let mut was_paused = Vec::new();
     let queues = Queue::declared();
     for queue in &queues {
@@ -484,7 +492,9 @@ pub async fn set_credentials(headers: &[(String, String)]) -> JsResult<()> {
         }
     }
     let names: Vec<&str> = queues.iter().map(Queue::name).collect();
-    state::set_credentials(headers, &names).await?;
+    let rounds_held = crate::replay::hold_rounds().await?;
+    state::set_credentials(headers, user, &names).await?;
+    drop(rounds_held);
     for name in was_paused {
         events::tell(name, events::EventKind::Resumed, None);
     }

@@ -684,8 +684,15 @@ pub(crate) fn to_js(queue: &str, entry: &Entry) -> JsValue {
     // Milliseconds since the epoch fit a double exactly.
     js::set(&o, "notBefore", entry.not_before_ms as f64);
     js::set(&o, "lastError", entry.last_error.as_deref().map(JsValue::from_str).unwrap_or(JsValue::NULL));
+    if let Some(owner) = &entry.owner {
+        js::set(&o, OWNER, owner.as_str());
+    }
     o.into()
 }
+
+/// The field of a stored entry that names the user it waits for
+/// ([`crate::state::set_credentials`]).
+pub(crate) const OWNER: &str = "owner";
 
 /// Where [`Queue::page`] goes on: the last record's key in the queue-order
 /// index.
@@ -752,7 +759,7 @@ fn entries_of_json(text: &str) -> Option<Vec<Option<Entry>>> {
 #[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
 fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
     let (mut key, mut enqueued_at, mut attempts, mut not_before) = (None, None, None, None);
-    let (mut method, mut url, mut body, mut last_error) = (None, None, None, None);
+    let (mut method, mut url, mut body, mut last_error, mut owner) = (None, None, None, None, None);
     let mut headers = Vec::new();
     reader.object(|reader, name| {
         match name {
@@ -764,6 +771,7 @@ fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
             "url" => url = reader.maybe_string()?,
             "body" => body = reader.maybe_string()?,
             "lastError" => last_error = reader.maybe_string()?,
+            OWNER => owner = reader.maybe_string()?,
             "headers" if reader.at_array()? => reader.array(|reader| {
                 if !reader.at_array()? {
                     return reader.skip();
@@ -798,6 +806,7 @@ fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
             headers,
             body: body?,
             last_error,
+            owner,
         })
     })())
 }
@@ -816,6 +825,7 @@ fn from_js(value: &JsValue) -> Option<Entry> {
         attempts: number("attempts").unwrap_or(0.0) as u32,
         not_before_ms: number("notBefore").unwrap_or(0.0) as u64,
         last_error: text("lastError"),
+        owner: text(OWNER),
     })
 }
 

@@ -215,6 +215,13 @@ pub(crate) async fn between_rounds<T>(work: js::Boxed<'static, JsResult<T>>) -> 
     with_lock(ORIGIN_LOCK, "exclusive", work).await
 }
 
+/// Waits until no round runs in any context of the origin and keeps every
+/// round waiting until what this returns is dropped: [`between_rounds`]
+/// for a caller whose work borrows.
+pub(crate) async fn hold_rounds() -> JsResult<Option<Held>> {
+    js::boxed(acquire(ORIGIN_LOCK, "exclusive")).await
+}
+
 /// Runs `work` holding the Web Lock `name` in `mode`, where the browser has
 /// Web Locks (every current engine); else just runs it (the server's
 /// idempotency still keeps every entry exactly-once).
@@ -225,7 +232,7 @@ async fn with_lock<T>(name: &str, mode: &str, work: js::Boxed<'static, JsResult<
 
 /// A Web Lock this context holds: released when dropped (the work done,
 /// or given up).
-struct Held(Function);
+pub(crate) struct Held(Function);
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -409,6 +416,8 @@ async fn first_done<T>(futures: &mut Vec<js::Boxed<'_, T>>) -> T {
 struct Context {
     paused: bool,
     credentials: transport::Credentials,
+    /// Who is signed in: entries another user queued wait for them.
+    user: Option<String>,
     /// The batch endpoint, when known without asking the server.
     endpoint: Option<Option<bgsync_core::wire::BatchEndpoint>>,
 }
@@ -418,7 +427,7 @@ async fn context(queue: &Queue) -> JsResult<Context> {
     // beside them keeps the event loop busy; one after the other, each
     // would wait for it.
     let ((paused, headers), (client_id, endpoint)) = join(
-        join(state::paused(queue.name()), state::credentials()),
+        join(state::paused(queue.name()), state::signed_in()),
         join(state::client_id(), async {
             if queue.batching() {
                 transport::known_endpoint().await
@@ -428,8 +437,9 @@ async fn context(queue: &Queue) -> JsResult<Context> {
         }),
     )
     .await;
-    let credentials = transport::Credentials { headers: headers?, client_id: client_id? };
-    Ok(Context { paused: paused?.is_some(), credentials, endpoint })
+    let (headers, user) = headers?;
+    let credentials = transport::Credentials { headers, client_id: client_id? };
+    Ok(Context { paused: paused?.is_some(), credentials, user, endpoint })
 }
 
 async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) -> JsResult<Once> {
@@ -442,7 +452,10 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // after the page's, they were answered only once its records were
     // decoded (10 ms for a thousand), and the round waited for them.
     let (context, page) = join(context(queue), queue.page(None, limit)).await;
-    let ((entries, mut next_page), Context { paused, credentials, endpoint }) = (page?, context?);
+    let ((mut entries, mut next_page), Context { paused, credentials, user, endpoint }) = (page?, context?);
+    let user = user.as_deref();
+    // Entries of another user than the one signed in, read and left alone.
+    let mut held = not_theirs(&mut entries, user);
     let mut pages = 1;
     clock.lap("read");
     // A queue the server paused (401/403) sends nothing until new
@@ -545,13 +558,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             clock.lap("plan");
             if next_page.is_some() && (low(&engine) || !ordered) {
                 let page = queue.page(next_page.as_ref(), limit).await?;
-                next_page = take_page(&mut engine, page, expedite, &mut pages);
+                next_page = take_page(&mut engine, page, expedite, &mut pages, user, &mut held);
                 clock.lap("read");
                 continue;
             }
             // Entries queued while this round ran: sent by this round, not
             // left to a browser event that may never come.
-            if next_page.is_none() && take_new_entries(queue, &mut engine).await? {
+            if next_page.is_none() && take_new_entries(queue, &mut engine, user, &mut held).await? {
                 continue;
             }
             break;
@@ -572,7 +585,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             join(reading, join(persist(queue, decided, None), first_done(&mut flying))).await;
         delivered += stored?;
         if let Some(page) = page {
-            next_page = take_page(&mut engine, page?, expedite, &mut pages);
+            next_page = take_page(&mut engine, page?, expedite, &mut pages, user, &mut held);
         }
         clock.lap("request");
         let result = if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
@@ -590,20 +603,25 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         answered = Some(decisions(&mut engine));
     }
     clock.keep_if_sent(queue, delivered, pages);
-    // Pages not read (the queue's head waits out a backoff) are still owed.
-    let remaining = if next_page.is_some() { queue.count().await? } else { engine.len() };
+    // Pages not read (the queue's head waits out a backoff) are still owed;
+    // entries another user queued are not, until they sign in again.
+    let remaining = if next_page.is_some() { queue.count().await?.saturating_sub(held) } else { engine.len() };
     Ok(Once::Ended(Round { delivered, remaining, next_at_ms: engine.poll_timeout(), paused: engine.is_paused() }))
 }
 
 /// Hands the engine a page the round read (expedited if the round is:
-/// `Engine::expedite` covered only what the engine held then), counts it,
-/// and returns where the next page starts.
+/// `Engine::expedite` covered only what the engine held then), but for the
+/// entries of another user than `user` (counted in `held`), counts it, and
+/// returns where the next page starts.
 fn take_page(
     engine: &mut Engine,
     (mut entries, next): (Vec<bgsync_core::Entry>, Option<PageCursor>),
     expedite: bool,
     pages: &mut usize,
+    user: Option<&str>,
+    held: &mut usize,
 ) -> Option<PageCursor> {
+    *held += not_theirs(&mut entries, user);
     if expedite {
         entries.iter_mut().for_each(|e| e.not_before_ms = 0);
     }
@@ -612,10 +630,20 @@ fn take_page(
     next
 }
 
-/// Adds to the engine the entries queued since it read the store; returns
-/// whether there were any. (A page writes to the store, not to this
-/// context's engine.)
-async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> {
+/// Leaves out of `entries` those another user than `user` queued (their
+/// `owner`, marked when someone else signed in): they wait until their
+/// owner is signed in again, and never go with another's credentials.
+/// Returns how many.
+fn not_theirs(entries: &mut Vec<bgsync_core::Entry>, user: Option<&str>) -> usize {
+    let before = entries.len();
+    entries.retain(|entry| entry.owner.is_none() || entry.owner.as_deref() == user);
+    before - entries.len()
+}
+
+/// Adds to the engine the entries queued since it read the store (but for
+/// another user's, counted in `held`); returns whether there were any. (A
+/// page writes to the store, not to this context's engine.)
+async fn take_new_entries(queue: &Queue, engine: &mut Engine, user: Option<&str>, held: &mut usize) -> JsResult<bool> {
     // Counting is cheap; reading only when the count says something
     // arrived (this round holds the origin lock, so only new entries, or a
     // dead letter put back, change it): first what lies after what the
@@ -624,7 +652,7 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> 
         return Ok(false);
     }
     let stored = queue.count().await?;
-    if stored == engine.len() {
+    if stored == engine.len() + *held {
         if stored == 0 {
             queue.found_empty();
         }
@@ -632,18 +660,22 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine) -> JsResult<bool> 
     }
     // Those the engine holds already are skipped; no "queued" events (whoever
     // wrote the new ones told the pages).
-    let held = engine.len();
+    let known = engine.len();
     // Most likely queued while this round ran: after what it read. (The
     // next check counts again.)
-    engine.extend(queue.after_read().await?);
-    if engine.len() > held {
-        return Ok(true);
+    let mut new = queue.after_read().await?;
+    *held += not_theirs(&mut new, user);
+    engine.extend(new);
+    if engine.len() > known || stored == engine.len() + *held {
+        return Ok(engine.len() > known);
     }
     // Some lie below where this round's reads started (a clock set back):
     // the next rounds read from the start.
     queue.forget_empty();
-    engine.extend(queue.all().await?);
-    Ok(engine.len() > held)
+    let mut all = queue.all().await?;
+    *held = not_theirs(&mut all, user);
+    engine.extend(all);
+    Ok(engine.len() > known)
 }
 
 /// What the engine decided since it was last asked: store operations,

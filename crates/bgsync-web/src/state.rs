@@ -9,7 +9,7 @@
 //! short-lived ones, and call [`set_credentials`] with an empty list to
 //! forget them (on sign-out).
 
-use crate::db::{database, META};
+use crate::db::{database, DEAD_LETTERS, ENTRIES, META};
 use crate::js::{self, JsResult};
 use js_sys::Object;
 use wasm_bindgen::JsValue;
@@ -137,6 +137,13 @@ pub async fn credentials() -> JsResult<Vec<(String, String)>> {
     credentials_of(&read(CREDENTIALS).await?)
 }
 
+/// The credentials and the user they are for (`None`: no user named), as
+/// one read: what a round sends with, and whose entries it sends.
+pub(crate) async fn signed_in() -> JsResult<(Vec<(String, String)>, Option<String>)> {
+    let stored = read(CREDENTIALS).await?;
+    Ok((credentials_of(&stored)?, user_of(&stored)))
+}
+
 /// The credentials in what was read from their record (`undefined`: none
 /// set), for a reader that reads them in a transaction of its own.
 pub(crate) fn credentials_of(stored: &JsValue) -> JsResult<Vec<(String, String)>> {
@@ -146,29 +153,76 @@ pub(crate) fn credentials_of(stored: &JsValue) -> JsResult<Vec<(String, String)>
     Ok(js::stored_header_pairs(&js::get(stored, "headers")?))
 }
 
-/// Replaces the credentials and lifts every pause, in one transaction:
-/// the next round sends the queued entries with the new headers. An empty
-/// list forgets the credentials. Header names and values must be valid
-/// HTTP (checked by the browser's own `Headers`), else nothing changes.
-pub async fn set_credentials(headers: &[(String, String)], queues: &[&str]) -> JsResult<()> {
+fn user_of(stored: &JsValue) -> Option<String> {
+    js::get(stored, USER).ok()?.as_string()
+}
+
+const USER: &str = "user";
+
+/// Replaces the credentials (and the user they are for) and lifts every
+/// pause, in one transaction: the next round sends the queued entries with
+/// the new headers. An empty list and no user forget them. Header names
+/// and values must be valid HTTP (checked by the browser's own `Headers`),
+/// else nothing changes.
+///
+/// When a user was named and another one (or none) takes over, what the
+/// first queued and left unsent, entries and dead letters, is marked as
+/// theirs in that transaction (an entry's `owner`): a round sends an entry
+/// only when its owner is the user signed in, so it waits for them to sign
+/// in again and never goes with another's credentials. The caller runs
+/// this between rounds ([`crate::replay::between_rounds`]): a round's
+/// write of an entry it holds would otherwise lose the mark.
+pub async fn set_credentials(headers: &[(String, String)], user: Option<&str>, queues: &[&str]) -> JsResult<()> {
     if let Some((name, value)) = js::invalid_header(headers)? {
         return Err(JsValue::from_str(&format!("credentials: \"{name}: {value}\" is not a valid HTTP header")));
     }
+    // Read before the transaction: the caller holds the origin's exclusive
+    // lock, and nothing else writes the record.
+    let before = user_of(&read(CREDENTIALS).await?);
     let db = database().await?;
-    let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
+    let stores = js_sys::Array::of3(&META.into(), &ENTRIES.into(), &DEAD_LETTERS.into());
+    let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
+    if let Some(before) = before.filter(|before| Some(before.as_str()) != user) {
+        mark_owner(&tx.object_store(ENTRIES)?, false, &before)?;
+        mark_owner(&tx.object_store(DEAD_LETTERS)?, true, &before)?;
+    }
     let store = tx.object_store(META)?;
-    if headers.is_empty() {
+    // A user with no headers is an app whose credentials are cookies.
+    if headers.is_empty() && user.is_none() {
         store.delete(&JsValue::from_str(CREDENTIALS))?;
     } else {
         let o = Object::new();
         js::set(&o, "key", CREDENTIALS);
         js::set(&o, "headers", js::header_pairs(headers));
+        if let Some(user) = user {
+            js::set(&o, USER, user);
+        }
         store.put(&o)?;
     }
     for queue in queues {
         store.delete(&JsValue::from_str(&paused_key(queue)))?;
     }
     js::committed(&tx).await
+}
+
+/// Marks every record of `store` (entries, or with `dead` dead letters)
+/// whose entry has no owner as `owner`'s, in the store's transaction.
+fn mark_owner(store: &web_sys::IdbObjectStore, dead: bool, owner: &str) -> JsResult<()> {
+    let read = store.get_all()?;
+    let (request, store, owner) = (read.clone(), store.clone(), JsValue::from_str(owner));
+    // The success handler runs while the transaction is active.
+    let on_read = wasm_bindgen::closure::Closure::once_into_js(move || {
+        let records = request.result().ok().and_then(|r| js::array(&r)).unwrap_or_default();
+        for record in records.iter() {
+            let entry = if dead { js::get(&record, "entry").unwrap_or_default() } else { record.clone() };
+            if entry.is_object() && !js::get(&entry, crate::queue::OWNER).is_ok_and(|o| o.is_string()) {
+                js::set(&entry, crate::queue::OWNER, owner.clone());
+                let _ = store.put(&record);
+            }
+        }
+    });
+    read.set_onsuccess(Some(wasm_bindgen::JsCast::unchecked_ref(&on_read)));
+    Ok(())
 }
 
 /// `headers` with `overrides` applied: a header named in both takes the
