@@ -530,6 +530,51 @@ async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
     assert_eq!(titles, ["late"]);
 }
 
+/// A database restored from a backup hands out again the positions it had
+/// handed out after the backup: a client whose cursor names such a
+/// position, now another post's, would take the posts after it for all it
+/// missed, and never get the ones in between. The cursor names its post as
+/// well as its position, so such a cursor is refused (410), and the client
+/// pulls afresh. (Before session 29, only a cursor past the newest post was
+/// told apart.) SQLite, whose `AUTOINCREMENT` counter is restored with the
+/// rows.
+#[tokio::test]
+async fn a_cursor_whose_position_a_restored_database_gave_to_another_post_is_refused() {
+    use sqlx::Connection;
+    let api = Api::start(Backend::Sqlite);
+    let url = api.url();
+    for title in ["Before the backup", "After the backup"] {
+        assert_eq!(api.post(None, &json!({ "title": title, "location": "Here" })).await.0, StatusCode::CREATED);
+    }
+    let (_, first) = api.get(&url).await;
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    let (status, _) = api.get(&format!("{url}?since={cursor}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The backup was taken between the two posts: restored, the second post
+    // and the counter past it are gone.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&api.server.database_url).await.unwrap();
+    sqlx::query("DELETE FROM posts WHERE title = 'After the backup'").execute(&mut db).await.unwrap();
+    sqlx::query("UPDATE sqlite_sequence SET seq = (SELECT MAX(seq) FROM posts) WHERE name = 'posts'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    for title in ["Written after the restore", "And another"] {
+        assert_eq!(api.post(None, &json!({ "title": title, "location": "Here" })).await.0, StatusCode::CREATED);
+    }
+    let (status, answer) = api.get(&format!("{url}?since={cursor}")).await;
+    assert_eq!(status, StatusCode::GONE, "the client would miss a post: {answer}");
+    assert_eq!(answer["type"], "/problems/cursor-unknown", "{answer}");
+    // A cursor of the restored feed goes on as before.
+    let (_, first) = api.get(&url).await;
+    let cursor = first["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(api.post(None, &json!({ "title": "Newest", "location": "Here" })).await.0, StatusCode::CREATED);
+    let (status, delta) = api.get(&format!("{url}?since={cursor}")).await;
+    assert_eq!(status, StatusCode::OK, "{delta}");
+    let titles: Vec<&str> = delta["posts"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Newest"]);
+}
+
 // The assets do not depend on the database: one run is enough.
 /// Decompresses with Debian's `gzip` (the tests need no gzip crate).
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -651,7 +696,7 @@ async fn the_app_is_served_with_the_hashed_bundle() {
         "export function deadLetters(): Promise<DeadLetter[]>;",
         "export function retryDeadLetter(key: string): Promise<boolean>;",
         "export function discardDeadLetter(key: string): Promise<void>;",
-        "export function setCredentials(headers: Record<string, string> | [string, string][] | Headers): Promise<void>;",
+        "export function setCredentials(headers: Record<string, string> | [string, string][] | Headers, options?: CredentialOptions | null): Promise<void>;",
     ] {
         assert!(types.contains(signature), "missing from the declarations: {signature}");
     }

@@ -31,6 +31,11 @@ export interface QueuedRequest {
   key?: string;
 }
 export interface QueueState { queued: number; paused: number | null }
+/** Who the credentials are for: what another user queued waits for them (see setCredentials). */
+export interface CredentialOptions {
+  /** Who is signed in (their account id): what they queue is theirs, sent only with their credentials. */
+  user?: string;
+}
 /** What an app declares, in its pages and its worker alike. */
 export interface BgsyncConfig {
   queues?: {
@@ -494,6 +499,13 @@ fn string_arg(value: &JsValue, call: &str, what: &str) -> JsResult<String> {
     value.as_string().ok_or_else(|| JsValue::from_str(&format!("{call}: {what} must be a string")))
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `setCredentials`'s options (`CredentialOptions` in the declarations).
+    #[wasm_bindgen(typescript_type = "CredentialOptions")]
+    pub type CredentialOptions;
+}
+
 /// Sets the headers sent with every queued request at replay (replacing
 /// the entry's own of the same name), resumes the queues the server paused
 /// with 401/403, and retries now. `{}` forgets them. `options.user` names
@@ -501,8 +513,9 @@ fn string_arg(value: &JsValue, call: &str, what: &str) -> JsResult<String> {
 #[wasm_bindgen(js_name = setCredentials, unchecked_return_type = "Promise<void>")]
 pub fn set_credentials(
     #[wasm_bindgen(unchecked_param_type = "Record<string, string> | [string, string][] | Headers")] headers: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "{ user?: string }")] options: JsValue,
+    options: Option<CredentialOptions>,
 ) -> Promise {
+    let options: JsValue = options.map(Into::into).unwrap_or_default();
     js::promise(async move {
         if headers.is_undefined() || headers.is_null() {
             return Err(r#"setCredentials: pass the headers to add at replay, such as { Authorization: "Bearer …" }, or {} to forget them"#.into());

@@ -49,24 +49,50 @@ fn post_of((_, _, id, title, location, created_at): PostRow) -> Post {
 }
 
 /// A position in the delta feed: the writing transaction, then the
-/// sequence. Opaque to clients (`"<txid>.<seq>"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// sequence, and a check of the post there. Opaque to clients
+/// (`"<txid>.<seq>.<check>"`, or `"0.0"` for the feed's start).
+///
+/// The check is what tells a position this feed handed out from the same
+/// position handed out again: a database restored from a backup hands out
+/// anew the positions it had handed out after the backup, to other posts,
+/// and a client whose cursor is one of them would otherwise take the posts
+/// after it for all it missed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
     txid: i64,
     seq: i64,
+    /// `None` at the start, and in a cursor from before the check.
+    check: Option<u32>,
 }
 
 impl Cursor {
     fn parse(text: &str) -> Option<Self> {
-        let (txid, seq) = text.split_once('.')?;
-        let cursor = Cursor { txid: txid.parse().ok()?, seq: seq.parse().ok()? };
-        (cursor.txid >= 0 && cursor.seq >= 0).then_some(cursor)
+        let mut parts = text.split('.');
+        let (txid, seq) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+        let check = match parts.next() {
+            Some(check) => Some(u32::from_str_radix(check, 16).ok().filter(|_| check.len() == 8)?),
+            None => None,
+        };
+        let cursor = Cursor { txid, seq, check };
+        (parts.next().is_none() && cursor.txid >= 0 && cursor.seq >= 0).then_some(cursor)
+    }
+
+    /// The position of the post `id` written at `(txid, seq)`.
+    fn of(txid: i64, seq: i64, id: &str) -> Self {
+        // FNV-1a: a post given another's position tells itself apart from it
+        // but for one chance in four billion.
+        let check = id.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+        Cursor { txid, seq, check: Some(check) }
     }
 }
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.txid, self.seq)
+        write!(f, "{}.{}", self.txid, self.seq)?;
+        match self.check {
+            Some(check) => write!(f, ".{check:08x}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -100,15 +126,15 @@ async fn head(db: &crate::db::Db) -> Result<Cursor, Problem> {
     let query = match db.backend {
         // `txid` is always 0 there: the newest row by key, one index read
         // (ordered by `txid` too, SQLite scanned and sorted the table).
-        Backend::Sqlite => "SELECT txid, seq FROM posts ORDER BY seq DESC LIMIT 1".to_owned(),
+        Backend::Sqlite => "SELECT txid, seq, id FROM posts ORDER BY seq DESC LIMIT 1".to_owned(),
         Backend::Postgres => format!(
-            "SELECT txid, seq FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
+            "SELECT txid, seq, id FROM posts WHERE TRUE {} ORDER BY txid DESC, seq DESC LIMIT 1",
             stable(db.backend)
         ),
     };
-    let head: Option<(i64, i64)> =
+    let head: Option<(i64, i64, String)> =
         sqlx::query_as(&query).fetch_optional(&db.pool).await.map_err(|e| Problem::storage(&e))?;
-    Ok(head.map(|(txid, seq)| Cursor { txid, seq }).unwrap_or_default())
+    Ok(head.map(|(txid, seq, id)| Cursor::of(txid, seq, &id)).unwrap_or_default())
 }
 
 pub async fn list(
@@ -140,35 +166,32 @@ pub async fn list(
         Some(since) => {
             let since = Cursor::parse(since)
                 .ok_or_else(|| bad_query("since must be a cursor returned by this API, such as \"0.0\".".into()))?;
+            // From the cursor's own post on, which must be the one the
+            // cursor names: one that is not (a position given to another
+            // post by a restored database, a cursor from before the check,
+            // one that was never this feed's) is refused, so that the client
+            // pulls afresh rather than miss what lies before. (One index
+            // read when nothing changed: the idle client's poll.)
             let mut rows: Vec<PostRow> = sqlx::query_as(&format!(
                 "SELECT txid, seq, id, title, location, created_at FROM posts \
-                 WHERE (txid > $1 OR (txid = $1 AND seq > $2)) {} ORDER BY txid, seq LIMIT $3",
+                 WHERE (txid > $1 OR (txid = $1 AND seq >= $2)) {} ORDER BY txid, seq LIMIT $3",
                 stable(db.backend)
             ))
             .bind(since.txid)
             .bind(since.seq)
-            .bind(limit + 1)
+            .bind(limit + 2)
             .fetch_all(&db.pool)
             .await
             .map_err(storage)?;
-            // A cursor this feed handed out is 0.0 or a row of it (posts are
-            // never deleted): one that is neither, with nothing after it,
-            // was not this feed's. (Looked up by its key, so an idle
-            // client's poll stays one index read.)
-            if rows.is_empty() && since != Cursor::default() {
-                let known: Option<(i64,)> = sqlx::query_as("SELECT seq FROM posts WHERE seq = $1 AND txid = $2")
-                    .bind(since.seq)
-                    .bind(since.txid)
-                    .fetch_optional(&db.pool)
-                    .await
-                    .map_err(storage)?;
-                if known.is_none() {
-                    return Err(Problem::cursor_unknown(since));
+            if since != Cursor::default() {
+                match rows.first() {
+                    Some(row) if Cursor::of(row.0, row.1, &row.2) == since => drop(rows.remove(0)),
+                    _ => return Err(Problem::cursor_unknown(since)),
                 }
             }
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
-            let cursor = rows.last().map_or(since, |r| Cursor { txid: r.0, seq: r.1 });
+            let cursor = rows.last().map_or(since, |r| Cursor::of(r.0, r.1, &r.2));
             // The rows of a delta are those in (since, cursor], so the cursor
             // alone identifies the answer. It is also a validator for the
             // next request, `?since=<cursor>`: while nothing was written
