@@ -871,6 +871,39 @@ async fn what_one_user_queued_waits_for_them_and_never_goes_with_anothers_creden
     chromium.close().await;
 }
 
+/// Another user signing in waits for a round in progress (it sends with
+/// the credentials it began with) before what the first user left is
+/// marked as theirs; a token refreshed for the same user never waits (an
+/// app without users sees no change from before session 29).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_waits_for_the_round_in_progress_and_the_same_user_never_does() {
+    let server = TestServer::start();
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    let sign_in = |token: &str, user: &str| {
+        format!(
+            "wasm_bindgen.setCredentials({{ Authorization: 'Bearer {token}' }}, {{ user: '{user}' }}).then(() => '', \
+             (e) => String(e))"
+        )
+    };
+    assert_eq!(eval::<String>(&page, &sign_in("ada-1", "ada")).await, "");
+    server.delay_posts(4_000);
+    submit_post(&page, "Held by the server", "Lisbon").await;
+    eventually("the post to reach the server", DELIVERY, || async {
+        (!server.keys_received().is_empty()).then_some(())
+    })
+    .await;
+    // The same user: at once, while the round still waits for its answer.
+    assert_eq!(eval::<String>(&page, &sign_in("ada-2", "ada")).await, "");
+    assert!(server.stored_posts().await.is_empty(), "the refresh waited for the round");
+    // Another user: once that round has ended, so its post went as Ada's.
+    assert_eq!(eval::<String>(&page, &sign_in("bob-1", "bob")).await, "");
+    let stored: Vec<String> = server.stored_posts().await.into_iter().map(|p| p.1).collect();
+    assert_eq!(stored, ["Held by the server"], "Bob signed in while Ada's round was sending");
+    assert_eq!(server.authorizations().first().cloned().flatten().as_deref(), Some("Bearer ada-1"));
+    chromium.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_killed_mid_replay_resumes_on_restart_and_loses_or_duplicates_nothing() {
     const POSTS: usize = 12;

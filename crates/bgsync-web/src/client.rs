@@ -480,9 +480,10 @@ async fn replay_here_or_in_worker(expedite: bool) -> JsResult<crate::replay::Rou
 /// `user` names who is signed in (their account id; `None` for an app
 /// without users). When it changes, what the previous user queued and left
 /// unsent waits for them ([`state::set_credentials`]): it is sent only
-/// once they sign in again, with their credentials. Waits for a round in
-/// progress anywhere to end (it is sending with the credentials it began
-/// with), so no entry of the previous user is on its way when it returns.
+/// once they sign in again, with their credentials. Then it waits for a
+/// round in progress anywhere to end (it is sending with the credentials
+/// it began with), so no entry of the previous user is on its way when it
+/// returns; new credentials for the same user (or for no user) never wait.
 pub async fn set_credentials(headers: &[(String, String)], user: Option<&str>) -> JsResult<()> {
     let mut was_paused = Vec::new();
     let queues = Queue::declared();
@@ -492,9 +493,7 @@ pub async fn set_credentials(headers: &[(String, String)], user: Option<&str>) -
         }
     }
     let names: Vec<&str> = queues.iter().map(Queue::name).collect();
-    let rounds_held = crate::replay::hold_rounds().await?;
     state::set_credentials(headers, user, &names).await?;
-    drop(rounds_held);
     for name in was_paused {
         events::tell(name, events::EventKind::Resumed, None);
     }

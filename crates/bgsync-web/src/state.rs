@@ -169,16 +169,26 @@ const USER: &str = "user";
 /// first queued and left unsent, entries and dead letters, is marked as
 /// theirs in that transaction (an entry's `owner`): a round sends an entry
 /// only when its owner is the user signed in, so it waits for them to sign
-/// in again and never goes with another's credentials. The caller runs
-/// this between rounds ([`crate::replay::between_rounds`]): a round's
-/// write of an entry it holds would otherwise lose the mark.
+/// in again and never goes with another's credentials. That waits until
+/// no round runs in any context ([`crate::replay::hold_rounds`]); new
+/// credentials for the same user, or for none, do not wait.
 pub async fn set_credentials(headers: &[(String, String)], user: Option<&str>, queues: &[&str]) -> JsResult<()> {
     if let Some((name, value)) = js::invalid_header(headers)? {
         return Err(JsValue::from_str(&format!("credentials: \"{name}: {value}\" is not a valid HTTP header")));
     }
-    // Read before the transaction: the caller holds the origin's exclusive
-    // lock, and nothing else writes the record.
-    let before = user_of(&read(CREDENTIALS).await?);
+    // Another user takes over: what the previous one left is marked as
+    // theirs with no round running (a round's write of an entry it holds
+    // would lose the mark, and one sending with the previous user's
+    // credentials would take the new user's first entries). The record is
+    // read again once no round runs: another context may have changed it.
+    let mut before = user_of(&read(CREDENTIALS).await?);
+    let rounds_held = match &before {
+        Some(before) if Some(before.as_str()) != user => crate::replay::hold_rounds().await?,
+        _ => None,
+    };
+    if rounds_held.is_some() {
+        before = user_of(&read(CREDENTIALS).await?);
+    }
     let db = database().await?;
     let stores = js_sys::Array::of3(&META.into(), &ENTRIES.into(), &DEAD_LETTERS.into());
     let tx = db.transaction_with_str_sequence_and_mode(&stores, IdbTransactionMode::Readwrite)?;
