@@ -868,6 +868,23 @@ async fn what_one_user_queued_waits_for_them_and_never_goes_with_anothers_creden
     assert!(stored.iter().any(|p| p.1 == "Written by Ada"), "{stored:?}");
     assert_eq!(server.authorizations().last().cloned().flatten().as_deref(), Some("Bearer ada-2"));
     eventually("the queue to empty", DELIVERY, || async { queued(&page).await.is_empty().then_some(()) }).await;
+
+    // Ada signs out with a post unsent: it waits for her, and does not go
+    // without credentials either.
+    server.fail_posts_with(Some(503));
+    submit_post(&page, "Ada again", "Lisbon").await;
+    eventually("Ada's second post to be tried", DELIVERY, || async {
+        (server.authorizations().iter().filter(|a| a.as_deref() == Some("Bearer ada-2")).count() >= 2).then_some(())
+    })
+    .await;
+    let signed_out: String = eval(&page, "wasm_bindgen.setCredentials({}).then(() => '', (e) => String(e))").await;
+    assert_eq!(signed_out, "");
+    server.fail_posts_with(None);
+    assert!(eval::<bool>(&page, "wasm_bindgen.retryNow().then(() => true)").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server.stored_posts().await.len(), 2, "Ada's post went after she signed out");
+    let waiting = queued(&page).await;
+    assert_eq!((waiting.len(), &waiting[0]["owner"]), (1, &serde_json::json!("ada")), "{waiting:?}");
     chromium.close().await;
 }
 
