@@ -52,7 +52,8 @@
   }
 
   function nextRetry(entry, now, user) {
-    if (entry.owner && entry.owner !== user) return `waits for ${entry.owner} to sign in`;
+    // (A partial snapshot does not know who is signed in: `user` undefined.)
+    if (entry.owner && user !== undefined && entry.owner !== user) return `waits for ${entry.owner} to sign in`;
     if (!entry.notBefore || entry.notBefore <= now) return entry.attempts ? "due now" : "queued";
     const s = Math.ceil((entry.notBefore - now) / 1000);
     return s < 120 ? `in ${s} s` : `in ${Math.round(s / 60)} min`;
