@@ -62,6 +62,15 @@ async fn undeclared_names_and_bad_declarations_are_refused_with_what_to_do() {
     assert!(message.contains(r#"there is no queue "nope"; the queues are "sync-posts", "requests""#), "{message}");
     let message = refusal(&page, "wasm_bindgen.feedItems('nope')").await;
     assert!(message.contains(r#"there is no feed "nope"; the feeds are "posts""#), "{message}");
+    // What needs bgsync's fallback module (the inspector's snapshot, here)
+    // says what to declare when the declaration has no `fallback`.
+    let message = refusal(
+        &page,
+        "(wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, fallback: undefined }), wasm_bindgen.inspect()) \
+         .finally(() => wasm_bindgen.configure(self.BGSYNC_CONFIG))",
+    )
+    .await;
+    assert!(message.contains(r#"fallback: "/__BGSYNC_FALLBACK__" in the config"#), "{message}");
     for (options, expected) in [
         ("{ limit: 0 }", "limit must be a whole number of 1 or more"),
         ("{ limit: 2.5 }", "limit must be a whole number of 1 or more"),
@@ -417,6 +426,47 @@ async fn a_feed_moved_to_another_store_fills_it_from_a_first_pull() {
         eval(&page, "wasm_bindgen.feedItems('posts').then((l) => l.map((p) => p.title))").await;
     titles.sort();
     assert_eq!(titles, ["First", "Second"]);
+    chromium.close().await;
+}
+
+/// A page module has no pull of its own: the worker pulls for the page
+/// (a worker offline fails the page's pull with the network's `TypeError`,
+/// the page itself online), and the page never loads bgsync's fallback
+/// module for it; a page that declares the feed otherwise than its worker
+/// (another version of the app) is declined by the worker and pulls in
+/// that module, with its own declaration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_pull_is_the_workers_unless_the_worker_declares_the_feed_otherwise() {
+    let server = TestServer::start();
+    post_on_server(&server, "Pulled").await;
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    wait_for_state(&page, "Pulled", "sent").await;
+    let fallback_loads =
+        || server.request_log().into_iter().filter(|(line, _)| line.contains("/bgsync_fallback-")).count();
+    assert_eq!(refusal(&page, "wasm_bindgen.pull('posts')").await, "");
+    chromium.set_worker_offline(true).await;
+    let failed: String = eval(
+        &page,
+        "wasm_bindgen.pull('posts').then(() => 'pulled', (e) => (e instanceof TypeError ? 'TypeError: ' : '') + e.message)",
+    )
+    .await;
+    assert!(failed.starts_with("TypeError: "), "{failed}");
+    chromium.set_worker_offline(false).await;
+    assert_eq!(fallback_loads(), 0, "the page loaded the fallback module to pull");
+    // Declared otherwise in the page: the worker declines, the fallback
+    // module pulls into the page's store.
+    let configured = refusal(
+        &page,
+        "wasm_bindgen.configure({ ...self.BGSYNC_CONFIG, \
+           feeds: self.BGSYNC_CONFIG.feeds.map((f) => ({ ...f, store: 'posts-elsewhere' })) })",
+    )
+    .await;
+    assert_eq!(configured, "");
+    let_go_of_the_pages_connection(&page).await;
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
+    assert_eq!(pulled, 1);
+    assert_eq!(fallback_loads(), 2, "its script and its wasm");
     chromium.close().await;
 }
 

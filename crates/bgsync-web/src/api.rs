@@ -212,11 +212,19 @@ pub fn clear_feed(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue
 
 /// Pulls what changed in the declared feed `name`; resolves with how many
 /// items arrived.
+///
+/// A page module built without the replay (bgsync's page module) has no
+/// pull of its own either: the worker pulls for it when one is active,
+/// else bgsync's fallback module does ([`crate::client::pull_elsewhere`]).
+/// (The pull is about 5 KB gzip of a page module.)
 #[wasm_bindgen(js_name = pull, unchecked_return_type = "Promise<number>")]
 pub fn pull(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {
     js::promise(async move {
         let feed = crate::config::feed(&string_arg(&name, "pull", "the feed's name")?)?;
-        Ok(crate::pull::pull(&feed).await? as u32)
+        #[cfg(feature = "replay-here")]
+        return Ok(JsValue::from(crate::pull::pull(&feed).await? as u32));
+        #[cfg(not(feature = "replay-here"))]
+        return crate::client::pull_elsewhere(&feed.name).await;
     })
 }
 

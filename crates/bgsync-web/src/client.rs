@@ -357,6 +357,99 @@ pub fn post_to_worker(message: &JsValue) -> bool {
     worker.post_message(message).is_ok()
 }
 
+/// Pulls the feed `name` where a page module's network code is: in the
+/// worker when one is active (the message `{type: "pull", feed, port}`,
+/// [`crate::worker::pull_for_page`]), else in bgsync's fallback module.
+/// Resolves with how many items arrived, or rejects as the pull did.
+///
+/// On a first visit the worker may still be installing: its activation is
+/// waited for, a few seconds at most. A worker that does not acknowledge
+/// the message at once (one of an older version, which pulls for no page)
+/// leaves the pull to the fallback module.
+#[cfg(not(feature = "replay-here"))]
+pub(crate) async fn pull_elsewhere(name: &str) -> JsResult<JsValue> {
+    if let Some(worker) = active_worker().await {
+        if let Some(answer) = pulled_by(&worker, name).await {
+            return answer;
+        }
+    }
+    crate::fallback::call("pull", &name.into()).await
+}
+
+/// How long a page waits for its worker's activation, then for the
+/// worker's acknowledgement of a pull, then for the pull (its requests'
+/// own deadline is 60 s).
+#[cfg(not(feature = "replay-here"))]
+const ACTIVATION_MS: i32 = 5_000;
+#[cfg(not(feature = "replay-here"))]
+const ACKNOWLEDGED_MS: i32 = 3_000;
+#[cfg(not(feature = "replay-here"))]
+const PULLED_MS: i32 = 75_000;
+
+/// The worker that controls this page, or the registration's active one
+/// (waited for while it installs, for [`ACTIVATION_MS`] at most).
+#[cfg(not(feature = "replay-here"))]
+async fn active_worker() -> Option<web_sys::ServiceWorker> {
+    let container = container()?;
+    if let Some(controller) = container.controller() {
+        return Some(controller);
+    }
+    let registration: ServiceWorkerRegistration =
+        js::await_promise(container.get_registration()).await.ok()?.dyn_into().ok()?;
+    if registration.active().is_none() && (registration.installing().is_some() || registration.waiting().is_some()) {
+        let ready = container.ready().ok()?;
+        let _ =
+            js::await_promise(js_sys::Promise::race(&js_sys::Array::of2(&ready, &after(ACTIVATION_MS, false)))).await;
+    }
+    registration.active()
+}
+
+/// A promise that resolves with `value` after `ms`.
+#[cfg(not(feature = "replay-here"))]
+fn after(ms: i32, value: bool) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, _| {
+        if let Ok(set_timeout) = js::get(&js_sys::global(), "setTimeout").and_then(|f| f.dyn_into::<Function>()) {
+            let _ = set_timeout.call3(&JsValue::NULL, &resolve, &ms.into(), &value.into());
+        }
+    })
+}
+
+/// Asks `worker` to pull the feed `name`: `None` when it does not
+/// acknowledge within [`ACKNOWLEDGED_MS`], or declines (its declaration of
+/// the feed is not the page's).
+#[cfg(not(feature = "replay-here"))]
+async fn pulled_by(worker: &web_sys::ServiceWorker, name: &str) -> Option<JsResult<JsValue>> {
+    let channel = web_sys::MessageChannel::new().ok()?;
+    let port = channel.port1();
+    // The port's next message, or `false` after `ms`. (Each message is an
+    // event of its own: the next one's handler is set before it comes.)
+    let next = |ms| {
+        let message = js_sys::Promise::new(&mut |resolve, _| js::set(&port, "onmessage", resolve));
+        js::await_promise(js_sys::Promise::race(&js_sys::Array::of2(&message, &after(ms, false))))
+    };
+    let message = js_sys::Object::new();
+    js::set(&message, "type", "pull");
+    js::set(&message, "feed", name);
+    // The worker pulls only a feed it declares as this page does.
+    js::set(&message, "declaration", &crate::config::current().declaration);
+    js::set(&message, "port", channel.port2());
+    let acknowledged = next(ACKNOWLEDGED_MS);
+    worker.post_message_with_transferable(&message, &js_sys::Array::of1(&channel.port2())).ok()?;
+    let data = |event: JsValue| js::get(&event, "data").unwrap_or_default();
+    let acknowledged =
+        acknowledged.await.ok().map(data).is_some_and(|d| js::get(&d, "accepted").ok() == Some(true.into()));
+    let answer = if acknowledged { next(PULLED_MS).await.ok().filter(JsValue::is_object) } else { None };
+    port.close();
+    if !acknowledged {
+        return None;
+    }
+    let Some(data) = answer.map(data) else {
+        return Some(Err(JsValue::from_str("pull: the worker did not answer within 75 s")));
+    };
+    let error = js::get(&data, "error").unwrap_or_default();
+    Some(if error.is_undefined() { js::get(&data, "count") } else { Err(error) })
+}
+
 /// What is queued, paused and dead, over every queue.
 #[derive(Clone, Debug, Default)]
 pub struct Status {

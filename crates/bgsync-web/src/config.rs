@@ -92,7 +92,7 @@ pub struct Capture {
 }
 
 /// A delta feed to pull into a store of its own.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedDecl {
     pub name: String,
     /// Answers `?limit=<n>` (the newest items and a cursor) and

@@ -82,8 +82,8 @@ async fn load() -> JsResult<JsValue> {
     let config = crate::config::current();
     let Some(stem) = config.fallback.clone() else {
         return Err(JsValue::from_str(
-            "bgsync: this needs bgsync's fallback module (no worker replays for this page, or the inspector \
-             is open): declare where it is (fallback: \"/__BGSYNC_FALLBACK__\" in the config; \
+            "bgsync: this needs bgsync's fallback module (no worker replays or pulls for this page, or the \
+             inspector is open): declare where it is (fallback: \"/__BGSYNC_FALLBACK__\" in the config; \
              bgsync_build::FALLBACK builds it)",
         ));
     };

@@ -70,6 +70,37 @@ pub async fn remove_old_caches(prefix: &str, keep: &str) -> JsResult<()> {
     Ok(())
 }
 
+/// Answers a page's message `{type: "pull", feed, declaration, port}`:
+/// when the page declares the feed as this worker does, acknowledges it on
+/// `port` at once (`{accepted: true}`), pulls the feed, and answers there
+/// with `{count}` or `{error}`; else answers `{accepted: false}` (a page of
+/// another version of the app, whose feed is not this worker's), and the
+/// page pulls in bgsync's fallback module. A page module has no pull of its
+/// own. Returns whether `message` was one.
+pub async fn pull_for_page(message: &JsValue) -> JsResult<bool> {
+    if js::get(message, "type")?.as_string().as_deref() != Some("pull") {
+        return Ok(false);
+    }
+    let port: web_sys::MessagePort = js::get(message, "port")?.dyn_into()?;
+    let name = js::get(message, "feed")?.as_string().unwrap_or_default();
+    let theirs = crate::config::from_js(&js::get(message, "declaration")?)
+        .ok()
+        .and_then(|config| config.feeds.into_iter().find(|feed| feed.name == name));
+    let ours = crate::config::feed(&name).ok();
+    let same = matches!((&theirs, &ours), (Some(theirs), Some(ours)) if *theirs == **ours);
+    let reply = Object::new();
+    js::set(&reply, "accepted", same);
+    port.post_message(&reply)?;
+    let Some(feed) = ours.filter(|_| same) else { return Ok(true) };
+    let answer = Object::new();
+    match crate::pull::pull(&feed).await {
+        Ok(count) => js::set(&answer, "count", count as u32),
+        Err(error) => js::set(&answer, "error", js::error(error)),
+    }
+    port.post_message(&answer)?;
+    Ok(true)
+}
+
 /// Answers a page's message `{type: "status"}` with the status
 /// ([`crate::client::status`]), for the caller to post back.
 pub async fn answer(message: &JsValue) -> JsResult<Option<JsValue>> {

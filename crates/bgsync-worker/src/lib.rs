@@ -110,6 +110,10 @@ pub fn worker_message(data: JsValue, source: JsValue) -> Promise {
             replay::deliver(MESSAGE_BUDGET_MS, expedite).await?;
             return Ok(());
         }
+        // A page's pull: answered on the port it sent.
+        if worker::pull_for_page(&data).await? {
+            return Ok(());
+        }
         if let Some(reply) = worker::answer(&data).await? {
             let post: js_sys::Function = js_sys::Reflect::get(&source, &"postMessage".into())?.dyn_into()?;
             post.call1(&source, &reply)?;
