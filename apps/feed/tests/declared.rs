@@ -470,6 +470,31 @@ async fn a_pages_pull_is_the_workers_unless_the_worker_declares_the_feed_otherwi
     chromium.close().await;
 }
 
+/// A worker that does not pull for pages (an older version's, which
+/// ignores the message) leaves the page's pull to the fallback module once
+/// it has not acknowledged the message for 3 s: the pull resolves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_ignores_the_pull_message_leaves_the_pull_to_the_fallback_module() {
+    use axum::response::IntoResponse;
+    let older = "self.addEventListener('install', () => self.skipWaiting()); \
+                 self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));";
+    let routes = axum::Router::new().route(
+        "/sw.js",
+        axum::routing::get(move || {
+            std::future::ready(([(axum::http::header::CONTENT_TYPE, "text/javascript")], older).into_response())
+        }),
+    );
+    let server = TestServer::start_with_routes(routes);
+    let chromium = Chromium::launch().await;
+    let page = chromium.open_app(&server.url()).await;
+    post_on_server(&server, "Pulled anyway").await;
+    let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
+    assert_eq!(pulled, 1);
+    let loads = server.request_log().into_iter().filter(|(line, _)| line.contains("/bgsync_fallback-")).count();
+    assert_eq!(loads, 2, "the fallback module's script and wasm");
+    chromium.close().await;
+}
+
 /// A feed of this origin behind the app's sign-in is pulled with the
 /// credentials the app set (`setCredentials`), as queued requests are
 /// replayed with them. (Before, pulls carried no credentials: a feed that
