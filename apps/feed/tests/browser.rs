@@ -806,6 +806,15 @@ async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_head
     chromium.close().await;
 }
 
+/// A page's `setCredentials` for `user` with the bearer `token`: "" once
+/// it resolves, else the rejection.
+fn sign_in(token: &str, user: &str) -> String {
+    format!(
+        "wasm_bindgen.setCredentials({{ Authorization: 'Bearer {token}' }}, {{ user: '{user}' }}).then(() => '', \
+         (e) => String(e))"
+    )
+}
+
 /// Entries belong to the user who was signed in when they were queued
 /// (`setCredentials(headers, { user })`): when another signs in on the same
 /// device, what the first left unsent waits for them, and never goes with
@@ -817,12 +826,6 @@ async fn what_one_user_queued_waits_for_them_and_never_goes_with_anothers_creden
     let server = TestServer::start();
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
-    let sign_in = |token: &str, user: &str| {
-        format!(
-            "wasm_bindgen.setCredentials({{ Authorization: 'Bearer {token}' }}, {{ user: '{user}' }}).then(() => '', \
-             (e) => String(e))"
-        )
-    };
     // A user that is not a string is refused, and changes nothing.
     let error: String = eval(
         &page,
@@ -897,12 +900,6 @@ async fn a_new_user_waits_for_the_round_in_progress_and_the_same_user_never_does
     let server = TestServer::start();
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
-    let sign_in = |token: &str, user: &str| {
-        format!(
-            "wasm_bindgen.setCredentials({{ Authorization: 'Bearer {token}' }}, {{ user: '{user}' }}).then(() => '', \
-             (e) => String(e))"
-        )
-    };
     assert_eq!(eval::<String>(&page, &sign_in("ada-1", "ada")).await, "");
     server.delay_posts(4_000);
     submit_post(&page, "Held by the server", "Lisbon").await;

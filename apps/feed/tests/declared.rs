@@ -36,6 +36,12 @@ async fn post_on_server(server: &TestServer, title: &str) {
     assert_eq!(res.status(), 201, "{title}");
 }
 
+/// How many requests the server had for bgsync's fallback module (its
+/// script, its wasm).
+fn fallback_loads(server: &TestServer) -> usize {
+    server.request_log().into_iter().filter(|(line, _)| line.contains("/bgsync_fallback-")).count()
+}
+
 /// Opens the database one version up from the page's script, as a newer
 /// tab would, so that the page lets its connection go and opens it again
 /// (with its declaration as it is now) at its next use; returns that
@@ -442,8 +448,6 @@ async fn a_pages_pull_is_the_workers_unless_the_worker_declares_the_feed_otherwi
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
     wait_for_state(&page, "Pulled", "sent").await;
-    let fallback_loads =
-        || server.request_log().into_iter().filter(|(line, _)| line.contains("/bgsync_fallback-")).count();
     assert_eq!(refusal(&page, "wasm_bindgen.pull('posts')").await, "");
     chromium.set_worker_offline(true).await;
     let failed: String = eval(
@@ -453,7 +457,7 @@ async fn a_pages_pull_is_the_workers_unless_the_worker_declares_the_feed_otherwi
     .await;
     assert!(failed.starts_with("TypeError: "), "{failed}");
     chromium.set_worker_offline(false).await;
-    assert_eq!(fallback_loads(), 0, "the page loaded the fallback module to pull");
+    assert_eq!(fallback_loads(&server), 0, "the page loaded the fallback module to pull");
     // Declared otherwise in the page: the worker declines, the fallback
     // module pulls into the page's store.
     let configured = refusal(
@@ -466,7 +470,7 @@ async fn a_pages_pull_is_the_workers_unless_the_worker_declares_the_feed_otherwi
     let_go_of_the_pages_connection(&page).await;
     let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
     assert_eq!(pulled, 1);
-    assert_eq!(fallback_loads(), 2, "its script and its wasm");
+    assert_eq!(fallback_loads(&server), 2, "its script and its wasm");
     chromium.close().await;
 }
 
@@ -490,8 +494,7 @@ async fn a_worker_that_ignores_the_pull_message_leaves_the_pull_to_the_fallback_
     post_on_server(&server, "Pulled anyway").await;
     let pulled: u64 = eval(&page, "wasm_bindgen.pull('posts')").await;
     assert_eq!(pulled, 1);
-    let loads = server.request_log().into_iter().filter(|(line, _)| line.contains("/bgsync_fallback-")).count();
-    assert_eq!(loads, 2, "the fallback module's script and wasm");
+    assert_eq!(fallback_loads(&server), 2, "the fallback module's script and wasm");
     chromium.close().await;
 }
 

@@ -397,21 +397,15 @@ async fn active_worker() -> Option<web_sys::ServiceWorker> {
     let registration: ServiceWorkerRegistration =
         js::await_promise(container.get_registration()).await.ok()?.dyn_into().ok()?;
     if registration.active().is_none() && (registration.installing().is_some() || registration.waiting().is_some()) {
-        let ready = container.ready().ok()?;
-        let _ =
-            js::await_promise(js_sys::Promise::race(&js_sys::Array::of2(&ready, &after(ACTIVATION_MS, false)))).await;
+        let _ = js::await_promise(within(&container.ready().ok()?, ACTIVATION_MS)).await;
     }
     registration.active()
 }
 
-/// A promise that resolves with `value` after `ms`.
+/// Settles as `promise` does, or with `undefined` once `ms` have passed.
 #[cfg(not(feature = "replay-here"))]
-fn after(ms: i32, value: bool) -> js_sys::Promise {
-    js_sys::Promise::new(&mut |resolve, _| {
-        if let Ok(set_timeout) = js::get(&js_sys::global(), "setTimeout").and_then(|f| f.dyn_into::<Function>()) {
-            let _ = set_timeout.call3(&JsValue::NULL, &resolve, &ms.into(), &value.into());
-        }
-    })
+fn within(promise: &js_sys::Promise, ms: i32) -> js_sys::Promise {
+    js_sys::Promise::race(&js_sys::Array::of2(promise, &js::after(ms)))
 }
 
 /// Asks `worker` to pull the feed `name`: `None` when it does not
@@ -421,11 +415,12 @@ fn after(ms: i32, value: bool) -> js_sys::Promise {
 async fn pulled_by(worker: &web_sys::ServiceWorker, name: &str) -> Option<JsResult<JsValue>> {
     let channel = web_sys::MessageChannel::new().ok()?;
     let port = channel.port1();
-    // The port's next message, or `false` after `ms`. (Each message is an
-    // event of its own: the next one's handler is set before it comes.)
+    // The port's next message event, or `undefined` after `ms`. (Each
+    // message is an event of its own: the next one's handler is set before
+    // it comes.)
     let next = |ms| {
         let message = js_sys::Promise::new(&mut |resolve, _| js::set(&port, "onmessage", resolve));
-        js::await_promise(js_sys::Promise::race(&js_sys::Array::of2(&message, &after(ms, false))))
+        js::await_promise(within(&message, ms))
     };
     let message = js_sys::Object::new();
     js::set(&message, "type", "pull");

@@ -157,6 +157,15 @@ pub(crate) fn fetch_failure(error: &JsValue, deadline_ms: u32) -> String {
 /// `undefined`, which stored records, messages and a server's answers can
 /// hold, it throws, and an exception thrown through the module's code
 /// leaves it broken: every promise of the context hangs after it.)
+/// A promise that resolves (with `undefined`) after `ms`.
+pub(crate) fn after(ms: i32) -> Promise {
+    Promise::new(&mut |resolve, _| {
+        if let Ok(set_timeout) = get(&js_sys::global(), "setTimeout").and_then(|f| f.dyn_into::<Function>()) {
+            let _ = set_timeout.call2(&JsValue::NULL, &resolve, &ms.into());
+        }
+    })
+}
+
 pub(crate) fn array(value: &JsValue) -> Option<js_sys::Array> {
     js_sys::Array::is_array(value).then(|| value.clone().unchecked_into())
 }

@@ -180,12 +180,7 @@ async fn warn_of_undeclared() {
 
 async fn sleep_until(at_ms: u64) {
     let delay = at_ms.saturating_sub(now_ms()).min(i32::MAX as u64) as i32;
-    let promise = Promise::new(&mut |resolve, _| {
-        if let Ok(set_timeout) = js::get(&js_sys::global(), "setTimeout").and_then(|f| f.dyn_into::<Function>()) {
-            let _ = set_timeout.call2(&JsValue::NULL, &resolve, &JsValue::from(delay));
-        }
-    });
-    let _ = js::await_promise(promise).await;
+    let _ = js::await_promise(js::after(delay)).await;
 }
 
 /// The Web Lock that makes one round at a time per origin: two tabs and
@@ -453,9 +448,9 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     // decoded (10 ms for a thousand), and the round waited for them.
     let (context, page) = join(context(queue), queue.page(None, limit)).await;
     let ((mut entries, mut next_page), Context { paused, credentials, user, endpoint }) = (page?, context?);
-    let user = user.as_deref();
     // Entries of another user than the one signed in, read and left alone.
-    let mut held = not_theirs(&mut entries, user);
+    let mut others = Others { user: user.as_deref(), held: 0 };
+    others.leave_out(&mut entries);
     let mut pages = 1;
     clock.lap("read");
     // A queue the server paused (401/403) sends nothing until new
@@ -558,13 +553,13 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             clock.lap("plan");
             if next_page.is_some() && (low(&engine) || !ordered) {
                 let page = queue.page(next_page.as_ref(), limit).await?;
-                next_page = take_page(&mut engine, page, expedite, &mut pages, user, &mut held);
+                next_page = take_page(&mut engine, page, expedite, &mut pages, &mut others);
                 clock.lap("read");
                 continue;
             }
             // Entries queued while this round ran: sent by this round, not
             // left to a browser event that may never come.
-            if next_page.is_none() && take_new_entries(queue, &mut engine, user, &mut held).await? {
+            if next_page.is_none() && take_new_entries(queue, &mut engine, &mut others).await? {
                 continue;
             }
             break;
@@ -585,7 +580,7 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
             join(reading, join(persist(queue, decided, None), first_done(&mut flying))).await;
         delivered += stored?;
         if let Some(page) = page {
-            next_page = take_page(&mut engine, page?, expedite, &mut pages, user, &mut held);
+            next_page = take_page(&mut engine, page?, expedite, &mut pages, &mut others);
         }
         clock.lap("request");
         let result = if stop_if_endpoint_gone && transport::endpoint_gone(&result) {
@@ -605,23 +600,21 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
     clock.keep_if_sent(queue, delivered, pages);
     // Pages not read (the queue's head waits out a backoff) are still owed;
     // entries another user queued are not, until they sign in again.
-    let remaining = if next_page.is_some() { queue.count().await?.saturating_sub(held) } else { engine.len() };
+    let remaining = if next_page.is_some() { queue.count().await?.saturating_sub(others.held) } else { engine.len() };
     Ok(Once::Ended(Round { delivered, remaining, next_at_ms: engine.poll_timeout(), paused: engine.is_paused() }))
 }
 
 /// Hands the engine a page the round read (expedited if the round is:
-/// `Engine::expedite` covered only what the engine held then), but for the
-/// entries of another user than `user` (counted in `held`), counts it, and
-/// returns where the next page starts.
+/// `Engine::expedite` covered only what the engine held then), but for
+/// `others`' entries, counts it, and returns where the next page starts.
 fn take_page(
     engine: &mut Engine,
     (mut entries, next): (Vec<bgsync_core::Entry>, Option<PageCursor>),
     expedite: bool,
     pages: &mut usize,
-    user: Option<&str>,
-    held: &mut usize,
+    others: &mut Others<'_>,
 ) -> Option<PageCursor> {
-    *held += not_theirs(&mut entries, user);
+    others.leave_out(&mut entries);
     if expedite {
         entries.iter_mut().for_each(|e| e.not_before_ms = 0);
     }
@@ -630,20 +623,29 @@ fn take_page(
     next
 }
 
-/// Leaves out of `entries` those another user than `user` queued (their
-/// `owner`, marked when someone else signed in): they wait until their
-/// owner is signed in again, and never go with another's credentials.
-/// Returns how many.
-fn not_theirs(entries: &mut Vec<bgsync_core::Entry>, user: Option<&str>) -> usize {
-    let before = entries.len();
-    entries.retain(|entry| entry.owner.is_none() || entry.owner.as_deref() == user);
-    before - entries.len()
+/// The entries a round reads and leaves alone: those another user than
+/// `user` (the one signed in) queued, by their `owner`, marked when
+/// someone else signed in. They wait until their owner is signed in
+/// again, and never go with another's credentials.
+struct Others<'a> {
+    user: Option<&'a str>,
+    /// How many the round has read (they are in the store, not the engine).
+    held: usize,
+}
+
+impl Others<'_> {
+    /// Takes them out of `entries`, counting them.
+    fn leave_out(&mut self, entries: &mut Vec<bgsync_core::Entry>) {
+        let before = entries.len();
+        entries.retain(|entry| entry.owner.is_none() || entry.owner.as_deref() == self.user);
+        self.held += before - entries.len();
+    }
 }
 
 /// Adds to the engine the entries queued since it read the store (but for
-/// another user's, counted in `held`); returns whether there were any. (A
-/// page writes to the store, not to this context's engine.)
-async fn take_new_entries(queue: &Queue, engine: &mut Engine, user: Option<&str>, held: &mut usize) -> JsResult<bool> {
+/// `others`'); returns whether there were any. (A page writes to the store,
+/// not to this context's engine.)
+async fn take_new_entries(queue: &Queue, engine: &mut Engine, others: &mut Others<'_>) -> JsResult<bool> {
     // Counting is cheap; reading only when the count says something
     // arrived (this round holds the origin lock, so only new entries, or a
     // dead letter put back, change it): first what lies after what the
@@ -652,7 +654,7 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine, user: Option<&str>
         return Ok(false);
     }
     let stored = queue.count().await?;
-    if stored == engine.len() + *held {
+    if stored == engine.len() + others.held {
         if stored == 0 {
             queue.found_empty();
         }
@@ -664,16 +666,18 @@ async fn take_new_entries(queue: &Queue, engine: &mut Engine, user: Option<&str>
     // Most likely queued while this round ran: after what it read. (The
     // next check counts again.)
     let mut new = queue.after_read().await?;
-    *held += not_theirs(&mut new, user);
+    others.leave_out(&mut new);
     engine.extend(new);
-    if engine.len() > known || stored == engine.len() + *held {
+    if engine.len() > known || stored == engine.len() + others.held {
         return Ok(engine.len() > known);
     }
     // Some lie below where this round's reads started (a clock set back):
     // the next rounds read from the start.
     queue.forget_empty();
+    // (All of them again: counted anew.)
     let mut all = queue.all().await?;
-    *held = not_theirs(&mut all, user);
+    others.held = 0;
+    others.leave_out(&mut all);
     engine.extend(all);
     Ok(engine.len() > known)
 }

@@ -160,7 +160,7 @@ pub async fn list(
             if let Some(since) = since.filter(|since| *since > head) {
                 return Err(Problem::cursor_unknown(since));
             }
-            head.max(since.unwrap_or(0))
+            head
         }
     };
     Ok(axum::Json(TaskList { tasks: rows.into_iter().map(task).collect(), cursor: cursor.to_string(), more }))
