@@ -4,7 +4,7 @@ use crate::routes::posts;
 use crate::state::AppState;
 use crate::{assets, db, Config};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method, Uri};
+use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,8 +36,9 @@ pub fn router_wrapping_api(state: AppState, wrap: impl FnOnce(Router) -> Router)
         .merge(bgsync_server::metrics::router(writer))
         .fallback(fallback)
         .layer(middleware::from_fn(bgsync_server::metrics::track));
-    // axum's own refusals (a method a route does not take) as problems.
-    bgsync_server::problem::everywhere(app).layer(middleware::map_response(nosniff))
+    // axum's own refusals (a method a route does not take) as problems, and
+    // every answer `nosniff`.
+    bgsync_server::problem::everywhere(app)
 }
 
 /// Unknown paths: a problem under `/api/`, else the app's files.
@@ -50,12 +51,6 @@ async fn fallback(method: Method, uri: Uri, headers: axum::http::HeaderMap) -> R
 
 async fn api_not_found(uri: Uri) -> Problem {
     Problem::not_found(format!("There is no API route at {}; the API is /api/posts.", uri.path()))
-}
-
-/// Every answer: browsers must take its `Content-Type` as it is.
-async fn nosniff(mut response: Response) -> Response {
-    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    response
 }
 
 /// Opens the database and serves until SIGTERM or SIGINT (Ctrl-C), then

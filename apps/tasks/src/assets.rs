@@ -17,6 +17,6 @@ pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         &method,
         &uri,
         &headers,
-        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'",
+        "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     )
 }

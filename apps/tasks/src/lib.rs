@@ -31,7 +31,8 @@ pub fn router(db: db::Db) -> Router {
         .merge(bgsync_server::metrics::router(db.writer))
         .fallback(assets::serve)
         .layer(axum::middleware::from_fn(bgsync_server::metrics::track));
-    // axum's own refusals (a 405, a path that is not UTF-8) as problems.
+    // axum's own refusals (a 405, a path that is not UTF-8) as problems, and
+    // every answer `nosniff`.
     bgsync_server::problem::everywhere(app)
 }
 

@@ -153,7 +153,8 @@ async fn a_batch_runs_edits_in_order_through_the_apps_routes(postgres: bool) {
 
 /// axum's own refusals (a method a route does not take, a path parameter
 /// that is not UTF-8) answer problem+json like the app's, alone and as
-/// batch entries; a 204 carries no content type.
+/// batch entries; a 204 carries no content type; every answer is
+/// `nosniff`.
 async fn every_refusal_is_a_problem_and_a_204_has_no_type(postgres: bool) {
     let server = Server::start(postgres).await;
     let http = Client::new();
@@ -161,6 +162,7 @@ async fn every_refusal_is_a_problem_and_a_204_has_no_type(postgres: bool) {
         let status = res.status();
         let allow = res.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
         let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(res.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"));
         let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap_or(Value::Null);
         assert_eq!(content_type.as_deref(), Some("application/problem+json"), "{status}: {body}");
         (status, allow, body["detail"].as_str().unwrap_or("").to_owned())
@@ -198,6 +200,9 @@ async fn every_refusal_is_a_problem_and_a_204_has_no_type(postgres: bool) {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(detail.contains("neither"), "{detail}");
     }
+    // Every answer, JSON as well as problems, is to be taken as typed.
+    let res = http.get(format!("{}/api/tasks", server.url)).send().await.unwrap();
+    assert_eq!(res.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"));
     let (_, feed) = send(&http, reqwest::Method::GET, format!("{}/api/tasks", server.url), None, None).await;
     assert_eq!(feed["tasks"][0]["version"], 1, "{feed}");
     // A delete's 204, and its replay, have no body and so no type.

@@ -138,8 +138,10 @@ fn not_allowed(method: &Method, path: &str, allowed: &str) -> Problem {
 /// detail naming the methods the route does; a path parameter that is not
 /// UTF-8 or does not parse; a body or query an extractor refused, with the
 /// text axum wrote as the detail). Answers that already have a type
-/// (problems, JSON, HTML) pass untouched, and so do successes. Wrap the
-/// whole app, as served:
+/// (problems, JSON, HTML) pass untouched, and so do successes. Every
+/// answer also gets `X-Content-Type-Options: nosniff`: browsers take its
+/// `Content-Type` as it is (a problem or a JSON answer is never run as a
+/// script or shown as a page). Wrap the whole app, as served:
 ///
 /// ```text
 /// let app = bgsync_server::problem::everywhere(api.merge(batches).fallback(files));
@@ -154,7 +156,8 @@ pub fn everywhere(router: axum::Router) -> axum::Router {
     axum::Router::new().fallback_service(tower::Layer::layer(&layer, router))
 }
 
-async fn as_problem(method: Method, uri: Uri, response: Response) -> Response {
+async fn as_problem(method: Method, uri: Uri, mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -262,7 +265,9 @@ mod tests {
             Response::builder().status(200).header("content-type", "text/plain").body(Body::from("fine")).unwrap(),
             Response::builder().status(204).body(Body::empty()).unwrap(),
         ] {
-            let before = (untouched.status(), untouched.headers().clone());
+            let mut before = (untouched.status(), untouched.headers().clone());
+            before.1.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            // Untouched but for `nosniff`.
             let (status, headers, _) = through(Method::GET, "/api/x", untouched).await;
             assert_eq!((status, headers), before);
         }
