@@ -477,6 +477,23 @@ async fn drain(
         let began: Vec<String> =
             rounds.iter().filter_map(|r| r["at"].as_f64()).map(|at| format!("{:.1}", at - start_epoch_ms)).collect();
         eprintln!("bgsync rounds began (ms after going online): {}", began.join(", "));
+        // When the last round's batch requests went and were answered
+        // (the worker's Resource Timing), from the round's start: what
+        // precedes a request beside the phases above.
+        if let Some(at) = rounds.last().and_then(|r| r["at"].as_f64()) {
+            let requests = chromium
+                .worker_eval(&format!(
+                    "JSON.stringify(performance.getEntriesByType('resource')\
+                     .filter(e => e.name.includes('/api/sync/batch') && e.startTime + performance.timeOrigin >= {at})\
+                     .map(e => [e.startTime + performance.timeOrigin - {at}, e.responseEnd + performance.timeOrigin - {at}]\
+                     .map(t => t.toFixed(1)).join('–')).join(', '))"
+                ))
+                .await;
+            eprintln!(
+                "bgsync last round's batch requests (ms after it began, sent–answered): {}",
+                requests.as_str().unwrap_or_default()
+            );
+        }
     }
     run.requests = server.net().requests.load(Ordering::SeqCst);
     run.bytes = server.net().bytes_up.load(Ordering::SeqCst) + server.net().bytes_down.load(Ordering::SeqCst);

@@ -571,13 +571,15 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
                 _ => None,
             }
         };
-        // The request's phase includes those writes and that read. The read
-        // is issued first (`join` polls in order): IndexedDB runs it before
-        // the delete, and its entries are taken in here while the delete
-        // runs, rather than after it. (The delete is of entries before the
-        // page, which the read does not see either way.)
-        let (page, (stored, (transmit, result))) =
-            join(reading, join(persist(queue, decided, None), first_done(&mut flying))).await;
+        // The request's phase includes those writes and that read. `join`
+        // polls in order: the new requests go first (their body built and
+        // the fetch begun before the `sending` events are told, which cost
+        // a batch of 1,000 about 3 ms), then the read: IndexedDB runs it
+        // before the delete, and its entries are taken in here while the
+        // delete runs, rather than after it. (The delete is of entries
+        // before the page, which the read does not see either way.)
+        let ((transmit, result), (page, stored)) =
+            join(first_done(&mut flying), join(reading, persist(queue, decided, None))).await;
         delivered += stored?;
         if let Some(page) = page {
             next_page = take_page(&mut engine, page?, expedite, &mut pages, &mut others);
