@@ -72,22 +72,13 @@ async fn the_next_page_is_read_while_the_first_batch_travels() {
     assert_eq!(queued_offline(&chromium, &page, 45, "").await.len(), 45);
     // In the worker: when each read of the queue's order index was issued,
     // and when each batch request went out and was answered.
-    let wrapped = chromium
-        .worker_eval(
-            "(() => { self.reads = []; self.batches = []; \
-               const getAll = IDBIndex.prototype.getAll; \
-               IDBIndex.prototype.getAll = function (...args) { self.reads.push(performance.now()); return getAll.apply(this, args); }; \
-               const fetch = self.fetch; \
-               self.fetch = function (request, ...rest) { \
-                 const answer = fetch.call(this, request, ...rest); \
-                 if (String(request.url || request).includes('/api/sync/batch')) { \
-                   const batch = [performance.now(), null]; self.batches.push(batch); \
-                   answer.then(() => { batch[1] = performance.now(); }, () => { batch[1] = performance.now(); }); } \
-                 return answer; }; \
-               return true; })()",
-        )
-        .await;
-    assert_eq!(wrapped, serde_json::json!(true));
+    watch_batch_requests(
+        &chromium,
+        "self.reads = []; \
+         const getAll = IDBIndex.prototype.getAll; \
+         IDBIndex.prototype.getAll = function (...args) { self.reads.push(performance.now()); return getAll.apply(this, args); };",
+    )
+    .await;
     chromium.set_worker_offline(false).await;
     assert_eq!(until_drained(&server, &page, 45).await.len(), 45);
 
@@ -96,8 +87,8 @@ async fn the_next_page_is_read_while_the_first_batch_travels() {
     let batches: Vec<(f64, f64)> = serde_json::from_value(timeline["batches"].clone()).unwrap();
     let (sent, answered) = *batches.first().unwrap_or_else(|| panic!("no batch request in the worker: {timeline}"));
     // The first read is the round's first page; the second is issued with
-    // the first batch (just before it: the round issues the read, then
-    // the request), long before its answer.
+    // the first batch (just after it: the round issues the request, then
+    // the read), long before its answer.
     assert!(
         reads.len() >= 2 && reads[1] < answered,
         "the next page read while the first batch was on the wire ({sent:.0}–{answered:.0} ms): reads at {reads:?}"
@@ -113,23 +104,16 @@ async fn a_batch_goes_out_before_its_sending_events_are_told() {
     // and the pages hear of it while it travels.
     let (server, chromium, page) = opened(TestServer::start()).await;
     assert_eq!(queued_offline(&chromium, &page, 30, "").await.len(), 30);
-    // In the worker: when the batch request went out, and when the
-    // message carrying the `sending` event was posted to the pages.
-    let wrapped = chromium
-        .worker_eval(
-            "(() => { self.order = []; \
-               const post = BroadcastChannel.prototype.postMessage; \
-               BroadcastChannel.prototype.postMessage = function (message) { \
-                 if (JSON.stringify(message).includes('\"sending\"')) self.order.push('sending'); \
-                 return post.call(this, message); }; \
-               const fetch = self.fetch; \
-               self.fetch = function (request, ...rest) { \
-                 if (String(request.url || request).includes('/api/sync/batch')) self.order.push('batch'); \
-                 return fetch.call(this, request, ...rest); }; \
-               return true; })()",
-        )
-        .await;
-    assert_eq!(wrapped, serde_json::json!(true));
+    // In the worker: the batch request going out, and the message
+    // carrying the `sending` event posted to the pages, in their order.
+    watch_batch_requests(
+        &chromium,
+        "const post = BroadcastChannel.prototype.postMessage; \
+         BroadcastChannel.prototype.postMessage = function (message) { \
+           if (JSON.stringify(message).includes('\"sending\"')) self.order.push('sending'); \
+           return post.call(this, message); };",
+    )
+    .await;
     chromium.set_worker_offline(false).await;
     assert_eq!(until_drained(&server, &page, 30).await.len(), 30);
     let order = chromium.worker_eval("self.order").await;
@@ -150,6 +134,27 @@ async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sen
     let rounds = status["rounds"].as_array().unwrap();
     assert!(rounds.iter().all(|r| r["pages"] == 1), "one read of the whole queue a round: {status}");
     chromium.close().await;
+}
+
+/// Wraps the worker's `fetch` so that each batch request is noted, as
+/// `"batch"` in `self.order` when it is made and as `[sent, answered]`
+/// (`performance.now()`) in `self.batches`; `more` (JavaScript) runs first,
+/// to note something else beside it.
+async fn watch_batch_requests(chromium: &Chromium, more: &str) {
+    let wrapped = chromium
+        .worker_eval(&format!(
+            "(() => {{ self.order = []; self.batches = []; {more} \
+               const fetch = self.fetch; \
+               self.fetch = function (request, ...rest) {{ \
+                 const batch = String(request.url || request).includes('/api/sync/batch') ? [performance.now(), null] : null; \
+                 if (batch) {{ self.order.push('batch'); self.batches.push(batch); }} \
+                 const answer = fetch.call(this, request, ...rest); \
+                 if (batch) answer.then(() => {{ batch[1] = performance.now(); }}, () => {{ batch[1] = performance.now(); }}); \
+                 return answer; }}; \
+               return true; }})()"
+        ))
+        .await;
+    assert_eq!(wrapped, serde_json::json!(true), "the worker's fetch wrapped");
 }
 
 /// The feed app with its posts queue declared with `declaration` (fields

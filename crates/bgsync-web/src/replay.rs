@@ -573,8 +573,8 @@ async fn round_once(queue: &Queue, expedite: bool, stop_if_endpoint_gone: bool) 
         };
         // The request's phase includes those writes and that read. `join`
         // polls in order: the new requests go first (their body built and
-        // the fetch begun before the `sending` events are told, which cost
-        // a batch of 1,000 about 3 ms), then the read: IndexedDB runs it
+        // the fetch begun before the `sending` events are told, which held
+        // up a batch of 1,000 by 3–7 ms), then the read: IndexedDB runs it
         // before the delete, and its entries are taken in here while the
         // delete runs, rather than after it. (The delete is of entries
         // before the page, which the read does not see either way.)
