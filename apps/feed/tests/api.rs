@@ -444,6 +444,51 @@ async fn a_batch_asked_for_minimal_answers_leaves_out_the_bodies_of_successes(ba
     }
 }
 
+/// A batch's answer says in a header how many of its entries succeeded
+/// (`Bgsync-Batch-Succeeded`), so that a client whose entries all did need
+/// not read the body: every one, some, none (ordered, stopped at the
+/// first), and replays of keys already answered.
+async fn a_batch_answer_says_how_many_entries_succeeded(backend: Backend) {
+    let api = Api::start(backend);
+    let url = format!("{}/api/sync/batch", api.server.url());
+    let good = |n: u32| json!({ "id": format!("00000000-0000-4000-8000-{n:012}"), "title": format!("Counted {n}"), "location": "C" });
+    let bad = json!({ "title": "", "location": "C" });
+    let cases = [
+        (
+            json!({ "ordered": true, "entries": [batch_entry("c-1", good(1)), batch_entry("c-2", good(2)), batch_entry("c-3", good(3))] }),
+            "3",
+        ),
+        (
+            json!({ "ordered": false, "entries": [batch_entry("c-4", good(4)), batch_entry("c-5", bad.clone()), batch_entry("c-6", good(6))] }),
+            "2",
+        ),
+        (json!({ "ordered": true, "entries": [batch_entry("c-7", bad), batch_entry("c-8", good(8))] }), "0"),
+        // The same keys again: replayed answers are successes too.
+        (json!({ "ordered": true, "entries": [batch_entry("c-1", good(1)), batch_entry("c-2", good(2))] }), "2"),
+    ];
+    for (request, succeeded) in cases {
+        for prefer in [Some("return=minimal"), None] {
+            let mut req = api.http.post(&url).json(&request);
+            if let Some(prefer) = prefer {
+                req = req.header("Prefer", prefer);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let header = res.headers().get("bgsync-batch-succeeded").map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(header.as_deref(), Some(succeeded), "{prefer:?} {body}");
+            let counted = body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["status"].as_u64().is_some_and(|s| (200..300).contains(&s)))
+                .count();
+            assert_eq!(counted.to_string(), succeeded, "the header agrees with the results: {body}");
+        }
+    }
+    assert_eq!(api.server.stored_posts().await.len(), 5);
+}
+
 async fn the_delta_feed_returns_each_change_once_with_etags(backend: Backend) {
     let api = Api::start(backend);
     let url = api.url();
@@ -816,5 +861,6 @@ on_both_databases!(
     expired_keys_are_purged,
     a_batch_runs_each_entry_as_if_alone,
     a_batch_asked_for_minimal_answers_leaves_out_the_bodies_of_successes,
+    a_batch_answer_says_how_many_entries_succeeded,
     the_delta_feed_returns_each_change_once_with_etags,
 );

@@ -3,14 +3,15 @@
 //! at a time (the next page while a batch travels) and delivered in order,
 //! as is a short one whose keys run
 //! against its order; a batch request goes out before the pages are told
-//! it is sending; draining a long queue leaves the
+//! it is sending, and one whose entries all succeeded ends without waiting
+//! for its answer's body; draining a long queue leaves the
 //! worker's memory as it was, and the feed's page lists only the newest
 //! of a long queue. Real Chromium, the feed's worker, the feed's
 //! declaration with its posts queue changed where a test says so.
 
 mod common;
 
-use common::browser::{eval, fill_queue, until_drained, worker_status, Chromium};
+use common::browser::{eval, fill_queue, queued, until_drained, worker_status, Chromium};
 use common::{eventually, posts_queue_declared_with, TestServer};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -118,6 +119,31 @@ async fn a_batch_goes_out_before_its_sending_events_are_told() {
     assert_eq!(until_drained(&server, &page, 30).await.len(), 30);
     let order = chromium.worker_eval("self.order").await;
     assert_eq!(order, serde_json::json!(["batch", "sending"]), "the batch request, then its event");
+    chromium.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_entries_all_succeeded_ends_without_waiting_for_its_answers_body() {
+    // The server says in the answer's head how many entries succeeded
+    // (`Bgsync-Batch-Succeeded`); when that is all of them, the body
+    // (results the worker would read only to find 2xx) is not waited for.
+    // Here each body comes 4 s after its head: the entries leave the queue
+    // long before (they waited for it before), and the next batches go.
+    let (server, chromium, page) = the_app_declaring("batch: { maxEntries: 10 }").await;
+    assert_eq!(queued_offline(&chromium, &page, 30, "").await.len(), 30);
+    server.delay_batch_bodies(4_000);
+    chromium.set_worker_offline(false).await;
+    let went = std::time::Instant::now();
+    eventually("the queue to empty", Duration::from_secs(20), || async {
+        queued(&page).await.is_empty().then_some(())
+    })
+    .await;
+    let took = went.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "three batches' entries left the queue after {took:?}, not after their bodies"
+    );
+    assert_eq!(server.stored_posts().await.len(), 30);
     chromium.close().await;
 }
 

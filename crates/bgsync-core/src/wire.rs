@@ -91,6 +91,16 @@ pub fn prefers_minimal<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> bool {
     })
 }
 
+/// The header of a batch's answer that says how many of its entries were
+/// answered 2xx (once the batch's transaction is committed; 0 when it was
+/// rolled back). A client that finds the number of entries it sent knows
+/// that every one of them succeeded without reading the answer's body:
+/// bgsync's worker then sends its next batch at once, and reads that body
+/// only to leave the connection free. (Across origins a page's script sees
+/// the header only where the server's CORS exposes it; without it, the
+/// body is read.)
+pub const BATCH_SUCCEEDED_HEADER: &str = "Bgsync-Batch-Succeeded";
+
 /// The answer to a [`BatchRequest`], one result per entry, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -296,12 +296,19 @@ where
         }
     }
     let (response, _) = answer?;
+    // What a client that sees every entry succeed needs of the answer,
+    // before its body.
+    let succeeded = response.results.iter().filter(|r| r.status.is_some_and(|s| (200..300).contains(&s))).count();
+    let succeeded = [(HeaderName::from_static(BATCH_SUCCEEDED), HeaderValue::from(succeeded))];
     if minimal {
         let applied = [(PREFERENCE_APPLIED, HeaderValue::from_static(RETURN_MINIMAL))];
-        return Ok((applied, axum::Json(response)).into_response());
+        return Ok((applied, succeeded, axum::Json(response)).into_response());
     }
-    Ok(axum::Json(response).into_response())
+    Ok((succeeded, axum::Json(response)).into_response())
 }
+
+/// [`bgsync_core::wire::BATCH_SUCCEEDED_HEADER`], as `HeaderName` takes it.
+const BATCH_SUCCEEDED: &str = "bgsync-batch-succeeded";
 
 const PREFER: HeaderName = HeaderName::from_static("prefer");
 const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");

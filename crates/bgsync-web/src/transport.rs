@@ -4,7 +4,9 @@
 use crate::js;
 use crate::json;
 use crate::state::with_overrides;
-use bgsync_core::wire::{BatchEndpoint, BatchResult, CLIENT_HEADER, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH};
+use bgsync_core::wire::{
+    BatchEndpoint, BatchResult, BATCH_SUCCEEDED_HEADER, CLIENT_HEADER, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH,
+};
 use bgsync_core::{AttemptResult, Entry, Response as Answer, Transmit, TransmitResult};
 use js_sys::Object;
 use wasm_bindgen::JsValue;
@@ -461,6 +463,26 @@ async fn try_send_batch(
             retry_after,
             body: String::new(),
         })));
+    }
+    // Every entry succeeded, the server says before its body: nothing in
+    // the body is needed (a success's answer is not kept), and the round
+    // goes on without waiting for it. It is read all the same, so that the
+    // connection is free for the next request.
+    let succeeded = response.headers().get(BATCH_SUCCEEDED_HEADER).ok().flatten();
+    if succeeded.and_then(|n| n.trim().parse::<usize>().ok()) == Some(transmit.entries.len()) {
+        if let Ok(rest) = response.array_buffer() {
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = js::await_promise(rest).await;
+            });
+        }
+        let results = transmit.entries.iter().map(|entry| BatchResult {
+            key: entry.key.as_str().into(),
+            // (A 2xx: the header does not say which.)
+            status: Some(200),
+            retry_after: None,
+            body: String::new(),
+        });
+        return Ok(TransmitResult::Batch(results.collect()));
     }
     let text = js::response_text(&response).await?;
     let Some(results) = batch_results(&text) else {

@@ -69,6 +69,8 @@ pub struct Net {
     latency_ms: std::sync::atomic::AtomicU64,
     /// Milliseconds every API read (`GET` under `/api/`) waits on top.
     read_delay_ms: std::sync::atomic::AtomicU64,
+    /// Milliseconds the body of a batch's answer comes after its head.
+    batch_body_delay_ms: std::sync::atomic::AtomicU64,
     /// Files whose path starts with this wait that many milliseconds.
     slow_files: std::sync::Mutex<Option<(String, u64)>>,
     fail_every: std::sync::atomic::AtomicU64,
@@ -328,6 +330,13 @@ impl TestServer {
         self.net.read_delay_ms.store(ms, Ordering::SeqCst);
     }
 
+    /// From now on, the answer to a batch request sends its status line and
+    /// headers as soon as the server has them, and its body `ms` later (a
+    /// slow link, or a proxy that holds bodies back).
+    pub fn delay_batch_bodies(&self, ms: u64) {
+        self.net.batch_body_delay_ms.store(ms, Ordering::SeqCst);
+    }
+
     /// From now on, every `n`-th POST under `/api/` (counting HTTP requests:
     /// a batch is one), starting with the first, is answered 500 before it
     /// is handled; `None` stops.
@@ -489,9 +498,19 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         let now = net.batches_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         net.max_batches_in_flight.fetch_max(now, Ordering::SeqCst);
     }
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     if batch {
         net.batches_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let delay = net.batch_body_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+            let later = futures_util::stream::once(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                Ok::<_, std::io::Error>(bytes)
+            });
+            response = Response::from_parts(parts, axum::body::Body::from_stream(later));
+        }
     }
     if api {
         // The body's own size: a handler's answer has no Content-Length
