@@ -28,6 +28,10 @@
 //! [`BatchConfig::max_hold`] or answered [`BatchConfig::max_answer_bytes`]:
 //! the entries it did not run are reported as not attempted
 //! (`status: null`), and the client sends them again.
+//!
+//! The answer's head says how many entries were answered 2xx
+//! ([`bgsync_core::wire::BATCH_SUCCEEDED_HEADER`]), so that a client whose
+//! entries all succeeded need not wait for the body.
 
 use crate::problem::{Problem, StorageFailure};
 use crate::writer::{WriteTx, Writer};
