@@ -44,8 +44,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bgsync_core::wire::{
-    prefers_minimal, Advertisement, BatchEndpoint, BatchEntry, BatchRequest, BatchResponse, BatchResult, CLIENT_HEADER,
-    IDEMPOTENCY_KEY, RETURN_MINIMAL, WELL_KNOWN_PATH,
+    prefers_minimal, Advertisement, BatchEndpoint, BatchEntry, BatchRequest, BatchResponse, BatchResult,
+    BATCH_SUCCEEDED_HEADER, CLIENT_HEADER, IDEMPOTENCY_KEY, RETURN_MINIMAL, WELL_KNOWN_PATH,
 };
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -265,6 +265,11 @@ where
 
 pub use crate::problem::method_not_allowed;
 
+/// Whether the entry was answered 2xx.
+fn succeeded(result: &BatchResult) -> bool {
+    result.status.is_some_and(|s| (200..300).contains(&s))
+}
+
 fn not_attempted(key: String) -> BatchResult {
     BatchResult { key, status: None, retry_after: None, body: String::new() }
 }
@@ -283,6 +288,10 @@ where
     let minimal = prefers_minimal(headers.get_all(PREFER).iter().map(HeaderValue::as_bytes));
     let answer = tracing::Instrument::instrument(run_batch(batches, headers, body, minimal), span).await;
     let metrics = &crate::metrics::METRICS;
+    // The entries answered 2xx, counted with the metrics: the answer's
+    // head says it (a client whose entries all succeeded need not wait
+    // for the body).
+    let mut count = 0;
     match &answer {
         Err(_) => metrics.batches.with_label_values(&["refused"]).inc(),
         Ok((response, rolled_back)) => {
@@ -291,7 +300,10 @@ where
             for result in &response.results {
                 let outcome = match result.status {
                     None => "not_attempted",
-                    Some(s) if (200..300).contains(&s) => "succeeded",
+                    Some(_) if succeeded(result) => {
+                        count += 1;
+                        "succeeded"
+                    }
                     Some(408 | 425 | 429) | Some(500..) => "failed",
                     Some(_) => "refused",
                 };
@@ -300,19 +312,13 @@ where
         }
     }
     let (response, _) = answer?;
-    // What a client that sees every entry succeed needs of the answer,
-    // before its body.
-    let succeeded = response.results.iter().filter(|r| r.status.is_some_and(|s| (200..300).contains(&s))).count();
-    let succeeded = [(HeaderName::from_static(BATCH_SUCCEEDED), HeaderValue::from(succeeded))];
+    let told = [(BATCH_SUCCEEDED_HEADER, HeaderValue::from(count))];
     if minimal {
         let applied = [(PREFERENCE_APPLIED, HeaderValue::from_static(RETURN_MINIMAL))];
-        return Ok((applied, succeeded, axum::Json(response)).into_response());
+        return Ok((applied, told, axum::Json(response)).into_response());
     }
-    Ok((succeeded, axum::Json(response)).into_response())
+    Ok((told, axum::Json(response)).into_response())
 }
-
-/// [`bgsync_core::wire::BATCH_SUCCEEDED_HEADER`], as `HeaderName` takes it.
-const BATCH_SUCCEEDED: &str = "bgsync-batch-succeeded";
 
 const PREFER: HeaderName = HeaderName::from_static("prefer");
 const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
@@ -386,7 +392,7 @@ where
             }
         };
         let (result, failed) = run(&batches, entry.key.clone(), prepared, &shared, per_entry).await;
-        let ok = result.status.is_some_and(|s| (200..300).contains(&s));
+        let ok = succeeded(&result);
         storage_failed |= failed;
         if !ok && !per_entry && !storage_failed {
             per_entry = true;
@@ -420,7 +426,7 @@ where
         // sent again.
         let body = serde_json::to_string(&Problem::storage(&e)).expect("a problem serialises");
         for result in &mut results {
-            if result.status.is_some_and(|s| (200..300).contains(&s)) {
+            if succeeded(result) {
                 result.status = Some(503);
                 result.retry_after = Some("1".into());
                 result.body = body.clone();
@@ -429,7 +435,7 @@ where
     }
     if minimal {
         for result in &mut results {
-            if result.status.is_some_and(|s| (200..300).contains(&s)) {
+            if succeeded(result) {
                 result.body = String::new();
             }
         }
@@ -456,7 +462,7 @@ where
     savepoint(shared, "ROLLBACK TO SAVEPOINT bgsync_batch").await?;
     let mut storage_failed = false;
     for (entry, result) in done.iter().zip(results.iter_mut()) {
-        if result.status.is_some_and(|s| (200..300).contains(&s)) {
+        if succeeded(result) {
             let (again, failed) = match build(&batches.config, entry.clone(), shared, client) {
                 Ok(prepared) => run(batches, entry.key.clone(), prepared, shared, true).await,
                 Err(problem) => (answer(entry.key.clone(), problem.status, &problem), false),

@@ -498,19 +498,9 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         let now = net.batches_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         net.max_batches_in_flight.fetch_max(now, Ordering::SeqCst);
     }
-    let mut response = next.run(req).await;
+    let response = next.run(req).await;
     if batch {
         net.batches_in_flight.fetch_sub(1, Ordering::SeqCst);
-        let delay = net.batch_body_delay_ms.load(Ordering::SeqCst);
-        if delay > 0 {
-            let (parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
-            let later = futures_util::stream::once(async move {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
-                Ok::<_, std::io::Error>(bytes)
-            });
-            response = Response::from_parts(parts, axum::body::Body::from_stream(later));
-        }
     }
     if api {
         // The body's own size: a handler's answer has no Content-Length
@@ -521,6 +511,17 @@ async fn network(net: &Net, req: Request, next: Next) -> Response {
         if batch {
             net.batch_bytes_down.fetch_add(down, Ordering::SeqCst);
         }
+    }
+    let delay = net.batch_body_delay_ms.load(Ordering::SeqCst);
+    if batch && delay > 0 {
+        // (Its bytes counted above, from the body's size.)
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+        let later = futures_util::stream::once(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            Ok::<_, std::io::Error>(bytes)
+        });
+        return Response::from_parts(parts, axum::body::Body::from_stream(later));
     }
     response
 }
