@@ -131,6 +131,14 @@ pub async fn enqueue_request(queue: &Queue, request: NewRequest) -> JsResult<Que
     let mut entry = Entry::new(key, url, body, enqueue_time());
     entry.method = method;
     entry.headers = headers;
+    store(queue, entry).await
+}
+
+/// The second half of [`enqueue_request`], for an entry whose request is
+/// known to be one the browser can send (the worker's capture takes it
+/// from a request the browser built): stored, registered, told, with the
+/// look that keeps it from being stranded.
+pub(crate) async fn store(queue: &Queue, entry: Entry) -> JsResult<Queued> {
     let usable = background_sync_usable().await;
     let written = queue.push(&entry).await?;
     // The look is made before the registration (and its answer read after

@@ -5,11 +5,10 @@
 //! module is decided in `sw.js` (same-origin GETs outside `/api/`); how
 //! they are answered is decided here.
 
-use crate::client::NewRequest;
 use crate::js::{self, JsResult};
 use crate::queue::Queue;
 use bgsync_core::wire::IDEMPOTENCY_KEY;
-use bgsync_core::EntryKey;
+use bgsync_core::{Entry, EntryKey};
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Cache, CacheStorage, Headers, Request, RequestInit, Response, ResponseInit};
@@ -178,11 +177,11 @@ pub fn mark_started() {
 /// the same key replaces its queued copy, so nothing is queued twice, and
 /// the server applies the key once even if the first attempt did arrive.
 pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
-    let key = match request.headers().get(IDEMPOTENCY_KEY)? {
-        Some(key) if EntryKey::parse(&key).is_ok() => key,
+    let key = match request.headers().get(IDEMPOTENCY_KEY)?.map(|key| EntryKey::parse(&key)) {
+        Some(Ok(key)) => key,
         // A key the server will refuse: it says so better than we could.
-        Some(_) => return fetch(&request).await,
-        None => crate::client::new_key()?,
+        Some(Err(_)) => return fetch(&request).await,
+        None => EntryKey::parse(&crate::client::new_key()?).map_err(|_| "bgsync: a new key was refused")?,
     };
     let bytes = js_sys::Uint8Array::new(&js::await_promise(request.array_buffer()?).await?).to_vec();
     let mut sent = js::header_list(&request.headers())?;
@@ -191,7 +190,7 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     for (name, value) in &sent {
         headers.append(name, value)?;
     }
-    headers.set(IDEMPOTENCY_KEY, &key)?;
+    headers.set(IDEMPOTENCY_KEY, key.as_str())?;
     headers.set(bgsync_core::wire::CLIENT_HEADER, &crate::state::client_id().await?)?;
     // What is queued keeps no credentials: they are the app's to set
     // (setCredentials), added at replay, never stored with the entry.
@@ -222,8 +221,12 @@ pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
     let url = web_sys::Url::new(&request.url())?;
     let same_origin = url.origin() == js::origin()?;
     let target = if same_origin { format!("{}{}", url.pathname(), url.search()) } else { request.url() };
-    let request = NewRequest { method: request.method(), url: target, headers: kept, body, key: Some(key) };
-    let crate::client::Queued { entry, registered } = match crate::client::enqueue_request(queue, request).await {
+    // A request the browser built: its method, URL and headers need none
+    // of `enqueue`'s checks (the key was checked above).
+    let mut entry = Entry::new(key, target, body, crate::client::enqueue_time());
+    entry.method = request.method().to_ascii_uppercase();
+    entry.headers = kept;
+    let crate::client::Queued { entry, registered } = match crate::client::store(queue, entry).await {
         Ok(queued) => queued,
         // Not stored (the site's storage full, say): the page must learn
         // that nothing will send it later.
