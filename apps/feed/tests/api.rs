@@ -638,6 +638,13 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
     output.stdout
 }
 
+/// Decompresses a Brotli stream.
+fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli_decompressor::BrotliDecompress(&mut &bytes[..], &mut out).expect("a Brotli stream");
+    out
+}
+
 #[tokio::test]
 async fn the_app_is_served_with_the_hashed_bundle() {
     let api = Api::start(Backend::Sqlite);
@@ -677,21 +684,26 @@ async fn the_app_is_served_with_the_hashed_bundle() {
         // machine that built it (the same bytes wherever CARGO_HOME is).
         assert!(!plain.windows(14).any(|w| w == b"/registry/src/"), "{module}: a builder's path");
         assert!(plain.windows(8).any(|w| w == b"crates/j"), "{module}: js-sys's sources, remapped");
-        // Compressed at build time for clients that take gzip (browsers do).
+        // Compressed at build time: with Brotli for clients that take it
+        // (browsers do), gzip for those that take only gzip.
+        let get = |accept: &'static str| {
+            api.http.get(format!("{}/{module}.wasm", api.server.url())).header("accept-encoding", accept).send()
+        };
+        let gz = get("gzip, deflate").await.unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        let gz = gz.bytes().await.unwrap();
+        assert_eq!(&gz[..2], b"\x1f\x8b", "a gzip stream");
+        assert!(gz.len() * 2 < plain.len(), "{} of {}", gz.len(), plain.len());
+        assert_eq!(gunzip(&gz), plain, "the same module once decompressed");
         for accept in ["gzip, deflate, br, zstd", "br;q=1.0, gzip;q=0.8"] {
-            let gz = api
-                .http
-                .get(format!("{}/{module}.wasm", api.server.url()))
-                .header("accept-encoding", accept)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(gz.headers()["content-encoding"], "gzip", "{accept}");
-            let body = gz.bytes().await.unwrap();
-            assert_eq!(&body[..2], b"\x1f\x8b", "a gzip stream");
-            assert!(body.len() * 2 < plain.len(), "{} of {}", body.len(), plain.len());
-            assert_eq!(gunzip(&body), plain, "the same module once decompressed");
+            let br = get(accept).await.unwrap();
+            assert_eq!(br.headers()["content-encoding"], "br", "{accept}");
+            let br = br.bytes().await.unwrap();
+            assert!(br.len() < gz.len(), "{accept}: Brotli {} against gzip {}", br.len(), gz.len());
+            assert_eq!(unbrotli(&br), plain, "{accept}: the same module once decompressed");
         }
+        let gzip_first = get("br;q=0.5, gzip").await.unwrap();
+        assert_eq!(gzip_first.headers()["content-encoding"], "gzip", "the client's weights decide");
         let refused = api
             .http
             .get(format!("{}/{module}.wasm", api.server.url()))
@@ -699,7 +711,7 @@ async fn the_app_is_served_with_the_hashed_bundle() {
             .send()
             .await
             .unwrap();
-        assert!(refused.headers().get("content-encoding").is_none(), "gzip;q=0 refuses gzip");
+        assert!(refused.headers().get("content-encoding").is_none(), "gzip;q=0 refuses gzip (and Brotli is not named)");
     }
     // The page's module has no replay (it never sends a batch, which asks
     // for `Prefer: return=minimal`); bgsync's fallback module, which a page

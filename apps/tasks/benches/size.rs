@@ -1,8 +1,10 @@
 //! What a browser downloads of bgsync, in an app built on its public API
 //! only: `cargo bench -p tasks --bench size` prints, for each file that
-//! `bgsync-build` made or serves for bgsync, its bytes as built and as
-//! served gzipped (`gzip -9n` at build time, what a browser that takes
-//! gzip receives), and writes the table to `target/bench/size.md`.
+//! `bgsync-build` made or serves for bgsync, its bytes as built, as served
+//! gzipped (`gzip -9n` at build time, what a client that takes only gzip
+//! receives) and as served with Brotli (quality 11 at build time, what
+//! browsers receive: each of today's takes it), and writes the table to
+//! `target/bench/size.md`.
 //!
 //! The page loads the page module; the fallback module only where no worker
 //! replays for the page (no service workers, the first visit before the
@@ -13,17 +15,18 @@ use tasks::assets::{self, ASSETS};
 fn main() {
     let file = |path: &str| {
         let asset = ASSETS.iter().find(|a| a.path == path).unwrap_or_else(|| panic!("{path} is not served"));
-        (asset.body.len(), asset.gzip.map_or(asset.body.len(), <[u8]>::len))
+        let gzip = asset.gzip.map_or(asset.body.len(), <[u8]>::len);
+        (asset.body.len(), gzip, asset.br.map_or(gzip, <[u8]>::len))
     };
-    let mut out = String::from("| what | file | bytes | gzip bytes |\n|---|---|---:|---:|\n");
+    let mut out = String::from("| what | file | bytes | gzip bytes | brotli bytes |\n|---|---|---:|---:|---:|\n");
     let mut group = |what: &str, paths: &[String]| {
-        let mut total = (0, 0);
+        let mut total = (0, 0, 0);
         for path in paths {
-            let (raw, gzip) = file(path);
-            out.push_str(&format!("| {what} | {path} | {raw} | {gzip} |\n"));
-            total = (total.0 + raw, total.1 + gzip);
+            let (raw, gzip, br) = file(path);
+            out.push_str(&format!("| {what} | {path} | {raw} | {gzip} | {br} |\n"));
+            total = (total.0 + raw, total.1 + gzip, total.2 + br);
         }
-        out.push_str(&format!("| {what} | **total** | {} | **{}** |\n", total.0, total.1));
+        out.push_str(&format!("| {what} | **total** | {} | **{}** | **{}** |\n", total.0, total.1, total.2));
     };
     let module = |stem: &str| [format!("/{stem}.wasm"), format!("/{stem}.js")];
     group("page module (bgsync-page)", &module(assets::BGSYNC));

@@ -371,6 +371,21 @@ async fn without_service_workers_the_page_loads_the_fallback_module_and_delivers
     assert!(stored.iter().all(|t| t.0 != "t2" || t.3 == 1), "{stored:?}");
     let modules = fallback_requests();
     assert_eq!(modules.len(), 2, "its script and its wasm, once, for pulls and the replay alike: {modules:?}");
+    // The browser took its bytes as the Brotli encoding the build made
+    // (Chromium weighs every coding it names alike, so the server picks
+    // the smaller), and read the whole module out of them.
+    let wasm = format!("/{}.wasm", tasks::assets::BGSYNC_FALLBACK);
+    let asset = tasks::assets::ASSETS.iter().find(|a| a.path == wasm).unwrap();
+    let sizes: Vec<u64> = eval(
+        &page,
+        &format!(
+            "(() => {{ const e = performance.getEntriesByType('resource').find(e => e.name.endsWith({wasm:?})); \
+             return e ? [e.encodedBodySize, e.decodedBodySize] : []; }})()"
+        ),
+    )
+    .await;
+    let br = asset.br.expect("the fallback module has a Brotli encoding").len() as u64;
+    assert_eq!(sizes, [br, asset.body.len() as u64], "transferred with Brotli ({br} bytes), read whole");
     chromium.close().await;
 }
 

@@ -19,7 +19,8 @@
 //!
 //! The app `include!`s `$OUT_DIR/assets.rs`, which holds
 //! `ASSETS: &[bgsync_server::files::Asset]` (served by
-//! `bgsync_server::files::serve`; each file gzipped when that is smaller), a constant per
+//! `bgsync_server::files::serve`; each file gzipped and Brotli-compressed
+//! when that is smaller), a constant per
 //! module (the placeholder without underscores: `WORKER`) and
 //! `ASSETS: &[Asset]`.
 //!
@@ -221,18 +222,87 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
         ));
     }
     code.push_str("\npub static ASSETS: &[Asset] = &[\n");
+    let mut brotli = BrotliCache::open(&out_dir);
+    let included = |path: Option<PathBuf>| match path {
+        Some(path) => format!("Some(include_bytes!({path:?}))"),
+        None => "None".to_owned(),
+    };
     for (url, file, content_type, immutable) in table {
         let path = assets.join(&file);
-        let gzip = match gzipped(&path) {
-            Some(gz) => format!("Some(include_bytes!({gz:?}))"),
-            None => "None".to_owned(),
-        };
+        let gzip = gzipped(&path);
+        let br = brotli.compress(&path, gzip.as_deref());
+        let (gzip, br) = (included(gzip), included(br));
         code.push_str(&format!(
-            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}), gzip: {gzip} }},\n"
+            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}), gzip: {gzip}, br: {br} }},\n"
         ));
     }
+    brotli.forget_unused();
     code.push_str("];\n");
     fs::write(out_dir.join("assets.rs"), code).unwrap();
+}
+
+/// The files' Brotli encodings, kept between runs of the build script by
+/// their content (Brotli's best quality takes about a second for each
+/// module, and most runs change none of them).
+struct BrotliCache {
+    dir: PathBuf,
+    used: Vec<PathBuf>,
+}
+
+impl BrotliCache {
+    fn open(out_dir: &Path) -> Self {
+        let dir = out_dir.join("brotli");
+        fs::create_dir_all(&dir).unwrap();
+        Self { dir, used: Vec::new() }
+    }
+
+    /// `path` compressed with Brotli (quality 11, a 4 MiB window) beside it
+    /// (`<path>.br`), when that is smaller than its gzip (`gzip`, or the
+    /// file itself less a tenth where there is none); `None` otherwise.
+    fn compress(&mut self, path: &Path, gzip: Option<&Path>) -> Option<PathBuf> {
+        use std::io::Write;
+        let body = fs::read(path).ok()?;
+        if body.len() < 256 {
+            return None;
+        }
+        let beat = match gzip {
+            Some(gzip) => fs::metadata(gzip).ok()?.len() as usize,
+            None => body.len() - body.len() / 10,
+        };
+        let mut hasher = DefaultHasher::new();
+        hasher.write(&body);
+        let cached = self.dir.join(format!("{:016x}.br", hasher.finish()));
+        let encoded = match fs::read(&cached) {
+            Ok(encoded) => encoded,
+            Err(_) => {
+                let mut encoded = Vec::new();
+                let mut writer = brotli::CompressorWriter::new(&mut encoded, 1 << 16, 11, 22);
+                writer.write_all(&body).ok()?;
+                drop(writer);
+                fs::write(&cached, &encoded).ok()?;
+                encoded
+            }
+        };
+        self.used.push(cached);
+        if encoded.len() >= beat {
+            return None;
+        }
+        let mut br = path.as_os_str().to_owned();
+        br.push(".br");
+        let br = PathBuf::from(br);
+        fs::write(&br, encoded).ok()?;
+        Some(br)
+    }
+
+    /// Deletes the encodings of files this run did not have (modules since
+    /// rebuilt), so the cache holds one build's worth.
+    fn forget_unused(self) {
+        for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if !self.used.contains(&entry.path()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
 /// What the generated `assets.rs` starts with: the table's type, served by
