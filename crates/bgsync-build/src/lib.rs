@@ -271,12 +271,14 @@ impl BrotliCache {
         };
         let mut hasher = DefaultHasher::new();
         hasher.write(&body);
-        let cached = self.dir.join(format!("{:016x}.br", hasher.finish()));
+        // Named by the settings too: other settings, another encoding.
+        let (quality, window) = (11, 22);
+        let cached = self.dir.join(format!("{:016x}-q{quality}w{window}.br", hasher.finish()));
         let encoded = match fs::read(&cached) {
             Ok(encoded) => encoded,
             Err(_) => {
                 let mut encoded = Vec::new();
-                let mut writer = brotli::CompressorWriter::new(&mut encoded, 1 << 16, 11, 22);
+                let mut writer = brotli::CompressorWriter::new(&mut encoded, 1 << 16, quality, window);
                 writer.write_all(&body).ok()?;
                 drop(writer);
                 fs::write(&cached, &encoded).ok()?;
