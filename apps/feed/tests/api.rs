@@ -652,7 +652,24 @@ async fn the_app_is_served_with_the_hashed_bundle() {
     let start = api.http.get(format!("{}/start.js", api.server.url())).send().await.unwrap().text().await.unwrap();
     let sw = api.http.get(format!("{}/sw.js", api.server.url())).send().await.unwrap();
     assert_eq!(sw.headers()["cache-control"], "no-cache");
+    // Revalidated, a file not changed since costs an answer without it.
+    let etag = sw.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with("W/\"") && etag.ends_with('"') && etag.len() == 20, "{etag}");
     let sw = sw.text().await.unwrap();
+    let revalidate =
+        |tag: &str| api.http.get(format!("{}/sw.js", api.server.url())).header("if-none-match", tag).send();
+    let same = revalidate(&etag).await.unwrap();
+    assert_eq!(same.status(), 304);
+    assert_eq!(same.headers()["etag"], etag.as_str());
+    assert_eq!(same.headers()["cache-control"], "no-cache");
+    assert!(same.bytes().await.unwrap().is_empty());
+    assert_eq!(revalidate(&format!("\"other\", {}", &etag[2..])).await.unwrap().status(), 304, "a strong form, listed");
+    let changed = revalidate("W/\"0000000000000000\"").await.unwrap();
+    assert_eq!(changed.status(), 200, "another tag: the file");
+    assert_eq!(changed.text().await.unwrap(), sw);
+    let start_tag =
+        api.http.get(format!("{}/start.js", api.server.url())).send().await.unwrap().headers()["etag"].clone();
+    assert_ne!(start_tag, etag.as_str(), "each file its own tag");
     let bundle = feed::assets::BUNDLE;
     assert!(bundle.starts_with("feed_web-") && bundle.len() == "feed_web-".len() + 16, "{bundle}");
     assert!(html.contains("<script src=\"/start.js\">") && !html.contains("wasm_bindgen("), "no inline script");

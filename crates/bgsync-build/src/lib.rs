@@ -232,13 +232,24 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
         let gzip = gzipped(&path);
         let br = brotli.compress(&path, gzip.as_deref());
         let (gzip, br) = (included(gzip), included(br));
+        let etag = etag_of(&path);
         code.push_str(&format!(
-            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}), gzip: {gzip}, br: {br} }},\n"
+            "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}), gzip: {gzip}, br: {br}, etag: {etag:?} }},\n"
         ));
     }
     brotli.forget_unused();
     code.push_str("];\n");
     fs::write(out_dir.join("assets.rs"), code).unwrap();
+}
+
+/// A validator for the file at `path`: a weak entity tag made of its
+/// content's hash, the same for each of its encodings (which hold the same
+/// content), so a client revalidating a file gets `304 Not Modified` until
+/// a build changes it.
+fn etag_of(path: &Path) -> String {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+    format!("W/\"{:016x}\"", hasher.finish())
 }
 
 /// The files' Brotli encodings, kept between runs of the build script by

@@ -21,6 +21,10 @@ pub struct Asset {
     /// The body compressed with Brotli at build time, when that is smaller
     /// than the gzip.
     pub br: Option<&'static [u8]>,
+    /// Its validator (`W/"<content hash>"`): a client that revalidates the
+    /// file with `If-None-Match` gets `304 Not Modified` while it is the
+    /// same.
+    pub etag: &'static str,
 }
 
 impl Asset {
@@ -69,7 +73,8 @@ fn weight(accept: &str, coding: &str) -> f32 {
 
 /// Answers `GET`/`HEAD` of one of `assets` (`/index.html` is `/`): hashed
 /// files cached for a year, the others revalidated (or an update would never
-/// reach the browser), Brotli or gzip where taken (`Vary: Accept-Encoding`),
+/// reach the browser; `304` to an `If-None-Match` that names the file's
+/// entity tag), Brotli or gzip where taken (`Vary: Accept-Encoding`),
 /// `nosniff`, and for pages `page_policy` as their Content-Security-Policy
 /// with `X-Frame-Options: DENY` and `Referrer-Policy: same-origin`. Another
 /// method is a 405 problem, an unknown path a 404 problem.
@@ -88,14 +93,23 @@ pub fn serve(
         return Problem::not_found(format!("There is nothing at {}.", uri.path())).into_response();
     };
     let cache = if asset.immutable { "public, max-age=31536000, immutable" } else { "no-cache" };
+    let validators = [
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        (header::ETAG, HeaderValue::from_static(asset.etag)),
+        (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+    ];
+    // What a `no-cache` file costs a client that has it: a request and
+    // this answer, not the file again.
+    if headers.get_all(header::IF_NONE_MATCH).iter().any(|tags| matches(tags, asset.etag)) {
+        return (StatusCode::NOT_MODIFIED, validators).into_response();
+    }
     let (body, encoding) = asset.encoded(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
     let mut response = (
         StatusCode::OK,
+        validators,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::VARY, HeaderValue::from_static("Accept-Encoding")),
         ],
         body,
     )
@@ -112,9 +126,18 @@ pub fn serve(
     response
 }
 
+/// Whether an `If-None-Match` value names `etag` (or is `*`), compared
+/// weakly as RFC 9110 says for it: `W/` aside, the same opaque tag.
+fn matches(tags: &HeaderValue, etag: &str) -> bool {
+    let Ok(tags) = tags.to_str() else { return false };
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    tags.trim() == "*" || tags.split(',').any(|tag| opaque(tag) == opaque(etag))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{weight, Asset};
+    use super::{matches, weight, Asset};
+    use axum::http::HeaderValue;
 
     #[test]
     fn accept_encoding_is_read_with_its_weights() {
@@ -138,6 +161,7 @@ mod tests {
             body: b"plain",
             gzip: Some(b"gz"),
             br: Some(b"br"),
+            etag: "W/\"0123456789abcdef\"",
         };
         let cases = [
             (None, None),
@@ -164,5 +188,16 @@ mod tests {
         // prefers Brotli.
         let gzip_only = Asset { br: None, ..asset };
         assert_eq!(gzip_only.encoded(Some("br, gzip")).1, Some("gzip"));
+    }
+
+    #[test]
+    fn if_none_match_is_compared_weakly() {
+        let etag = "W/\"0123456789abcdef\"";
+        for yes in ["W/\"0123456789abcdef\"", "\"0123456789abcdef\"", "\"x\", W/\"0123456789abcdef\"", "*", " * "] {
+            assert!(matches(&HeaderValue::from_static(yes), etag), "{yes}");
+        }
+        for no in ["", "\"0123456789abcdee\"", "W/\"x\", \"y\"", "0123456789abcdef"] {
+            assert!(!matches(&HeaderValue::from_static(no), etag), "{no}");
+        }
     }
 }
