@@ -136,6 +136,13 @@ async fn a_restarted_worker_runs_the_rust_code_and_serves_the_app_while_the_serv
     let mut server = TestServer::start();
     let chromium = Chromium::launch().await;
     let page = chromium.open_app(&server.url()).await;
+    // The declaration, loaded by the page and then imported by the worker
+    // as it installed: the second time the browser revalidated its copy
+    // (`no-cache`) with the file's ETag, and was answered without the file.
+    let config: Vec<u16> =
+        server.request_log().into_iter().filter(|(line, _)| line == "GET /bgsync-config.js").map(|(_, s)| s).collect();
+    assert_eq!(config.first(), Some(&200), "{config:?}");
+    assert!(config.contains(&304), "revalidated: {config:?}");
 
     server.down();
     stop_all_workers(&page).await;
