@@ -130,8 +130,13 @@ pub fn serve(
 /// weakly as RFC 9110 says for it: `W/` aside, the same opaque tag.
 fn matches(tags: &HeaderValue, etag: &str) -> bool {
     let Ok(tags) = tags.to_str() else { return false };
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
     tags.trim() == "*" || tags.split(',').any(|tag| opaque(tag) == opaque(etag))
+}
+
+/// An entity tag without its weakness mark (`W/`).
+fn opaque(tag: &str) -> &str {
+    let tag = tag.trim();
+    tag.strip_prefix("W/").unwrap_or(tag)
 }
 
 #[cfg(test)]
