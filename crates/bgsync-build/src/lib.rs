@@ -229,10 +229,18 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
     };
     for (url, file, content_type, immutable) in table {
         let path = assets.join(&file);
+        let body = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // The content's hash names its Brotli encoding in the cache and
+        // makes its entity tag: a weak one, the same for each encoding
+        // (they hold the same content), so a client revalidating the file
+        // gets `304 Not Modified` until a build changes it.
+        let mut hasher = DefaultHasher::new();
+        hasher.write(&body);
+        let hash = hasher.finish();
         let gzip = gzipped(&path);
-        let br = brotli.compress(&path, gzip.as_deref());
+        let br = brotli.compress(&body, hash, gzip.as_deref());
         let (gzip, br) = (included(gzip), included(br));
-        let etag = etag_of(&path);
+        let etag = format!("W/\"{hash:016x}\"");
         code.push_str(&format!(
             "    Asset {{ path: {url:?}, content_type: {content_type:?}, immutable: {immutable}, body: include_bytes!({path:?}), gzip: {gzip}, br: {br}, etag: {etag:?} }},\n"
         ));
@@ -240,16 +248,6 @@ pub fn build_and_embed(root: &Path, modules: &[Module], files: &[File], watch: &
     brotli.forget_unused();
     code.push_str("];\n");
     fs::write(out_dir.join("assets.rs"), code).unwrap();
-}
-
-/// A validator for the file at `path`: a weak entity tag made of its
-/// content's hash, the same for each of its encodings (which hold the same
-/// content), so a client revalidating a file gets `304 Not Modified` until
-/// a build changes it.
-fn etag_of(path: &Path) -> String {
-    let mut hasher = DefaultHasher::new();
-    hasher.write(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-    format!("W/\"{:016x}\"", hasher.finish())
 }
 
 /// The files' Brotli encodings, kept between runs of the build script by
@@ -267,12 +265,12 @@ impl BrotliCache {
         Self { dir, used: Vec::new() }
     }
 
-    /// `path` compressed with Brotli (quality 11, a 4 MiB window) beside it
-    /// (`<path>.br`), when that is smaller than its gzip (`gzip`, or the
-    /// file itself less a tenth where there is none); `None` otherwise.
-    fn compress(&mut self, path: &Path, gzip: Option<&Path>) -> Option<PathBuf> {
+    /// `body` (whose content hash is `hash`) compressed with Brotli
+    /// (quality 11, a 4 MiB window), where the cache keeps it, when that is
+    /// smaller than its gzip (`gzip`, or the body itself less a tenth where
+    /// there is none); `None` otherwise.
+    fn compress(&mut self, body: &[u8], hash: u64, gzip: Option<&Path>) -> Option<PathBuf> {
         use std::io::Write;
-        let body = fs::read(path).ok()?;
         if body.len() < 256 {
             return None;
         }
@@ -280,31 +278,26 @@ impl BrotliCache {
             Some(gzip) => fs::metadata(gzip).ok()?.len() as usize,
             None => body.len() - body.len() / 10,
         };
-        let mut hasher = DefaultHasher::new();
-        hasher.write(&body);
         // Named by the settings too: other settings, another encoding.
         let (quality, window) = (11, 22);
-        let cached = self.dir.join(format!("{:016x}-q{quality}w{window}.br", hasher.finish()));
-        let encoded = match fs::read(&cached) {
-            Ok(encoded) => encoded,
+        let cached = self.dir.join(format!("{hash:016x}-q{quality}w{window}.br"));
+        let size = match fs::metadata(&cached) {
+            Ok(meta) => meta.len() as usize,
             Err(_) => {
                 let mut encoded = Vec::new();
                 let mut writer = brotli::CompressorWriter::new(&mut encoded, 1 << 16, quality, window);
-                writer.write_all(&body).ok()?;
+                writer.write_all(body).ok()?;
                 drop(writer);
-                fs::write(&cached, &encoded).ok()?;
-                encoded
+                // Whole or not at all: a build stopped mid-write must not
+                // leave a cut encoding for the next to embed.
+                let part = cached.with_extension("part");
+                fs::write(&part, &encoded).ok()?;
+                fs::rename(&part, &cached).ok()?;
+                encoded.len()
             }
         };
-        self.used.push(cached);
-        if encoded.len() >= beat {
-            return None;
-        }
-        let mut br = path.as_os_str().to_owned();
-        br.push(".br");
-        let br = PathBuf::from(br);
-        fs::write(&br, encoded).ok()?;
-        Some(br)
+        self.used.push(cached.clone());
+        (size < beat).then_some(cached)
     }
 
     /// Deletes the encodings of files this run did not have (modules since

@@ -100,7 +100,7 @@ pub fn serve(
     ];
     // What a `no-cache` file costs a client that has it: a request and
     // this answer, not the file again.
-    if headers.get_all(header::IF_NONE_MATCH).iter().any(|tags| matches(tags, asset.etag)) {
+    if crate::etag::none_match(headers, asset.etag) {
         return (StatusCode::NOT_MODIFIED, validators).into_response();
     }
     let (body, encoding) = asset.encoded(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
@@ -126,23 +126,9 @@ pub fn serve(
     response
 }
 
-/// Whether an `If-None-Match` value names `etag` (or is `*`), compared
-/// weakly as RFC 9110 says for it: `W/` aside, the same opaque tag.
-fn matches(tags: &HeaderValue, etag: &str) -> bool {
-    let Ok(tags) = tags.to_str() else { return false };
-    tags.trim() == "*" || tags.split(',').any(|tag| opaque(tag) == opaque(etag))
-}
-
-/// An entity tag without its weakness mark (`W/`).
-fn opaque(tag: &str) -> &str {
-    let tag = tag.trim();
-    tag.strip_prefix("W/").unwrap_or(tag)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{matches, weight, Asset};
-    use axum::http::HeaderValue;
+    use super::{weight, Asset};
 
     #[test]
     fn accept_encoding_is_read_with_its_weights() {
@@ -193,16 +179,5 @@ mod tests {
         // prefers Brotli.
         let gzip_only = Asset { br: None, ..asset };
         assert_eq!(gzip_only.encoded(Some("br, gzip")).1, Some("gzip"));
-    }
-
-    #[test]
-    fn if_none_match_is_compared_weakly() {
-        let etag = "W/\"0123456789abcdef\"";
-        for yes in ["W/\"0123456789abcdef\"", "\"0123456789abcdef\"", "\"x\", W/\"0123456789abcdef\"", "*", " * "] {
-            assert!(matches(&HeaderValue::from_static(yes), etag), "{yes}");
-        }
-        for no in ["", "\"0123456789abcdee\"", "W/\"x\", \"y\"", "0123456789abcdef"] {
-            assert!(!matches(&HeaderValue::from_static(no), etag), "{no}");
-        }
     }
 }

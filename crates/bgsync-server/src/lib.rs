@@ -12,11 +12,13 @@
 //! - [`writer`]: the transactions effects are written in (group commit on
 //!   SQLite), and [`direct`]: their statements run on the caller's thread;
 //! - [`batch`]: many queued requests in one round trip;
-//! - [`metrics`]: `/metrics` for Prometheus, and a layer timing requests.
+//! - [`metrics`]: `/metrics` for Prometheus, and a layer timing requests;
+//! - [`etag`]: `If-None-Match`, for `304 Not Modified`.
 
 pub mod batch;
 pub mod db;
 pub mod direct;
+pub mod etag;
 pub mod failpoint;
 pub mod files;
 pub mod idempotency;

@@ -200,26 +200,13 @@ pub async fn list(
             (PostList { posts: rows.into_iter().map(post_of).collect(), cursor: cursor.to_string(), more }, tag)
         }
     };
-    let etag = HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("digits, dots and dashes");
-    if headers.get_all(header::IF_NONE_MATCH).iter().any(|v| none_match(v.as_bytes(), &tag)) {
+    let etag = format!("W/\"{tag}\"");
+    let not_modified = bgsync_server::etag::none_match(&headers, &etag);
+    let etag = HeaderValue::from_str(&etag).expect("digits, dots and dashes");
+    if not_modified {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     Ok((StatusCode::OK, [(header::ETAG, etag)], axum::Json(list)).into_response())
-}
-
-/// Whether an `If-None-Match` value matches the entity tag `tag` under the
-/// weak comparison (RFC 9110 13.1.2): `*`, or any listed tag with the same
-/// opaque part, `W/` or not.
-fn none_match(value: &[u8], tag: &str) -> bool {
-    value.split(|b| *b == b',').map(<[u8]>::trim_ascii).any(|candidate| {
-        candidate == b"*" || {
-            let opaque = candidate.strip_prefix(b"W/").unwrap_or(candidate);
-            opaque.len() == tag.len() + 2
-                && opaque.starts_with(b"\"")
-                && opaque.ends_with(b"\"")
-                && &opaque[1..opaque.len() - 1] == tag.as_bytes()
-        }
-    })
 }
 
 fn bad_query(detail: String) -> Problem {
