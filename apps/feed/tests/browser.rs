@@ -789,8 +789,10 @@ async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_head
     assert!(error.contains("header"), "{error}");
     assert_eq!(eval::<serde_json::Value>(&page, "wasm_bindgen.status()").await["paused"], true);
 
-    // A subscriber sees the queue resume and the post go out.
-    let subscribe = "(window.seen = [], window.stop = wasm_bindgen.subscribe((e) => seen.push(e.type)), true)";
+    // A subscriber sees the queue resume and the post go out: the
+    // worker's events as the page's own are, each `{queue, ..., type}`.
+    let key: String = eval(&page, "wasm_bindgen.queued('sync-posts').then((l) => l[0].key)").await;
+    let subscribe = "(window.seen = [], window.stop = wasm_bindgen.subscribe((e) => seen.push(e)), true)";
     assert!(eval::<bool>(&page, subscribe).await);
     assert!(
         eval::<bool>(&page, "wasm_bindgen.setCredentials({ Authorization: 'Bearer fresh' }).then(() => true)").await
@@ -799,12 +801,16 @@ async fn a_401_pauses_the_queue_and_set_credentials_resumes_it_with_the_new_head
     wait_for(
         &page,
         "the subscriber to see the resume and the delivery",
-        "seen.includes('resumed') && seen.includes('sent')",
+        "seen.some((e) => e.type === 'resumed') && seen.some((e) => e.type === 'sent')",
     )
     .await;
-    let seen: Vec<String> = eval(&page, "(stop(), seen)").await;
-    let (resumed, sent) = (seen.iter().position(|t| t == "resumed"), seen.iter().position(|t| t == "sent"));
-    assert!(resumed < sent, "{seen:?}");
+    let seen: Vec<serde_json::Value> = eval(&page, "(stop(), seen)").await;
+    let at = |kind: &str| seen.iter().position(|e| e["type"] == kind);
+    assert!(at("resumed") < at("sent") && at("sending") < at("sent"), "{seen:?}");
+    let queue = "sync-posts";
+    assert!(seen.contains(&serde_json::json!({ "queue": queue, "type": "resumed" })), "{seen:?}");
+    assert!(seen.contains(&serde_json::json!({ "queue": queue, "keys": [key], "type": "sending" })), "{seen:?}");
+    assert!(seen.contains(&serde_json::json!({ "queue": queue, "key": key, "type": "sent" })), "{seen:?}");
     assert_eq!(stored[0].1, "Behind a login");
     assert_eq!(server.authorizations().last().cloned().flatten().as_deref(), Some("Bearer fresh"));
     wait_for_state(&page, "Behind a login", "sent").await;

@@ -715,14 +715,14 @@ async fn persist(queue: &Queue, decided: Decisions, mut clock: Option<&mut Clock
         clock.lap("store");
     }
     let mut delivered = 0;
-    for event in decided.events {
+    for event in &decided.events {
         match event {
             Event::Sent { .. } => delivered += 1,
-            Event::Paused { status } => state::pause(queue.name(), status).await?,
+            Event::Paused { status } => state::pause(queue.name(), *status).await?,
             _ => {}
         }
-        events::broadcast(queue.name(), &event);
     }
+    events::broadcast(queue.name(), &decided.events);
     // A round's news goes out at once (a worker may be stopped soon after).
     events::flush();
     if let Some(clock) = clock {
