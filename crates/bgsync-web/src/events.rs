@@ -6,7 +6,7 @@
 //! not deliver to the sender itself.
 
 use crate::{js, json};
-use bgsync_core::{DeadReason, Event};
+use bgsync_core::Event;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::BroadcastChannel;
@@ -121,13 +121,7 @@ pub fn events_json(queue: &str, events: &[Event]) -> String {
                 field_str(&mut out, "key", key.as_str());
                 field_str(&mut out, "reason", &reason.to_string());
                 out.push_str(r#","cause":{"kind":"#);
-                let (kind, name, value) = match reason {
-                    DeadReason::Rejected { status, .. } => ("rejected", "status", u64::from(*status)),
-                    DeadReason::TooManyAttempts { attempts, .. } => {
-                        ("too-many-attempts", "attempts", u64::from(*attempts))
-                    }
-                    DeadReason::TooOld { age_ms, .. } => ("too-old", "ageMs", *age_ms),
-                };
+                let (kind, name, value) = crate::queue::cause(reason);
                 json::write_str(&mut out, kind);
                 field_number(&mut out, name, value);
                 out.push('}');
@@ -259,7 +253,7 @@ pub fn unpack(data: &JsValue) -> Vec<JsValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bgsync_core::EntryKey;
+    use bgsync_core::{DeadReason, EntryKey};
 
     #[test]
     fn the_engines_events_are_one_json_array_in_the_shape_subscribers_read() {

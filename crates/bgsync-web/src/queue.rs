@@ -833,22 +833,23 @@ fn from_js(value: &JsValue) -> Option<Entry> {
 /// `{kind: "too-many-attempts", attempts}` or `{kind: "too-old", ageMs}`
 /// (the sentence for people is `reason`, beside it).
 pub fn cause_to_js(reason: &DeadReason) -> JsValue {
+    let (kind, name, value) = cause(reason);
     let o = Object::new();
-    match reason {
-        DeadReason::Rejected { status, .. } => {
-            js::set(&o, "kind", "rejected");
-            js::set(&o, "status", *status);
-        }
-        DeadReason::TooManyAttempts { attempts, .. } => {
-            js::set(&o, "kind", "too-many-attempts");
-            js::set(&o, "attempts", *attempts);
-        }
-        DeadReason::TooOld { age_ms, .. } => {
-            js::set(&o, "kind", "too-old");
-            js::set(&o, "ageMs", *age_ms as f64);
-        }
-    }
+    js::set(&o, "kind", kind);
+    js::set(&o, name, value as f64);
     o.into()
+}
+
+/// A dead letter's typed cause as the API shows it, `{kind, <name>: value}`:
+/// `rejected` with the `status`, `too-many-attempts` with the `attempts`,
+/// `too-old` with the `ageMs`. (Written as an object by [`cause_to_js`], as
+/// JSON by the events.)
+pub(crate) fn cause(reason: &DeadReason) -> (&'static str, &'static str, u64) {
+    match reason {
+        DeadReason::Rejected { status, .. } => ("rejected", "status", u64::from(*status)),
+        DeadReason::TooManyAttempts { attempts, .. } => ("too-many-attempts", "attempts", u64::from(*attempts)),
+        DeadReason::TooOld { age_ms, .. } => ("too-old", "ageMs", *age_ms),
+    }
 }
 
 fn dead_to_js(queue: &str, dead: &DeadLetter) -> JsValue {
