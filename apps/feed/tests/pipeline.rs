@@ -159,6 +159,12 @@ async fn keys_that_run_against_the_queue_order_do_not_change_the_order_it_is_sen
     let status = worker_status(&page).await;
     let rounds = status["rounds"].as_array().unwrap();
     assert!(rounds.iter().all(|r| r["pages"] == 1), "one read of the whole queue a round: {status}");
+    // Where a round's read went: waiting for IndexedDB (`read`), then the
+    // records read into entries (`decode`), each a phase of its record.
+    for round in rounds {
+        let phases: Vec<&str> = round["phases"].as_array().unwrap().iter().map(|p| p[0].as_str().unwrap()).collect();
+        assert_eq!(phases.get(..2), Some(&["read", "decode"][..]), "{round}");
+    }
     chromium.close().await;
 }
 

@@ -368,7 +368,12 @@ impl Queue {
         let values = Array::from(&js::request(&index.get_all_with_key_and_limit(&range, limit.max(1))?).await?);
         let last = self.note_read(&values)?;
         let next = last.filter(|_| values.length() >= limit.max(1)).map(PageCursor);
-        Ok((decode(&values), next))
+        let started = js::performance_now();
+        let entries = decode(&values);
+        if let (Some(started), Some(ended)) = (started, js::performance_now()) {
+            DECODING.with(|d| d.set(Some(d.get().unwrap_or(0.0) + (ended - started))));
+        }
+        Ok((entries, next))
     }
 
     /// The entries after the last record this context's round read (after
@@ -472,7 +477,15 @@ impl Queue {
     }
 }
 
+/// The ms this context spent reading records into entries in
+/// [`Queue::page`] since the last call (`None` if it read no page): a
+/// round's `decode` phase, wherever the read happened.
+pub(crate) fn take_decode_ms() -> Option<f64> {
+    DECODING.with(|d| d.take())
+}
+
 thread_local! {
+    static DECODING: std::cell::Cell<Option<f64>> = const { std::cell::Cell::new(None) };
     // Per queue, the index key of the last record this context read since
     // its round's first read (a `Vec`: a map costs more code per type).
     static READ_THROUGH: std::cell::RefCell<Vec<(String, Option<JsValue>)>> = const { std::cell::RefCell::new(Vec::new()) };

@@ -291,8 +291,9 @@ pub async fn held(look: Promise) -> bool {
 
 /// A round of this context that sent something: when it started, its
 /// queue, what it delivered, and where its time went (phase, ms: reading
-/// the queue and its state, learning the batch endpoint, each request,
-/// each store step), for the worker's status answer.
+/// the queue and its state from IndexedDB, decoding the records read,
+/// learning the batch endpoint, each request, each store step), for the
+/// worker's status answer.
 #[derive(Clone, Debug)]
 pub struct RoundRecord {
     pub queue: String,
@@ -325,12 +326,22 @@ struct Clock(f64, Vec<(&'static str, f64)>, f64);
 
 impl Clock {
     fn start() -> Self {
+        crate::queue::take_decode_ms();
         Clock(precise_now(), Vec::new(), js_sys::Date::now())
     }
 
+    /// Ends `phase`. The pages of the queue decoded in it (their records
+    /// read into entries, see [`Queue::page`]) are a phase of their own,
+    /// `decode`, after it: it is the round's own work (code a worker just
+    /// started runs for the first time), where the rest of a `read` is
+    /// waiting for IndexedDB.
     fn lap(&mut self, phase: &'static str) {
         let now = precise_now();
-        self.1.push((phase, now - self.0));
+        let decoding = crate::queue::take_decode_ms();
+        self.1.push((phase, now - self.0 - decoding.unwrap_or(0.0)));
+        if let Some(ms) = decoding {
+            self.1.push(("decode", ms));
+        }
         self.0 = now;
     }
 
