@@ -160,7 +160,8 @@ pub fn broadcast(queue: &str, events: &[Event]) {
     }
     // The text is bgsync's own JSON: it parses.
     if let Ok(parsed) = js_sys::JSON::parse(&events_json(queue, events)) {
-        queue_up(parsed.unchecked_into());
+        let parsed: Array = parsed.unchecked_into();
+        queue_up(|pending| *pending = pending.concat(&parsed));
     }
 }
 
@@ -197,21 +198,27 @@ const GATHER_MS: i32 = 10;
 /// out together as `{type: "events", events: [...]}`, in order; read them
 /// with [`unpack`].
 pub fn post(message: &JsValue) {
-    queue_up(Array::of1(message));
+    queue_up(|pending| {
+        pending.push(message);
+    });
 }
 
-/// Adds `messages` to those waiting to go out, and schedules their flush
-/// if none was.
-fn queue_up(messages: Array) {
+/// Adds to the messages waiting to go out (`add`), and schedules their
+/// flush if none was.
+fn queue_up(add: impl FnOnce(&mut Array)) {
     let first = PENDING.with(|p| {
         let mut pending = p.borrow_mut();
-        let first = pending.length() == 0;
-        *pending = pending.concat(&messages);
-        first && pending.length() > 0
+        let was_empty = pending.length() == 0;
+        add(&mut pending);
+        was_empty && pending.length() > 0
     });
-    if !first {
-        return;
+    if first {
+        schedule_flush();
     }
+}
+
+/// A [`flush`] in [`GATHER_MS`] (at once where there is no timer).
+fn schedule_flush() {
     let flush = wasm_bindgen::closure::Closure::once_into_js(flush);
     let set_timeout = js::get(&js_sys::global(), "setTimeout").ok().and_then(|f| f.dyn_into::<js_sys::Function>().ok());
     match set_timeout {
@@ -293,7 +300,8 @@ mod tests {
         ];
         assert_eq!(events_json("q é", &events), format!("[{}]", expected.join(",")));
         assert_eq!(events_json("q", &[]), "[]");
-        // What the browser's parser reads back: the same fields.
+        // Read back as JSON (by bgsync's reader, standing in for the
+        // browser's `JSON.parse`): the same fields and values.
         let parsed = json::parse(&events_json("q", &events[3..4])).unwrap();
         let retry = match parsed {
             json::Value::Array(items) => items.into_iter().next().unwrap(),

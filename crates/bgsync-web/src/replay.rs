@@ -338,7 +338,8 @@ impl Clock {
     fn lap(&mut self, phase: &'static str) {
         let now = precise_now();
         let decoding = crate::queue::take_decode_ms();
-        self.1.push((phase, now - self.0 - decoding.unwrap_or(0.0)));
+        // (At least 0: the browser may coarsen `performance.now()`.)
+        self.1.push((phase, (now - self.0 - decoding.unwrap_or(0.0)).max(0.0)));
         if let Some(ms) = decoding {
             self.1.push(("decode", ms));
         }
