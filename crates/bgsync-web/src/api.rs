@@ -215,7 +215,7 @@ pub fn clear_feed(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue
 ///
 /// A page module built without the replay (bgsync's page module) has no
 /// pull of its own either: the worker pulls for it when one is active,
-/// else bgsync's fallback module does ([`crate::client::pull_elsewhere`]).
+/// else bgsync's fallback module does.
 /// (The pull is about 5 KB gzip of a page module.)
 #[wasm_bindgen(js_name = pull, unchecked_return_type = "Promise<number>")]
 pub fn pull(#[wasm_bindgen(unchecked_param_type = "string")] name: JsValue) -> Promise {

@@ -11,7 +11,7 @@
 //!   when the app opens or comes online), so pages render offline;
 //! - [`worker`]: the service-worker side (app-shell cache, fetch strategies);
 //! - [`state`]: pauses (401/403) and the credentials that lift them;
-//! - [`api`] (feature `js-api`): the same as a JavaScript API with
+//! - `api` (feature `js-api`): the same as a JavaScript API with
 //!   TypeScript types;
 //! - [`client`]: the page side (worker registration, sync registration,
 //!   messages to the worker);

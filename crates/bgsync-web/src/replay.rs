@@ -110,7 +110,7 @@ async fn rounds_until(queue: &Queue, budget_ms: u64, expedite: bool) -> JsResult
 /// backoff go now (a sync event, "retry now"), rather than only those due.
 ///
 /// All of it (rounds, the waits between them, the pulls: the whole of a
-/// sync event's work) holds the shared lock [`ACTIVE_LOCK`], so that a page
+/// sync event's work) holds the shared Web Lock `bgsync-active`, so that a page
 /// that queues an entry meanwhile knows to ask for a round of its own
 /// ([`crate::client::make_sure_it_is_taken`]) rather than trust a sync
 /// registration the browser may swallow while this sync event fires.

@@ -170,7 +170,7 @@ const USER: &str = "user";
 /// theirs in that transaction (an entry's `owner`): a round sends an entry
 /// only when its owner is the user signed in, so it waits for them to sign
 /// in again and never goes with another's credentials. That waits until
-/// no round runs in any context ([`crate::replay::hold_rounds`]); new
+/// no round runs in any context (the rounds' Web Lock); new
 /// credentials for the same user, or for none, do not wait.
 pub async fn set_credentials(headers: &[(String, String)], user: Option<&str>, queues: &[&str]) -> JsResult<()> {
     if let Some((name, value)) = js::invalid_header(headers)? {
