@@ -39,6 +39,10 @@ mod json;
 pub mod pull;
 pub mod queue;
 pub mod replay;
+// The replay's: a page module lists a queue record by record and sends
+// nothing.
+#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
+mod round_json;
 pub mod state;
 pub mod transport;
 pub mod worker;

@@ -12,7 +12,6 @@
 use crate::config::{Capture, QueueDecl};
 use crate::db::{database, DEAD_LETTERS, ENTRIES, META};
 use crate::js::{self, JsResult};
-use crate::json;
 use bgsync_core::{DeadLetter, DeadReason, Entry, EntryKey, QueueConfig, StoreOp};
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
@@ -703,9 +702,7 @@ pub(crate) fn to_js(queue: &str, entry: &Entry) -> JsValue {
     o.into()
 }
 
-/// The field of a stored entry that names the user it waits for
-/// ([`crate::state::set_credentials`]).
-pub(crate) const OWNER: &str = "owner";
+pub(crate) use crate::round_json::OWNER;
 
 /// Where [`Queue::page`] goes on: the last record's key in the queue-order
 /// index.
@@ -726,7 +723,7 @@ fn decode(values: &Array) -> Vec<Entry> {
     let records = js_sys::JSON::stringify(values)
         .ok()
         .and_then(|text| crate::js::long_text(&text))
-        .and_then(|text| entries_of_json(&text));
+        .and_then(|text| crate::round_json::entries_of_json(&text));
     #[cfg(not(feature = "replay-here"))]
     let records: Option<Vec<Option<Entry>>> = None;
     if let Some(records) = records {
@@ -751,77 +748,6 @@ fn decode(values: &Array) -> Vec<Entry> {
 
 fn unreadable(record: &JsValue) {
     web_sys::console::warn_2(&"bgsync: skipping an unreadable queue record".into(), record);
-}
-
-/// The records of a JSON array (as `JSON.stringify` writes what
-/// `getAll` read), each an entry or `None` where it is not one, read
-/// straight into entries: the same fields and defaults as [`from_js`].
-/// `None` if the text is not such an array.
-#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
-fn entries_of_json(text: &str) -> Option<Vec<Option<Entry>>> {
-    let mut reader = json::Reader::new(text);
-    let mut records = Vec::new();
-    reader.array(|reader| {
-        records.push(entry_of_json(reader)?);
-        Some(())
-    })?;
-    reader.end()?;
-    Some(records)
-}
-
-#[cfg_attr(not(feature = "replay-here"), allow(dead_code))]
-fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
-    let (mut key, mut enqueued_at, mut attempts, mut not_before) = (None, None, None, None);
-    let (mut method, mut url, mut body, mut last_error, mut owner) = (None, None, None, None, None);
-    let mut headers = Vec::new();
-    reader.object(|reader, name| {
-        match name {
-            "key" => key = reader.maybe_string()?,
-            "enqueuedAt" => enqueued_at = reader.maybe_number()?,
-            "attempts" => attempts = reader.maybe_number()?,
-            "notBefore" => not_before = reader.maybe_number()?,
-            "method" => method = reader.maybe_string()?,
-            "url" => url = reader.maybe_string()?,
-            "body" => body = reader.maybe_string()?,
-            "lastError" => last_error = reader.maybe_string()?,
-            OWNER => owner = reader.maybe_string()?,
-            "headers" if reader.at_array()? => reader.array(|reader| {
-                if !reader.at_array()? {
-                    return reader.skip();
-                }
-                let mut pair: [Option<Option<String>>; 2] = [None, None];
-                let mut n = 0;
-                reader.array(|reader| {
-                    match pair.get_mut(n) {
-                        Some(slot) => *slot = Some(reader.maybe_string()?),
-                        None => reader.skip()?,
-                    }
-                    n += 1;
-                    Some(())
-                })?;
-                if let [Some(Some(name)), Some(Some(value))] = pair {
-                    headers.push((name, value));
-                }
-                Some(())
-            })?,
-            _ => reader.skip()?,
-        }
-        Some(())
-    })?;
-    Some((|| {
-        Some(Entry {
-            key: EntryKey::parse(&key?).ok()?,
-            enqueued_at_ms: enqueued_at?,
-            attempts: attempts.unwrap_or(0.0) as u32,
-            not_before_ms: not_before.unwrap_or(0.0) as u64,
-            method: method.unwrap_or_else(|| "POST".into()),
-            url: url?,
-            headers,
-            body: body?,
-            last_error,
-            owner,
-        })
-    })())
 }
 
 fn from_js(value: &JsValue) -> Option<Entry> {
@@ -874,39 +800,4 @@ fn dead_to_js(queue: &str, dead: &DeadLetter) -> JsValue {
     js::set(&o, "cause", cause_to_js(&dead.reason));
     js::set(&o, "at", dead.at_ms as f64);
     o.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_read_as_json_become_entries_with_the_stored_fields_and_defaults() {
-        // As `JSON.stringify` writes `getAll`'s records: a whole one, one
-        // with only what is required, and three that are not entries.
-        let text = r#"[
-            {"queue":"q","key":"k-1","method":"PUT","url":"/api/a?x=\"1\"","headers":[["X-A","1"],["X-B",2],["X-C","3","extra"],"junk"],
-             "body":"{\"t\":\"é\\n\"}","enqueuedAt":1733083200123.456,"attempts":3,"notBefore":1733083201000,"lastError":"HTTP 503","extra":{"n":[1]}},
-            {"key":"k-2","url":"/api/b","body":"","enqueuedAt":5,"lastError":null,"headers":"none"},
-            {"key":"k-3","url":"/api/c","enqueuedAt":6},
-            {"key":"not a key","url":"/api/d","body":"","enqueuedAt":7},
-            {"key":"k-5","url":"/api/e","body":"","enqueuedAt":"late"}
-        ]"#;
-        let records = entries_of_json(text).unwrap();
-        assert_eq!(records.len(), 5);
-        let first = records[0].clone().unwrap();
-        assert_eq!(first.key.as_str(), "k-1");
-        assert_eq!((first.method.as_str(), first.url.as_str()), ("PUT", "/api/a?x=\"1\""));
-        assert_eq!(first.headers, [("X-A".to_owned(), "1".to_owned()), ("X-C".to_owned(), "3".to_owned())]);
-        assert_eq!(first.body, "{\"t\":\"é\\n\"}");
-        assert_eq!(first.enqueued_at_ms, 1_733_083_200_123.456);
-        assert_eq!((first.attempts, first.not_before_ms), (3, 1_733_083_201_000));
-        assert_eq!(first.last_error.as_deref(), Some("HTTP 503"));
-        let second = records[1].clone().unwrap();
-        assert_eq!((second.method.as_str(), second.attempts, second.not_before_ms), ("POST", 0, 0));
-        assert!(second.headers.is_empty() && second.last_error.is_none());
-        assert!(records[2..].iter().all(Option::is_none), "{:?}", &records[2..]);
-        assert_eq!(entries_of_json("[{\"key\":\"k\"}"), None, "not JSON");
-        assert_eq!(entries_of_json("{}"), None, "not an array");
-    }
 }

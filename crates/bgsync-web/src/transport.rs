@@ -2,7 +2,6 @@
 //! request when the server advertises a batch endpoint.
 
 use crate::js;
-use crate::json;
 use crate::state::with_overrides;
 use bgsync_core::wire::{
     BatchEndpoint, BatchResult, BATCH_SUCCEEDED_HEADER, CLIENT_HEADER, IDEMPOTENCY_KEY, REPLAY_HEADER, WELL_KNOWN_PATH,
@@ -115,50 +114,6 @@ fn kept_body(status: u16, body: String) -> String {
         kept.truncate(end);
     }
     kept
-}
-
-/// The `results` of a batch endpoint's answer (`{"results": [{"key",
-/// "status", "retry_after", "body"}, ...]}`), read straight from its text
-/// into results, the body as the server wrote it. An item without a key is
-/// left out; a field of another type counts as absent; JSON of another
-/// shape (a `results` that is not an array, an answer that is not an
-/// object) holds none, and the engine retries the entries it has no answer
-/// for. `None` if the text is not JSON.
-fn batch_results(text: &str) -> Option<Vec<BatchResult>> {
-    let mut reader = json::Reader::new(text);
-    let mut results = Vec::new();
-    if !reader.at_object()? {
-        reader.skip()?;
-        return reader.end().map(|_| results);
-    }
-    reader.object(|reader, name| {
-        if name != "results" || !reader.at_array()? {
-            return reader.skip();
-        }
-        reader.array(|reader| {
-            if !reader.at_object()? {
-                return reader.skip();
-            }
-            let (mut key, mut status, mut retry_after, mut body) = (None, None, None, None);
-            reader.object(|reader, name| {
-                match name {
-                    "key" => key = reader.maybe_string()?,
-                    "status" => status = reader.maybe_number()?,
-                    "retry_after" => retry_after = reader.maybe_string()?,
-                    "body" => body = reader.maybe_string()?,
-                    _ => reader.skip()?,
-                }
-                Some(())
-            })?;
-            if let Some(key) = key {
-                let status = status.map(|s| s as u16);
-                results.push(BatchResult { key, status, retry_after, body: body.unwrap_or_default() });
-            }
-            Some(())
-        })
-    })?;
-    reader.end()?;
-    Some(results)
 }
 
 /// What the server advertised and until when it may be used without
@@ -401,37 +356,8 @@ async fn try_send_batch(
     // Entries run on the batch endpoint's server: only this origin's
     // endpoint gets this origin's credentials.
     let same_origin = js::is_same_origin(&endpoint.url);
-    // The body as one JSON text, written here: one crossing instead of
-    // one per field.
-    let size: usize = transmit.entries.iter().map(|e| e.url.len() + e.body.len() + 128).sum();
-    let mut body = String::with_capacity(size + 32);
-    body.push_str(if ordered { r#"{"ordered":true,"entries":["# } else { r#"{"ordered":false,"entries":["# });
-    for (i, entry) in transmit.entries.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(r#"{"key":"#);
-        json::write_str(&mut body, entry.key.as_str());
-        body.push_str(r#","method":"#);
-        json::write_str(&mut body, &entry.method);
-        body.push_str(r#","path":"#);
-        json::write_str(&mut body, &entry.url);
-        body.push_str(r#","headers":["#);
-        for (j, (name, value)) in credentials.for_entry(entry, same_origin).iter().enumerate() {
-            if j > 0 {
-                body.push(',');
-            }
-            body.push('[');
-            json::write_str(&mut body, name);
-            body.push(',');
-            json::write_str(&mut body, value);
-            body.push(']');
-        }
-        body.push_str(r#"],"body":"#);
-        json::write_str(&mut body, &entry.body);
-        body.push('}');
-    }
-    body.push_str("]}");
+    let body =
+        crate::round_json::batch_body(&transmit.entries, ordered, |entry| credentials.for_entry(entry, same_origin));
     let headers = Headers::new()?;
     headers.set("Content-Type", "application/json")?;
     headers.set("Accept", "application/json")?;
@@ -485,7 +411,7 @@ async fn try_send_batch(
         return Ok(TransmitResult::Batch(results.collect()));
     }
     let text = js::response_text(&response).await?;
-    let Some(results) = batch_results(&text) else {
+    let Some(results) = crate::round_json::batch_results(&text) else {
         return Err(JsValue::from_str("the batch endpoint's answer is not JSON"));
     };
     let results = results
@@ -496,50 +422,4 @@ async fn try_send_batch(
         })
         .collect();
     Ok(TransmitResult::Batch(results))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn result(key: &str, status: Option<u16>, retry_after: Option<&str>, body: &str) -> BatchResult {
-        BatchResult { key: key.into(), status, retry_after: retry_after.map(Into::into), body: body.into() }
-    }
-
-    #[test]
-    fn a_batch_answer_is_read_into_its_results() {
-        let text = r#" {"version":1,"results":[
-            {"key":"k1","status":201},
-            {"status":503,"key":"k2","retry_after":"2","body":"{\"detail\":\"busy \\\"now\\\"\"}","extra":{"a":[1]}},
-            {"key":"k3"},
-            {"key":"k4","status":"201","retry_after":7,"body":null},
-            {"status":201},
-            "not an entry", 5, null,
-            {"key":"k5","status":422,"body":"é😀"}
-        ]} "#;
-        assert_eq!(
-            batch_results(text),
-            Some(vec![
-                result("k1", Some(201), None, ""),
-                result("k2", Some(503), Some("2"), r#"{"detail":"busy \"now\""}"#),
-                result("k3", None, None, ""),
-                result("k4", None, None, ""),
-                result("k5", Some(422), None, "é😀"),
-            ])
-        );
-    }
-
-    #[test]
-    fn an_answer_of_another_shape_has_no_results_and_one_that_is_not_json_is_refused() {
-        for other in [r#"{}"#, r#"{"results":{"key":"k1"}}"#, r#"{"results":null}"#] {
-            assert_eq!(batch_results(other), Some(Vec::new()), "{other}");
-        }
-        // JSON, but not an object: no results either (not a failure).
-        for json in ["[]", "5", r#""results""#, "null", r#"[{"key":"k1","status":201}]"#] {
-            assert_eq!(batch_results(json), Some(Vec::new()), "{json}");
-        }
-        for bad in ["", "{", r#"{"results":[{"key":"k1","status":201}"#, r#"{"results":[]} x"#, "<html>", "[1] x"] {
-            assert_eq!(batch_results(bad), None, "{bad}");
-        }
-    }
 }
