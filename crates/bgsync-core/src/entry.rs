@@ -25,6 +25,20 @@ impl EntryKey {
     }
 }
 
+/// [`EntryKey::parse`] of a string the caller owns, kept without a copy
+/// (a round reads a thousand keys a page).
+impl TryFrom<String> for EntryKey {
+    type Error = InvalidKey;
+
+    fn try_from(key: String) -> Result<Self, InvalidKey> {
+        if is_valid_idempotency_key(&key) {
+            Ok(Self(key))
+        } else {
+            Err(InvalidKey)
+        }
+    }
+}
+
 impl fmt::Display for EntryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -138,4 +152,22 @@ pub struct DeadLetter {
     pub entry: Entry,
     pub reason: DeadReason,
     pub at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_taken_or_refused_alike_from_a_str_and_from_an_owned_string() {
+        let long = "k".repeat(256);
+        for key in ["k-1", "0190f3a2-7c4e-7b1a-9c3d-2f4e5a6b7c8d", &long[..255]] {
+            assert_eq!(EntryKey::parse(key).as_ref().map(EntryKey::as_str), Ok(key));
+            assert_eq!(EntryKey::try_from(key.to_owned()), EntryKey::parse(key));
+        }
+        for key in ["", "has space", "é", "tab\t", &long[..]] {
+            assert_eq!(EntryKey::parse(key), Err(InvalidKey), "{key:?}");
+            assert_eq!(EntryKey::try_from(key.to_owned()), Err(InvalidKey), "{key:?}");
+        }
+    }
 }

@@ -755,7 +755,7 @@ fn from_js(value: &JsValue) -> Option<Entry> {
     let number = |name| js::get(value, name).ok()?.as_f64();
     let headers = js::get(value, "headers").map(|h| js::stored_header_pairs(&h)).unwrap_or_default();
     Some(Entry {
-        key: EntryKey::parse(&text("key")?).ok()?,
+        key: EntryKey::try_from(text("key")?).ok()?,
         method: text("method").unwrap_or_else(|| "POST".into()),
         url: text("url")?,
         headers,

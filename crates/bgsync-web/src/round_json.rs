@@ -71,7 +71,7 @@ fn entry_of_json(reader: &mut json::Reader) -> Option<Option<Entry>> {
     })?;
     Some((|| {
         Some(Entry {
-            key: EntryKey::parse(&key?).ok()?,
+            key: EntryKey::try_from(key?).ok()?,
             enqueued_at_ms: enqueued_at?,
             attempts: attempts.unwrap_or(0.0) as u32,
             not_before_ms: not_before.unwrap_or(0.0) as u64,

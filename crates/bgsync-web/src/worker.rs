@@ -177,11 +177,11 @@ pub fn mark_started() {
 /// the same key replaces its queued copy, so nothing is queued twice, and
 /// the server applies the key once even if the first attempt did arrive.
 pub async fn capture(request: Request, queue: &Queue) -> JsResult<Response> {
-    let key = match request.headers().get(IDEMPOTENCY_KEY)?.map(|key| EntryKey::parse(&key)) {
+    let key = match request.headers().get(IDEMPOTENCY_KEY)?.map(EntryKey::try_from) {
         Some(Ok(key)) => key,
         // A key the server will refuse: it says so better than we could.
         Some(Err(_)) => return fetch(&request).await,
-        None => EntryKey::parse(&crate::client::new_key()?).map_err(|_| "bgsync: a new key was refused")?,
+        None => EntryKey::try_from(crate::client::new_key()?).map_err(|_| "bgsync: a new key was refused")?,
     };
     let bytes = js_sys::Uint8Array::new(&js::await_promise(request.array_buffer()?).await?).to_vec();
     let mut sent = js::header_list(&request.headers())?;
