@@ -41,6 +41,10 @@ const FLAGS: &[&str] = &[
     "force-fieldtrial-params=BackgroundSync.Test:initial_retry_delay_sec/5/retry_delay_factor/2/max_sync_attempts/3",
 ];
 
+/// How long [`Chromium::close`] waits for the browser to take the request
+/// and then to exit.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 /// One browser at a time: two Chromiums on two cores make timings flaky.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
@@ -261,6 +265,11 @@ impl Chromium {
         page
     }
 
+    /// The browser's process id (`None` once it was collected).
+    pub fn pid(&mut self) -> Option<u32> {
+        self.browser.get_mut_child().and_then(|child| child.as_mut_inner().id())
+    }
+
     /// Kills the browser process with SIGKILL, as a crash or the system
     /// does: nothing gets to shut down cleanly.
     pub async fn kill(mut self) {
@@ -269,9 +278,18 @@ impl Chromium {
         self.handler.abort();
     }
 
+    /// Closes the browser (DevTools' `Browser.close`) and waits for its
+    /// process to exit; one that has not exited 10 s after being asked is
+    /// killed. (A test run once hung in the wait for a browser that did
+    /// not exit, holding every other test's turn to run one.)
     pub async fn close(mut self) {
-        let _ = self.browser.close().await;
-        let _ = self.browser.wait().await;
+        let asked = tokio::time::timeout(CLOSE_WAIT, self.browser.close()).await;
+        let exited = asked.is_ok() && tokio::time::timeout(CLOSE_WAIT, self.browser.wait()).await.is_ok();
+        if !exited {
+            eprintln!("Chromium did not exit within {CLOSE_WAIT:?} of being closed: killed");
+            let _ = self.browser.kill().await;
+            let _ = self.browser.wait().await;
+        }
         self.handler.abort();
     }
 }
