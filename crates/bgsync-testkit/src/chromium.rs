@@ -280,8 +280,9 @@ impl Chromium {
 
     /// Closes the browser (DevTools' `Browser.close`) and waits for its
     /// process to exit; one that has not exited 10 s after being asked is
-    /// killed. (A test run once hung in the wait for a browser that did
-    /// not exit, holding every other test's turn to run one.)
+    /// killed. (A test run once hung with a test idle beside its live
+    /// browser, most likely in this wait, which had no limit, holding every
+    /// other test's turn to run one.)
     pub async fn close(mut self) {
         let asked = tokio::time::timeout(CLOSE_WAIT, self.browser.close()).await;
         let exited = asked.is_ok() && tokio::time::timeout(CLOSE_WAIT, self.browser.wait()).await.is_ok();
