@@ -12,6 +12,7 @@
 use crate::config::{Capture, QueueDecl};
 use crate::db::{database, DEAD_LETTERS, ENTRIES, META};
 use crate::js::{self, JsResult};
+use crate::round_json::OWNER;
 use bgsync_core::{DeadLetter, DeadReason, Entry, EntryKey, QueueConfig, StoreOp};
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
@@ -701,8 +702,6 @@ pub(crate) fn to_js(queue: &str, entry: &Entry) -> JsValue {
     }
     o.into()
 }
-
-pub(crate) use crate::round_json::OWNER;
 
 /// Where [`Queue::page`] goes on: the last record's key in the queue-order
 /// index.

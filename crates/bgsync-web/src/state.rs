@@ -225,8 +225,8 @@ fn mark_owner(store: &web_sys::IdbObjectStore, dead: bool, owner: &str) -> JsRes
         let records = request.result().ok().and_then(|r| js::array(&r)).unwrap_or_default();
         for record in records.iter() {
             let entry = if dead { js::get(&record, "entry").unwrap_or_default() } else { record.clone() };
-            if entry.is_object() && !js::get(&entry, crate::queue::OWNER).is_ok_and(|o| o.is_string()) {
-                js::set(&entry, crate::queue::OWNER, owner.clone());
+            if entry.is_object() && !js::get(&entry, crate::round_json::OWNER).is_ok_and(|o| o.is_string()) {
+                js::set(&entry, crate::round_json::OWNER, owner.clone());
                 let _ = store.put(&record);
             }
         }
