@@ -115,9 +115,9 @@ fn write_entry_record(out: &mut String, e: &Entry) {
     out.push_str(",\"enqueuedAt\":");
     push_ms(out, e.enqueued_at_ms);
     out.push_str(",\"attempts\":");
-    out.push_str(&e.attempts.to_string());
+    push_u64(out, u64::from(e.attempts));
     out.push_str(",\"notBefore\":");
-    out.push_str(&e.not_before_ms.to_string());
+    push_u64(out, e.not_before_ms);
     if let Some(le) = &e.last_error {
         out.push_str(",\"lastError\":");
         json::write_str(out, le);
@@ -176,7 +176,7 @@ pub fn poll(queue: &str, now: f64) -> Option<String> {
                     out.push_str("\"retry\",\"key\":");
                     json::write_str(&mut out, key.as_str());
                     out.push_str(",\"at\":");
-                    out.push_str(&at_ms.to_string());
+                    push_u64(&mut out, at_ms);
                     out.push_str(",\"error\":");
                     json::write_str(&mut out, &error);
                 }
@@ -193,7 +193,7 @@ pub fn poll(queue: &str, now: f64) -> Option<String> {
         }
         if let Some(t) = e.poll_transmit(now as u64) {
             out.push_str("{\"send\":");
-            out.push_str(&t.id.to_string());
+            push_u64(&mut out, t.id);
             out.push_str(",\"batch\":");
             out.push_str(if t.batch { "true" } else { "false" });
             out.push_str(",\"body\":");
