@@ -113,6 +113,9 @@ struct Run {
 }
 
 fn main() {
+    // A run holds its browser as long as its peers take (Workbox's 10,000
+    // posts, up to BGSYNC_BENCH_TIMEOUT): no test's limit on a turn.
+    bgsync_testkit::watchdog::set_turn_limit(None);
     let reps: usize = env_or("BGSYNC_BENCH_REPS", 3);
     let sizes: Vec<usize> = std::env::var("BGSYNC_BENCH_SIZES")
         .unwrap_or_else(|_| "100,1000,10000".into())

@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::eventually;
+use crate::watchdog::Watchdog;
 
 /// Chromium's flags for tests (DESIGN.md): headless, no network of its own,
 /// and Background Sync retries after 5 s and 10 s instead of 5 and 15 min.
@@ -48,9 +49,18 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// One browser at a time: two Chromiums on two cores make timings flaky.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
-/// Waits for this test's turn to run a browser (any engine).
-pub async fn one_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().await
+/// Waits for this test's turn to run a browser (any engine). A turn held
+/// longer than its limit ([`crate::watchdog`]) ends the test binary.
+pub async fn one_at_a_time() -> Turn {
+    let guard = ONE_AT_A_TIME.lock().await;
+    Turn { _watchdog: crate::watchdog::turn_limit().map(Watchdog::arm), _guard: guard }
+}
+
+/// A test's turn to run a browser, from [`one_at_a_time`]: it ends when
+/// this is dropped.
+pub struct Turn {
+    _watchdog: Option<Watchdog>,
+    _guard: MutexGuard<'static, ()>,
 }
 
 pub struct Chromium {
@@ -63,7 +73,7 @@ pub struct Chromium {
     /// A JavaScript condition that holds once the app's page has started.
     ready: String,
     _profile: Option<tempfile::TempDir>,
-    _turn: MutexGuard<'static, ()>,
+    _turn: Turn,
 }
 
 impl Chromium {
@@ -82,7 +92,7 @@ impl Chromium {
     }
 
     async fn launch_with(dir: &std::path::Path, profile: Option<tempfile::TempDir>, ready: &str) -> Self {
-        let turn = ONE_AT_A_TIME.lock().await;
+        let turn = one_at_a_time().await;
         let config = BrowserConfig::builder()
             .chrome_executable(executable())
             .disable_default_args()

@@ -1,10 +1,12 @@
 //! What bgsync's apps share in their tests: a real headless Chromium driven
 //! over the DevTools protocol ([`chromium`]), the test PostgreSQL server
-//! ([`postgres`]), and waiting for a condition with a deadline
-//! ([`eventually`]).
+//! ([`postgres`]), waiting for a condition with a deadline
+//! ([`eventually`]), and a limit on how long a test may hold its browser
+//! ([`watchdog`]).
 
 pub mod chromium;
 pub mod postgres;
+pub mod watchdog;
 
 use std::time::{Duration, Instant};
 

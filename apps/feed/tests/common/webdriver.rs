@@ -16,7 +16,7 @@ pub struct WebDriver {
     display: Option<Child>,
     http: reqwest::Client,
     session: String,
-    _turn: tokio::sync::MutexGuard<'static, ()>,
+    _turn: bgsync_testkit::chromium::Turn,
 }
 
 impl WebDriver {
