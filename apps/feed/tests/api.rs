@@ -877,6 +877,23 @@ async fn metrics_count_requests_replays_batches_and_keys(backend: Backend) {
         api.post_raw_to(&format!("{}/metrics", api.server.url()), "application/json", b"{}".to_vec()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(problem["detail"].as_str().unwrap().contains("GET, HEAD"), "{problem}");
+    // Methods a client makes up (HTTP allows any token) are one series
+    // together: a label per method would let a client grow the server's
+    // memory and every scrape without bound, a series at a time.
+    let before = scrape().await;
+    let made_up: Vec<String> = (0..20).map(|i| format!("MADEUP{i}X{}", uuid::Uuid::new_v4().simple())).collect();
+    for method in &made_up {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let res = api.http.request(method, format!("{}/api/posts", api.server.url())).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let after = scrape().await;
+    for method in &made_up {
+        assert!(!after.contains(method.as_str()), "{method} is not a label of its own:\n{after}");
+    }
+    let series = r#"bgsync_http_requests_total{method="other",route="/api/posts",status="405"}"#;
+    let (was, is) = (metric(&before, series), metric(&after, series));
+    assert!(is - was >= 20.0, "{series}: {was} -> {is}\n{after}");
 }
 
 on_both_databases!(

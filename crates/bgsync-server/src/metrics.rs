@@ -4,7 +4,7 @@
 //!
 //! | metric | what |
 //! | --- | --- |
-//! | `bgsync_http_requests_total{method, route, status}` | requests answered |
+//! | `bgsync_http_requests_total{method, route, status}` | requests answered (`method`: one HTTP defines, else `other`; `route`: the matched route's pattern, else `unmatched`) |
 //! | `bgsync_http_request_duration_seconds{method, route}` | their durations (histogram) |
 //! | `bgsync_batches_total{outcome}` | batch requests: `committed`, `rolled_back`, `refused` |
 //! | `bgsync_batch_entries_total{outcome}` | batch entries: `succeeded`, `refused`, `failed`, `not_attempted` |
@@ -135,18 +135,27 @@ pub(crate) fn observe_batch_size(entries: usize) {
 /// `tracing` span `request` (its answer logged at debug level).
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let span = tracing::info_span!("request", method = %method, route = %route);
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let elapsed = started.elapsed();
     let metrics = &*METRICS;
-    metrics.durations.with_label_values(&[&method, &route]).observe(elapsed.as_secs_f64());
-    metrics.requests.with_label_values(&[&method, &route, response.status().as_str()]).inc();
+    metrics.durations.with_label_values(&[method, &route]).observe(elapsed.as_secs_f64());
+    metrics.requests.with_label_values(&[method, &route, response.status().as_str()]).inc();
     span.in_scope(|| {
         tracing::debug!(status = response.status().as_u16(), ms = elapsed.as_secs_f64() * 1000.0, "answered")
     });
     response
+}
+
+/// A request's method as a label: the methods HTTP defines as they are,
+/// any other `other`. A client may send any token as a method, and a
+/// series per token would grow the server's memory and every scrape
+/// without bound (as a path no route matches is `unmatched`).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("other")
 }
 
 /// `GET /metrics`: every metric above, in Prometheus' text format. The key
