@@ -8,6 +8,7 @@
 //! started (the browser and its children, a WebDriver and its browser, a
 //! server run as a process) and ends the binary with a failing status.
 
+use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -76,7 +77,11 @@ impl Watchdog {
 /// and ends the binary.
 fn expire(test: &str, limit: Duration) -> ! {
     let killed = descendants(std::process::id());
-    eprintln!(
+    // Straight to the standard error: `eprintln!` on this thread would go
+    // to the test's captured output (a thread inherits its spawner's
+    // capture), which nobody prints once the process exits.
+    let _ = writeln!(
+        std::io::stderr(),
         "bgsync-testkit: the test `{test}` held its turn to run a browser for more than {}s \
          ({TURN_LIMIT_VAR}): it hangs, or it needs a longer limit. Killing the processes this \
          test binary started ({killed:?}) and ending it.",
