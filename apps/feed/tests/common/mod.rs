@@ -41,7 +41,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use feed::db::Backend;
 use feed::AppState;
-use sqlx::any::AnyPoolOptions;
+use sqlx::Connection;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -374,32 +374,49 @@ impl TestServer {
 
     /// How many posts are stored.
     pub async fn count_posts(&self) -> i64 {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM posts").fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        count
+        self.count("posts").await
     }
 
     /// The stored posts as (id, title, location), read from the database
     /// itself rather than through the API.
     pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
-        let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq").fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        rows
+        within("reading the stored posts", async {
+            let mut db = connect(&self.database_url).await;
+            let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq").fetch_all(&mut db).await;
+            let _ = db.close().await;
+            rows.unwrap()
+        })
+        .await
     }
+}
+
+/// A connection of its own to the test's database, for reading what the
+/// server stored. Not a pool made per read: closing one waits for its
+/// connection to come back from a task the pool spawns, with no limit,
+/// and the tests read every 100 ms while they wait for posts (a CI run
+/// hung twice in `stranded.rs`, a test idle with its browser open, where
+/// these reads are most frequent).
+async fn connect(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url).await.unwrap()
+}
+
+/// `work` within 30 s, else a failure that says what did not end.
+async fn within<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), work).await.unwrap_or_else(|_| panic!("{what} took more than 30 s"))
 }
 
 impl TestServer {
     /// Rows in a table, read from the database itself.
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(1).connect(&self.database_url).await.unwrap();
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
+        within(&format!("counting the rows of {table}"), async {
+            let mut db = connect(&self.database_url).await;
+            let row: Result<(i64,), _> =
+                sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&mut db).await;
+            let _ = db.close().await;
+            row.unwrap().0
+        })
+        .await
     }
 }
 
@@ -409,7 +426,13 @@ impl Drop for TestServer {
             runtime.shutdown_background();
         }
         if let Some(state) = self.state.take() {
-            block_on(async move { state.db.pool.close().await });
+            // A request the runtime's shutdown cut off may hold a
+            // connection that never comes back: give up on it after 10 s.
+            block_on(async move {
+                if tokio::time::timeout(Duration::from_secs(10), state.db.pool.close()).await.is_err() {
+                    eprintln!("the test server's pool did not close within 10 s: left to the process's end");
+                }
+            });
         }
         if let Some(name) = self.postgres_database.take() {
             block_on(async move { drop_database(&name).await });

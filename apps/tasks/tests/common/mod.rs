@@ -124,7 +124,11 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(name) = self.postgres_database.take() {
             let pool = self.pool.clone();
-            on_own_runtime(async move { pool.close().await });
+            // (A pool's close waits for every connection to come back, with
+            // no limit of its own.)
+            on_own_runtime(async move {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), pool.close()).await;
+            });
             on_own_runtime(async move { drop_database(&name).await });
         }
     }
