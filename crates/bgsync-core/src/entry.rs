@@ -13,11 +13,7 @@ pub struct EntryKey(String);
 impl EntryKey {
     /// Accepts a key only if the server will accept it as an idempotency key.
     pub fn parse(key: &str) -> Result<Self, InvalidKey> {
-        if is_valid_idempotency_key(key) {
-            Ok(Self(key.to_owned()))
-        } else {
-            Err(InvalidKey)
-        }
+        Self::try_from(key.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -25,8 +21,8 @@ impl EntryKey {
     }
 }
 
-/// [`EntryKey::parse`] of a string the caller owns, kept without a copy
-/// (a round reads a thousand keys a page).
+/// The check of [`EntryKey::parse`], for a string the caller owns: kept
+/// without a copy (a round reads a thousand keys a page).
 impl TryFrom<String> for EntryKey {
     type Error = InvalidKey;
 

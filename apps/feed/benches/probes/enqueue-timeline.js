@@ -3,7 +3,8 @@
 // answered, for bgsync's enqueue and for the same three calls made from JavaScript (a put, the
 // lock look, a registration, awaited together). The browser's functions are wrapped to note the
 // time of each call, of the write's commit and of the registration's answer; prints, per kind,
-// the median ms from the start of the enqueue to each, and to the caller's promise settling.
+// the median ms from the start of the enqueue to each, and to the caller's promise settling, and
+// (`raw`) the marks of a few enqueues of each kind in the order they came.
 (async () => {
   const db = await new Promise((ok, no) => { const r = indexedDB.open("bgsync"); r.onsuccess = () => ok(r.result); r.onerror = () => no(r.error); });
   const sw = await navigator.serviceWorker.ready;
@@ -76,7 +77,7 @@
   SyncManager.prototype.register = register;
   const med = (a) => { const s = [...a].sort((x, y) => x - y); return +s[s.length >> 1].toFixed(3); };
   await new Promise((ok) => { const tx = db.transaction("entries", "readwrite"); tx.objectStore("entries").delete(IDBKeyRange.bound(["probe", ""], ["probe", "\uffff"])); tx.objectStore("entries").delete(IDBKeyRange.bound(["sync-posts", ""], ["sync-posts", "\uffff"])); tx.oncomplete = ok; });
-  const out = { locks: await navigator.locks.query(), raw: raw.slice(0, 12) };
+  const out = { raw };
   for (const name of names) {
     out[name] = {};
     for (const step of ["put", "look", "register", "looked", "registered", "commit", "settled"]) {
