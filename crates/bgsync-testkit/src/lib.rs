@@ -43,7 +43,7 @@ mod tests {
     async fn a_check_that_never_ends_fails_at_the_deadline_saying_what_was_awaited() {
         let started = Instant::now();
         let waiting =
-            tokio::spawn(eventually("the answer", Duration::from_secs(1), || std::future::pending::<Option<()>>()));
+            tokio::spawn(eventually("the answer", Duration::from_secs(1), std::future::pending::<Option<()>>));
         let failure = tokio::time::timeout(LAST_CHECK * 3, waiting)
             .await
             .expect("eventually gave up instead of waiting for ever")
