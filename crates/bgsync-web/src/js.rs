@@ -323,6 +323,21 @@ pub(crate) fn is_quota_error(error: &JsValue) -> bool {
     get(error, "name").ok().and_then(|n| n.as_string()).as_deref() == Some("QuotaExceededError")
 }
 
+/// Asks the browser to commit `tx` as soon as the requests already made
+/// are done (`IDBTransaction.commit()`), rather than once their success
+/// events have run and the script has made no more: the commit then starts
+/// in the browser's IndexedDB process without a hop back to this context
+/// first (an enqueue's put: 1.06 → 0.90 ms, session 38). Only for a
+/// transaction whose requests are all made: a handler of one of them can
+/// make no more. A browser without `commit` (Firefox before 74, Safari
+/// before 15) commits as it always did.
+pub(crate) fn commit_now(tx: &IdbTransaction) {
+    // web-sys marks it deprecated; it is IndexedDB 3.0's, in every engine
+    // of today.
+    #[allow(deprecated)]
+    let _ = tx.commit();
+}
+
 /// Resolves once the transaction has committed: only then is a write
 /// durable, and only then may the user be told it is saved. (An error that
 /// is not handled aborts the transaction, so `abort` covers both.) A

@@ -166,6 +166,7 @@ impl Queue {
         let db = database().await?;
         let tx = db.transaction_with_str_and_mode(ENTRIES, IdbTransactionMode::Readwrite)?;
         tx.object_store(ENTRIES)?.put(&to_js(self.name(), entry))?;
+        js::commit_now(&tx);
         Ok(async move { js::committed(&tx).await })
     }
 
@@ -273,6 +274,11 @@ impl Queue {
                     tx.object_store(DEAD_LETTERS)?.put(&dead_to_js(self.name(), dead))?;
                 }
             }
+        }
+        // A put is made by its count's success handler, later (and a range
+        // delete by its count's, above).
+        if !ops.iter().any(|op| matches!(op, StoreOp::Put(_))) {
+            js::commit_now(&tx);
         }
         js::committed(&tx).await
     }
@@ -528,6 +534,8 @@ impl Queue {
                     let _ = store.delete(&queue.id(key));
                 }
             }
+            // The transaction's last requests are made.
+            js::commit_now(&store.transaction());
         });
         count.set_onsuccess(Some(on_count.unchecked_ref()));
         Ok(())

@@ -10,15 +10,18 @@
   const body = () => JSON.stringify({ id: crypto.randomUUID(), title: "Bench post 1", location: "Somewhere" });
   const record = () => ({ queue: "probe", key: crypto.randomUUID(), method: "POST", url: "/api/posts", headers: [], body: body(), enqueuedAt: Date.now() + Math.random(), attempts: 0, notBefore: 0, lastError: null });
   const put = () => new Promise((ok, no) => { const tx = db.transaction("entries", "readwrite"); tx.objectStore("entries").put(record()); tx.oncomplete = ok; tx.onerror = () => no(tx.error); });
+  const putCommit = () => new Promise((ok, no) => { const tx = db.transaction("entries", "readwrite"); tx.objectStore("entries").put(record()); tx.commit(); tx.oncomplete = ok; tx.onerror = () => no(tx.error); });
   const register = () => sw.sync.register("probe-tag");
   const kinds = {
     bgsync: () => wasm_bindgen.enqueue("sync-posts", { url: "/api/posts", body: body() }),
     seed: () => put().then(register),
     put,
+    putCommit,
     register,
     putAndRegister: () => Promise.all([put(), register()]),
     look: () => navigator.locks.query(),
     putLookRegister: () => { const p = put(); const l = navigator.locks.query(); return Promise.all([p, register(), l]); },
+    putCommitLookRegister: () => { const p = putCommit(); const l = navigator.locks.query(); return Promise.all([p, register(), l]); },
     broadcast: () => { new BroadcastChannel("probe").postMessage({ type: "queued", key: crypto.randomUUID() }); return Promise.resolve(); },
   };
   const times = {};
