@@ -40,6 +40,8 @@ struct Cell {
 }
 
 fn main() {
+    // A benchmark's runs take as long as they take.
+    bgsync_testkit::watchdog::set_turn_limit(None);
     let seconds: u64 = std::env::var("BGSYNC_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut cells = Vec::new();

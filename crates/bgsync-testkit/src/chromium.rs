@@ -53,7 +53,10 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 /// longer than its limit ([`crate::watchdog`]) ends the test binary.
 pub async fn one_at_a_time() -> Turn {
     let guard = ONE_AT_A_TIME.lock().await;
-    Turn { _watchdog: crate::watchdog::turn_limit().map(Watchdog::arm), _guard: guard }
+    Turn {
+        _watchdog: crate::watchdog::turn_limit().map(|limit| Watchdog::arm(limit, "held its turn to run a browser")),
+        _guard: guard,
+    }
 }
 
 /// A test's turn to run a browser, from [`one_at_a_time`]: it ends when

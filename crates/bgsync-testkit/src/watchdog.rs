@@ -1,12 +1,15 @@
-//! A limit on how long one test may hold its turn to run a browser.
+//! A limit on how long one test may hold its turn to run a browser, or run
+//! at all.
 //!
 //! Browser tests take turns ([`crate::chromium::one_at_a_time`]), so a test
 //! that hangs with its browser holds every test after it, and a CI run
-//! waits for its own time limit (90 minutes) before it says anything. The
-//! watchdog turns that into a failure within minutes that names the test:
-//! when a turn outlasts its limit, it kills every process the test binary
-//! started (the browser and its children, a WebDriver and its browser, a
-//! server run as a process) and ends the binary with a failing status.
+//! waits for its own time limit (90 minutes) before it says anything; a
+//! test of a server over HTTP whose request never ends holds the run as
+//! long. The watchdog turns that into a failure within minutes that names
+//! the test: when a turn (or a test that took [`limit_this_test`])
+//! outlasts its limit, it kills every process the test binary started (the
+//! browser and its children, a WebDriver and its browser, a server run as
+//! a process) and ends the binary with a failing status.
 
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -50,22 +53,39 @@ pub fn turn_limit() -> Option<Duration> {
     }
 }
 
-/// Armed while it lives: dropping it (the turn ends) disarms it.
-pub(crate) struct Watchdog {
+/// Armed while it lives: dropping it (the turn or the test ends) disarms
+/// it.
+#[must_use = "the watchdog is disarmed when dropped"]
+pub struct Watchdog {
     _disarm: mpsc::Sender<()>,
 }
 
+/// A watchdog for the test running on this thread as a whole (a test of a
+/// server over HTTP, whose request may never end), with
+/// [`TEST_LIMIT_TURNS`] times a turn's limit ([`turn_limit`]; `None` when
+/// there is none): keep it while the test runs. The apps' test servers hold
+/// one each, so a browser test's covers its wait for a turn too.
+pub fn limit_this_test() -> Option<Watchdog> {
+    turn_limit().map(|limit| Watchdog::arm(limit * TEST_LIMIT_TURNS, "ran"))
+}
+
+/// How many turns' limits a whole test may take ([`limit_this_test`]): a
+/// browser test waits for the turns of the others in its binary (about
+/// four minutes in all for the largest today) before it takes its own.
+pub const TEST_LIMIT_TURNS: u32 = 3;
+
 impl Watchdog {
     /// Arms a watchdog for the test running on this thread (libtest names
-    /// each test's thread after the test).
-    pub(crate) fn arm(limit: Duration) -> Self {
+    /// each test's thread after the test); at its limit it says the test
+    /// `did` for longer.
+    pub(crate) fn arm(limit: Duration, did: &'static str) -> Self {
         let (disarm, disarmed) = mpsc::channel::<()>();
         let test = std::thread::current().name().unwrap_or("(unnamed)").to_owned();
         std::thread::Builder::new()
             .name("bgsync-testkit watchdog".into())
             .spawn(move || {
                 if let Err(RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit) {
-                    expire(&test, limit);
+                    expire(&test, did, limit);
                 }
             })
             .expect("the watchdog's thread starts");
@@ -73,16 +93,16 @@ impl Watchdog {
     }
 }
 
-/// The turn outlasted its limit: says so, kills what the binary started,
-/// and ends the binary.
-fn expire(test: &str, limit: Duration) -> ! {
+/// The turn or the test outlasted its limit: says so, kills what the
+/// binary started, and ends the binary.
+fn expire(test: &str, did: &str, limit: Duration) -> ! {
     let killed = descendants(std::process::id());
     // Straight to the standard error: `eprintln!` on this thread would go
     // to the test's captured output (a thread inherits its spawner's
     // capture), which nobody prints once the process exits.
     let _ = writeln!(
         std::io::stderr(),
-        "bgsync-testkit: the test `{test}` held its turn to run a browser for more than {}s \
+        "bgsync-testkit: the test `{test}` {did} for more than {}s \
          ({TURN_LIMIT_VAR}): it hangs, or it needs a longer limit. Killing the processes this \
          test binary started ({killed:?}) and ending it.",
         limit.as_secs()

@@ -60,6 +60,8 @@ pub struct TestServer {
     runtime: Option<tokio::runtime::Runtime>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
+    /// Ends the test binary when the test outlasts its limit.
+    _watchdog: Option<bgsync_testkit::watchdog::Watchdog>,
 }
 
 /// The network between browser and API as the server sees it: an emulated
@@ -178,6 +180,7 @@ impl TestServer {
             runtime: None,
             postgres_database,
             _dir: dir,
+            _watchdog: bgsync_testkit::watchdog::limit_this_test(),
         };
         server.up();
         server

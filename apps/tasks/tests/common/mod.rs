@@ -22,6 +22,8 @@ pub struct Server {
     hold: Arc<tokio::sync::watch::Sender<bool>>,
     postgres_database: Option<String>,
     _dir: tempfile::TempDir,
+    /// Ends the test binary when the test outlasts its limit.
+    _watchdog: Option<bgsync_testkit::watchdog::Watchdog>,
 }
 
 impl Server {
@@ -57,7 +59,8 @@ impl Server {
             }
         }));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, pool: db.pool, requests, breaker, hold, postgres_database, _dir: dir }
+        let _watchdog = bgsync_testkit::watchdog::limit_this_test();
+        Self { url, pool: db.pool, requests, breaker, hold, postgres_database, _dir: dir, _watchdog }
     }
 
     /// From now on a batch request carrying `marker` (anywhere in its body)
