@@ -16,7 +16,7 @@ use feed_post::{FieldError, NewPost};
 use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use std::fmt;
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
 /// The largest request body accepted; a post is at most a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -225,7 +225,7 @@ pub async fn create(
     let id = input.id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // Canonical (NFC) text, so that the same title typed on two keyboards
     // is the same title, and the rules below see what will be stored.
-    let (title, location): (String, String) = (input.title.nfc().collect(), input.location.nfc().collect());
+    let (title, location) = (nfc(input.title), nfc(input.location));
     let post = NewPost::parse(&id, &title, &location).map_err(invalid_post)?;
     // What the key is bound to: a retry must carry the same post. An id the
     // server made up is not part of what the client sent.
@@ -252,6 +252,19 @@ pub async fn create(
     }
     tx.commit().await?;
     Ok(answer)
+}
+
+/// `text` in Unicode's canonical composition (NFC): as it came when the
+/// quick check says it is so already (ASCII always is, and most text of
+/// other scripts), without composing it into a new string (composing took
+/// about 4% of the processor time of batches of 1,000 posts in a profile;
+/// the batch's time moved less than its noise, session 38).
+fn nfc(text: String) -> String {
+    if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        text
+    } else {
+        text.nfc().collect()
+    }
 }
 
 /// Claims the key, inserts the post and stores the answer under the key,
