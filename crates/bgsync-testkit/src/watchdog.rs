@@ -65,6 +65,7 @@ pub struct Watchdog {
 /// [`TEST_LIMIT_TURNS`] times a turn's limit ([`turn_limit`]; `None` when
 /// there is none): keep it while the test runs. The apps' test servers hold
 /// one each, so a browser test's covers its wait for a turn too.
+#[must_use = "the watchdog is disarmed when dropped"]
 pub fn limit_this_test() -> Option<Watchdog> {
     turn_limit().map(|limit| Watchdog::arm(limit * TEST_LIMIT_TURNS, "ran"))
 }
