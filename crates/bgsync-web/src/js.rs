@@ -338,6 +338,14 @@ pub(crate) fn commit_now(tx: &IdbTransaction) {
     let _ = tx.commit();
 }
 
+/// [`commit_now`], then [`committed`]: for a transaction whose requests
+/// are all made. The commit is asked for when this is called, not when
+/// the future is first polled.
+pub(crate) fn commit(tx: IdbTransaction) -> impl std::future::Future<Output = JsResult<()>> {
+    commit_now(&tx);
+    async move { committed(&tx).await }
+}
+
 /// Resolves once the transaction has committed: only then is a write
 /// durable, and only then may the user be told it is saved. (An error that
 /// is not handled aborts the transaction, so `abort` covers both.) A

@@ -189,8 +189,7 @@ async fn store_page(feed: &Feed, items: &Array, state: &State, replace: bool) ->
             feed.name, feed.key_path
         )));
     }
-    js::commit_now(&tx);
-    js::committed(&tx).await?;
+    js::commit(tx).await?;
     Ok(stored)
 }
 
@@ -198,8 +197,7 @@ async fn save(feed: &Feed, state: &State) -> JsResult<()> {
     let db = database().await?;
     let tx = db.transaction_with_str_and_mode(META, IdbTransactionMode::Readwrite)?;
     tx.object_store(META)?.put(&state_to_js(feed, state))?;
-    js::commit_now(&tx);
-    js::committed(&tx).await
+    js::commit(tx).await
 }
 
 fn state_to_js(feed: &Feed, state: &State) -> JsValue {

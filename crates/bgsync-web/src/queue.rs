@@ -166,8 +166,7 @@ impl Queue {
         let db = database().await?;
         let tx = db.transaction_with_str_and_mode(ENTRIES, IdbTransactionMode::Readwrite)?;
         tx.object_store(ENTRIES)?.put(&to_js(self.name(), entry))?;
-        js::commit_now(&tx);
-        Ok(async move { js::committed(&tx).await })
+        Ok(js::commit(tx))
     }
 
     /// Takes the entry `key` out of the queue for good: the user took back
@@ -277,10 +276,10 @@ impl Queue {
         }
         // A put is made by its count's success handler, later (and a range
         // delete by its count's, above).
-        if !ops.iter().any(|op| matches!(op, StoreOp::Put(_))) {
-            js::commit_now(&tx);
+        if ops.iter().any(|op| matches!(op, StoreOp::Put(_))) {
+            return js::committed(&tx).await;
         }
-        js::committed(&tx).await
+        js::commit(tx).await
     }
 
     /// How many entries are stored (without reading them).

@@ -383,43 +383,36 @@ impl TestServer {
     /// The stored posts as (id, title, location), read from the database
     /// itself rather than through the API.
     pub async fn stored_posts(&self) -> Vec<(String, String, String)> {
-        within("reading the stored posts", async {
-            let mut db = connect(&self.database_url).await;
-            let rows = sqlx::query_as("SELECT id, title, location FROM posts ORDER BY seq").fetch_all(&mut db).await;
-            let _ = db.close().await;
-            rows.unwrap()
-        })
-        .await
+        self.rows("SELECT id, title, location FROM posts ORDER BY seq").await
     }
-}
 
-/// A connection of its own to the test's database, for reading what the
-/// server stored. Not a pool made per read: closing one waits for its
-/// connection to come back from a task the pool spawns, with no limit,
-/// and the tests read every 100 ms while they wait for posts (a CI run
-/// hung twice in `stranded.rs`, a test idle with its browser open, where
-/// these reads are most frequent).
-async fn connect(url: &str) -> sqlx::AnyConnection {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyConnection::connect(url).await.unwrap()
-}
-
-/// `work` within 30 s, else a failure that says what did not end.
-async fn within<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), work).await.unwrap_or_else(|_| panic!("{what} took more than 30 s"))
-}
-
-impl TestServer {
     /// Rows in a table, read from the database itself.
     pub async fn count(&self, table: &str) -> i64 {
-        within(&format!("counting the rows of {table}"), async {
-            let mut db = connect(&self.database_url).await;
-            let row: Result<(i64,), _> =
-                sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&mut db).await;
+        let rows: Vec<(i64,)> = self.rows(&format!("SELECT COUNT(*) FROM {table}")).await;
+        rows[0].0
+    }
+
+    /// The rows `sql` selects from the test's database, on a connection of
+    /// its own, within 30 s (else a failure that names the query). Not a
+    /// pool made per read: closing one waits for its connection to come
+    /// back from a task the pool spawns, with no limit, and the tests read
+    /// every 100 ms while they wait for posts (a CI run hung twice in
+    /// `stranded.rs`, a test idle with its browser open, where these reads
+    /// are most frequent).
+    async fn rows<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let read = async {
+            sqlx::any::install_default_drivers();
+            let mut db = sqlx::AnyConnection::connect(&self.database_url).await.unwrap();
+            let rows = sqlx::query_as(sql).fetch_all(&mut db).await;
             let _ = db.close().await;
-            row.unwrap().0
-        })
-        .await
+            rows.unwrap()
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .unwrap_or_else(|_| panic!("reading `{sql}` took more than 30 s"))
     }
 }
 
